@@ -1,0 +1,21 @@
+"""prune8: fixed-capacity, allocation-free int8 pruning for MicroPython.
+
+    import prune8
+    p = prune8.Pruner()            # capacity of this board's profile
+    w = bytearray(...)             # int8 weights (two's complement), or array('b')
+    p.magnitude(w)
+    m = p.mask(0.5)                # keep mask; bit i set = keep weight i
+    p.apply(w, m)
+    print(m, p.stats(m))
+
+The rules are SPEC.md's; prune8_host.twin computes the same integers on the host.
+"""
+
+from .board import MAX_UNITS, MAX_WEIGHTS
+from .bp import to_bp
+from .errors import (CapacityError, DtypeError, EmptyInputError, LengthMismatchError,
+                     MinKeepError, MinScoreError, OptionError, Prune8Error, SparsityError)
+from .mask import Mask
+from .pruner import Pruner
+
+__version__ = "0.1.0"

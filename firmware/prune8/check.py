@@ -1,0 +1,78 @@
+# Argument checks shared by every Pruner call. They run before anything is written,
+# so a failed call leaves weights, scores and mask as they were (SPEC.md, "Errors").
+# The order of checks is part of the contract with the twin (docs/spec-decisions.md).
+
+from array import array
+
+from . import errors
+
+TIES = ("exact", "strict")
+METHODS = ("auto", "bubble", "select")
+
+
+def is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def tie(name):
+    """True for the strict rule, False for exact."""
+    if name == "exact":
+        return False
+    if name == "strict":
+        return True
+    raise errors.option("tie", name, TIES)
+
+
+def method(name):
+    if name != "auto" and name != "bubble" and name != "select":
+        raise errors.option("method", name, METHODS)
+
+
+def int8_buffer(w, what, writable=False):
+    """A bytearray (two's complement), bytes (read-only), or array('b')."""
+    if isinstance(w, bytearray):
+        return
+    if isinstance(w, bytes):
+        if writable:
+            raise errors.read_only(what)
+        return
+    if isinstance(w, array):
+        # MicroPython arrays do not expose their typecode: check the values instead.
+        for i in range(len(w)):
+            v = w[i]
+            if v < -128 or v > 127:
+                raise errors.int8_range(what, v, i)
+        return
+    raise errors.board_type(what, w)
+
+
+def not_empty(n, what):
+    if n == 0:
+        raise errors.empty(what)
+
+
+def shape(n, rows, cols):
+    if not (is_int(rows) and is_int(cols)) or rows < 1 or cols < 1:
+        raise errors.bad_shape(rows, cols)
+    if rows * cols != n:
+        raise errors.shape_mismatch(n, rows, cols)
+
+
+def capacity(n, max_weights):
+    if n > max_weights:
+        raise errors.capacity_weights(n, max_weights)
+
+
+def units(what, count, max_units):
+    if count > max_units:
+        raise errors.capacity_units(what, count, max_units)
+
+
+def min_keep(value, n):
+    if not is_int(value) or value < 0 or value > n:
+        raise errors.min_keep(value, n)
+
+
+def min_score(value):
+    if not is_int(value) or value < 0 or value > errors.MAX_SMALL:
+        raise errors.min_score(value)

@@ -1,0 +1,206 @@
+# Every error prune8 raises, and its message.
+#
+# The host twin (prune8_host.twin) imports this module, so the board and the host
+# raise the same classes with the same text (SPEC.md, "Errors"). Each builder returns
+# an exception instance: `raise errors.capacity_weights(n, limit)`.
+#
+# Only error paths run this code, so allocating here is fine.
+
+# Largest integer argument accepted where a threshold is compared against scores:
+# a MicroPython small int (31-bit signed), so comparisons never build a big int.
+MAX_SMALL = 0x3FFFFFFF
+MAX_BP = 10000
+
+
+class Prune8Error(ValueError):
+    """Bad input to a prune8 call. Nothing was changed."""
+
+
+class EmptyInputError(Prune8Error):
+    """No entries to score or mask."""
+
+
+class LengthMismatchError(Prune8Error):
+    """Lengths disagree: weights vs rows*cols, activations vs weights or columns."""
+
+
+class CapacityError(Prune8Error):
+    """Input larger than the pruner's fixed buffers (max_weights / max_units)."""
+
+
+class SparsityError(Prune8Error):
+    """Sparsity missing, outside [0, 1], or not a whole basis point."""
+
+
+class MinKeepError(Prune8Error):
+    """min_keep is not an integer in 0..n."""
+
+
+class MinScoreError(Prune8Error):
+    """min_score is not a non-negative small integer."""
+
+
+class OptionError(Prune8Error):
+    """Unknown name for tie or method."""
+
+
+class DtypeError(Prune8Error):
+    """Weights or activations are not int8."""
+
+
+def _type_name(x):
+    return type(x).__name__
+
+
+# -- option names ---------------------------------------------------------------
+
+def option(name, value, allowed):
+    return OptionError("%s must be one of %s; got %r"
+                       % (name, ", ".join(repr(a) for a in allowed), value))
+
+
+# -- sparsity -------------------------------------------------------------------
+
+def sparsity_missing():
+    return SparsityError("no sparsity given: pass sparsity (0..1) or sparsity_bp (0..10000)")
+
+
+def sparsity_both():
+    return SparsityError("give sparsity or sparsity_bp, not both")
+
+
+def sparsity_type(s):
+    return SparsityError("sparsity must be a number in [0, 1]; got %s %r" % (_type_name(s), s))
+
+
+def sparsity_range(s):
+    return SparsityError("sparsity must be in [0, 1]; got %r" % (s,))
+
+
+def sparsity_not_whole_bp(s):
+    return SparsityError("sparsity %r is not a whole basis point (steps of 0.0001, "
+                         "tolerance 0.01 bp); pass sparsity_bp= for an exact value" % (s,))
+
+
+def sparsity_bp_value(bp):
+    return SparsityError("sparsity_bp must be an integer in 0..%d; got %r" % (MAX_BP, bp))
+
+
+# -- inputs ---------------------------------------------------------------------
+
+def empty(what):
+    return EmptyInputError("%s is empty: need at least 1 entry" % what)
+
+
+def no_scores():
+    return EmptyInputError("no scores yet: call magnitude(), gradient(), mincut(), "
+                           "rows() or cols() first")
+
+
+def bad_shape(rows, cols):
+    return LengthMismatchError("rows and cols must be positive integers; got rows=%r, cols=%r"
+                               % (rows, cols))
+
+
+def shape_mismatch(n, rows, cols):
+    return LengthMismatchError("%d weights do not fill a %r x %r layer (rows*cols = %d)"
+                               % (n, rows, cols, rows * cols))
+
+
+def bad_cols(cols):
+    return LengthMismatchError("cols must be a positive integer; got %r" % (cols,))
+
+
+def cols_mismatch(n, cols):
+    return LengthMismatchError("%d weights do not split into rows of cols=%d" % (n, cols))
+
+
+def activations_mismatch(na, n, cols):
+    if cols is None:
+        return LengthMismatchError("%d activations for %d weights: need %d (one per weight), "
+                                   "or pass cols= to give one per column" % (na, n, n))
+    return LengthMismatchError("%d activations for %d weights: need %d (one per weight) "
+                               "or %d (one per column)" % (na, n, n, cols))
+
+
+def mask_mismatch(mask_n, n):
+    return LengthMismatchError("mask covers %d entries but there are %d weights" % (mask_n, n))
+
+
+def words_mismatch(nwords, n):
+    return LengthMismatchError("%d mask words for n=%d: need ceil(n / 32) = %d"
+                               % (nwords, n, (n + 31) // 32))
+
+
+def stray_bits(n):
+    return LengthMismatchError("mask has bits set past n=%d: bits past n must be 0" % n)
+
+
+def capacity_weights(n, limit):
+    return CapacityError("%d weights exceed capacity: max_weights=%d" % (n, limit))
+
+
+def capacity_units(what, n, limit):
+    return CapacityError("%d %s exceed capacity: max_units=%d" % (n, what, limit))
+
+
+def bad_capacity(max_weights, max_units):
+    return CapacityError("capacity must be 1 <= max_weights <= %d and 1 <= max_units <= %d; "
+                         "got max_weights=%r, max_units=%r"
+                         % (MAX_WEIGHTS_LIMIT, MAX_UNITS_LIMIT, max_weights, max_units))
+
+
+# -- min_keep / min_score -------------------------------------------------------
+
+def min_keep(value, n):
+    return MinKeepError("min_keep must be an integer in 0..%d (the number of scored "
+                        "entries); got %r" % (n, value))
+
+
+def min_score(value):
+    return MinScoreError("min_score must be an integer in 0..%d; got %r" % (MAX_SMALL, value))
+
+
+# -- types ----------------------------------------------------------------------
+
+def dtype(what, got):
+    """Host: an array whose dtype is not int8. Floats are told to quantize."""
+    if got.startswith("float") or got.startswith("complex"):
+        return DtypeError("%s must be int8, got %s: quantize to int8 first "
+                          "(scale, round and clip to -128..127)" % (what, got))
+    return DtypeError("%s must be int8; got %s" % (what, got))
+
+
+def dtype_scores(got):
+    return DtypeError("scores must be an integer array; got %s" % got)
+
+
+def score_range(lo, hi):
+    return DtypeError("scores must be integers in 0..%d; got values from %d to %d"
+                      % (MAX_SMALL, lo, hi))
+
+
+def dtype_words(got):
+    return DtypeError("mask words must be uint32 values; got %s" % got)
+
+
+def board_type(what, x):
+    """Board: weights are a bytearray (or bytes, read-only) or an array('b')."""
+    return DtypeError("%s must be a bytearray or array('b') of int8; got %s"
+                      % (what, _type_name(x)))
+
+
+def int8_range(what, value, index):
+    return DtypeError("%s must hold int8 values in -128..127; got %r at index %d"
+                      % (what, value, index))
+
+
+def read_only(what):
+    return DtypeError("%s is read-only (bytes): pass a bytearray or array('b') to prune "
+                      "in place" % what)
+
+
+# Profile sanity bounds: every intermediate value then stays a small int on the board
+# (128 * 128 * MAX_UNITS_LIMIT < 2**30).
+MAX_WEIGHTS_LIMIT = 1 << 20
+MAX_UNITS_LIMIT = 4096

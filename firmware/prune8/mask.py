@@ -1,0 +1,174 @@
+# The keep mask (SPEC.md, "Threshold and mask"): bit i set = keep entry i, stored as
+# little-endian uint32 words, which on the board are plain bytes (bit i & 7 of byte
+# i >> 3). Bits are set and cleared bytewise, so no 32-bit integer (a heap-allocated
+# big int in MicroPython) is ever built on a hot path.
+
+from . import errors
+
+
+def _nbytes(n):
+    """Bytes in ceil(n / 32) little-endian uint32 words."""
+    return ((n + 31) >> 5) << 2
+
+
+class Mask:
+    """A keep mask over n entries: Mask(n) starts with every entry kept.
+
+    m.is_kept(i), m.keep(i), m.prune(i); m.n, m.pruned, m.kept, m.sparsity_bp;
+    m.words() (uint32 list, for display), m.bytes() (the wire format), m.copy().
+    """
+
+    def __init__(self, n=0, capacity=None):
+        if capacity is None:
+            capacity = n
+        self.capacity = capacity
+        self._bits = bytearray(_nbytes(capacity))
+        self.n = 0
+        self.pruned = 0
+        if n:
+            self.keep_all(n)
+
+    # -- building (allocation-free) ------------------------------------------------
+
+    def keep_all(self, n):
+        """Reset to n entries, all kept."""
+        if n > self.capacity:
+            raise errors.capacity_weights(n, self.capacity)
+        bits = self._bits
+        full = n >> 3
+        for j in range(full):
+            bits[j] = 255
+        rest = full
+        if n & 7:
+            bits[rest] = (1 << (n & 7)) - 1
+            rest += 1
+        for j in range(rest, _nbytes(n)):
+            bits[j] = 0
+        self.n = n
+        self.pruned = 0
+
+    def fill(self, src, n, t, ties):
+        """Prune entries with src[i] < t, and the first `ties` entries equal to t."""
+        bits = self._bits
+        pruned = 0
+        byte = 0
+        bit = 1
+        j = 0
+        for i in range(n):
+            s = src[i]
+            if s < t:
+                pruned += 1
+            elif s == t and ties > 0:
+                ties -= 1
+                pruned += 1
+            else:
+                byte |= bit
+            bit <<= 1
+            if bit == 256:
+                bits[j] = byte
+                j += 1
+                byte = 0
+                bit = 1
+        if bit != 1:
+            bits[j] = byte
+            j += 1
+        for z in range(j, _nbytes(n)):
+            bits[z] = 0
+        self.n = n
+        self.pruned = pruned
+
+    def load(self, data, n):
+        """Take n entries from wire bytes (ceil(n/32) little-endian words)."""
+        if n > self.capacity:
+            raise errors.capacity_weights(n, self.capacity)
+        nb = _nbytes(n)
+        if len(data) != nb:
+            raise errors.words_mismatch(len(data) >> 2, n)
+        kept = 0
+        for j in range(nb):
+            b = data[j]
+            lo = j << 3
+            if lo + 8 > n and b >> (n - lo if n > lo else 0):
+                raise errors.stray_bits(n)  # bits past n must be 0
+            while b:
+                kept += b & 1
+                b >>= 1
+        bits = self._bits
+        for j in range(nb):
+            bits[j] = data[j]
+        self.n = n
+        self.pruned = n - kept
+
+    def apply(self, w, n):
+        """w[i] = 0 wherever bit i is 0 (n == self.n, checked by the caller)."""
+        bits = self._bits
+        for j in range((n + 7) >> 3):
+            b = bits[j]
+            if b != 255:
+                base = j << 3
+                end = n - base
+                if end > 8:
+                    end = 8
+                for k in range(end):
+                    if not (b >> k) & 1:
+                        w[base + k] = 0
+
+    # -- reading -------------------------------------------------------------------
+
+    def _check_index(self, i):
+        if i < 0 or i >= self.n:
+            raise IndexError("mask index %d out of range 0..%d" % (i, self.n - 1))
+
+    def is_kept(self, i):
+        self._check_index(i)
+        return (self._bits[i >> 3] >> (i & 7)) & 1 == 1
+
+    def keep(self, i):
+        """Mark entry i kept."""
+        self._check_index(i)
+        if not self.is_kept(i):
+            self._bits[i >> 3] |= 1 << (i & 7)
+            self.pruned -= 1
+
+    def prune(self, i):
+        """Mark entry i pruned."""
+        self._check_index(i)
+        if self.is_kept(i):
+            self._bits[i >> 3] &= 255 ^ (1 << (i & 7))
+            self.pruned += 1
+
+    @property
+    def kept(self):
+        return self.n - self.pruned
+
+    @property
+    def sparsity_bp(self):
+        return self.pruned * 10000 // self.n if self.n else 0
+
+    def stats(self):
+        return {"n": self.n, "pruned": self.pruned, "kept": self.n - self.pruned,
+                "sparsity_bp": self.sparsity_bp}
+
+    def bytes(self):
+        """The wire format: ceil(n/32) uint32 words, little-endian."""
+        return bytes(self._bits[:_nbytes(self.n)])
+
+    def words(self):
+        """The mask as a list of uint32 words (builds big ints: for display only)."""
+        b = self._bits
+        return [b[j] | b[j + 1] << 8 | b[j + 2] << 16 | b[j + 3] << 24
+                for j in range(0, _nbytes(self.n), 4)]
+
+    def copy(self):
+        """A mask of its own that the pruner's next call will not overwrite."""
+        m = Mask(0, self.n)
+        m.load(self._bits[:_nbytes(self.n)], self.n)
+        return m
+
+    def __len__(self):
+        return self.n
+
+    def __repr__(self):
+        bp = self.sparsity_bp
+        return "Mask(n=%d, pruned=%d, kept=%d, sparsity=%d.%02d%%)" % (
+            self.n, self.pruned, self.n - self.pruned, bp // 100, bp % 100)

@@ -1,0 +1,243 @@
+# The Pruner: every buffer allocated once, at construction (SPEC.md, "Capacity").
+#
+# After __init__, scoring, thresholding, masking, apply and row/column pruning
+# allocate nothing (with sparsity_bp=; a float sparsity is converted to bp first,
+# which may allocate a float). Checks run before any buffer is written, so a failed
+# call leaves the weights, the scores and the last mask as they were.
+
+from array import array
+
+from . import bp as _bp
+from . import check, errors, scores
+from . import select as _select
+from .board import MAX_UNITS, MAX_WEIGHTS
+from .mask import Mask
+
+_NONE = 0   # no scores yet
+_WEIGHT = 1  # one int16 score per weight, in .scores
+_UNIT = 2    # one int32 score per row or column, in .units
+
+
+class Pruner:
+    """Fixed-capacity int8 pruner.
+
+    p = Pruner()                  # max_weights=2048, max_units=64 (this board's profile)
+    p.magnitude(w)                # or gradient(w, a, cols), mincut(w, rows, cols),
+                                  #    rows(w, rows, cols), cols(w, rows, cols)
+    m = p.mask(0.5)               # or mask(sparsity_bp=5000, tie="strict", ...)
+    p.apply(w, m); p.stats(m)
+    """
+
+    def __init__(self, max_weights=MAX_WEIGHTS, max_units=MAX_UNITS):
+        if not (check.is_int(max_weights) and check.is_int(max_units)) \
+                or not 1 <= max_weights <= errors.MAX_WEIGHTS_LIMIT \
+                or not 1 <= max_units <= errors.MAX_UNITS_LIMIT:
+            raise errors.bad_capacity(max_weights, max_units)
+        self.max_weights = max_weights
+        self.max_units = max_units
+        self.scores = array("h", bytes(2 * max_weights))   # weight scores, int16
+        self.units = array("i", bytes(4 * max_units))       # row/column scores, int32
+        self._row_flow = array("i", bytes(4 * max_units))
+        self._col_flow = array("i", bytes(4 * max_units))
+        self._scratch = array("h", bytes(2 * max_weights))  # bubble sort's copy
+        self._uscratch = array("i", bytes(4 * max_units))
+        self._hist = array("i", bytes(4 * 256))             # radix select counts
+        self._mask = Mask(0, max_weights if max_weights > max_units else max_units)
+        self.n = 0
+        self._kind = _NONE
+
+    def __repr__(self):
+        kind = ("none", "weight", "unit")[self._kind]
+        return "Pruner(max_weights=%d, max_units=%d, scores=%d %s)" % (
+            self.max_weights, self.max_units, self.n, kind)
+
+    # -- checks ----------------------------------------------------------------------
+
+    def _layer(self, w, rows, cols, writable=False):
+        check.int8_buffer(w, "weights", writable)
+        n = len(w)
+        check.not_empty(n, "weights")
+        check.shape(n, rows, cols)
+        check.capacity(n, self.max_weights)
+        check.units("rows", rows, self.max_units)
+        check.units("cols", cols, self.max_units)
+        return n
+
+    # -- scoring -------------------------------------------------------------------
+
+    def magnitude(self, w):
+        """Score |w| per weight. Returns the number of scores."""
+        check.int8_buffer(w, "weights")
+        n = len(w)
+        check.not_empty(n, "weights")
+        check.capacity(n, self.max_weights)
+        scores.magnitude(w, n, self.scores)
+        self.n = n
+        self._kind = _WEIGHT
+        return n
+
+    def gradient(self, w, a, cols=None):
+        """Score |w * a| >> 4; a per weight, or per column (len(a) == cols)."""
+        check.int8_buffer(w, "weights")
+        check.int8_buffer(a, "activations")
+        n = len(w)
+        check.not_empty(n, "weights")
+        if cols is not None:
+            if not check.is_int(cols) or cols < 1:
+                raise errors.bad_cols(cols)
+            if n % cols:
+                raise errors.cols_mismatch(n, cols)
+        na = len(a)
+        if na == n:
+            per_column = 0
+        elif cols is not None and na == cols:
+            per_column = cols
+        else:
+            raise errors.activations_mismatch(na, n, cols)
+        check.capacity(n, self.max_weights)
+        if cols is not None:
+            check.units("cols", cols, self.max_units)
+        scores.gradient(w, a, n, per_column, self.scores)
+        self.n = n
+        self._kind = _WEIGHT
+        return n
+
+    def mincut(self, w, rows, cols):
+        """Score min-cut edge importance of a rows x cols layer (row-major)."""
+        n = self._layer(w, rows, cols)
+        scores.mincut(w, rows, cols, self._row_flow, self._col_flow, self.scores)
+        self.n = n
+        self._kind = _WEIGHT
+        return n
+
+    def rows(self, w, rows, cols):
+        """Score each row (output neuron) by its L1 norm; mask() then masks rows."""
+        self._layer(w, rows, cols)
+        scores.row_l1(w, rows, cols, self.units)
+        self.n = rows
+        self._kind = _UNIT
+        return rows
+
+    def cols(self, w, rows, cols):
+        """Score each column (input) by its L1 norm; mask() then masks columns."""
+        self._layer(w, rows, cols)
+        scores.col_l1(w, rows, cols, self.units)
+        self.n = cols
+        self._kind = _UNIT
+        return cols
+
+    def score(self, i):
+        """Score i of the last scoring call."""
+        if i < 0 or i >= self.n:
+            raise IndexError("score index %d out of range 0..%d" % (i, self.n - 1))
+        return (self.units if self._kind == _UNIT else self.scores)[i]
+
+    # -- threshold and mask ----------------------------------------------------------
+
+    def threshold(self, pos, method="auto"):
+        """The current scores' value at sorted position pos (0-based)."""
+        check.method(method)
+        if pos < 0 or pos >= self.n:
+            raise IndexError("position %d out of range 0..%d" % (pos, self.n - 1))
+        return self._threshold(pos, method)
+
+    def _threshold(self, pos, method):
+        n = self.n
+        unit = self._kind == _UNIT
+        src = self.units if unit else self.scores
+        if method == "bubble" or (method == "auto" and n <= _select.BUBBLE_MAX):
+            return _select.bubble(src, n, pos, self._uscratch if unit else self._scratch)
+        # unit scores are < 128 * 4096 < 2**24; weight scores < 2**15
+        return _select.radix(src, n, pos, self._hist, 16 if unit else 8)
+
+    def _fill_mask(self, k, strict, min_score, method):
+        n = self.n
+        src = self.units if self._kind == _UNIT else self.scores
+        t = 0  # k <= 0: no score is below 0, so nothing is pruned by rank
+        ties = 0
+        if k > 0:
+            t = self._threshold(k - 1 if not strict else (k if k < n - 1 else n - 1), method)
+            if not strict:  # exact: prune the first k - count(< t) entries equal to t
+                ties = k
+                for i in range(n):
+                    if src[i] < t:
+                        ties -= 1
+        if min_score > t:
+            t = min_score
+            ties = 0
+        self._mask.fill(src, n, t, ties)
+        return self._mask
+
+    def mask(self, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1, min_score=0,
+             method="auto"):
+        """Mask the current scores: prune k = min(n * bp // 10000, n - min_keep) lowest.
+
+        Returns the pruner's own Mask, overwritten by the next call (m.copy() keeps one).
+        """
+        strict = check.tie(tie)
+        check.method(method)
+        bp = _bp.resolve(sparsity, sparsity_bp)
+        n = self.n
+        if n == 0:
+            raise errors.no_scores()
+        check.min_keep(min_keep, n)
+        check.min_score(min_score)
+        return self._fill_mask(_bp.prune_count(n, bp, min_keep), strict, min_score, method)
+
+    # -- applying ------------------------------------------------------------------
+
+    def apply(self, w, mask):
+        """Zero, in place, every weight whose mask bit is 0."""
+        check.int8_buffer(w, "weights", True)
+        n = len(w)
+        check.not_empty(n, "weights")
+        check.capacity(n, self.max_weights)
+        if (mask.n + 31) >> 5 != (n + 31) >> 5:
+            raise errors.words_mismatch((mask.n + 31) >> 5, n)
+        if mask.n != n:
+            raise errors.mask_mismatch(mask.n, n)
+        mask.apply(w, n)
+
+    def _prune_units(self, by_rows, w, rows, cols, sparsity, sparsity_bp, tie, min_keep, method):
+        strict = check.tie(tie)
+        check.method(method)
+        bp = _bp.resolve(sparsity, sparsity_bp)
+        self._layer(w, rows, cols, True)
+        count = rows if by_rows else cols
+        check.min_keep(min_keep, count)
+        if by_rows:
+            scores.row_l1(w, rows, cols, self.units)
+        else:
+            scores.col_l1(w, rows, cols, self.units)
+        self.n = count
+        self._kind = _UNIT
+        m = self._fill_mask(_bp.prune_count(count, bp, min_keep), strict, 0, method)
+        bits = m._bits
+        for u in range(count):
+            if not (bits[u >> 3] >> (u & 7)) & 1:
+                if by_rows:
+                    base = u * cols
+                    for i in range(base, base + cols):
+                        w[i] = 0
+                else:
+                    i = u
+                    while i < rows * cols:  # range() with a variable step would allocate
+                        w[i] = 0
+                        i += cols
+        return m
+
+    def prune_rows(self, w, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact",
+                   min_keep=1, method="auto"):
+        """Zero whole rows with the lowest L1 norms, in place; returns the keep mask over rows."""
+        return self._prune_units(True, w, rows, cols, sparsity, sparsity_bp, tie, min_keep,
+                                 method)
+
+    def prune_cols(self, w, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact",
+                   min_keep=1, method="auto"):
+        """Zero whole columns with the lowest L1 norms, in place; returns the keep mask."""
+        return self._prune_units(False, w, rows, cols, sparsity, sparsity_bp, tie, min_keep,
+                                 method)
+
+    def stats(self, mask=None):
+        """{'n', 'pruned', 'kept', 'sparsity_bp'} of a mask (default: the last one)."""
+        return (self._mask if mask is None else mask).stats()

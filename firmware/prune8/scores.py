@@ -1,0 +1,79 @@
+# Scorers (SPEC.md, "Scores"). Each writes into a caller-owned buffer and allocates
+# nothing: the loops index bytearrays and arrays and only form small ints.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_MAX_SCORE = const(32767)
+
+# ABS[u] = |int8(u)| for a raw byte u in 0..255. A signed value v in -128..-1 (from an
+# array('b')) indexes ABS[256 + v] through negative indexing, which is |v| too, so one
+# table serves bytearray and array('b') weights without a branch per weight.
+ABS = bytearray(256)
+for _u in range(256):
+    ABS[_u] = _u if _u < 128 else 256 - _u
+
+
+def magnitude(w, n, out):
+    """out[i] = |w[i]| (0..128)."""
+    t = ABS
+    for i in range(n):
+        out[i] = t[w[i]]
+
+
+def gradient(w, a, n, cols, out):
+    """out[i] = |w[i] * a| >> 4 (0..1024); a per weight (cols=0) or per column."""
+    t = ABS
+    if cols == 0:
+        for i in range(n):
+            out[i] = (t[w[i]] * t[a[i]]) >> 4
+        return
+    i = 0
+    for _ in range(n // cols):
+        for c in range(cols):
+            out[i] = (t[w[i]] * t[a[c]]) >> 4
+            i += 1
+
+
+def row_l1(w, rows, cols, out):
+    """out[r] = sum_c |w[r, c]| (at most 128 * cols)."""
+    t = ABS
+    i = 0
+    for r in range(rows):
+        acc = 0
+        for _ in range(cols):
+            acc += t[w[i]]
+            i += 1
+        out[r] = acc
+
+
+def col_l1(w, rows, cols, out):
+    """out[c] = sum_r |w[r, c]| (at most 128 * rows)."""
+    t = ABS
+    for c in range(cols):
+        out[c] = 0
+    i = 0
+    for _ in range(rows):
+        for c in range(cols):
+            out[c] += t[w[i]]
+            i += 1
+
+
+def mincut(w, rows, cols, row_flow, col_flow, out):
+    """out[r*cols+c] = min(32767, (|w| * min(col_flow[c], row_flow[r])) >> 10)."""
+    row_l1(w, rows, cols, row_flow)
+    col_l1(w, rows, cols, col_flow)
+    t = ABS
+    i = 0
+    for r in range(rows):
+        rf = row_flow[r]
+        for c in range(cols):
+            f = col_flow[c]
+            if rf < f:
+                f = rf
+            s = (t[w[i]] * f) >> 10  # <= 128 * 128 * max_units < 2**30: a small int
+            out[i] = s if s < _MAX_SCORE else _MAX_SCORE
+            i += 1

@@ -1,0 +1,62 @@
+# Threshold selection (SPEC.md, "Threshold and mask"): the value at position `pos` of
+# the first n scores sorted ascending. Both algorithms return the same value on every
+# input; the board picks bubble for small n and radix select above.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+BUBBLE_MAX = const(64)  # method="auto" uses bubble sort up to this many entries
+
+
+def bubble(src, n, pos, scratch):
+    """The seed's algorithm: bubble-sort a copy of the scores, read position pos. O(n^2)."""
+    for i in range(n):
+        scratch[i] = src[i]
+    for end in range(n - 1, 0, -1):
+        swapped = False
+        for j in range(end):
+            a = scratch[j]
+            b = scratch[j + 1]
+            if a > b:
+                scratch[j] = b
+                scratch[j + 1] = a
+                swapped = True
+        if not swapped:
+            break
+    return scratch[pos]
+
+
+def radix(src, n, pos, hist, top_shift):
+    """Most-significant-byte-first radix select. O(n) per byte of the score range.
+
+    Each pass counts the next byte of the scores whose higher bytes equal the prefix
+    found so far, then walks the 256 counts to the bucket holding position pos.
+    Scores must be non-negative and below 256 << top_shift.
+    """
+    prefix = 0
+    shift = top_shift
+    while True:
+        for d in range(256):
+            hist[d] = 0
+        if shift == top_shift:
+            for i in range(n):
+                hist[src[i] >> shift] += 1
+        else:
+            hi = shift + 8
+            for i in range(n):
+                v = src[i]
+                if (v >> hi) == prefix:
+                    hist[(v >> shift) & 255] += 1
+        d = 0
+        c = hist[0]
+        while pos >= c:  # pos becomes the rank within the bucket
+            pos -= c
+            d += 1
+            c = hist[d]
+        prefix = (prefix << 8) | d
+        if shift == 0:
+            return prefix
+        shift -= 8

@@ -1,0 +1,376 @@
+"""The NumPy twin of the prune8 firmware: the bit-exact host reference.
+
+Every function implements a rule of SPEC.md (and docs/spec-decisions.md) with
+vectorized NumPy; loops run over chunks of a million weights, never over weights.
+Errors are the firmware's own classes and messages (`prune8.errors`), raised in
+the same order as on the board:
+
+    option names -> sparsity -> inputs (dtype, empty, shape, activations,
+    capacity) -> min_keep -> min_score
+
+Scores come back in the shape of `w` (`np.int16`; row/column L1 as `np.int32`);
+masks are `np.uint32` words, bit i % 32 of word i // 32, 1 = keep.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prune8 import errors
+
+__all__ = [
+    "TIES", "METHODS", "MAX_SCORE",
+    "to_bp", "magnitude_scores", "gradient_scores", "mincut_scores", "row_scores",
+    "col_scores", "prune_mask", "apply_mask", "prune_rows", "prune_cols", "mask_stats",
+    "mask_from_keep", "mask_to_keep", "threshold",
+]
+
+TIES = ("exact", "strict")
+METHODS = ("auto", "bubble", "select")
+MAX_SCORE = 32767
+_CHUNK = 1 << 20  # weights per block: bounds temporaries to a few MB
+
+
+# -- argument checks ------------------------------------------------------------
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_options(tie, method) -> None:
+    if not isinstance(tie, str) or tie not in TIES:
+        raise errors.option("tie", tie, TIES)
+    if not isinstance(method, str) or method not in METHODS:
+        raise errors.option("method", method, METHODS)
+
+
+def to_bp(s) -> int:
+    """Float (or 0/1) sparsity -> basis points, SPEC.md "Numbers".
+
+    A `np.float32` is converted in float32 arithmetic, exactly as on the ESP32.
+    """
+    if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, float, np.integer, np.floating)):
+        raise errors.sparsity_type(s)
+    if _is_int(s):
+        if s < 0 or s > 1:
+            raise errors.sparsity_range(s)
+        return int(s) * errors.MAX_BP
+    if s != s or s < 0 or s > 1:
+        raise errors.sparsity_range(s)
+    x = s * 10000  # stays float32 for np.float32 (NEP 50: the int is weak)
+    bp = int(x + 0.5)
+    if abs(x - bp) > 0.01:
+        raise errors.sparsity_not_whole_bp(s)
+    return bp
+
+
+def _resolve_bp(sparsity, sparsity_bp) -> int:
+    if sparsity is None and sparsity_bp is None:
+        raise errors.sparsity_missing()
+    if sparsity is not None and sparsity_bp is not None:
+        raise errors.sparsity_both()
+    if sparsity_bp is not None:
+        if not _is_int(sparsity_bp) or not 0 <= sparsity_bp <= errors.MAX_BP:
+            raise errors.sparsity_bp_value(sparsity_bp)
+        return int(sparsity_bp)
+    return to_bp(sparsity)
+
+
+def _int8(x, what: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype != np.int8:
+        raise errors.dtype(what, a.dtype.name)
+    return a
+
+
+def _limits(profile):
+    """(max_weights, max_units) from a BoardProfile, a board name, or a pair; None = no limit."""
+    if profile is None:
+        return None
+    if isinstance(profile, str):
+        from prune8_host.boards import load_board
+        profile = load_board(profile)
+    if isinstance(profile, tuple):
+        return int(profile[0]), int(profile[1])
+    return int(profile.max_weights), int(profile.max_units)
+
+
+def _check_shape(n: int, rows, cols) -> tuple[int, int]:
+    if not (_is_int(rows) and _is_int(cols)) or rows < 1 or cols < 1:
+        raise errors.bad_shape(rows, cols)
+    if rows * cols != n:
+        raise errors.shape_mismatch(n, int(rows), int(cols))
+    return int(rows), int(cols)
+
+
+def _check_capacity(limits, n: int, rows=None, cols=None) -> None:
+    if limits is None:
+        return
+    max_weights, max_units = limits
+    if n > max_weights:
+        raise errors.capacity_weights(n, max_weights)
+    if rows is not None and rows > max_units:
+        raise errors.capacity_units("rows", rows, max_units)
+    if cols is not None and cols > max_units:
+        raise errors.capacity_units("cols", cols, max_units)
+
+
+def _layer(w, rows, cols, profile) -> tuple[np.ndarray, int, int]:
+    """Validate an int8 layer given as (w, rows, cols); returns (flat w, rows, cols)."""
+    w = _int8(w, "weights")
+    if w.size == 0:
+        raise errors.empty("weights")
+    rows, cols = _check_shape(w.size, rows, cols)
+    _check_capacity(_limits(profile), w.size, rows, cols)
+    return w.reshape(-1), rows, cols
+
+
+def _check_min_keep(min_keep, n: int) -> int:
+    if not _is_int(min_keep) or not 0 <= min_keep <= n:
+        raise errors.min_keep(min_keep, n)
+    return int(min_keep)
+
+
+def _check_min_score(min_score) -> int:
+    if not _is_int(min_score) or not 0 <= min_score <= errors.MAX_SMALL:
+        raise errors.min_score(min_score)
+    return int(min_score)
+
+
+# -- scores ---------------------------------------------------------------------
+
+def _abs16(w: np.ndarray) -> np.ndarray:
+    s = w.astype(np.int16)
+    return np.abs(s, out=s)
+
+
+def magnitude_scores(w, *, profile=None) -> np.ndarray:
+    """|w| as int16 (0..128), in the shape of w."""
+    w = _int8(w, "weights")
+    if w.size == 0:
+        raise errors.empty("weights")
+    _check_capacity(_limits(profile), w.size)
+    return _abs16(w)
+
+
+def gradient_scores(w, a, cols=None, *, profile=None) -> np.ndarray:
+    """Gradient proxy |w * a| >> 4 as int16 (0..1024).
+
+    `a` holds one activation per weight, or one per input column (length `cols`,
+    broadcast down the rows). A 2-D `w` gives `cols` when it is not passed.
+    """
+    w = _int8(w, "weights")
+    a = _int8(a, "activations")
+    n = w.size
+    if n == 0:
+        raise errors.empty("weights")
+    if cols is None and w.ndim == 2:
+        cols = w.shape[1]
+    if cols is not None:
+        if not _is_int(cols) or cols < 1:
+            raise errors.bad_cols(cols)
+        cols = int(cols)
+        if n % cols:
+            raise errors.cols_mismatch(n, cols)
+    if a.size == n:
+        aa = _abs16(a).reshape(w.shape)
+    elif cols is not None and a.size == cols:
+        aa = _abs16(a).reshape(-1)
+    else:
+        raise errors.activations_mismatch(a.size, n, cols)
+    _check_capacity(_limits(profile), n, None, cols)
+    if aa.shape != w.shape:  # one per column: broadcast down the rows
+        out = (_abs16(w).reshape(-1, cols) * aa).reshape(w.shape)
+    else:
+        out = _abs16(w) * aa
+    out >>= 4  # |w| * |a| <= 128 * 128 = 16384 fits int16
+    return out
+
+
+def _flows(aw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return aw.sum(axis=1, dtype=np.int64), aw.sum(axis=0, dtype=np.int64)
+
+
+def mincut_scores(w, rows, cols, *, profile=None) -> np.ndarray:
+    """Min-cut edge importance: min(32767, (|w| * min(col_flow, row_flow)) >> 10)."""
+    shape = np.shape(w)
+    flat, rows, cols = _layer(w, rows, cols, profile)
+    aw = _abs16(flat).reshape(rows, cols)
+    row_flow, col_flow = _flows(aw)
+    # The product is at most 128 * min(max flow); use int32 while that fits.
+    bound = 128 * int(min(row_flow.max(), col_flow.max()))
+    wide = np.int32 if bound < 2**31 else np.int64
+    row_flow, col_flow = row_flow.astype(wide), col_flow.astype(wide)
+    out = np.empty((rows, cols), np.int16)
+    step = max(1, _CHUNK // cols)
+    for r0 in range(0, rows, step):  # blocks of rows: temporaries stay small
+        blk = slice(r0, r0 + step)
+        m = np.minimum(row_flow[blk, None], col_flow[None, :])
+        m *= aw[blk]
+        m >>= 10
+        np.minimum(m, MAX_SCORE, out=m)
+        out[blk] = m
+    return out.reshape(shape)
+
+
+def row_scores(w, rows, cols, *, profile=None) -> np.ndarray:
+    """L1 norm of each row (output neuron), int32, not saturated."""
+    flat, rows, cols = _layer(w, rows, cols, profile)
+    return _abs16(flat).reshape(rows, cols).sum(axis=1, dtype=np.int32)
+
+
+def col_scores(w, rows, cols, *, profile=None) -> np.ndarray:
+    """L1 norm of each column (input), int32, not saturated."""
+    flat, rows, cols = _layer(w, rows, cols, profile)
+    return _abs16(flat).reshape(rows, cols).sum(axis=0, dtype=np.int32)
+
+
+# -- threshold and mask -----------------------------------------------------------
+
+def threshold(scores: np.ndarray, pos: int) -> int:
+    """The value at position `pos` of the scores sorted ascending (O(n))."""
+    s = scores.reshape(-1)
+    top = int(s.max())
+    if top < 1 << 16:  # histogram select, counted in blocks to bound memory
+        counts = np.zeros(top + 1, np.int64)
+        for i in range(0, s.size, _CHUNK):
+            counts += np.bincount(s[i:i + _CHUNK], minlength=top + 1)
+        return int(np.searchsorted(np.cumsum(counts), pos, side="right"))
+    return int(np.partition(s, pos)[pos])
+
+
+def _tie_cut(s: np.ndarray, t: int, count: int) -> int:
+    """Index just past the `count`-th entry equal to t (ascending index order)."""
+    seen = 0
+    for i in range(0, s.size, _CHUNK):
+        eq = s[i:i + _CHUNK] == t
+        m = int(np.count_nonzero(eq))
+        if seen + m >= count:
+            return i + int(np.flatnonzero(eq)[count - seen - 1]) + 1
+        seen += m
+    raise AssertionError("fewer ties than counted")  # unreachable: ties <= count(s == t)
+
+
+def _pruned(s: np.ndarray, k: int, tie: str, min_score: int) -> np.ndarray:
+    """Boolean array, True = prune: the k lowest scores (tie rule), then min_score."""
+    n = s.size
+    t, ties = 0, 0  # k <= 0: no entry is < 0, nothing pruned by rank
+    if k > 0:
+        t = threshold(s, k - 1 if tie == "exact" else min(k, n - 1))
+        if tie == "exact":
+            ties = k - int(np.count_nonzero(s < t))
+    if min_score > t:  # every entry below min_score goes, ties included
+        t, ties = min_score, 0
+    prune = s < t
+    if ties > 0:
+        cut = _tie_cut(s, t, ties)
+        prune[:cut] |= s[:cut] == t
+    return prune
+
+
+def mask_from_keep(keep) -> np.ndarray:
+    """Boolean keep flags -> mask words (uint32, SPEC layout, bits past n = 0)."""
+    keep = np.asarray(keep, dtype=bool).reshape(-1)
+    packed = np.packbits(keep, bitorder="little")
+    buf = np.zeros(4 * ((keep.size + 31) // 32), np.uint8)
+    buf[:packed.size] = packed
+    return buf.view("<u4").astype(np.uint32)
+
+
+def mask_to_keep(words, n: int) -> np.ndarray:
+    """Mask words -> boolean keep flags of length n (checks the word count and stray bits)."""
+    if not _is_int(n) or n < 1:
+        raise errors.empty("mask")
+    words = np.asarray(words)
+    if not np.issubdtype(words.dtype, np.integer):
+        raise errors.dtype_words(words.dtype.name)
+    if words.ndim != 1 or words.size != (n + 31) // 32:
+        raise errors.words_mismatch(words.size, n)
+    if words.size and (int(words.min()) < 0 or int(words.max()) > 0xFFFFFFFF):
+        raise errors.dtype_words(words.dtype.name)
+    bits = np.unpackbits(words.astype("<u4").view(np.uint8), bitorder="little")
+    if bits[n:].any():
+        raise errors.stray_bits(n)
+    return bits[:n].astype(bool)
+
+
+def _k(n: int, bp: int, min_keep: int) -> int:
+    return min(n * bp // errors.MAX_BP, n - min_keep)
+
+
+def prune_mask(scores, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1,
+               min_score=0, method="auto", profile=None) -> np.ndarray:
+    """Mask words that prune the k lowest scores, k = min(n * bp // 10000, n - min_keep).
+
+    `method` is checked like the board's; every method gives the same threshold.
+    """
+    _check_options(tie, method)
+    bp = _resolve_bp(sparsity, sparsity_bp)
+    s = np.asarray(scores).reshape(-1)
+    if not np.issubdtype(s.dtype, np.integer):
+        raise errors.dtype_scores(s.dtype.name)
+    if s.size == 0:
+        raise errors.empty("scores")
+    if int(s.min()) < 0 or int(s.max()) > errors.MAX_SMALL:
+        raise errors.score_range(int(s.min()), int(s.max()))
+    _check_capacity(_limits(profile), s.size)
+    min_keep = _check_min_keep(min_keep, s.size)
+    min_score = _check_min_score(min_score)
+    return mask_from_keep(~_pruned(s, _k(s.size, bp, min_keep), tie, min_score))
+
+
+def apply_mask(w, words, *, profile=None) -> np.ndarray:
+    """A copy of w with every weight whose mask bit is 0 set to 0."""
+    w = _int8(w, "weights")
+    if w.size == 0:
+        raise errors.empty("weights")
+    _check_capacity(_limits(profile), w.size)
+    keep = mask_to_keep(words, w.size)
+    out = w.copy()
+    out.reshape(-1)[~keep] = 0
+    return out
+
+
+def _prune_units(axis, w, rows, cols, sparsity, sparsity_bp, tie, min_keep, method, profile):
+    _check_options(tie, method)
+    bp = _resolve_bp(sparsity, sparsity_bp)
+    flat, rows, cols = _layer(w, rows, cols, profile)
+    units = rows if axis == 0 else cols
+    min_keep = _check_min_keep(min_keep, units)
+    aw = _abs16(flat).reshape(rows, cols)
+    scores = aw.sum(axis=1 - axis, dtype=np.int32)
+    prune = _pruned(scores, _k(units, bp, min_keep), tie, 0)
+    out = np.array(w, copy=True)
+    view = out.reshape(rows, cols)
+    if axis == 0:
+        view[prune, :] = 0
+    else:
+        view[:, prune] = 0
+    return mask_from_keep(~prune), out
+
+
+def prune_rows(w, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1,
+               method="auto", profile=None):
+    """Structured pruning of whole rows (output neurons) by L1 norm.
+
+    Returns (keep_words over rows, pruned copy of w).
+    """
+    return _prune_units(0, w, rows, cols, sparsity, sparsity_bp, tie, min_keep, method, profile)
+
+
+def prune_cols(w, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1,
+               method="auto", profile=None):
+    """Structured pruning of whole columns (inputs) by L1 norm.
+
+    Returns (keep_words over columns, pruned copy of w).
+    """
+    return _prune_units(1, w, rows, cols, sparsity, sparsity_bp, tie, min_keep, method, profile)
+
+
+def mask_stats(words, n) -> dict:
+    """{'n', 'pruned', 'kept', 'sparsity_bp'} of a mask over n entries."""
+    keep = mask_to_keep(words, n)
+    kept = int(np.count_nonzero(keep))
+    pruned = int(n) - kept
+    return {"n": int(n), "pruned": pruned, "kept": kept,
+            "sparsity_bp": pruned * errors.MAX_BP // int(n)}
