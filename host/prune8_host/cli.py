@@ -1,0 +1,56 @@
+"""The `prune8` command: a thin argparse front over prune8_host.commands.
+
+Each module in prune8_host.commands registers one subcommand (or a small group)
+and does its work in a `run(args)` function; this file only wires them up and
+turns expected failures into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from prune8_host import __version__
+
+# One module per subcommand group, in the order `prune8 --help` lists them.
+COMMAND_MODULES = [
+    "boards",
+]
+
+
+class UsageError(Exception):
+    """A bad file, shape, dtype or argument: reported on one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prune8",
+        description="int8 pruning for ESP32 boards running MicroPython: a bit-exact NumPy "
+                    "twin on the host, and the tools to prune on the board and verify.",
+        epilog="Run 'prune8 COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"prune8 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"prune8_host.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (UsageError, ValueError, OSError) as e:
+        print(f"prune8 {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"prune8 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

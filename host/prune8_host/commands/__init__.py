@@ -1,0 +1,1 @@
+"""Subcommands of `prune8`: each module has register(subparsers) and run(args)."""
