@@ -1,0 +1,38 @@
+"""Regenerate examples/example_model.npz, byte for byte.
+
+A small two-layer int8 model for the demo and the tests: fc1 is 32 x 64 = 2048
+weights, exactly the default ESP32 capacity; fc2 is 10 x 32. Weights follow a
+Laplace distribution (as trained weights roughly do), quantized symmetrically per
+tensor; activations are post-ReLU int8 values, one per input column.
+
+    python examples/make_example.py   # rewrites examples/example_model.npz
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from prune8_host.model import Layer, save_model
+
+SEED = 20261122
+
+
+def quantize(x: np.ndarray) -> np.ndarray:
+    scale = np.abs(x).max() / 127
+    return np.clip(np.round(x / scale), -128, 127).astype(np.int8)
+
+
+def build() -> dict[str, Layer]:
+    rng = np.random.default_rng(SEED)
+    model = {}
+    for name, rows, cols in (("fc1", 32, 64), ("fc2", 10, 32)):
+        w = quantize(rng.laplace(0.0, 0.05, size=(rows, cols)))
+        act = np.clip(np.round(rng.gamma(1.5, 18.0, size=cols)), 0, 127).astype(np.int8)
+        model[name] = Layer(name, w, act)
+    return model
+
+
+if __name__ == "__main__":
+    out = Path(__file__).with_name("example_model.npz")
+    save_model(out, build())
+    print(f"wrote {out}")

@@ -1,0 +1,98 @@
+"""Model files: an .npz of named int8 layers (2-D, rows = output neurons).
+
+Activations for the gradient proxy are optional, stored under NAME + ".act" beside
+layer NAME: int8, one per input column (cols,) or one per weight (rows, cols).
+A single .npy file is one layer named after the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from prune8_host.npzio import FileFormatError, load_arrays, save_npz
+
+ACT_SUFFIX = ".act"
+
+
+class ModelError(ValueError):
+    """A layer or activation array that is not what prune8 can prune; names file and layer."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    weights: np.ndarray                 # int8, 2-D (rows, cols), or 1-D with no shape given
+    activations: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.weights.size)
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        return tuple(self.weights.shape) if self.weights.ndim == 2 else None
+
+    @property
+    def flat(self) -> np.ndarray:
+        return self.weights.reshape(-1)
+
+
+def _check_int8(path, what: str, a: np.ndarray) -> None:
+    if a.dtype != np.int8:
+        hint = ": quantize to int8 first" if a.dtype.kind in "fc" else ""
+        raise ModelError(f"{path}: {what} is {a.dtype.name}, not int8{hint}")
+
+
+def load_model(path: str | Path, rows: int | None = None, cols: int | None = None,
+               layers: list[str] | None = None) -> dict[str, Layer]:
+    """Layers of a model file, in file order; `rows`/`cols` reshape flat (.npy) layers."""
+    arrays = load_arrays(path)
+    model: dict[str, Layer] = {}
+    for name, w in arrays.items():
+        if name.endswith(ACT_SUFFIX):
+            continue
+        _check_int8(path, f"layer {name!r}", w)
+        if rows is not None or cols is not None:
+            if rows is None or cols is None or rows * cols != w.size or rows < 1 or cols < 1:
+                raise ModelError(f"{path}: layer {name!r} has {w.size} weights; --rows {rows} "
+                                 f"--cols {cols} must both be given and multiply to {w.size}")
+            w = w.reshape(rows, cols)
+        if w.ndim not in (1, 2) or w.size == 0:
+            raise ModelError(f"{path}: layer {name!r} has shape {w.shape}: need a non-empty "
+                             f"2-D (rows, cols) array, or 1-D with --rows/--cols")
+        act = arrays.get(name + ACT_SUFFIX)
+        if act is not None:
+            _check_int8(path, f"activations {name + ACT_SUFFIX!r}", act)
+            ok = act.shape == w.shape or (w.ndim == 2 and act.shape == (w.shape[1],))
+            if not ok:
+                raise ModelError(f"{path}: activations {name + ACT_SUFFIX!r} have shape "
+                                 f"{act.shape}: need {w.shape} (one per weight)"
+                                 + (f" or ({w.shape[1]},) (one per column)" if w.ndim == 2
+                                    else ""))
+        model[name] = Layer(name, w, act)
+    orphans = [k for k in arrays if k.endswith(ACT_SUFFIX) and k[:-len(ACT_SUFFIX)] not in model]
+    if orphans:
+        raise ModelError(f"{path}: activations {orphans[0]!r} belong to no layer")
+    if not model:
+        raise ModelError(f"{path}: no layers (int8 arrays) in the file")
+    if layers:
+        missing = [n for n in layers if n not in model]
+        if missing:
+            raise ModelError(f"{path}: no layer {missing[0]!r} (layers: {', '.join(model)})")
+        model = {n: model[n] for n in layers}
+    return model
+
+
+def save_model(path: str | Path, model: dict[str, Layer]) -> None:
+    arrays = {}
+    for layer in model.values():
+        arrays[layer.name] = layer.weights
+        if layer.activations is not None:
+            arrays[layer.name + ACT_SUFFIX] = layer.activations
+    save_npz(path, arrays)
+
+
+__all__ = ["ACT_SUFFIX", "FileFormatError", "Layer", "ModelError", "load_model", "save_model"]

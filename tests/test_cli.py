@@ -1,0 +1,150 @@
+"""The prune8 command on .npy / .npz files: outputs, and one-line errors with status 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from prune8_host import twin
+from prune8_host.cli import main
+from prune8_host.masks import load_masks
+from prune8_host.model import load_model
+from prune8_host.npzio import load_arrays
+
+EXAMPLE = "examples/example_model.npz"
+
+
+@pytest.fixture(autouse=True)
+def at_repo_root(monkeypatch, request):
+    monkeypatch.chdir(request.config.rootpath)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_mask_writes_twin_masks_and_metadata(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    code, stdout, _ = run(capsys, "mask", EXAMPLE, "--method", "magnitude", "--sparsity", "0.3",
+                          "--tie", "strict", "--min-keep", "5", "-o", str(out))
+    assert code == 0 and stdout.count("\n") == 1 and "-> " in stdout
+    model = load_model(EXAMPLE)
+    for m in load_masks(out):
+        w = model[m.name].flat
+        expected = twin.prune_mask(twin.magnitude_scores(w), sparsity_bp=3000, tie="strict",
+                                   min_keep=5)
+        assert m.words.tolist() == expected.tolist()
+        assert (m.method, m.tie, m.sparsity_bp, m.min_keep, m.unit) == \
+            ("magnitude", "strict", 3000, 5, "weight")
+
+
+def test_score_json_and_output(tmp_path, capsys):
+    out = tmp_path / "s.npz"
+    code, stdout, _ = run(capsys, "score", EXAMPLE, "--method", "mincut", "--layer", "fc2",
+                          "-o", str(out), "--json")
+    report = json.loads(stdout)
+    assert code == 0 and [r["layer"] for r in report["layers"]] == ["fc2"]
+    w = load_model(EXAMPLE)["fc2"].weights
+    assert load_arrays(out)["fc2"].tolist() == twin.mincut_scores(w, 10, 32).reshape(-1).tolist()
+
+
+def test_apply_zeroes_rows_of_a_row_mask(tmp_path, capsys):
+    masks, pruned = tmp_path / "m.npz", tmp_path / "p.npz"
+    assert run(capsys, "mask", EXAMPLE, "--method", "rows", "--sparsity-bp", "5000",
+               "-o", str(masks))[0] == 0
+    assert run(capsys, "apply", EXAMPLE, str(masks), "-o", str(pruned))[0] == 0
+    w = load_model(EXAMPLE)["fc1"].weights
+    keep_words, expected = twin.prune_rows(w, 32, 64, sparsity_bp=5000)
+    assert load_model(pruned)["fc1"].weights.tolist() == expected.tolist()
+    code, stdout, _ = run(capsys, "stats", str(masks), "--json")
+    fc1 = json.loads(stdout)["layers"][0]
+    assert (fc1["unit"], fc1["n"], fc1["pruned"]) == ("row", 32, 16)
+
+
+def test_flat_npy_needs_rows_and_cols_for_shaped_methods(tmp_path, capsys):
+    path = tmp_path / "w.npy"
+    np.save(path, np.arange(-6, 6, dtype=np.int8))
+    code, _, err = run(capsys, "score", str(path), "--method", "mincut")
+    assert code == 2 and "--rows and --cols" in err
+    code, stdout, _ = run(capsys, "score", str(path), "--method", "mincut", "--rows", "3",
+                          "--cols", "4", "--json")
+    assert code == 0 and json.loads(stdout)["layers"][0]["n"] == 12
+
+
+def test_gradient_with_activations_file(tmp_path, capsys):
+    w, a = tmp_path / "w.npy", tmp_path / "a.npy"
+    np.save(w, np.array([[100, -50], [3, 4]], np.int8))
+    np.save(a, np.array([16, 32], np.int8))
+    out = tmp_path / "s.npz"
+    assert run(capsys, "score", str(w), "--method", "gradient", "--activations", str(a),
+               "-o", str(out))[0] == 0
+    # |100*16|>>4 = 100, |-50*32|>>4 = 100, |3*16|>>4 = 3, |4*32|>>4 = 8
+    assert load_arrays(out)["w"].tolist() == [100, 100, 3, 8]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["mask", "missing.npz", "--method", "rows", "--sparsity", "0.5"], "no such file"),
+    (["mask", EXAMPLE, "--method", "rows", "--sparsity", "1.5"], "must be in [0, 1]"),
+    (["mask", EXAMPLE, "--method", "rows"], "no sparsity given"),
+    (["mask", EXAMPLE, "--method", "magnitude", "--sparsity", "0.5", "--board", "nope"],
+     "unknown board 'nope'"),
+    (["mask", EXAMPLE, "--method", "magnitude", "--sparsity", "0.5", "--layer", "fc9"],
+     "no layer 'fc9'"),
+    (["score", "FLOAT", "--method", "magnitude"], "quantize to int8 first"),
+    (["score", "NOTNPY", "--method", "magnitude"], "not a NumPy"),
+    (["score", "BIG", "--method", "magnitude", "--board", "esp32"],
+     "4096 weights exceed capacity: max_weights=2048"),
+    (["mask", "GRADNOACT", "--method", "gradient", "--sparsity", "0.5"], "no activations"),
+    (["apply", EXAMPLE, "NOTMASKS", "-o", "x.npz"], "not a prune8 masks file"),
+])
+def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, argv, fragment):
+    files = {"FLOAT": ("f.npy", np.zeros((2, 2), np.float32)),
+             "NOTNPY": ("t.npy", None), "BIG": ("big.npy", np.zeros((64, 64), np.int8)),
+             "GRADNOACT": ("g.npy", np.ones((2, 2), np.int8)),
+             "NOTMASKS": ("n.npz", np.ones((2, 2), np.int8))}
+    argv = list(argv)
+    for i, a in enumerate(argv):
+        if a in files:
+            name, array = files[a]
+            path = tmp_path / name
+            if array is None:
+                path.write_text("hello")
+            elif name.endswith(".npz"):
+                np.savez(path, x=array)
+            else:
+                np.save(path, array)
+            argv[i] = str(path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and fragment in err and "Traceback" not in err
+
+
+def test_console_script_and_help():
+    exe = [sys.executable, "-m", "prune8_host.cli"]
+    top = subprocess.run(exe + ["--help"], capture_output=True, text=True)
+    assert top.returncode == 0
+    for cmd in ("boards", "build", "score", "mask", "apply", "stats", "demo"):
+        assert cmd in top.stdout
+    sub = subprocess.run(exe + ["mask", "--help"], capture_output=True, text=True)
+    assert "--sparsity" in sub.stdout and "--tie" in sub.stdout and "--min-keep" in sub.stdout
+
+
+def test_boards_lists_profiles(capsys):
+    code, out, _ = run(capsys, "boards", "--json")
+    boards = {b["name"]: b for b in json.loads(out)}
+    assert boards["esp32"]["flash_offset"] == 0x1000 and boards["esp32"]["max_weights"] == 2048
+    assert boards["esp32c3"]["mpy_arch"] == "rv32imc" and boards["esp32s3"]["flash_offset"] == 0
+
+
+def test_demo_prints_every_scorer_for_every_layer(capsys):
+    code, out, _ = run(capsys, "demo", "--json")
+    rows = json.loads(out)
+    assert code == 0
+    assert {(r["layer"], r["method"]) for r in rows} == {
+        (layer, m) for layer in ("fc1", "fc2")
+        for m in ("magnitude", "gradient", "mincut", "rows", "cols")}
+    assert all(r["sparsity_bp"] == 5000 for r in rows)
