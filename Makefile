@@ -27,5 +27,8 @@ demo: install
 bench: install
 	$(BIN)/python bench/bench_twin.py
 
+build: install
+	$(BIN)/prune8 build --board $(BOARD) $(if $(NATIVE),--native)
+
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from prune8_host import __version__
@@ -16,6 +17,9 @@ from prune8_host import __version__
 # One module per subcommand group, in the order `prune8 --help` lists them.
 COMMAND_MODULES = [
     "boards",
+    "build",
+    "reference",
+    "demo",
 ]
 
 
@@ -44,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and friends: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (UsageError, ValueError, OSError) as e:
         print(f"prune8 {args.command}: error: {e}", file=sys.stderr)
         return 2

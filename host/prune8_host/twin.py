@@ -20,7 +20,7 @@ from prune8 import errors
 
 __all__ = [
     "TIES", "METHODS", "MAX_SCORE",
-    "to_bp", "magnitude_scores", "gradient_scores", "mincut_scores", "row_scores",
+    "to_bp", "resolve_bp", "magnitude_scores", "gradient_scores", "mincut_scores", "row_scores",
     "col_scores", "prune_mask", "apply_mask", "prune_rows", "prune_cols", "mask_stats",
     "mask_from_keep", "mask_to_keep", "threshold",
 ]
@@ -64,7 +64,7 @@ def to_bp(s) -> int:
     return bp
 
 
-def _resolve_bp(sparsity, sparsity_bp) -> int:
+def resolve_bp(sparsity, sparsity_bp) -> int:
     if sparsity is None and sparsity_bp is None:
         raise errors.sparsity_missing()
     if sparsity is not None and sparsity_bp is not None:
@@ -228,14 +228,11 @@ def col_scores(w, rows, cols, *, profile=None) -> np.ndarray:
 # -- threshold and mask -----------------------------------------------------------
 
 def threshold(scores: np.ndarray, pos: int) -> int:
-    """The value at position `pos` of the scores sorted ascending (O(n))."""
+    """The value at position `pos` of the scores sorted ascending.
+
+    np.partition is an O(n) introselect; on int16 scores it beats a histogram here.
+    """
     s = scores.reshape(-1)
-    top = int(s.max())
-    if top < 1 << 16:  # histogram select, counted in blocks to bound memory
-        counts = np.zeros(top + 1, np.int64)
-        for i in range(0, s.size, _CHUNK):
-            counts += np.bincount(s[i:i + _CHUNK], minlength=top + 1)
-        return int(np.searchsorted(np.cumsum(counts), pos, side="right"))
     return int(np.partition(s, pos)[pos])
 
 
@@ -251,21 +248,21 @@ def _tie_cut(s: np.ndarray, t: int, count: int) -> int:
     raise AssertionError("fewer ties than counted")  # unreachable: ties <= count(s == t)
 
 
-def _pruned(s: np.ndarray, k: int, tie: str, min_score: int) -> np.ndarray:
-    """Boolean array, True = prune: the k lowest scores (tie rule), then min_score."""
+def _kept(s: np.ndarray, k: int, tie: str, min_score: int) -> np.ndarray:
+    """Boolean keep flags: the k lowest scores pruned (tie rule), then those < min_score."""
     n = s.size
-    t, ties = 0, 0  # k <= 0: no entry is < 0, nothing pruned by rank
-    if k > 0:
-        t = threshold(s, k - 1 if tie == "exact" else min(k, n - 1))
-        if tie == "exact":
-            ties = k - int(np.count_nonzero(s < t))
-    if min_score > t:  # every entry below min_score goes, ties included
-        t, ties = min_score, 0
-    prune = s < t
-    if ties > 0:
-        cut = _tie_cut(s, t, ties)
-        prune[:cut] |= s[:cut] == t
-    return prune
+    if k <= 0:  # nothing pruned by rank; only min_score can prune
+        return s >= min_score
+    t = threshold(s, k - 1 if tie == "exact" else min(k, n - 1))
+    if min_score > t:  # every entry below min_score goes, ties at t included
+        return s >= min_score
+    keep = s >= t
+    if tie == "exact":
+        ties = k - (n - int(np.count_nonzero(keep)))  # k minus the count below t
+        if ties > 0:
+            cut = _tie_cut(s, t, ties)
+            keep[:cut] &= s[:cut] != t
+    return keep
 
 
 def mask_from_keep(keep) -> np.ndarray:
@@ -305,18 +302,20 @@ def prune_mask(scores, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep
     `method` is checked like the board's; every method gives the same threshold.
     """
     _check_options(tie, method)
-    bp = _resolve_bp(sparsity, sparsity_bp)
+    bp = resolve_bp(sparsity, sparsity_bp)
     s = np.asarray(scores).reshape(-1)
     if not np.issubdtype(s.dtype, np.integer):
         raise errors.dtype_scores(s.dtype.name)
     if s.size == 0:
         raise errors.empty("scores")
-    if int(s.min()) < 0 or int(s.max()) > errors.MAX_SMALL:
-        raise errors.score_range(int(s.min()), int(s.max()))
+    lo = int(s.min())
+    hi = int(s.max()) if s.dtype.itemsize > 2 else 0  # int16 cannot exceed MAX_SMALL
+    if lo < 0 or hi > errors.MAX_SMALL:
+        raise errors.score_range(lo, int(s.max()))
     _check_capacity(_limits(profile), s.size)
     min_keep = _check_min_keep(min_keep, s.size)
     min_score = _check_min_score(min_score)
-    return mask_from_keep(~_pruned(s, _k(s.size, bp, min_keep), tie, min_score))
+    return mask_from_keep(_kept(s, _k(s.size, bp, min_keep), tie, min_score))
 
 
 def apply_mask(w, words, *, profile=None) -> np.ndarray:
@@ -333,20 +332,20 @@ def apply_mask(w, words, *, profile=None) -> np.ndarray:
 
 def _prune_units(axis, w, rows, cols, sparsity, sparsity_bp, tie, min_keep, method, profile):
     _check_options(tie, method)
-    bp = _resolve_bp(sparsity, sparsity_bp)
+    bp = resolve_bp(sparsity, sparsity_bp)
     flat, rows, cols = _layer(w, rows, cols, profile)
     units = rows if axis == 0 else cols
     min_keep = _check_min_keep(min_keep, units)
     aw = _abs16(flat).reshape(rows, cols)
     scores = aw.sum(axis=1 - axis, dtype=np.int32)
-    prune = _pruned(scores, _k(units, bp, min_keep), tie, 0)
+    keep = _kept(scores, _k(units, bp, min_keep), tie, 0)
     out = np.array(w, copy=True)
     view = out.reshape(rows, cols)
     if axis == 0:
-        view[prune, :] = 0
+        view[~keep, :] = 0
     else:
-        view[:, prune] = 0
-    return mask_from_keep(~prune), out
+        view[:, ~keep] = 0
+    return mask_from_keep(keep), out
 
 
 def prune_rows(w, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1,
