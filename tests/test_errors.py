@@ -168,12 +168,24 @@ def test_other_dtypes_are_refused(dtype):
 
 
 def test_board_refuses_non_int8_buffers(pruner):
-    with pytest.raises(prune8.DtypeError, match="bytearray or array"):
+    with pytest.raises(prune8.DtypeError, match="bytearray, an array"):
         pruner.magnitude([1, 2, 3])
     with pytest.raises(prune8.DtypeError, match="got 300 at index 1"):
         pruner.magnitude(array("h", [1, 300]))
     with pytest.raises(prune8.DtypeError, match="read-only"):
         pruner.prune_rows(bytes(4), 2, 2, 0.5)
+    with pytest.raises(prune8.DtypeError, match="got 300 at index 0"):
+        pruner.magnitude(memoryview(array("h", [300, 1])))
+
+
+def test_memoryview_of_a_preallocated_buffer_scores_in_place(pruner):
+    buf = bytearray(16)
+    buf[:4] = bytes([1, 0xFE, 0x80, 5])      # 1, -2, -128, 5
+    assert pruner.magnitude(memoryview(buf)[:4]) == 4
+    assert list(pruner.scores[:4]) == [1, 2, 128, 5]
+    signed = array("b", [-3, 4])
+    pruner.magnitude(memoryview(signed))
+    assert list(pruner.scores[:2]) == [3, 4]
 
 
 def test_order_of_checks_is_the_same(pruner):

@@ -29,7 +29,8 @@ def method(name):
 
 
 def int8_buffer(w, what, writable=False):
-    """A bytearray (two's complement), bytes (read-only), or array('b')."""
+    """A bytearray (two's complement), bytes (read-only), an array('b'), or a memoryview
+    of a bytearray or array('b') (e.g. the first n bytes of a preallocated buffer)."""
     if isinstance(w, bytearray):
         return
     if isinstance(w, bytes):
@@ -37,13 +38,18 @@ def int8_buffer(w, what, writable=False):
             raise errors.read_only(what)
         return
     if isinstance(w, array):
-        # MicroPython arrays do not expose their typecode: check the values instead.
-        for i in range(len(w)):
-            v = w[i]
-            if v < -128 or v > 127:
-                raise errors.int8_range(what, v, i)
-        return
-    raise errors.board_type(what, w)
+        hi = 127  # int8 values
+    elif isinstance(w, memoryview):
+        hi = 255  # a view of a bytearray reads 0..255, of an array('b') -128..127
+    else:
+        raise errors.board_type(what, w)
+    # MicroPython does not expose an array's typecode: check the values instead, so a
+    # wide array never reaches the scoring loops (which would fail half-way).
+    lo = -128
+    for i in range(len(w)):
+        v = w[i]
+        if v < lo or v > hi:
+            raise errors.int8_range(what, v, i)
 
 
 def not_empty(n, what):

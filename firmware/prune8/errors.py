@@ -186,13 +186,13 @@ def dtype_words(got):
 
 def board_type(what, x):
     """Board: weights are a bytearray (or bytes, read-only) or an array('b')."""
-    return DtypeError("%s must be a bytearray or array('b') of int8; got %s"
+    return DtypeError("%s must be a bytearray, an array('b') or a memoryview of one; got %s"
                       % (what, _type_name(x)))
 
 
 def int8_range(what, value, index):
-    return DtypeError("%s must hold int8 values in -128..127; got %r at index %d"
-                      % (what, value, index))
+    return DtypeError("%s must hold int8 values (-128..127, or raw bytes 0..255 in a "
+                      "memoryview); got %r at index %d" % (what, value, index))
 
 
 def read_only(what):
