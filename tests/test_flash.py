@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import socket
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ from esptool import cmds
 from esptool.bin_image import ELFSection
 from esptool.targets import CHIP_DEFS
 
-from prune8_host import flash
+from prune8_host import cli, flash
 from prune8_host.boards import load_board
 
 # A hung connection must fail the test, not the CI run.
@@ -337,3 +340,96 @@ def test_a_port_where_nothing_answers_names_the_port(firmware):
                                  connect_attempts=1)
     assert str(e.value).startswith(f"no board answered on {url}: Failed to connect")
     assert "--port" in str(e.value)
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+def test_cli_flashes_with_a_progress_bar(emulator, firmware, capsys):
+    url = emulator("esp32")
+    path = firmware("esp32")
+    assert cli.main(["flash", "--port", url, "--firmware", str(path)]) == 0
+    out, err = capsys.readouterr()
+    size = path.stat().st_size
+    assert (f"flashing {path} ({size} bytes, ESP32 image) to {url}: board esp32 at 0x1000, "
+            f"460800 baud\n") in out
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    assert (f"flashed {size} bytes (md5 {md5}) to ESP32 at 0x1000, verified against "
+            f"{path}, reset") in out
+    assert "write: 100%" in err           # the tqdm bar, on stderr
+    assert "Connecting" not in out + err  # esptool's chatter is not shown
+    assert flash.verify_flash(url, path, "esp32").verified
+
+
+@pytest.mark.parametrize("board", ["esp32s3", "esp32c3"])
+def test_cli_flashes_other_boards_at_offset_zero(emulator, firmware, capsys, board):
+    chip = load_board(board).chip
+    url = emulator(chip)
+    path = firmware(chip)
+    assert cli.main(["flash", "--port", url, "--firmware", str(path), "--board", board,
+                     "--erase", "--baud", "230400"]) == 0
+    out, _err = capsys.readouterr()
+    assert f"board {board} at 0x0, 230400 baud, erasing first" in out
+    assert "at 0x0, verified" in out
+
+
+def test_cli_quiet_prints_nothing(emulator, firmware, capsys):
+    url = emulator("esp32")
+    assert cli.main(["flash", "--port", url, "--firmware", str(firmware("esp32")),
+                     "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_cli_verbose_shows_esptool_messages_above_the_bar(emulator, firmware, capsys):
+    url = emulator("esp32")
+    assert cli.main(["flash", "--port", url, "--firmware", str(firmware("esp32")),
+                     "--verbose"]) == 0
+    err = capsys.readouterr().err
+    # Each message is a line of its own, never spliced into the bar's line.
+    lines = re.split(r"[\r\n]+", err)
+    assert "esptool: Stub flasher running." in lines
+    assert "esptool: Hash of data verified." in lines
+    assert any(line.startswith("write: 100%") for line in lines)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--firmware", "{missing}"], "prune8 flash: error: cannot read firmware {missing}"),
+    (["--firmware", "{c3}"], "is an image for ESP32-C3 (chip id 5), but board profile 'esp32'"),
+    (["--firmware", "{esp32}", "--baud", "0"], "baud rate must be a positive integer, got 0"),
+    (["--firmware", "{esp32}", "--board", "esp99"], "unknown board 'esp99'"),
+])
+def test_cli_refusals_are_one_line_with_status_2(firmware, tmp_path, capsys, args, message):
+    names = {"missing": str(tmp_path / "missing.bin"), "c3": str(firmware("esp32c3")),
+             "esp32": str(firmware("esp32"))}
+    args = [a.format(**names) for a in args]
+    port = f"socket://127.0.0.1:{_closed_port()}"
+    assert cli.main(["flash", "--port", port, *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before announcing anything
+    assert message.format(**names) in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_unreachable_port_from_the_installed_script(firmware, tmp_path):
+    """The console script end to end: one line on stderr naming the port, status 2."""
+    port = str(tmp_path / "ttyUSB9")
+    script = Path(sys.executable).with_name("prune8")
+    result = subprocess.run([str(script), "flash", "--port", port, "--firmware",
+                             str(firmware("esp32")), "--quiet"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (f"prune8 flash: error: no board answered on {port}: cannot open "
+                             f"it (No such file or directory); check the cable, or pass --port\n")
+
+
+def test_cli_help_explains_each_option_in_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps help text to the terminal width
+    with pytest.raises(SystemExit):
+        cli.main(["flash", "--help"])
+    out = capsys.readouterr().out
+    lines = out.split("options:\n", 1)[1].splitlines()
+    options = [line.split()[0].rstrip(",") for line in lines if line.startswith("  -")]
+    assert options == ["-h", "--port", "--firmware", "--board", "--erase", "--baud",
+                       "--quiet", "--verbose"]
+    # Every line under "options:" starts an option: no explanation wraps onto a second.
+    assert all(line.startswith("  -") for line in lines if line.strip())

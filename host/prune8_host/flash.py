@@ -320,7 +320,8 @@ def _open_port(port: str) -> serial.SerialBase:
     return ser
 
 
-def _resolve_baud(profile: BoardProfile, baud: int | None) -> int:
+def resolve_baud(profile: BoardProfile, baud: int | None) -> int:
+    """The write baud rate: `baud`, or the profile's flash_baud when None."""
     baud = profile.flash_baud if baud is None else baud
     if type(baud) is not int or baud <= 0:
         raise ValueError(f"baud rate must be a positive integer, got {baud!r}")
@@ -433,7 +434,7 @@ def flash_firmware(port: str, path: str | os.PathLike, profile: BoardProfile | s
     """
     profile = load_board(profile)
     image = check_image(path, profile)
-    baud = _resolve_baud(profile, baud)
+    baud = resolve_baud(profile, baud)
     callback, owned_bar = _progress_callback(progress)
     out = _EsptoolOutput(callback, on_message)
     offset = profile.flash_offset
@@ -476,7 +477,7 @@ def verify_flash(port: str, path: str | os.PathLike, profile: BoardProfile | str
     """
     profile = load_board(profile)
     image = check_image(path, profile)
-    baud = _resolve_baud(profile, baud)
+    baud = resolve_baud(profile, baud)
     # No progress to show: esptool compares an MD5 computed on the board and reads
     # nothing back unless asked for a byte diff.
     out = _EsptoolOutput(None, on_message)
