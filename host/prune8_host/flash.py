@@ -138,9 +138,10 @@ _OTHER_FORMATS = (
 def check_image(path: str | os.PathLike, profile: BoardProfile | str | None = None) -> FirmwareImage:
     """Read `path` and check it is an application image for the profile's chip.
 
-    Checks the magic byte (0xE9), the chip id in the extended header, and that
-    esptool's image parser reads the first image whole with a matching checksum (and
-    SHA-256 digest, when the image carries one). Opens no port.
+    Checks the first image in the file (in MicroPython's merged firmware.bin, the
+    second-stage bootloader written at the flash offset): the magic byte (0xE9), the
+    chip id in its extended header, and that esptool's image parser reads it whole with
+    a matching checksum (and SHA-256 digest, when it carries one). Opens no port.
     """
     profile = load_board(profile)
     rom = _rom_class(profile)
@@ -272,14 +273,14 @@ class TqdmProgress:
         self._bar: tqdm | None = None
         self._key: tuple[str, int] | None = None
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, task: str, done: int, total: int) -> None:
         # esptool opens a new task with a new total and counts from 0: start a new bar.
-        if self._bar is None or self._key != (stage, total) or done < self._bar.n:
+        if self._bar is None or self._key != (task, total) or done < self._bar.n:
             self.close()
-            self._bar = tqdm(total=total, desc=stage, unit="B", unit_scale=True,
+            self._bar = tqdm(total=total, desc=task, unit="B", unit_scale=True,
                              unit_divisor=1024, file=self.file, leave=True,
                              dynamic_ncols=True)
-            self._key = (stage, total)
+            self._key = (task, total)
         self._bar.update(done - self._bar.n)
         if done >= total:
             self.close()
