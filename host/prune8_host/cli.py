@@ -17,9 +17,10 @@ from prune8_host import __version__
 # One module per subcommand group, in the order `prune8 --help` lists them.
 COMMAND_MODULES = [
     "boards",
-    "build",
     "reference",
     "demo",
+    "build",
+    "flash",
 ]
 
 
