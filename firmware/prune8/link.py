@@ -1,0 +1,164 @@
+# Board side of the serial link (docs/protocol.md): framed, acknowledged transfers over
+# the REPL UART while a receiver runs from the raw REPL.
+#
+#   0xA5 | type | seq u16 LE | len-1 | payload | CRC-32 LE over type..payload
+#
+# The host drives every exchange; the board only waits for the next frame, so it needs
+# no timer. One frame buffer is allocated per link; payloads are copied from it into
+# the caller's buffers (never a second copy of a layer).
+
+import sys
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+try:
+    from binascii import crc32
+except ImportError:  # a port built without it: compute CRC-32 in 16-bit halves
+    crc32 = None
+
+SYNC = const(0xA5)
+ACK = const(0x06)
+NAK = const(0x15)
+MAX_PAYLOAD = const(256)
+HEADER = const(5)    # sync, type, seq lo, seq hi, len - 1
+TRAILER = const(4)   # CRC-32
+ERR = const(0x21)    # "!": framed error message
+REPLY = const(0x64)  # "d": framed data reply
+
+_T_LO = None
+_T_HI = None
+
+
+def _table():
+    # The reflected CRC-32 table split into low and high 16-bit halves, so that the
+    # fallback never forms an integer >= 2**30 (a heap object on MicroPython).
+    global _T_LO, _T_HI
+    from array import array
+    lo = array("H", bytes(512))
+    hi = array("H", bytes(512))
+    for i in range(256):
+        cl, ch = i, 0
+        for _ in range(8):
+            if cl & 1:
+                cl = ((cl >> 1) | ((ch & 1) << 15)) ^ 0x8320
+                ch = (ch >> 1) ^ 0xEDB8
+            else:
+                cl = (cl >> 1) | ((ch & 1) << 15)
+                ch >>= 1
+        lo[i] = cl
+        hi[i] = ch
+    _T_LO, _T_HI = lo, hi
+
+
+def crc32_halves(data, n):
+    """CRC-32 of data[:n] as (low 16 bits, high 16 bits)."""
+    if crc32 is not None:
+        c = crc32(data[:n] if len(data) != n else data)
+        return c & 0xFFFF, (c >> 16) & 0xFFFF
+    if _T_LO is None:
+        _table()
+    tlo, thi = _T_LO, _T_HI
+    lo = hi = 0xFFFF
+    for i in range(n):
+        j = (lo ^ data[i]) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tlo[j]
+        hi = (hi >> 8) ^ thi[j]
+    return lo ^ 0xFFFF, hi ^ 0xFFFF
+
+
+class Link:
+    """Frames over a byte stream pair (default: the REPL UART's stdin / stdout)."""
+
+    def __init__(self, inp=None, out=None):
+        self.inp = inp if inp is not None else sys.stdin.buffer
+        self.out = out if out is not None else sys.stdout.buffer
+        self.buf = bytearray(HEADER + MAX_PAYLOAD + TRAILER)
+        self.mv = memoryview(self.buf)
+        self.ack = bytearray(3)
+        self.type = 0
+        self.seq = -1       # last good frame's seq (duplicates are answered, not applied)
+        self.len = 0
+        self.duplicate = False
+
+    # -- low level --------------------------------------------------------------------
+
+    def _read(self, start, end):
+        mv = self.mv
+        while start < end:
+            got = self.inp.readinto(mv[start:end])
+            if not got:
+                raise EOFError("link closed")
+            start += got
+
+    def _write(self, data):
+        self.out.write(data)
+        flush = getattr(self.out, "flush", None)
+        if flush:
+            flush()
+
+    def _answer(self, code, seq):
+        a = self.ack
+        a[0] = code
+        a[1] = seq & 0xFF
+        a[2] = seq >> 8
+        self._write(a)
+
+    # -- frames -----------------------------------------------------------------------
+
+    def recv(self):
+        """Wait for the next good frame; NAK bad ones. Sets type, seq, len, duplicate.
+
+        The payload is self.mv[HEADER:HEADER + self.len].
+        """
+        buf = self.buf
+        while True:
+            self._read(0, 1)
+            if buf[0] != SYNC:
+                continue  # hunting for sync: skips filler and line noise
+            self._read(1, HEADER)
+            n = buf[4] + 1
+            self._read(HEADER, HEADER + n + TRAILER)
+            lo, hi = crc32_halves(self.mv[1:HEADER + n], HEADER - 1 + n)
+            t = HEADER + n
+            seq = buf[2] | (buf[3] << 8)
+            if buf[t] | (buf[t + 1] << 8) != lo or buf[t + 2] | (buf[t + 3] << 8) != hi:
+                self._answer(NAK, seq)
+                continue
+            self.duplicate = seq == self.seq
+            self.type = buf[1]
+            self.seq = seq
+            self.len = n
+            return self.type
+
+    def payload(self):
+        return self.mv[HEADER:HEADER + self.len]
+
+    def ok(self):
+        self._answer(ACK, self.seq)
+
+    def send(self, ftype, data, n=None):
+        """Send a framed reply (type REPLY or ERR) carrying data[:n], seq = last frame's."""
+        if n is None:
+            n = len(data)
+        buf = self.buf
+        buf[0] = SYNC
+        buf[1] = ftype
+        buf[2] = self.seq & 0xFF
+        buf[3] = (self.seq >> 8) & 0xFF
+        buf[4] = n - 1
+        self.mv[HEADER:HEADER + n] = data[:n] if len(data) != n else data
+        lo, hi = crc32_halves(self.mv[1:HEADER + n], HEADER - 1 + n)
+        t = HEADER + n
+        buf[t] = lo & 0xFF
+        buf[t + 1] = lo >> 8
+        buf[t + 2] = hi & 0xFF
+        buf[t + 3] = hi >> 8
+        self._write(self.mv[:t + TRAILER])
+
+    def error(self, message):
+        data = message.encode()[:MAX_PAYLOAD]
+        self.send(ERR, data)

@@ -1,0 +1,145 @@
+"""Host side of the serial link (docs/protocol.md): frames, acknowledgements, retries.
+
+`HostLink` sends frames over a pyserial-like port (mpremote's `transport.serial`) to a
+receiver running on the board (`prune8.remote`), and waits for each answer. The host
+drives every exchange, so all timers live here.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+
+SYNC = 0xA5
+ACK = 0x06
+NAK = 0x15
+ERR = ord("!")
+REPLY = ord("d")
+MAX_PAYLOAD = 256
+HEADER = 5
+TRAILER = 4
+FILLER = bytes(HEADER + MAX_PAYLOAD + TRAILER)  # completes any partial frame on the board
+ATTEMPTS = 8
+
+
+class LinkError(OSError):
+    """The board stopped answering or answered nonsense; the message says what was seen."""
+
+
+class BoardError(ValueError):
+    """The board refused a request (capacity, full filesystem, ...): its own message."""
+
+
+def frame(ftype: int, seq: int, payload: bytes) -> bytes:
+    if not 1 <= len(payload) <= MAX_PAYLOAD:
+        raise ValueError(f"frame payload must be 1..{MAX_PAYLOAD} bytes, got {len(payload)}")
+    body = struct.pack("<BHB", ftype, seq & 0xFFFF, len(payload) - 1) + payload
+    return bytes([SYNC]) + body + struct.pack("<I", zlib.crc32(body))
+
+
+def abort_sequence(seq: int = 0) -> bytes:
+    """Ends any receiver still running on the board (e.g. after the host was killed)."""
+    return FILLER + frame(ord("X"), seq, b"\0")
+
+
+class HostLink:
+    """Stop-and-wait frames with retransmission over `port` (read(n) with a timeout)."""
+
+    def __init__(self, port, timeout: float = 2.0, progress=None):
+        self.port = port
+        self.timeout = timeout
+        self.progress = progress    # called with the payload bytes of each delivered frame
+        self.seq = 0
+        self.tx_bytes = 0           # everything written, retries and filler included
+        self.rx_bytes = 0
+        self.retries = 0
+
+    # -- io --------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self.port.write(data)
+        self.tx_bytes += len(data)
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        out = b""
+        while len(out) < n and time.monotonic() < deadline:
+            got = self.port.read(n - len(out))
+            if got:
+                out += got
+        self.rx_bytes += len(out)
+        return out
+
+    def _answer(self, seq: int, deadline: float):
+        """('ack'|'nak', None), ('reply'|'error', payload), or ('timeout', what was seen)."""
+        seen = b""
+        while time.monotonic() < deadline:
+            b = self._read(1, deadline)
+            if not b:
+                break
+            c = b[0]
+            if c in (ACK, NAK):
+                tail = self._read(2, deadline)
+                if len(tail) == 2 and struct.unpack("<H", tail)[0] == seq & 0xFFFF:
+                    return ("ack" if c == ACK else "nak"), None
+                continue  # an answer to an older frame: ignore it
+            if c == SYNC:
+                head = self._read(4, deadline)
+                if len(head) < 4:
+                    break
+                ftype, fseq, ln = struct.unpack("<BHB", head)
+                rest = self._read(ln + 1 + TRAILER, deadline)
+                body = head + rest[:-TRAILER]
+                if len(rest) == ln + 1 + TRAILER and \
+                        struct.unpack("<I", rest[-TRAILER:])[0] == zlib.crc32(body) and \
+                        fseq == seq & 0xFFFF and ftype in (REPLY, ERR):
+                    return ("reply" if ftype == REPLY else "error"), rest[:-TRAILER]
+                seen += b + head + rest
+                continue
+            seen += b
+            if len(seen) > 512:
+                seen = seen[-512:]
+        return "timeout", seen
+
+    # -- exchanges ---------------------------------------------------------------------
+
+    def request(self, ftype: int, payload: bytes = b"\0") -> bytes | None:
+        """Deliver one frame; return the board's reply payload (None for a plain ACK)."""
+        data = frame(ftype, self.seq, payload)
+        seen = b""
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                self.retries += 1
+            self._write(data)
+            kind, value = self._answer(self.seq, time.monotonic() + self.timeout)
+            if kind in ("ack", "reply"):
+                self.seq = (self.seq + 1) & 0xFFFF
+                if self.progress and ftype == ord("D"):
+                    self.progress(len(payload))
+                return value
+            if kind == "error":
+                raise BoardError(value.decode(errors="replace"))
+            if kind == "timeout":
+                seen = value or seen
+                if b"\x04" in value:  # the raw REPL's end marker: the receiver has ended
+                    raise LinkError(_describe(value, "the board program ended unexpectedly"))
+                self._write(FILLER)  # complete a partial frame; the board NAKs it
+                self._drain()
+        raise LinkError(_describe(seen, f"no answer to frame {self.seq} after {ATTEMPTS} "
+                                        f"attempts"))
+
+    def _drain(self) -> None:
+        """Discard answers to the damaged frame and filler (they are stale)."""
+        deadline = time.monotonic() + min(0.3, self.timeout)
+        while time.monotonic() < deadline:
+            if not self.port.read(64):
+                break
+
+
+def _describe(seen: bytes, what: str) -> str:
+    text = seen.decode(errors="replace")
+    if "soft reboot" in text or "rst:" in text or "MicroPython v" in text:
+        return f"{what}: the board reset (it printed {text.strip()[-120:]!r})"
+    if text.strip():
+        return f"{what}: the board printed {text.strip()[-200:]!r}"
+    return f"{what}: the board sent nothing (check the port, or whether it reset)"

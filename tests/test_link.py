@@ -1,0 +1,236 @@
+"""The serial-link protocol (docs/protocol.md) with faults, board side run on CPython.
+
+The firmware's receiver (`prune8.remote`) runs in a subprocess with its store rooted
+in a temp dir; the host's `HostLink` talks to it over pipes through a port wrapper that
+can corrupt, drop or duplicate bytes. The same faults on the virtual board (a real
+MicroPython VM behind a pty) are in tests/test_board_transfer.py.
+"""
+
+import os
+import select
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from prune8 import errors
+from prune8_host.link import BoardError, HostLink, LinkError, abort_sequence, frame
+from prune8_host.model import Layer
+
+PREAMBLE = ("import prune8.store as s; s.ROOT={root!r}; s.MODEL=s.ROOT+'/model.bin'; "
+            "s.MASKS=s.ROOT+'/masks.bin'\nfrom prune8 import remote\n")
+
+
+class PipePort:
+    """A serial-port look-alike over a subprocess's pipes, with a fault hook on writes."""
+
+    def __init__(self, proc, hook=None):
+        self.proc = proc
+        self.hook = hook
+        self.frames_written = 0
+
+    def write(self, data):
+        if self.hook:
+            data = self.hook(self, data)
+        self.frames_written += 1
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def read(self, n):
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        return os.read(fd, n) if ready else b""
+
+
+@pytest.fixture
+def board(tmp_path):
+    """start(code) runs prune8.remote code on CPython with /prune8 under tmp_path."""
+    root = str(tmp_path / "prune8")
+    procs = []
+
+    def start(code):
+        p = subprocess.Popen([sys.executable, "-c", PREAMBLE.format(root=root) + code],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        procs.append(p)
+        return p
+
+    start.root = root
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def layers(seed=0):
+    rng = np.random.default_rng(seed)
+    w1 = rng.integers(-128, 128, (32, 64)).astype(np.int8)   # 2048: full capacity
+    w2 = rng.integers(-128, 128, (10, 32)).astype(np.int8)
+    a2 = rng.integers(0, 128, 32).astype(np.int8)
+    return [Layer("fc1", w1), Layer("fc2", w2, a2)]
+
+
+def push(link, model):
+    link.request(ord("B"), struct.pack("<H", len(model)))
+    for layer in model:
+        rows, cols = layer.weights.shape
+        act = layer.activations.tobytes() if layer.activations is not None else b""
+        name = layer.name.encode()
+        link.request(ord("L"), bytes([len(name)]) + name + struct.pack("<HHI", rows, cols,
+                                                                      len(act)))
+        data = layer.weights.tobytes() + act
+        for i in range(0, len(data), 256):
+            link.request(ord("D"), data[i:i + 256])
+    return struct.unpack("<I", link.request(ord("E")))[0]
+
+
+def stored(root):
+    """The layers in model.bin as (name, rows, cols, weights+activations bytes)."""
+    from prune8 import store
+    mid, index = store.read_model_index(os.path.join(root, "model.bin"))
+    data = open(os.path.join(root, "model.bin"), "rb").read()
+    return [(l.name, l.rows, l.cols, data[l.offset:l.offset + l.n + l.act_len])
+            for l in index]
+
+
+def expected(model):
+    return [(l.name, *l.weights.shape,
+             l.weights.tobytes() + (l.activations.tobytes() if l.activations is not None
+                                    else b"")) for l in model]
+
+
+def test_push_stores_exactly_what_was_sent(board):
+    p = board("remote.push()")
+    link = HostLink(PipePort(p), timeout=2)
+    model = layers()
+    push(link, model)
+    assert p.wait(10) == 0
+    assert stored(board.root) == expected(model)
+    assert link.retries == 0
+    payload = sum(len(x[3]) for x in expected(model))
+    assert link.tx_bytes / payload < 1.10  # framing overhead
+
+
+def test_frame_crc_matches_zlib_and_the_board_fallback():
+    from prune8 import link as board_link
+    data = bytes(range(256)) * 2
+    assert board_link.crc32_halves(data, len(data)) == \
+        (zlib.crc32(data) & 0xFFFF, zlib.crc32(data) >> 16)
+    saved = board_link.crc32
+    board_link.crc32 = None  # a port without binascii.crc32
+    try:
+        assert board_link.crc32_halves(data, len(data)) == \
+            (zlib.crc32(data) & 0xFFFF, zlib.crc32(data) >> 16)
+    finally:
+        board_link.crc32 = saved
+    f = frame(ord("D"), 7, b"abc")
+    assert f[0] == 0xA5 and struct.unpack("<I", f[-4:])[0] == zlib.crc32(f[1:-4])
+
+
+def fault_once(kind, at_frame=5):
+    """A write hook that damages the at_frame-th write once."""
+    state = {"done": False}
+
+    def hook(port, data):
+        if state["done"] or port.frames_written != at_frame or len(data) < 100:
+            return data
+        state["done"] = True
+        if kind == "corrupt":
+            b = bytearray(data)
+            b[60] ^= 0x5A
+            return bytes(b)
+        if kind == "drop":
+            return data[:40] + data[57:]
+        if kind == "duplicate":
+            return data + data
+        raise AssertionError(kind)
+    return hook
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "drop", "duplicate"])
+def test_faults_are_recovered_and_data_applied_once(board, kind):
+    p = board("remote.push()")
+    link = HostLink(PipePort(p, fault_once(kind)), timeout=0.5)
+    model = layers(1)
+    push(link, model)
+    assert p.wait(10) == 0
+    assert stored(board.root) == expected(model)
+    if kind != "duplicate":
+        assert link.retries >= 1
+
+
+def test_over_capacity_layer_is_refused_and_nothing_committed(board):
+    p = board("remote.push()")
+    push(HostLink(PipePort(p)), layers(2))
+    p.wait(10)
+    before = stored(board.root)
+    p = board("remote.push()")
+    big = Layer("big", np.zeros((64, 64), np.int8))  # 4096 > max_weights = 2048
+    with pytest.raises(BoardError) as info:
+        push(HostLink(PipePort(p)), [big])
+    assert str(errors.capacity_weights(4096, 2048)) in str(info.value)
+    assert p.wait(10) == 0
+    assert stored(board.root) == before
+    assert not os.path.exists(os.path.join(board.root, "model.bin.tmp"))
+
+
+def test_host_killed_mid_push_then_abort_and_retry(board):
+    p = board("remote.push()")
+    push(HostLink(PipePort(p)), layers(3))
+    p.wait(10)
+    before = stored(board.root)
+
+    p = board("remote.push()")
+    link = HostLink(PipePort(p))
+    link.request(ord("B"), struct.pack("<H", 1))
+    link.request(ord("L"), b"\x03fc9" + struct.pack("<HHI", 32, 64, 0))
+    p.stdin.write(frame(ord("D"), link.seq, bytes(256))[:100])  # the host dies mid-frame
+    p.stdin.flush()
+    # A new host connects: the abort sequence ends the orphaned receiver cleanly.
+    p.stdin.write(abort_sequence())
+    p.stdin.flush()
+    assert p.wait(10) == 0
+    assert stored(board.root) == before
+    assert not os.path.exists(os.path.join(board.root, "model.bin.tmp"))
+
+    p = board("remote.push()")
+    model = layers(4)
+    push(HostLink(PipePort(p)), model)
+    p.wait(10)
+    assert stored(board.root) == expected(model)
+
+
+def test_board_dies_mid_push_keeps_the_old_model(board):
+    p = board("remote.push()")
+    push(HostLink(PipePort(p)), layers(5))
+    p.wait(10)
+    before = stored(board.root)
+
+    p = board("remote.push()")
+    link = HostLink(PipePort(p), timeout=0.3)
+    link.request(ord("B"), struct.pack("<H", 2))
+    link.request(ord("L"), b"\x03fc1" + struct.pack("<HHI", 32, 64, 0))
+    link.request(ord("D"), bytes(256))
+    p.kill()  # a reset: the receiver is gone mid-transfer
+    p.wait()
+    with pytest.raises(LinkError, match="no answer"):
+        link.request(ord("D"), bytes(256))
+    assert stored(board.root) == before
+
+
+def test_duplicate_frames_do_not_shift_data(board):
+    # every D frame delivered twice: the layer must still be exactly the data
+    p = board("remote.push()")
+
+    def twice(port, data):
+        return data + data if data[1:2] == b"D" else data
+    model = layers(6)
+    push(HostLink(PipePort(p, twice)), model)
+    assert p.wait(10) == 0
+    assert stored(board.root) == expected(model)
