@@ -148,3 +148,17 @@ def test_demo_prints_every_scorer_for_every_layer(capsys):
         (layer, m) for layer in ("fc1", "fc2")
         for m in ("magnitude", "gradient", "mincut", "rows", "cols")}
     assert all(r["sparsity_bp"] == 5000 for r in rows)
+
+
+def test_model_info_reports_fit_per_layer(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    np.savez(path, small=np.ones((4, 8), np.int8), wide=np.ones((2, 100), np.int8),
+             **{"small.act": np.ones(8, np.int8)})
+    code, out, _ = run(capsys, "model", "info", str(path), "--json")
+    layers = {r["layer"]: r for r in json.loads(out)["layers"]}
+    assert code == 0
+    assert layers["small"]["fits"] == "yes" and layers["small"]["activations"] == "per column"
+    assert layers["small"]["bytes"] == 32 + 8
+    assert layers["wide"]["fits"] == "no: 100 cols exceed capacity: max_units=64"
+    code, out, _ = run(capsys, "model", "info", str(path), "--board", "esp32s3")
+    assert code == 0 and "wide" in out and out.count("yes") == 2  # S3: 128 units
