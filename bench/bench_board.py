@@ -57,8 +57,14 @@ def main():
         a[c] = (c * 37 + 5) & 127
 
     print("prune8 board benchmark: %d weights (%d x %d)" % (n, rows, cols))
+    p.wanda_reset()
+    p.wanda_add(a)
     scorers = (
         ("magnitude", lambda: p.magnitude(w)),
+        ("l2", lambda: p.l2(w)),
+        ("random", lambda: p.random(n, 12345)),
+        ("wanda", lambda: p.wanda(w, rows, cols)),
+        ("blocks 2x2", lambda: p.blocks(w, rows, cols, 2, 2)),
         ("gradient", lambda: p.gradient(w, a, cols)),
         ("mincut", lambda: p.mincut(w, rows, cols)),
         ("rows", lambda: p.rows(w, rows, cols)),
@@ -80,6 +86,8 @@ def main():
     p.magnitude(w)
     us = per_call_us(lambda: p.mask(sparsity_bp=5000))
     print("mask (auto, exact) n=%d: %.1f us" % (n, us))
+    us = per_call_us(lambda: p.nm_mask(2, 4, rows, cols))
+    print("N:M 2:4 mask n=%d: %.3f us/weight" % (n, us / n))
 
 
 main()

@@ -8,6 +8,9 @@ machine absolute times wander; the ratios are what to compare.
     min-cut, 4096 x 4096                      goal: <= 20x
     peak extra memory                          goal: <= 8 bytes per weight
     PyTorch l1_unstructured, 16M float32      goal: twin >= 20x faster (if torch is installed)
+
+The further scorers and patterns (l2, random, Wanda, block L1, N:M) are reported as a
+ratio to the abs pass (magnitude scores) on the same 4096 x 4096 layer.
 """
 
 from __future__ import annotations
@@ -91,6 +94,21 @@ def main(argv=None) -> int:
         "mincut_s": mc, "mincut_ratio": mc / widen2d,
         "mincut_peak_bytes_per_weight": mc_peak,
     }
+    side = args.side
+    abs_pass = best_time(lambda: twin.magnitude_scores(w2d), args.repeat)
+    sumsq = twin.wanda_sumsq(w2d[:64])
+    mag_scores = twin.magnitude_scores(w2d)
+    extra = {
+        "l2": lambda: twin.l2_scores(w2d),
+        "random": lambda: twin.random_scores(w2d.size, 12345),
+        "wanda": lambda: twin.wanda_scores(w2d, sumsq, side, side),
+        "blocks 4x4": lambda: twin.block_scores(w2d, side, side, 4, 4),
+        "N:M 2:4 mask": lambda: twin.nm_mask(mag_scores, side, side, 2, 4),
+    }
+    result["abs_pass_s"] = abs_pass
+    result["extra_ratio_to_abs_pass"] = {
+        name: best_time(fn, max(1, args.repeat // 2)) / abs_pass for name, fn in extra.items()}
+
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -109,6 +127,10 @@ def main(argv=None) -> int:
           f"(goal <= 10x), peak {mag_peak:.2f} B/weight (goal <= 8)")
     print(f"  min-cut {args.side}x{args.side} (baseline {widen2d * 1e3:.1f} ms)  "
           f"{mc * 1e3:8.1f} ms  {mc / widen2d:5.1f}x (goal <= 20x), peak {mc_peak:.2f} B/weight")
+    print(f"  more scores on {args.side}x{args.side}, as a ratio to the abs pass "
+          f"({abs_pass * 1e3:.1f} ms):")
+    for name, ratio in result["extra_ratio_to_abs_pass"].items():
+        print(f"    {name:<14} {ratio:6.1f}x")
     if "torch_l1_unstructured_s" in result:
         print(f"  torch l1_unstructured (float32)   {result['torch_l1_unstructured_s'] * 1e3:8.1f}"
               f" ms  twin is {result['twin_speedup_vs_torch']:.1f}x faster (goal >= 20x)")

@@ -14,8 +14,10 @@ The rules are SPEC.md's; prune8_host.twin computes the same integers on the host
 from .board import MAX_UNITS, MAX_WEIGHTS
 from .bp import to_bp
 from .errors import (CapacityError, DtypeError, EmptyInputError, LengthMismatchError,
-                     MinKeepError, MinScoreError, OptionError, Prune8Error, SparsityError)
+                     MinKeepError, MinScoreError, OptionError, PatternError, Prune8Error,
+                     ScheduleError, SeedError, SparsityError)
 from .mask import Mask
 from .pruner import Pruner
+from .schedule import sparsity_at
 
 __version__ = "0.1.0"

@@ -82,3 +82,39 @@ def min_keep(value, n):
 def min_score(value):
     if not is_int(value) or value < 0 or value > errors.MAX_SMALL:
         raise errors.min_score(value)
+
+
+def count(n, what):
+    if not is_int(n) or n < 0:
+        raise errors.bad_count(what, n)
+    if n == 0:
+        raise errors.empty(what)
+
+
+def seed(value):
+    if not is_int(value) or value < 0 or value > errors.MAX_SMALL:
+        raise errors.seed_value(value)
+
+
+def sumsq(values):
+    for c in range(len(values)):
+        v = values[c]
+        if not is_int(v) or v < 0 or v > errors.MAX_SMALL:
+            raise errors.sumsq_value(v, c)
+
+
+def nm(n, m):
+    if not (is_int(n) and is_int(m)) or not 1 <= n <= m <= 32:
+        raise errors.nm_values(n, m)
+
+
+def blocks(rows, cols, br, bc, max_blocks):
+    if not (is_int(br) and is_int(bc)) or br < 1 or bc < 1:
+        raise errors.block_values(br, bc)
+    if rows % br:
+        raise errors.block_fit("rows", rows, br, "br")
+    if cols % bc:
+        raise errors.block_fit("cols", cols, bc, "bc")
+    nb = (rows // br) * (cols // bc)
+    if nb > max_blocks:
+        raise errors.capacity_blocks(nb, max_blocks)

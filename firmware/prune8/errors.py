@@ -48,6 +48,18 @@ class DtypeError(Prune8Error):
     """Weights or activations are not int8."""
 
 
+class PatternError(Prune8Error):
+    """Bad N:M or block parameters."""
+
+
+class SeedError(Prune8Error):
+    """A random seed outside 0..2**30 - 1."""
+
+
+class ScheduleError(Prune8Error):
+    """A schedule step or step count out of range."""
+
+
 def _type_name(x):
     return type(x).__name__
 
@@ -107,6 +119,10 @@ def shape_mismatch(n, rows, cols):
                                % (n, rows, cols, rows * cols))
 
 
+def bad_count(what, n):
+    return LengthMismatchError("%s: n must be a positive integer; got %r" % (what, n))
+
+
 def bad_cols(cols):
     return LengthMismatchError("cols must be a positive integer; got %r" % (cols,))
 
@@ -148,6 +164,56 @@ def bad_capacity(max_weights, max_units):
     return CapacityError("capacity must be 1 <= max_weights <= %d and 1 <= max_units <= %d; "
                          "got max_weights=%r, max_units=%r"
                          % (MAX_WEIGHTS_LIMIT, MAX_UNITS_LIMIT, max_weights, max_units))
+
+
+def capacity_blocks(n, limit):
+    return CapacityError("%d blocks exceed capacity: at most %d (max(max_units, "
+                         "max_weights // 4))" % (n, limit))
+
+
+# -- patterns, seeds, schedules -------------------------------------------------------
+
+def nm_values(n, m):
+    return PatternError("N:M needs integers 1 <= n <= m <= 32; got n=%r, m=%r" % (n, m))
+
+
+def nm_cols(cols, m):
+    return LengthMismatchError("cols=%d is not a multiple of m=%d: N:M groups must not "
+                               "cross rows" % (cols, m))
+
+
+def block_values(br, bc):
+    return PatternError("block sizes must be positive integers; got br=%r, bc=%r" % (br, bc))
+
+
+def block_fit(what, size, block, name):
+    return LengthMismatchError("%s=%d is not a multiple of %s=%d" % (what, size, name, block))
+
+
+def seed_value(seed):
+    return SeedError("seed must be an integer in 0..%d; got %r" % (MAX_SMALL, seed))
+
+
+def sumsq_value(value, index):
+    return DtypeError("sums of squares must be integers in 0..%d; got %r at column %d"
+                      % (MAX_SMALL, value, index))
+
+
+def sumsq_mismatch(got, cols):
+    return LengthMismatchError("%d sums of squares for %d columns" % (got, cols))
+
+
+def schedule_steps(steps, limit):
+    return ScheduleError("steps must be an integer in 1..%d; got %r" % (limit, steps))
+
+
+def schedule_step(step, steps):
+    return ScheduleError("step must be an integer in 0..%r (steps); got %r" % (steps, step))
+
+
+def no_weight_scores():
+    return EmptyInputError("N:M needs one score per weight: call magnitude(), l2(), "
+                           "gradient(), wanda(), mincut() or random() first")
 
 
 # -- min_keep / min_score -------------------------------------------------------

@@ -12,10 +12,11 @@ from . import check, errors, scores
 from . import select as _select
 from .board import MAX_UNITS, MAX_WEIGHTS
 from .mask import Mask
+from .patterns import nm_fill
 
 _NONE = 0   # no scores yet
 _WEIGHT = 1  # one int16 score per weight, in .scores
-_UNIT = 2    # one int32 score per row or column, in .units
+_UNIT = 2    # one int32 score per row, column or block, in .units
 
 
 class Pruner:
@@ -36,18 +37,23 @@ class Pruner:
         self.max_weights = max_weights
         self.max_units = max_units
         self.scores = array("h", bytes(2 * max_weights))   # weight scores, int16
-        self.units = array("i", bytes(4 * max_units))       # row/column scores, int32
+        # row / column / block scores, int32: blocks of >= 4 weights always fit
+        self.max_blocks = max_units if max_units > max_weights // 4 else max_weights // 4
+        self.units = array("i", bytes(4 * self.max_blocks))
         self._row_flow = array("i", bytes(4 * max_units))
         self._col_flow = array("i", bytes(4 * max_units))
         self._scratch = array("h", bytes(2 * max_weights))  # bubble sort's copy
-        self._uscratch = array("i", bytes(4 * max_units))
+        self._uscratch = array("i", bytes(4 * self.max_blocks))
+        self._sumsq = array("i", bytes(4 * max_units))      # Wanda: per-column sums of x*x
+        self._norms = array("i", bytes(4 * max_units))
+        self._sumsq_cols = 0
         self._hist = array("i", bytes(4 * 256))             # radix select counts
         self._mask = Mask(0, max_weights if max_weights > max_units else max_units)
         self.n = 0
         self._kind = _NONE
 
     def __repr__(self):
-        kind = ("none", "weight", "unit")[self._kind]
+        kind = ("none", "weight", "unit")[self._kind]  # unit: rows, columns or blocks
         return "Pruner(max_weights=%d, max_units=%d, scores=%d %s)" % (
             self.max_weights, self.max_units, self.n, kind)
 
@@ -75,6 +81,79 @@ class Pruner:
         self.n = n
         self._kind = _WEIGHT
         return n
+
+    def l2(self, w):
+        """Score w * w per weight (squared magnitude)."""
+        check.int8_buffer(w, "weights")
+        n = len(w)
+        check.not_empty(n, "weights")
+        check.capacity(n, self.max_weights)
+        scores.l2(w, n, self.scores)
+        self.n = n
+        self._kind = _WEIGHT
+        return n
+
+    def random(self, n, seed):
+        """Score n entries with the seeded LCG (an ablation baseline)."""
+        check.count(n, "random scores")
+        check.capacity(n, self.max_weights)
+        check.seed(seed)
+        scores.random(n, seed, self.scores)
+        self.n = n
+        self._kind = _WEIGHT
+        return n
+
+    def wanda_add(self, x):
+        """Add one calibration sample x (int8, one per column) to the Wanda sums."""
+        check.int8_buffer(x, "activations")
+        cols = len(x)
+        check.not_empty(cols, "activations")
+        check.units("cols", cols, self.max_units)
+        if self._sumsq_cols and cols != self._sumsq_cols:
+            raise errors.sumsq_mismatch(cols, self._sumsq_cols)
+        self._sumsq_cols = cols
+        t = scores.ABS
+        acc = self._sumsq
+        top = errors.MAX_SMALL
+        for c in range(cols):
+            v = t[x[c]]
+            v *= v
+            s = acc[c]
+            acc[c] = top if s > top - v else s + v  # saturate, never past a small int
+
+    def wanda_reset(self):
+        """Forget the accumulated Wanda sums."""
+        for c in range(self.max_units):
+            self._sumsq[c] = 0
+        self._sumsq_cols = 0
+
+    def wanda(self, w, rows, cols, sumsq=None):
+        """Score |w| * isqrt(sum of x*x over calibration samples) >> 4 (Wanda).
+
+        sumsq: one sum per column; default: the sums accumulated by wanda_add().
+        """
+        n = self._layer(w, rows, cols)
+        if sumsq is None:
+            if self._sumsq_cols != cols:
+                raise errors.sumsq_mismatch(self._sumsq_cols, cols)
+            sumsq = self._sumsq
+        else:
+            if len(sumsq) != cols:
+                raise errors.sumsq_mismatch(len(sumsq), cols)
+            check.sumsq(sumsq)
+        scores.wanda(w, rows, cols, sumsq, self._norms, self.scores)
+        self.n = n
+        self._kind = _WEIGHT
+        return n
+
+    def blocks(self, w, rows, cols, br, bc):
+        """Score each br x bc block by its L1 sum; mask() then masks blocks."""
+        self._layer(w, rows, cols)
+        check.blocks(rows, cols, br, bc, self.max_blocks)
+        scores.block_l1(w, rows, cols, br, bc, self.units)
+        self.n = (rows // br) * (cols // bc)
+        self._kind = _UNIT
+        return self.n
 
     def gradient(self, w, a, cols=None):
         """Score |w * a| >> 4; a per weight, or per column (len(a) == cols)."""
@@ -147,8 +226,8 @@ class Pruner:
         src = self.units if unit else self.scores
         if method == "bubble" or (method == "auto" and n <= _select.BUBBLE_MAX):
             return _select.bubble(src, n, pos, self._uscratch if unit else self._scratch)
-        # unit scores are < 128 * 4096 < 2**24; weight scores < 2**15
-        return _select.radix(src, n, pos, self._hist, 16 if unit else 8)
+        # unit scores (block sums included) are < 128 * 2**20 < 2**32; weight scores < 2**15
+        return _select.radix(src, n, pos, self._hist, 24 if unit else 8)
 
     def _fill_mask(self, k, strict, min_score, method):
         n = self.n
@@ -183,6 +262,17 @@ class Pruner:
         check.min_keep(min_keep, n)
         check.min_score(min_score)
         return self._fill_mask(_bp.prune_count(n, bp, min_keep), strict, min_score, method)
+
+    def nm_mask(self, n, m, rows, cols):
+        """N:M mask of the current weight scores: keep n of every m along each row."""
+        check.nm(n, m)
+        if self._kind != _WEIGHT:
+            raise errors.no_weight_scores()
+        check.shape(self.n, rows, cols)
+        if cols % m:
+            raise errors.nm_cols(cols, m)
+        nm_fill(self._mask, self.scores, self.n, n, m)
+        return self._mask
 
     # -- applying ------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ try:
 except ImportError:  # CPython
     micropython = None
 
-_B, _L, _D, _K, _E, _O, _R, _X = b"BLDKEORX"
+_B, _L, _D, _K, _E, _O, _R, _X, _W, _C = b"BLDKEORXWC"
 INTERRUPT_CHAR = 3  # MicroPython's default Ctrl-C; restored when a receiver returns
 
 
@@ -202,44 +202,74 @@ def push():
 
 # -- files -----------------------------------------------------------------------------
 
+def _store_path(payload):
+    path = bytes(payload).decode()
+    if not path.startswith(store.ROOT + "/") or ".." in path:
+        raise ValueError("only files under %s/ can be read or written" % store.ROOT)
+    return path
+
+
 def files():
-    """Serve reads of files under /prune8/ until the host ends the session."""
+    """Serve reads and writes of files under /prune8/ until the host ends the session.
+
+    Writes go to PATH.tmp and become PATH on commit (frame C), so an interrupted write
+    never replaces a file with a partial one.
+    """
     link = Link()
     chunk = bytearray(256)
     mv = memoryview(chunk)
     f = None
+    wpath = None
     _kbd_intr(-1)
     try:
         while True:
             t = link.recv()
+            if link.duplicate and t == _D:  # a write delivered twice is applied once
+                link.ok()
+                continue
             try:
                 if t == _X or t == _E:
                     link.ok()
                     return
                 if t == _O:
-                    path = bytes(link.payload()).decode()
-                    if not path.startswith(store.ROOT + "/") or ".." in path:
-                        raise ValueError("only files under %s/ can be read" % store.ROOT)
+                    path = _store_path(link.payload())
                     if f is not None:
                         f.close()
                     f = open(path, "rb")
                     link.send(REPLY, struct.pack("<I", os.stat(path)[6]))
-                elif t == _R:
+                    continue
+                if t == _R:
                     off, n = struct.unpack("<IH", link.payload())
                     f.seek(off)
                     got = f.readinto(mv[:min(n, 256)])
                     if not got:
                         raise ValueError("read past the end of the file")
                     link.send(REPLY, mv, got)
+                    continue
+                if t == _W:
+                    wpath = _store_path(link.payload())
+                    if f is not None:
+                        f.close()
+                    store.ensure_root()
+                    f = open(wpath + ".tmp", "wb")
+                elif t == _D:
+                    f.write(link.payload())
+                elif t == _C:
+                    f.close()
+                    f = None
+                    store.commit(wpath + ".tmp", wpath)
                 else:
                     raise ValueError("unexpected frame type %d while serving files" % t)
+                link.ok()
             except OSError as e:
-                link.error(_oserror_text(e, "reading a file"))
+                link.error(_oserror_text(e, "writing a file" if wpath else "reading a file"))
             except Exception as e:
                 link.error("%s: %s" % (type(e).__name__, e))
     finally:
         if f is not None:
             f.close()
+            if wpath:
+                store.discard(wpath + ".tmp")
         _kbd_intr(INTERRUPT_CHAR)
 
 

@@ -77,3 +77,72 @@ def mincut(w, rows, cols, row_flow, col_flow, out):
             s = (t[w[i]] * f) >> 10  # <= 128 * 128 * max_units < 2**30: a small int
             out[i] = s if s < _MAX_SCORE else _MAX_SCORE
             i += 1
+
+
+def l2(w, n, out):
+    """out[i] = w[i] * w[i] (0..16384)."""
+    t = ABS
+    for i in range(n):
+        v = t[w[i]]
+        out[i] = v * v
+
+
+# Random scores: an LCG modulo 2**30 (docs/spec-decisions.md). The multiply is done in
+# 15-bit halves: a * half < 2**30, so the state and every product stay small ints.
+_LCG_A = const(29925)
+_LCG_C = const(12345)
+_MASK15 = const(0x7FFF)
+
+
+def random(n, seed, out):
+    """out[i] = top 15 bits of the (i+1)-th LCG state after `seed`."""
+    x = seed
+    for i in range(n):
+        lo = _LCG_A * (x & _MASK15) + _LCG_C
+        hi = _LCG_A * (x >> 15) + (lo >> 15)
+        x = ((hi & _MASK15) << 15) | (lo & _MASK15)
+        out[i] = hi & _MASK15
+
+
+def isqrt(v):
+    """floor(sqrt(v)) for 0 <= v < 2**30, bit by bit: every value stays below 2**30."""
+    res = 0
+    bit = 1 << 28
+    while bit > v:
+        bit >>= 2
+    while bit:
+        if v >= res + bit:
+            v -= res + bit
+            res = (res >> 1) + bit
+        else:
+            res >>= 1
+        bit >>= 2
+    return res
+
+
+def wanda(w, rows, cols, sumsq, norms, out):
+    """out[r*cols+c] = min(32767, (|w| * isqrt(sumsq[c])) >> 4); norms is scratch."""
+    for c in range(cols):
+        norms[c] = isqrt(sumsq[c])
+    t = ABS
+    i = 0
+    for _ in range(rows):
+        for c in range(cols):
+            s = (t[w[i]] * norms[c]) >> 4  # <= 128 * 32767 >> 4: a small int
+            out[i] = s if s < _MAX_SCORE else _MAX_SCORE
+            i += 1
+
+
+def block_l1(w, rows, cols, br, bc, out):
+    """out[b] = sum of |w| over block b of br x bc, blocks row-major over the grid."""
+    t = ABS
+    gc = cols // bc
+    nb = (rows // br) * gc
+    for b in range(nb):
+        out[b] = 0
+    for r in range(rows):
+        base = (r // br) * gc
+        i = r * cols
+        for c in range(cols):
+            out[base + c // bc] += t[w[i]]
+            i += 1

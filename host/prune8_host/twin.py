@@ -23,6 +23,8 @@ __all__ = [
     "to_bp", "resolve_bp", "magnitude_scores", "gradient_scores", "mincut_scores", "row_scores",
     "col_scores", "prune_mask", "apply_mask", "prune_rows", "prune_cols", "mask_stats",
     "mask_from_keep", "mask_to_keep", "threshold",
+    "l2_scores", "random_scores", "wanda_sumsq", "wanda_scores", "block_scores", "nm_mask",
+    "sparsity_at", "score_stats", "top_k", "max_blocks",
 ]
 
 TIES = ("exact", "strict")
@@ -373,3 +375,170 @@ def mask_stats(words, n) -> dict:
     pruned = int(n) - kept
     return {"n": int(n), "pruned": pruned, "kept": kept,
             "sparsity_bp": pruned * errors.MAX_BP // int(n)}
+
+
+# -- more scores, patterns and schedules (docs/spec-decisions.md) ------------------------
+
+def l2_scores(w, *, profile=None) -> np.ndarray:
+    """Squared magnitude w * w as int16 (0..16384), in the shape of w."""
+    s = magnitude_scores(w, profile=profile)
+    s *= s  # 128 * 128 = 16384 fits int16
+    return s
+
+
+_LCG_A, _LCG_C, _LCG_M = 29925, 12345, 1 << 30
+_LCG_BLOCK = 4096
+
+
+def _lcg_jumps(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A[j], C[j] with state[i + j] = A[j] * state[i] + C[j] (mod 2**30), j = 1..k."""
+    a = np.empty(k, np.int64)
+    c = np.empty(k, np.int64)
+    aj, cj = 1, 0
+    for j in range(k):  # k <= 4096 constants, computed once per call
+        aj, cj = aj * _LCG_A % _LCG_M, (cj * _LCG_A + _LCG_C) % _LCG_M
+        a[j], c[j] = aj, cj
+    return a, c
+
+
+def random_scores(n, seed, *, profile=None) -> np.ndarray:
+    """The board's seeded LCG scores: top 15 bits of each of the n states after seed.
+
+    Vectorized by jumping ahead in blocks: state[b + j] = A[j] * state[b] + C[j].
+    """
+    if not _is_int(n) or n < 0:
+        raise errors.bad_count("random scores", n)
+    if n == 0:
+        raise errors.empty("random scores")
+    _check_capacity(_limits(profile), int(n))
+    if not _is_int(seed) or not 0 <= seed <= errors.MAX_SMALL:
+        raise errors.seed_value(seed)
+    n = int(n)
+    a, c = _lcg_jumps(min(n, _LCG_BLOCK))
+    out = np.empty(n, np.int16)
+    x = int(seed)
+    for b in range(0, n, a.size):
+        states = (a * x + c) % _LCG_M
+        k = min(a.size, n - b)
+        out[b:b + k] = states[:k] >> 15
+        x = int(states[-1])
+    return out
+
+
+def wanda_sumsq(samples) -> np.ndarray:
+    """Per-column sums of x * x over int8 calibration samples (samples x cols), each
+    saturated at 2**30 - 1, in the order the board adds them."""
+    x = _int8(samples, "activations")
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    sq = x.astype(np.int64) ** 2
+    # Saturation is sticky on the board: once a running sum would pass the limit it stays
+    # at the limit; a plain cumulative sum reaches the limit at the same sample.
+    return np.minimum(sq.sum(axis=0), errors.MAX_SMALL).astype(np.int64)
+
+
+def _isqrt(v: np.ndarray) -> np.ndarray:
+    r = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
+    r -= (r * r > v)             # float sqrt can be one too high or too low near squares
+    r += ((r + 1) * (r + 1) <= v)
+    return r
+
+
+def wanda_scores(w, col_sumsq, rows, cols, *, profile=None) -> np.ndarray:
+    """Wanda: min(32767, (|w| * isqrt(col_sumsq[c])) >> 4) as int16."""
+    shape = np.shape(w)
+    flat, rows, cols = _layer(w, rows, cols, profile)
+    ss = np.asarray(col_sumsq)
+    if ss.ndim != 1 or ss.size != cols:
+        raise errors.sumsq_mismatch(int(ss.size), cols)
+    if not np.issubdtype(ss.dtype, np.integer):
+        bad = next(i for i, v in enumerate(ss.tolist()) if not _is_int(v))
+        raise errors.sumsq_value(ss.tolist()[bad], bad)
+    out_of_range = np.flatnonzero((ss < 0) | (ss > errors.MAX_SMALL))
+    if out_of_range.size:
+        i = int(out_of_range[0])
+        raise errors.sumsq_value(int(ss[i]), i)
+    norms = _isqrt(ss.astype(np.int64))
+    s = (_abs16(flat).reshape(rows, cols).astype(np.int32) * norms.astype(np.int32)) >> 4
+    return np.minimum(s, MAX_SCORE).astype(np.int16).reshape(shape)
+
+
+def max_blocks(profile) -> int | None:
+    """The board's block capacity: max(max_units, max_weights // 4)."""
+    limits = _limits(profile)
+    return None if limits is None else max(limits[1], limits[0] // 4)
+
+
+def block_scores(w, rows, cols, br, bc, *, profile=None) -> np.ndarray:
+    """L1 sum of each br x bc block (int32), blocks row-major over the block grid."""
+    flat, rows, cols = _layer(w, rows, cols, profile)
+    if not (_is_int(br) and _is_int(bc)) or br < 1 or bc < 1:
+        raise errors.block_values(br, bc)
+    if rows % br:
+        raise errors.block_fit("rows", rows, int(br), "br")
+    if cols % bc:
+        raise errors.block_fit("cols", cols, int(bc), "bc")
+    br, bc = int(br), int(bc)
+    nb = (rows // br) * (cols // bc)
+    limit = max_blocks(profile)
+    if limit is not None and nb > limit:
+        raise errors.capacity_blocks(nb, limit)
+    aw = _abs16(flat).reshape(rows // br, br, cols // bc, bc)
+    return aw.sum(axis=(1, 3), dtype=np.int32).reshape(-1)
+
+
+def nm_mask(scores, rows, cols, n, m) -> np.ndarray:
+    """N:M mask words: in each group of m along a row keep the n highest (ties: lower index)."""
+    if not (_is_int(n) and _is_int(m)) or not 1 <= n <= m <= 32:
+        raise errors.nm_values(n, m)
+    s = np.asarray(scores).reshape(-1)
+    if not np.issubdtype(s.dtype, np.integer):
+        raise errors.dtype_scores(s.dtype.name)
+    if s.size == 0:
+        raise errors.empty("scores")
+    rows, cols = _check_shape(s.size, rows, cols)
+    if cols % m:
+        raise errors.nm_cols(cols, int(m))
+    groups = s.astype(np.int64).reshape(-1, int(m))
+    # rank within each group: stable sort on -score keeps the lower index first on ties
+    order = np.argsort(-groups, axis=1, kind="stable")
+    keep = np.zeros_like(groups, dtype=bool)
+    np.put_along_axis(keep, order[:, :int(n)], True, axis=1)
+    return mask_from_keep(keep.reshape(-1))
+
+
+MAX_STEPS = 100000
+
+
+def sparsity_at(step, steps, final_bp, initial_bp=0) -> int:
+    """Zhu & Gupta's cubic schedule in integer basis points (board-identical)."""
+    if not _is_int(steps) or not 1 <= steps <= MAX_STEPS:
+        raise errors.schedule_steps(steps, MAX_STEPS)
+    if not _is_int(step) or not 0 <= step <= steps:
+        raise errors.schedule_step(step, steps)
+    for bp in (final_bp, initial_bp):
+        if not _is_int(bp) or not 0 <= bp <= errors.MAX_BP:
+            raise errors.sparsity_bp_value(bp)
+    r = (steps - step) * 10000 // steps
+    r3 = (r * r // 10000) * r // 10000
+    return int(final_bp + (initial_bp - final_bp) * r3 // 10000)
+
+
+def score_stats(scores) -> dict:
+    """min, max, mean, median and (population) standard deviation of scores."""
+    s = np.asarray(scores).reshape(-1)
+    if not np.issubdtype(s.dtype, np.integer):
+        raise errors.dtype_scores(s.dtype.name)
+    if s.size == 0:
+        raise errors.empty("scores")
+    f = s.astype(np.float64)
+    return {"n": int(s.size), "min": int(s.min()), "max": int(s.max()),
+            "mean": float(f.mean()), "median": float(np.median(f)), "std": float(f.std())}
+
+
+def top_k(scores, k) -> np.ndarray:
+    """Indices of the k highest scores, highest first; equal scores by lower index."""
+    s = np.asarray(scores).reshape(-1)
+    if not _is_int(k) or not 0 <= k <= s.size:
+        raise ValueError(f"k must be an integer in 0..{s.size}; got {k!r}")
+    return np.argsort(-s.astype(np.int64), kind="stable")[:int(k)]
