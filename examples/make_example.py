@@ -3,7 +3,8 @@
 A small two-layer int8 model for the demo and the tests: fc1 is 32 x 64 = 2048
 weights, exactly the default ESP32 capacity; fc2 is 10 x 32. Weights follow a
 Laplace distribution (as trained weights roughly do), quantized symmetrically per
-tensor; activations are post-ReLU int8 values, one per input column.
+tensor; activations are post-ReLU int8 values, one per input column, and 16
+calibration samples per layer (the same kind of values) feed Wanda.
 
     python examples/make_example.py   # rewrites examples/example_model.npz
 """
@@ -28,7 +29,8 @@ def build() -> dict[str, Layer]:
     for name, rows, cols in (("fc1", 32, 64), ("fc2", 10, 32)):
         w = quantize(rng.laplace(0.0, 0.05, size=(rows, cols)))
         act = np.clip(np.round(rng.gamma(1.5, 18.0, size=cols)), 0, 127).astype(np.int8)
-        model[name] = Layer(name, w, act)
+        calib = np.clip(np.round(rng.gamma(1.5, 18.0, size=(16, cols))), 0, 127)
+        model[name] = Layer(name, w, act, calib.astype(np.int8))
     return model
 
 

@@ -146,7 +146,8 @@ def test_demo_prints_every_scorer_for_every_layer(capsys):
     assert code == 0
     assert {(r["layer"], r["method"]) for r in rows} == {
         (layer, m) for layer in ("fc1", "fc2")
-        for m in ("magnitude", "gradient", "mincut", "rows", "cols")}
+        for m in ("magnitude", "l2", "gradient", "wanda", "mincut", "random", "rows", "cols",
+                  "blocks")}
     assert all(r["sparsity_bp"] == 5000 for r in rows)
 
 
@@ -162,3 +163,68 @@ def test_model_info_reports_fit_per_layer(tmp_path, capsys):
     assert layers["wide"]["fits"] == "no: 100 cols exceed capacity: max_units=64"
     code, out, _ = run(capsys, "model", "info", str(path), "--board", "esp32s3")
     assert code == 0 and "wide" in out and out.count("yes") == 2  # S3: 128 units
+
+
+def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):
+    model = load_model(EXAMPLE)
+    w1 = model["fc1"].weights
+    out = tmp_path / "m.npz"
+    assert run(capsys, "mask", EXAMPLE, "--method", "l2", "--nm", "2:4", "-o", str(out))[0] == 0
+    m = {x.name: x for x in load_masks(out)}["fc1"]
+    assert (m.nm_n, m.nm_m) == (2, 4)
+    assert m.words.tolist() == twin.nm_mask(twin.l2_scores(w1), 32, 64, 2, 4).tolist()
+
+    assert run(capsys, "mask", EXAMPLE, "--method", "random", "--seed", "99", "--sparsity",
+               "0.5", "--layer", "fc1", "-o", str(out))[0] == 0
+    m = load_masks(out)[0]
+    expected = twin.prune_mask(twin.random_scores(2048, 99), sparsity_bp=5000)
+    assert m.seed == 99 and m.words.tolist() == expected.tolist()
+
+    assert run(capsys, "mask", EXAMPLE, "--method", "blocks", "--block", "4x8", "--sparsity",
+               "0.5", "--layer", "fc1", "-o", str(out))[0] == 0
+    m = load_masks(out)[0]
+    assert (m.unit, m.n, m.br, m.bc) == ("block", 8 * 8, 4, 8)
+
+    code, stdout, _ = run(capsys, "mask", EXAMPLE, "--method", "magnitude", "--sparsity",
+                          "0.9", "--steps", "3", "--layer", "fc2", "--json")
+    assert code == 0 and json.loads(stdout)["layers"][0]["pruned"] == 288  # 90% of 320
+
+
+def test_gradual_magnitude_ends_at_the_final_sparsity_and_prunes_small_weights_first():
+    from prune8_host.reference import layer_mask
+    layer = load_model(EXAMPLE)["fc1"]
+    gradual = layer_mask(layer, "magnitude", sparsity_bp=7000, steps=4)
+    one_shot = layer_mask(layer, "magnitude", sparsity_bp=7000)
+    assert gradual.stats()["pruned"] == one_shot.stats()["pruned"] == 1433
+    kept = np.abs(layer.weights.reshape(-1).astype(int))[gradual.keep()]
+    pruned = np.abs(layer.weights.reshape(-1).astype(int))[~gradual.keep()]
+    assert pruned.max() <= kept.min()
+
+
+def test_report_and_schedule(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert run(capsys, "mask", EXAMPLE, "--method", "cols", "--sparsity", "0.5",
+               "-o", str(out))[0] == 0
+    code, stdout, _ = run(capsys, "report", str(out), "--json")
+    r = json.loads(stdout)
+    assert code == 0 and r["kind"] == "masks"
+    assert r["weights_pruned"] == 32 * 32 + 10 * 16  # half the columns of each layer
+    code, stdout, _ = run(capsys, "report", EXAMPLE, "--method", "magnitude", "--top", "2",
+                          "--json")
+    r = json.loads(stdout)
+    fc1 = r["layers"][0]
+    w = np.abs(load_model(EXAMPLE)["fc1"].weights.reshape(-1).astype(int))
+    assert fc1["scores"]["max"] == w.max() and fc1["top"][0] == [int(np.argmax(w)), w.max()]
+    code, stdout, _ = run(capsys, "schedule", "--steps", "10", "--final", "0.9", "--json")
+    assert json.loads(stdout)["sparsity_bp"] == [0, 2439, 4392, 5913, 7056, 7875, 8424, 8757,
+                                                 8928, 8991, 9000]
+
+
+def test_every_command_has_a_one_line_help():
+    from prune8_host.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    for name in ("score", "mask", "apply", "stats", "report", "schedule", "model", "demo",
+                 "build", "boards", "flash"):
+        assert helps.get(name) and "\n" not in helps[name], name

@@ -18,6 +18,7 @@ from prune8_host import __version__
 COMMAND_MODULES = [
     "boards",
     "reference",
+    "report",
     "model",
     "demo",
     "build",

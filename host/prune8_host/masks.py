@@ -1,8 +1,9 @@
 """Masks files (MASKS.npz): per layer, its mask as uint32 words in the SPEC layout.
 
 Array NAME holds layer NAME's words; the JSON string array "__prune8__" records, per
-layer, what the mask covers (weights, rows or columns), its length, and the method,
-tie rule, sparsity (bp), min_keep and min_score that made it.
+layer, what the mask covers (weights, rows, columns or blocks), its length, and what
+made it: method, tie rule, sparsity (bp), min_keep, min_score, and where they apply the
+random seed, block size, N:M pattern and schedule steps.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from prune8_host.npzio import FileFormatError, load_arrays, save_npz
 
 META_KEY = "__prune8__"
 FORMAT = 1
-UNITS = {"magnitude": "weight", "gradient": "weight", "mincut": "weight", "rows": "row",
-         "cols": "col"}
+UNITS = {"magnitude": "weight", "l2": "weight", "gradient": "weight", "wanda": "weight",
+         "mincut": "weight", "random": "weight", "rows": "row", "cols": "col",
+         "blocks": "block"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class LayerMask:
     min_score: int
     rows: int
     cols: int
+    seed: int = 0           # random: the generator's seed
+    br: int = 0             # blocks: block height and width
+    bc: int = 0
+    nm_n: int = 0           # N:M pattern (0: none): keep nm_n of every nm_m
+    nm_m: int = 0
+    steps: int = 0          # gradual pruning: schedule steps walked (0: one shot)
 
     def keep(self) -> np.ndarray:
         return twin.mask_to_keep(self.words, self.n)

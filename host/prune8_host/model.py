@@ -2,6 +2,8 @@
 
 Activations for the gradient proxy are optional, stored under NAME + ".act" beside
 layer NAME: int8, one per input column (cols,) or one per weight (rows, cols).
+Calibration samples for Wanda are optional too, under NAME + ".calib": int8, one row of
+`cols` inputs per sample (samples, cols).
 A single .npy file is one layer named after the file.
 """
 
@@ -15,6 +17,8 @@ import numpy as np
 from prune8_host.npzio import FileFormatError, load_arrays, save_npz
 
 ACT_SUFFIX = ".act"
+CALIB_SUFFIX = ".calib"
+MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
 
 
 class ModelError(ValueError):
@@ -26,6 +30,7 @@ class Layer:
     name: str
     weights: np.ndarray                 # int8, 2-D (rows, cols), or 1-D with no shape given
     activations: np.ndarray | None = None
+    calib: np.ndarray | None = None     # int8 (samples, cols): Wanda's calibration inputs
 
     @property
     def n(self) -> int:
@@ -52,8 +57,9 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
     arrays = load_arrays(path)
     model: dict[str, Layer] = {}
     for name, w in arrays.items():
-        if name.endswith(ACT_SUFFIX):
-            continue
+        if name.endswith((ACT_SUFFIX, CALIB_SUFFIX)) or "." in name and \
+                name.split(".", 1)[0] in arrays:
+            continue  # belongs to a layer (activations, calibration, quantization data)
         _check_int8(path, f"layer {name!r}", w)
         if rows is not None or cols is not None:
             if rows is None or cols is None or rows * cols != w.size or rows < 1 or cols < 1:
@@ -72,10 +78,19 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
                                  f"{act.shape}: need {w.shape} (one per weight)"
                                  + (f" or ({w.shape[1]},) (one per column)" if w.ndim == 2
                                     else ""))
-        model[name] = Layer(name, w, act)
-    orphans = [k for k in arrays if k.endswith(ACT_SUFFIX) and k[:-len(ACT_SUFFIX)] not in model]
+        calib = arrays.get(name + CALIB_SUFFIX)
+        if calib is not None:
+            _check_int8(path, f"calibration {name + CALIB_SUFFIX!r}", calib)
+            if w.ndim != 2 or calib.ndim != 2 or calib.shape[1] != w.shape[1] \
+                    or not 1 <= calib.shape[0] <= MAX_CALIB_SAMPLES:
+                raise ModelError(f"{path}: calibration {name + CALIB_SUFFIX!r} has shape "
+                                 f"{calib.shape}: need (samples, {w.shape[-1]}) with 1.."
+                                 f"{MAX_CALIB_SAMPLES} samples")
+        model[name] = Layer(name, w, act, calib)
+    orphans = [k for k in arrays if k.endswith((ACT_SUFFIX, CALIB_SUFFIX))
+               and k.rsplit(".", 1)[0] not in model]
     if orphans:
-        raise ModelError(f"{path}: activations {orphans[0]!r} belong to no layer")
+        raise ModelError(f"{path}: {orphans[0]!r} belongs to no layer")
     if not model:
         raise ModelError(f"{path}: no layers (int8 arrays) in the file")
     if layers:
@@ -92,7 +107,9 @@ def save_model(path: str | Path, model: dict[str, Layer]) -> None:
         arrays[layer.name] = layer.weights
         if layer.activations is not None:
             arrays[layer.name + ACT_SUFFIX] = layer.activations
+        if layer.calib is not None:
+            arrays[layer.name + CALIB_SUFFIX] = layer.calib
     save_npz(path, arrays)
 
 
-__all__ = ["ACT_SUFFIX", "FileFormatError", "Layer", "ModelError", "load_model", "save_model"]
+__all__ = ["ACT_SUFFIX", "CALIB_SUFFIX", "FileFormatError", "Layer", "ModelError", "load_model", "save_model"]

@@ -10,62 +10,125 @@ import numpy as np
 
 from prune8_host import twin
 from prune8_host.masks import UNITS, LayerMask
-from prune8_host.model import ACT_SUFFIX, Layer, ModelError
+from prune8_host.model import ACT_SUFFIX, CALIB_SUFFIX, Layer, ModelError
 
 METHODS = tuple(UNITS)
+WEIGHT_METHODS = tuple(m for m, u in UNITS.items() if u == "weight")
 
 
 def layer_dims(layer: Layer, method: str) -> tuple[int, int]:
     if layer.shape is None:
-        if method == "magnitude" or (method == "gradient" and layer.activations is not None
-                                     and layer.activations.size == layer.n):
+        if method in ("magnitude", "l2", "random") or (
+                method == "gradient" and layer.activations is not None
+                and layer.activations.size == layer.n):
             return 1, layer.n
         raise ModelError(f"layer {layer.name!r} is 1-D: give --rows and --cols for {method}")
     return layer.shape
 
 
-def layer_scores(layer: Layer, method: str, profile=None) -> np.ndarray:
-    """Flat scores of a layer: int16 per weight, or int32 per row / column."""
+def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
+                 block: tuple[int, int] | None = None, weights=None) -> np.ndarray:
+    """Flat scores of a layer: int16 per weight, or int32 per row / column / block.
+
+    `weights` overrides the layer's weights (same shape): gradual pruning scores the
+    weights as pruned so far.
+    """
     rows, cols = layer_dims(layer, method)
-    w = layer.flat
+    w = (layer.weights if weights is None else weights).reshape(-1)
     if method == "magnitude":
         s = twin.magnitude_scores(w, profile=profile)
+    elif method == "l2":
+        s = twin.l2_scores(w, profile=profile)
+    elif method == "random":
+        s = twin.random_scores(w.size, seed, profile=profile)
     elif method == "gradient":
         if layer.activations is None:
             raise ModelError(f"layer {layer.name!r} has no activations for the gradient "
                              f"proxy: add {layer.name + ACT_SUFFIX!r} or pass --activations")
         a = layer.activations.reshape(-1)
         s = twin.gradient_scores(w, a, None if a.size == w.size else cols, profile=profile)
+    elif method == "wanda":
+        if layer.calib is None:
+            raise ModelError(f"layer {layer.name!r} has no calibration samples for Wanda: "
+                             f"add {layer.name + CALIB_SUFFIX!r} (samples x {cols}, int8)")
+        s = twin.wanda_scores(w, twin.wanda_sumsq(layer.calib), rows, cols, profile=profile)
     elif method == "mincut":
         s = twin.mincut_scores(w, rows, cols, profile=profile)
     elif method == "rows":
         s = twin.row_scores(w, rows, cols, profile=profile)
     elif method == "cols":
         s = twin.col_scores(w, rows, cols, profile=profile)
+    elif method == "blocks":
+        if block is None:
+            raise ValueError("method blocks needs a block size (--block BRxBC)")
+        s = twin.block_scores(w, rows, cols, *block, profile=profile)
     else:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     return s.reshape(-1)
 
 
-def layer_mask(layer: Layer, method: str, *, sparsity_bp: int, tie: str = "exact",
-               min_keep: int = 1, min_score: int = 0, profile=None) -> LayerMask:
-    scores = layer_scores(layer, method, profile)
-    words = twin.prune_mask(scores, sparsity_bp=sparsity_bp, tie=tie, min_keep=min_keep,
-                            min_score=min_score, profile=profile)
+def _expand(keep: np.ndarray, unit: str, rows: int, cols: int,
+            block: tuple[int, int] | None) -> np.ndarray:
+    """Per-weight keep flags (rows x cols) from keep flags over the mask's units."""
+    if unit == "row":
+        return np.repeat(keep, cols).reshape(rows, cols)
+    if unit == "col":
+        return np.tile(keep, rows).reshape(rows, cols)
+    if unit == "block":
+        br, bc = block
+        grid = keep.reshape(rows // br, cols // bc)
+        return np.repeat(np.repeat(grid, br, axis=0), bc, axis=1)
+    return keep.reshape(rows, cols)
+
+
+def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "exact",
+               min_keep: int = 1, min_score: int = 0, seed: int = 0,
+               block: tuple[int, int] | None = None, nm: tuple[int, int] | None = None,
+               steps: int = 0, profile=None) -> LayerMask:
+    """The mask the board must produce for this layer and these options, bit for bit.
+
+    nm: N:M pattern over a per-weight scorer (sparsity, min_keep, min_score unused).
+    steps: walk the cubic schedule to sparsity_bp, AND-ing each step's mask into the
+    result and zeroing what it prunes before scoring the next step.
+    """
     rows, cols = layer_dims(layer, method)
-    return LayerMask(name=layer.name, words=words, n=int(scores.size), unit=UNITS[method],
-                     method=method, tie=tie, sparsity_bp=sparsity_bp, min_keep=min_keep,
-                     min_score=min_score, rows=rows, cols=cols)
+    unit = UNITS[method]
+    kwargs = dict(seed=seed, block=block)
+    if nm is not None:
+        if unit != "weight":
+            raise ValueError(f"an N:M pattern needs a per-weight scorer, not {method}")
+        words = twin.nm_mask(layer_scores(layer, method, profile, **kwargs), rows, cols, *nm)
+    elif steps:
+        w = layer.weights.reshape(rows, cols).copy()
+        keep = None
+        for t in range(1, steps + 1):
+            bp = twin.sparsity_at(t, steps, sparsity_bp)
+            s = layer_scores(layer, method, profile, weights=w, **kwargs)
+            k = twin.mask_to_keep(twin.prune_mask(s, sparsity_bp=bp, tie=tie,
+                                                  min_keep=min_keep, min_score=min_score,
+                                                  profile=profile), s.size)
+            keep = k if keep is None else keep & k
+            w[~_expand(keep, unit, rows, cols, block)] = 0
+        words = twin.mask_from_keep(keep)
+    else:
+        s = layer_scores(layer, method, profile, **kwargs)
+        words = twin.prune_mask(s, sparsity_bp=sparsity_bp, tie=tie, min_keep=min_keep,
+                                min_score=min_score, profile=profile)
+    n = {"weight": rows * cols, "row": rows, "col": cols}.get(unit)
+    if n is None:
+        n = (rows // block[0]) * (cols // block[1])
+    br, bc = block or (0, 0)
+    nm_n, nm_m = nm or (0, 0)
+    return LayerMask(name=layer.name, words=words, n=n, unit=unit, method=method, tie=tie,
+                     sparsity_bp=sparsity_bp, min_keep=min_keep, min_score=min_score,
+                     rows=rows, cols=cols, seed=seed, br=br, bc=bc, nm_n=nm_n, nm_m=nm_m,
+                     steps=steps)
 
 
 def weight_keep(mask: LayerMask) -> np.ndarray:
-    """Per-weight keep flags (rows x cols) of any mask: row/column masks expand."""
-    keep = mask.keep()
-    if mask.unit == "row":
-        return np.repeat(keep, mask.cols).reshape(mask.rows, mask.cols)
-    if mask.unit == "col":
-        return np.tile(keep, mask.rows).reshape(mask.rows, mask.cols)
-    return keep.reshape(mask.rows, mask.cols)
+    """Per-weight keep flags (rows x cols) of any mask: row/column/block masks expand."""
+    block = (mask.br, mask.bc) if mask.unit == "block" else None
+    return _expand(mask.keep(), mask.unit, mask.rows, mask.cols, block)
 
 
 def apply_layer_mask(weights: np.ndarray, mask: LayerMask) -> np.ndarray:

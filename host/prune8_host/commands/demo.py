@@ -14,6 +14,7 @@ from prune8_host.model import load_model
 from prune8_host.reference import METHODS, layer_mask
 
 EXAMPLE = "examples/example_model.npz"
+DEMO_BLOCK = (2, 2)
 
 
 def register(sub) -> None:
@@ -36,9 +37,11 @@ def run(args) -> int:
     rows = []
     for layer in load_model(args.model).values():
         for method in METHODS:
-            if method == "gradient" and layer.activations is None:
+            if (method == "gradient" and layer.activations is None) or \
+                    (method == "wanda" and layer.calib is None):
                 continue
-            m = layer_mask(layer, method, sparsity_bp=bp, profile=profile)
+            m = layer_mask(layer, method, sparsity_bp=bp, profile=profile,
+                           block=DEMO_BLOCK if method == "blocks" else None)
             rows.append(dict(layer=layer.name, shape=f"{m.rows}x{m.cols}", method=method,
                              **m.stats(), unit=m.unit))
     if args.json:

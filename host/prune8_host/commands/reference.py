@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,7 @@ def add_layer_args(p, method_required: bool = True) -> None:
                    help="int8 layers: .npz of named 2-D arrays, or one .npy")
     p.add_argument("--layer", action="append", metavar="NAME",
                    help="only this layer (repeatable; default: every layer)")
-    p.add_argument("--method", choices=METHODS, required=method_required,
-                   help="scorer: |w|, |w*a|>>4, min-cut edge importance, row or column L1")
+    add_method_args(p, method_required)
     p.add_argument("--activations", metavar="FILE",
                    help="int8 activations for --method gradient (.npy for one layer, or .npz "
                         "with one array per layer name); default: NAME.act in WEIGHTS")
@@ -30,6 +31,32 @@ def add_layer_args(p, method_required: bool = True) -> None:
     p.add_argument("--board", metavar="B",
                    help=f"enforce this board profile's capacity (e.g. {DEFAULT_BOARD})")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of a line")
+
+
+METHOD_HELP = ("scorer: magnitude |w|, l2 w*w, gradient |w*a|>>4, wanda |w|*||x||>>4, "
+               "mincut edge importance, random (seeded), rows / cols / blocks L1")
+
+
+def _block(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"block size must look like 4x4, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _nm(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+):(\d+)", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"N:M pattern must look like 2:4, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_method_args(p, required: bool = True) -> None:
+    p.add_argument("--method", choices=METHODS, required=required, help=METHOD_HELP)
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of --method random (0..2**30-1, default 0)")
+    p.add_argument("--block", type=_block, metavar="BRxBC",
+                   help="block size for --method blocks, e.g. 4x4")
 
 
 def add_mask_args(p) -> None:
@@ -43,6 +70,10 @@ def add_mask_args(p) -> None:
                    help="never prune below K entries (default 1)")
     p.add_argument("--min-score", type=int, default=0, metavar="T",
                    help="also prune every score below T (default 0: off)")
+    p.add_argument("--nm", type=_nm, metavar="N:M",
+                   help="N:M pattern instead of a sparsity: keep N of every M along a row")
+    p.add_argument("--steps", type=int, default=0, metavar="N",
+                   help="gradual: walk the cubic schedule to the sparsity in N steps")
 
 
 def register(sub) -> None:
@@ -91,7 +122,8 @@ def _layers(args) -> dict[str, Layer]:
         fixed = {}
         for name, layer in model.items():
             a = acts.get(name, acts.get(name + ACT_SUFFIX))
-            fixed[name] = Layer(name, layer.weights, a if a is not None else layer.activations)
+            fixed[name] = Layer(name, layer.weights, a if a is not None else layer.activations,
+                                layer.calib)
         model = fixed
     return model
 
@@ -101,14 +133,23 @@ def _pct(bp: int) -> str:
 
 
 def _bp(args) -> int:
+    if args.nm is not None and args.sparsity is None and args.sparsity_bp is None:
+        return 0  # an N:M pattern fixes the sparsity itself
     return twin.resolve_bp(args.sparsity, args.sparsity_bp)
+
+
+def mask_options(args) -> dict:
+    """layer_mask keyword arguments from the command line."""
+    return dict(sparsity_bp=_bp(args), tie=args.tie, min_keep=args.min_keep,
+                min_score=args.min_score, seed=args.seed, block=args.block, nm=args.nm,
+                steps=args.steps)
 
 
 def run_score(args) -> int:
     profile = _profile(args)
     out, report = {}, []
     for name, layer in _layers(args).items():
-        s = layer_scores(layer, args.method, profile)
+        s = layer_scores(layer, args.method, profile, seed=args.seed, block=args.block)
         out[name] = s
         report.append({"layer": name, "n": int(s.size), "min": int(s.min()),
                        "max": int(s.max()), "mean": round(float(s.mean()), 3)})
@@ -126,9 +167,9 @@ def run_score(args) -> int:
 
 def run_mask(args) -> int:
     profile = _profile(args)
-    bp = _bp(args)
-    masks = [layer_mask(layer, args.method, sparsity_bp=bp, tie=args.tie,
-                        min_keep=args.min_keep, min_score=args.min_score, profile=profile)
+    opts = mask_options(args)
+    bp = opts["sparsity_bp"]
+    masks = [layer_mask(layer, args.method, profile=profile, **opts)
              for layer in _layers(args).values()]
     if args.out:
         save_masks(args.out, masks)

@@ -1,0 +1,117 @@
+"""prune8 report / schedule: per-layer reports of a model or masks file; the schedule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from prune8_host import twin
+from prune8_host.commands.reference import add_method_args
+from prune8_host.masks import META_KEY, load_masks
+from prune8_host.model import load_model
+from prune8_host.npzio import load_arrays
+from prune8_host.reference import layer_scores, weight_keep
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="per-layer sparsity and score statistics, with a summary",
+                       description="Report on FILE. A masks file: per layer what is pruned, "
+                                   "and the whole model's weights pruned. A model: per layer "
+                                   "its zeros and the statistics of a scorer (min, max, mean, "
+                                   "median, standard deviation) with the top-k scores.")
+    p.add_argument("file", metavar="MODEL|MASKS")
+    add_method_args(p, required=False)
+    p.add_argument("--top", type=int, default=5, metavar="K",
+                   help="list the K highest scores per layer (model reports; default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_report)
+
+    p = sub.add_parser("schedule", help="the cubic gradual-pruning schedule, step by step",
+                       description="Print sparsity_at(step, steps, final, initial) for every "
+                                   "step: Zhu & Gupta's cubic schedule in basis points.")
+    p.add_argument("--steps", type=int, required=True, metavar="N", help="number of steps")
+    p.add_argument("--final", type=float, required=True, metavar="S",
+                   help="final sparsity, 0..1")
+    p.add_argument("--initial", type=float, default=0.0, metavar="S",
+                   help="initial sparsity, 0..1 (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_schedule)
+
+
+def _pct(bp: int) -> str:
+    return f"{bp / 100:.2f}%"
+
+
+def masks_report(path) -> dict:
+    layers, total, pruned_w = [], 0, 0
+    for m in load_masks(path):
+        stats = m.stats()
+        kept_w = int(np.count_nonzero(weight_keep(m)))
+        n_w = m.rows * m.cols
+        total += n_w
+        pruned_w += n_w - kept_w
+        layers.append(dict(layer=m.name, unit=m.unit, method=m.method, **stats,
+                           weights=n_w, weights_pruned=n_w - kept_w))
+    return {"kind": "masks", "layers": layers, "weights": total, "weights_pruned": pruned_w,
+            "sparsity_bp": pruned_w * 10000 // total if total else 0}
+
+
+def model_report(path, method: str, seed: int, block, top: int) -> dict:
+    layers, total, zeros = [], 0, 0
+    for layer in load_model(path).values():
+        s = layer_scores(layer, method, seed=seed, block=block)
+        z = int(np.count_nonzero(layer.weights == 0))
+        total += layer.n
+        zeros += z
+        best = twin.top_k(s, min(top, s.size))
+        layers.append({"layer": layer.name, "shape": list(layer.weights.shape),
+                       "weights": layer.n, "zeros": z, "sparsity_bp": z * 10000 // layer.n,
+                       "scores": twin.score_stats(s),
+                       "top": [[int(i), int(s[i])] for i in best]})
+    return {"kind": "model", "method": method, "layers": layers, "weights": total,
+            "zeros": zeros, "sparsity_bp": zeros * 10000 // total if total else 0}
+
+
+def run_report(args) -> int:
+    is_masks = META_KEY in load_arrays(args.file)
+    if is_masks:
+        r = masks_report(args.file)
+    else:
+        r = model_report(args.file, args.method or "magnitude", args.seed, args.block, args.top)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    if is_masks:
+        print(f"{'layer':<12} {'method':<10} {'pruned':>16} {'sparsity':>9} {'weights':>13}")
+        for l in r["layers"]:
+            pruned = f"{l['pruned']}/{l['n']} {l['unit']}s"
+            print(f"{l['layer']:<12} {l['method']:<10} {pruned:>16} {_pct(l['sparsity_bp']):>9} "
+                  f"{l['weights_pruned']:>6}/{l['weights']:<6}")
+        print(f"model: {r['weights_pruned']} of {r['weights']} weights pruned "
+              f"({_pct(r['sparsity_bp'])})")
+        return 0
+    print(f"{'layer':<12} {'shape':<8} {'zeros':>12}  {r['method']} scores: "
+          f"min max mean median std; top {args.top} (index: score)")
+    for l in r["layers"]:
+        s = l["scores"]
+        shape = "x".join(map(str, l["shape"]))
+        zeros = f"{l['zeros']} ({_pct(l['sparsity_bp'])})"
+        top = ", ".join(f"{i}: {v}" for i, v in l["top"])
+        print(f"{l['layer']:<12} {shape:<8} {zeros:>12}  {s['min']} {s['max']} {s['mean']:.2f} "
+              f"{s['median']:.1f} {s['std']:.2f}; {top}")
+    print(f"model: {r['zeros']} of {r['weights']} weights are zero ({_pct(r['sparsity_bp'])})")
+    return 0
+
+
+def run_schedule(args) -> int:
+    final, initial = twin.to_bp(args.final), twin.to_bp(args.initial)
+    values = [twin.sparsity_at(t, args.steps, final, initial) for t in range(args.steps + 1)]
+    if args.json:
+        print(json.dumps({"steps": args.steps, "final_bp": final, "initial_bp": initial,
+                          "sparsity_bp": values}))
+        return 0
+    print("step  sparsity")
+    for t, bp in enumerate(values):
+        print(f"{t:>4}  {_pct(bp):>8}")
+    return 0
