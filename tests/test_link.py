@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 from prune8 import errors
+from prune8_host import twin
 from prune8_host.link import BoardError, HostLink, LinkError, abort_sequence, frame
 from prune8_host.model import Layer
+from prune8_host.transfer import layer_bytes, layer_crc, stored_bytes
 
 PREAMBLE = ("import prune8.store as s; s.ROOT={root!r}; s.MODEL=s.ROOT+'/model.bin'; "
             "s.MASKS=s.ROOT+'/masks.bin'\nfrom prune8 import remote\n")
@@ -73,36 +75,39 @@ def layers(seed=0):
     w1 = rng.integers(-128, 128, (32, 64)).astype(np.int8)   # 2048: full capacity
     w2 = rng.integers(-128, 128, (10, 32)).astype(np.int8)
     a2 = rng.integers(0, 128, 32).astype(np.int8)
-    return [Layer("fc1", w1), Layer("fc2", w2, a2)]
+    calib = rng.integers(-128, 128, (23, 32)).astype(np.int8)  # frames split samples
+    return [Layer("fc1", w1), Layer("fc2", w2, a2, calib)]
+
+
+def header(name, rows, cols, act=0, calib=0):
+    name = name.encode()
+    return bytes([len(name)]) + name + struct.pack("<HHII", rows, cols, act, calib)
 
 
 def push(link, model):
     link.request(ord("B"), struct.pack("<H", len(model)))
     for layer in model:
         rows, cols = layer.weights.shape
-        act = layer.activations.tobytes() if layer.activations is not None else b""
-        name = layer.name.encode()
-        link.request(ord("L"), bytes([len(name)]) + name + struct.pack("<HHI", rows, cols,
-                                                                      len(act)))
-        data = layer.weights.tobytes() + act
+        act = 0 if layer.activations is None else layer.activations.size
+        calib = 0 if layer.calib is None else layer.calib.shape[0]
+        link.request(ord("L"), header(layer.name, rows, cols, act, calib))
+        data = layer_bytes(layer)
         for i in range(0, len(data), 256):
             link.request(ord("D"), data[i:i + 256])
     return struct.unpack("<I", link.request(ord("E")))[0]
 
 
 def stored(root):
-    """The layers in model.bin as (name, rows, cols, weights+activations bytes)."""
+    """The layers in model.bin as (name, rows, cols, stored bytes, CRC)."""
     from prune8 import store
     mid, index = store.read_model_index(os.path.join(root, "model.bin"))
     data = open(os.path.join(root, "model.bin"), "rb").read()
-    return [(l.name, l.rows, l.cols, data[l.offset:l.offset + l.n + l.act_len])
+    return [(l.name, l.rows, l.cols, data[l.offset:l.offset + l.data_len], l.crc)
             for l in index]
 
 
 def expected(model):
-    return [(l.name, *l.weights.shape,
-             l.weights.tobytes() + (l.activations.tobytes() if l.activations is not None
-                                    else b"")) for l in model]
+    return [(l.name, *l.weights.shape, stored_bytes(l), layer_crc(l)) for l in model]
 
 
 def test_push_stores_exactly_what_was_sent(board):
@@ -113,8 +118,11 @@ def test_push_stores_exactly_what_was_sent(board):
     assert p.wait(10) == 0
     assert stored(board.root) == expected(model)
     assert link.retries == 0
-    payload = sum(len(x[3]) for x in expected(model))
+    payload = sum(len(layer_bytes(x)) for x in model)
     assert link.tx_bytes / payload < 1.10  # framing overhead
+    # the board's Wanda sums (accumulated frame by frame) are the twin's
+    sums = np.frombuffer(stored(board.root)[1][3][320 + 32:], "<u4")
+    assert sums.tolist() == twin.wanda_sumsq(model[1].calib).tolist()
 
 
 def test_frame_crc_matches_zlib_and_the_board_fallback():
@@ -189,7 +197,7 @@ def test_host_killed_mid_push_then_abort_and_retry(board):
     p = board("remote.push()")
     link = HostLink(PipePort(p))
     link.request(ord("B"), struct.pack("<H", 1))
-    link.request(ord("L"), b"\x03fc9" + struct.pack("<HHI", 32, 64, 0))
+    link.request(ord("L"), header("fc9", 32, 64))
     p.stdin.write(frame(ord("D"), link.seq, bytes(256))[:100])  # the host dies mid-frame
     p.stdin.flush()
     # A new host connects: the abort sequence ends the orphaned receiver cleanly.
@@ -215,7 +223,7 @@ def test_board_dies_mid_push_keeps_the_old_model(board):
     p = board("remote.push()")
     link = HostLink(PipePort(p), timeout=0.3)
     link.request(ord("B"), struct.pack("<H", 2))
-    link.request(ord("L"), b"\x03fc1" + struct.pack("<HHI", 32, 64, 0))
+    link.request(ord("L"), header("fc1", 32, 64))
     link.request(ord("D"), bytes(256))
     p.kill()  # a reset: the receiver is gone mid-transfer
     p.wait()

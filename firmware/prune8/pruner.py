@@ -112,14 +112,7 @@ class Pruner:
         if self._sumsq_cols and cols != self._sumsq_cols:
             raise errors.sumsq_mismatch(cols, self._sumsq_cols)
         self._sumsq_cols = cols
-        t = scores.ABS
-        acc = self._sumsq
-        top = errors.MAX_SMALL
-        for c in range(cols):
-            v = t[x[c]]
-            v *= v
-            s = acc[c]
-            acc[c] = top if s > top - v else s + v  # saturate, never past a small int
+        scores.add_squares(self._sumsq, x, cols, 0, cols)
 
     def wanda_reset(self):
         """Forget the accumulated Wanda sums."""

@@ -12,8 +12,9 @@ import json
 import os
 import struct
 import sys
+from array import array
 
-from . import __version__, errors, store
+from . import __version__, errors, scores, store
 from .board import MAX_UNITS, MAX_WEIGHTS, NAME
 from .link import REPLY, Link, crc32_halves
 
@@ -57,6 +58,8 @@ class _Receiver:
         self.link = link
         self.w = bytearray(MAX_WEIGHTS)
         self.a = bytearray(MAX_WEIGHTS)
+        self.sumsq = array("i", bytes(4 * MAX_UNITS))   # Wanda sums of the layer
+        self.col = 0
         self.f = None
         self.tmp = store.MODEL + ".tmp"
         self.layers = []
@@ -73,7 +76,7 @@ class _Receiver:
     def layer(self, payload):
         k = payload[0]
         name = bytes(payload[1:1 + k]).decode()
-        rows, cols, act_len = struct.unpack("<HHI", payload[1 + k:9 + k])
+        rows, cols, act_len, calib = struct.unpack("<HHII", payload[1 + k:13 + k])
         n = rows * cols
         # Same checks and messages as a Pruner call on this layer would give.
         if n == 0:
@@ -86,36 +89,52 @@ class _Receiver:
             raise errors.capacity_units("cols", cols, MAX_UNITS)
         if act_len not in (0, cols, n):
             raise errors.activations_mismatch(act_len, n, cols)
-        self.cur = store.LayerInfo(name, rows, cols, act_len, 0, 0)
+        if calib > 65536:  # 65536 * 128 * 128 = 2**30: sums past that would saturate
+            raise ValueError("%d calibration samples: at most 65536" % calib)
+        self.cur = store.LayerInfo(name, rows, cols, act_len, calib, 0, 0)
         self.got = 0
+        self.col = 0
+        for c in range(cols):
+            self.sumsq[c] = 0
 
     def data(self, payload):
+        """Weights, then activations, into the buffers; calibration samples (after them)
+        go straight into the per-column sums of squares, never into RAM as a whole."""
         cur = self.cur
-        n, m = cur.n, len(payload)
-        if cur is None or self.got + m > n + cur.act_len:
+        if cur is None:
+            raise ValueError("data before a layer header")
+        n, na, m = cur.n, cur.act_len, len(payload)
+        total = n + na + cur.calib * cur.cols
+        if self.got + m > total:
             raise ValueError("data beyond the announced layer")
-        start = self.got
-        if start < n:  # weights first, then activations
-            k = min(m, n - start)
-            self.w[start:start + k] = payload[:k]
-            if k < m:
-                self.a[0:m - k] = payload[k:]
-        else:
-            self.a[start - n:start - n + m] = payload
+        pos = self.got
+        i = 0
+        if pos < n:
+            k = min(m, n - pos)
+            self.w[pos:pos + k] = payload[:k]
+            i, pos = k, pos + k
+        if i < m and pos < n + na:
+            k = min(m - i, n + na - pos)
+            self.a[pos - n:pos - n + k] = payload[i:i + k]
+            i, pos = i + k, pos + k
+        if i < m:
+            self.col = scores.add_squares(self.sumsq, payload[i:], m - i, self.col, cur.cols)
         self.got += m
-        if self.got == n + cur.act_len:
+        if self.got == total:
             self._write_layer()
 
     def _write_layer(self):
         cur = self.cur
         w = memoryview(self.w)[:cur.n]
         a = memoryview(self.a)[:cur.act_len]
-        c = crc32_halves(bytes(w) + bytes(a), cur.n + cur.act_len)
+        sums = b""
+        if cur.calib:
+            sums = b"".join(struct.pack("<I", self.sumsq[c]) for c in range(cur.cols))
+        data = bytes(w) + bytes(a) + sums
+        c = crc32_halves(data, len(data))
         cur.crc = c[0] | (c[1] << 16)
         self.f.write(cur.record_header())
-        self.f.write(w)
-        if cur.act_len:
-            self.f.write(a)
+        self.f.write(data)
         self.layers.append(cur)
         self.cur = None
 
@@ -131,7 +150,7 @@ class _Receiver:
         self.f.write(info.record_header())
         with open(store.MODEL, "rb") as src:
             src.seek(info.offset)
-            left = info.n + info.act_len
+            left = info.data_len
             mv = memoryview(self.w)
             while left:
                 k = src.readinto(mv[:min(left, MAX_WEIGHTS)])
@@ -275,27 +294,89 @@ def files():
 
 # -- prune ----------------------------------------------------------------------------
 
-def _score(p, method, info, w, a):
+def _score(p, method, info, w, a, sumsq, seed, block):
     # Score the first n bytes of the preallocated buffers in place: a memoryview slice
     # is a view, not a second copy of the layer.
     wv = memoryview(w)[:info.n]
     if method == "magnitude":
         p.magnitude(wv)
+    elif method == "l2":
+        p.l2(wv)
+    elif method == "random":
+        p.random(info.n, seed)
     elif method == "gradient":
         if not info.act_len:
             raise ValueError("layer %r has no activations for the gradient proxy: push the "
                              "model with %s.act" % (info.name, info.name))
         p.gradient(wv, memoryview(a)[:info.act_len],
                    None if info.act_len == info.n else info.cols)
+    elif method == "wanda":
+        if not info.calib:
+            raise ValueError("layer %r has no calibration samples for Wanda: push the model "
+                             "with %s.calib" % (info.name, info.name))
+        p.wanda(wv, info.rows, info.cols, memoryview(sumsq)[:info.cols])
     elif method == "mincut":
         p.mincut(wv, info.rows, info.cols)
     elif method == "rows":
         p.rows(wv, info.rows, info.cols)
-    else:
+    elif method == "cols":
         p.cols(wv, info.rows, info.cols)
+    else:  # blocks
+        if not block:
+            raise ValueError("method blocks needs a block size")
+        p.blocks(wv, info.rows, info.cols, block[0], block[1])
 
 
-def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None):
+def _zero_pruned(w, mask, method, info, block):
+    """Zero, in w, the weights a mask prunes (whole rows, columns or blocks for those)."""
+    bits = mask._bits
+    rows, cols = info.rows, info.cols
+    if method in ("rows", "cols", "blocks"):
+        br, bc = (1, cols) if method == "rows" else (rows, 1) if method == "cols" else block
+        gc = cols // bc
+        for u in range(mask.n):
+            if not (bits[u >> 3] >> (u & 7)) & 1:
+                r0, c0 = (u // gc) * br, (u % gc) * bc
+                for r in range(r0, r0 + br):
+                    for c in range(c0, c0 + bc):
+                        w[r * cols + c] = 0
+    else:
+        mask.apply(w, info.n)
+
+
+def _layer_mask(p, method, info, w, a, sumsq, opts):
+    """The layer's mask, exactly as prune8_host.reference.layer_mask computes it."""
+    from .schedule import sparsity_at
+    seed, block, nm, steps = opts["seed"], opts["block"], opts["nm"], opts["steps"]
+    margs = {"tie": opts["tie"], "min_keep": opts["min_keep"], "min_score": opts["min_score"]}
+    if nm:
+        _score(p, method, info, w, a, sumsq, seed, block)
+        return p.nm_mask(nm[0], nm[1], info.rows, info.cols)
+    if not steps:
+        _score(p, method, info, w, a, sumsq, seed, block)
+        return p.mask(sparsity_bp=opts["bp"], **margs)
+    running = None
+    for t in range(1, steps + 1):
+        _score(p, method, info, w, a, sumsq, seed, block)
+        m = p.mask(sparsity_bp=sparsity_at(t, steps, opts["bp"]), **margs)
+        if running is None:
+            running = m.copy()
+        else:
+            rb, mb = running._bits, m._bits
+            pruned = 0
+            for j in range(((m.n + 31) >> 5) << 2):
+                b = rb[j] & mb[j]
+                rb[j] = b
+                while b:
+                    pruned += b & 1
+                    b >>= 1
+            running.pruned = m.n - pruned
+        _zero_pruned(w, running, method, info, block)
+    return running
+
+
+def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None, seed=0,
+          block=None, nm=None, steps=0):
     """Mask the stored model's layers; write /prune8/masks.bin. Prints one JSON line."""
     from .pruner import Pruner
     try:
@@ -316,6 +397,11 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
         p = Pruner(MAX_WEIGHTS, MAX_UNITS)
         w = bytearray(MAX_WEIGHTS)
         a = bytearray(MAX_WEIGHTS)
+        sumsq = array("i", bytes(4 * MAX_UNITS))
+        opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
+                "seed": seed, "block": block, "nm": nm, "steps": steps}
+        br, bc = block or (0, 0)
+        nm_n, nm_m = nm or (0, 0)
         tmp = store.MASKS + ".tmp"
         report = []
         f = open(tmp, "wb")
@@ -328,12 +414,11 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
                     src.seek(m.offset)
                     f.write(src.read(m.nbytes))
             for info in chosen:
-                store.load_layer(info, w, a)
-                _score(p, method, info, w, a)
-                mask = p.mask(sparsity_bp=sparsity_bp, tie=tie, min_keep=min_keep,
-                              min_score=min_score)
+                store.load_layer(info, w, a, sumsq)
+                mask = _layer_mask(p, method, info, w, a, sumsq, opts)
                 minfo = store.MaskInfo(info.name, method, tie, sparsity_bp, min_keep,
-                                       min_score, mask.n, info.rows, info.cols, 0)
+                                       min_score, mask.n, info.rows, info.cols, 0, seed, br,
+                                       bc, nm_n, nm_m, steps)
                 f.write(minfo.record_header())
                 f.write(mask.bytes())
                 report.append({"layer": info.name, "n": mask.n, "pruned": mask.pruned})

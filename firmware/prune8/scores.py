@@ -120,6 +120,25 @@ def isqrt(v):
     return res
 
 
+_MAX_SUM = const(0x3FFFFFFF)
+
+
+def add_squares(acc, x, count, col, cols):
+    """acc[c] += x*x for count int8 values of x, the first at column `col` (wrapping at
+    cols); each sum saturates at 2**30 - 1 instead of growing into a big int.
+    Returns the column after the last value."""
+    t = ABS
+    for i in range(count):
+        v = t[x[i]]
+        v *= v
+        s = acc[col]
+        acc[col] = _MAX_SUM if s > _MAX_SUM - v else s + v
+        col += 1
+        if col == cols:
+            col = 0
+    return col
+
+
 def wanda(w, rows, cols, sumsq, norms, out):
     """out[r*cols+c] = min(32767, (|w| * isqrt(sumsq[c])) >> 4); norms is scratch."""
     for c in range(cols):

@@ -11,10 +11,15 @@ MODEL = ROOT + "/model.bin"
 MASKS = ROOT + "/masks.bin"
 MODEL_MAGIC = b"P8M1"
 MASKS_MAGIC = b"P8K1"
-METHODS = ("magnitude", "gradient", "mincut", "rows", "cols")
+METHODS = ("magnitude", "gradient", "mincut", "rows", "cols", "l2", "random", "wanda",
+           "blocks")
 TIES = ("exact", "strict")
-_LAYER = "<HHII"       # rows, cols, activation bytes, CRC-32 of weights + activations
-_MASK = "<BBHHIHHH"    # method, tie, bp, min_keep, min_score, n, rows, cols
+# rows, cols, activation bytes, calibration samples, CRC-32 of the stored data
+_LAYER = "<HHIII"
+_LAYER_SIZE = 16
+# method, tie, bp, min_keep, min_score, n, rows, cols, seed, br, bc, nm n, nm m, steps
+_MASK = "<BBHHIHHHIBBBBI"
+_MASK_SIZE = 28
 
 
 class StoreError(Exception):
@@ -66,22 +71,30 @@ def _name(f):
 # -- model.bin --------------------------------------------------------------------------
 
 class LayerInfo:
-    def __init__(self, name, rows, cols, act_len, crc, offset):
+    """A stored layer: weights (n bytes), activations (act_len bytes), then, when it came
+    with calibration samples, Wanda's per-column sums of squares (cols x u32)."""
+
+    def __init__(self, name, rows, cols, act_len, calib, crc, offset):
         self.name = name
         self.rows = rows
         self.cols = cols
         self.act_len = act_len
-        self.crc = crc
+        self.calib = calib      # calibration samples the sums were accumulated from
+        self.crc = crc          # CRC-32 of weights + activations + sums, as stored
         self.offset = offset    # file offset of the weights
 
     @property
     def n(self):
         return self.rows * self.cols
 
+    @property
+    def data_len(self):
+        return self.n + self.act_len + (4 * self.cols if self.calib else 0)
+
     def record_header(self):
         name = self.name.encode()
         return bytes([len(name)]) + name + struct.pack(_LAYER, self.rows, self.cols,
-                                                        self.act_len, self.crc)
+                                                        self.act_len, self.calib, self.crc)
 
 
 def read_model_index(path=None):
@@ -95,22 +108,28 @@ def read_model_index(path=None):
         pos = 10
         for _ in range(count):
             name = _name(f)
-            rows, cols, act_len, crc = struct.unpack(_LAYER, read_exact(f, 12))
-            pos += 1 + len(name.encode()) + 12
-            layers.append(LayerInfo(name, rows, cols, act_len, crc, pos))
-            pos += rows * cols + act_len
+            rows, cols, act_len, calib, crc = struct.unpack(_LAYER, read_exact(f, _LAYER_SIZE))
+            pos += 1 + len(name.encode()) + _LAYER_SIZE
+            info = LayerInfo(name, rows, cols, act_len, calib, crc, pos)
+            layers.append(info)
+            pos += info.data_len
             f.seek(pos)
         return model_id, layers
 
 
-def load_layer(info, w, a, path=None):
-    """Read a layer's weights into w[:n] and activations into a[:act_len]."""
+def load_layer(info, w, a, sumsq=None, path=None):
+    """Read a layer's weights into w[:n], activations into a[:act_len] and, when stored
+    and asked for, its sums of squares into sumsq[:cols] (an array('i'))."""
     with open(path or MODEL, "rb") as f:
         f.seek(info.offset)
         if f.readinto(memoryview(w)[:info.n]) != info.n:
             raise StoreError("truncated layer %s" % info.name)
         if info.act_len and f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
             raise StoreError("truncated activations of %s" % info.name)
+        if info.calib and sumsq is not None:
+            raw = read_exact(f, 4 * info.cols)
+            for c in range(info.cols):
+                sumsq[c] = struct.unpack_from("<I", raw, 4 * c)[0]
 
 
 def model_id(layers):
@@ -124,7 +143,8 @@ def model_id(layers):
 # -- masks.bin --------------------------------------------------------------------------
 
 class MaskInfo:
-    def __init__(self, name, method, tie, bp, min_keep, min_score, n, rows, cols, offset):
+    def __init__(self, name, method, tie, bp, min_keep, min_score, n, rows, cols, offset,
+                 seed=0, br=0, bc=0, nm_n=0, nm_m=0, steps=0):
         self.name = name
         self.method = method
         self.tie = tie
@@ -135,6 +155,12 @@ class MaskInfo:
         self.rows = rows
         self.cols = cols
         self.offset = offset    # file offset of the mask words
+        self.seed = seed
+        self.br = br
+        self.bc = bc
+        self.nm_n = nm_n
+        self.nm_m = nm_m
+        self.steps = steps
 
     @property
     def nbytes(self):
@@ -144,7 +170,8 @@ class MaskInfo:
         name = self.name.encode()
         return bytes([len(name)]) + name + struct.pack(
             _MASK, METHODS.index(self.method), TIES.index(self.tie), self.bp, self.min_keep,
-            self.min_score, self.n, self.rows, self.cols)
+            self.min_score, self.n, self.rows, self.cols, self.seed, self.br, self.bc,
+            self.nm_n, self.nm_m, self.steps)
 
 
 def read_masks_index(path=None):
@@ -158,9 +185,11 @@ def read_masks_index(path=None):
         pos = 10
         for _ in range(count):
             name = _name(f)
-            m, t, bp, keep, floor, n, rows, cols = struct.unpack(_MASK, read_exact(f, 16))
-            pos += 1 + len(name.encode()) + 16
-            info = MaskInfo(name, METHODS[m], TIES[t], bp, keep, floor, n, rows, cols, pos)
+            m, t, bp, keep, floor, n, rows, cols, seed, br, bc, nn, nm, steps = \
+                struct.unpack(_MASK, read_exact(f, _MASK_SIZE))
+            pos += 1 + len(name.encode()) + _MASK_SIZE
+            info = MaskInfo(name, METHODS[m], TIES[t], bp, keep, floor, n, rows, cols, pos,
+                            seed, br, bc, nn, nm, steps)
             masks.append(info)
             pos += info.nbytes
             f.seek(pos)

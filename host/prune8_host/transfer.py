@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from prune8 import errors, store
+from prune8_host import twin
 from prune8_host.link import MAX_PAYLOAD
 from prune8_host.masks import UNITS, LayerMask
 from prune8_host.model import Layer
@@ -39,13 +40,25 @@ def progress_bar(total: int, desc: str, quiet: bool):
 
 
 def layer_bytes(layer: Layer) -> bytes:
-    """What a layer occupies on the wire and in model.bin: weights, then activations."""
+    """What a layer sends: weights, then activations, then calibration samples."""
     act = layer.activations.tobytes() if layer.activations is not None else b""
-    return layer.weights.tobytes() + act
+    calib = layer.calib.tobytes() if layer.calib is not None else b""
+    return layer.weights.tobytes() + act + calib
+
+
+def stored_bytes(layer: Layer) -> bytes:
+    """What the board stores for a layer: weights, activations, and instead of the
+    calibration samples the per-column sums of squares it accumulated from them."""
+    act = layer.activations.tobytes() if layer.activations is not None else b""
+    sums = b""
+    if layer.calib is not None:
+        sums = twin.wanda_sumsq(layer.calib).astype("<u4").tobytes()
+    return layer.weights.tobytes() + act + sums
 
 
 def layer_crc(layer: Layer) -> int:
-    return zlib.crc32(layer_bytes(layer))
+    """The CRC-32 the board records for a layer (so the host can tell it is the same)."""
+    return zlib.crc32(stored_bytes(layer))
 
 
 def check_fits(layer: Layer, max_weights: int, max_units: int) -> None:
@@ -86,8 +99,10 @@ def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] |
             layer = model[name]
             rows, cols = layer.weights.shape
             data = layer_bytes(layer)
+            act = 0 if layer.activations is None else layer.activations.size
+            calib = 0 if layer.calib is None else layer.calib.shape[0]
             header = bytes([len(name.encode())]) + name.encode() + \
-                struct.pack("<HHI", rows, cols, len(data) - layer.n)
+                struct.pack("<HHII", rows, cols, act, calib)
             link.request(ord("L"), header)
             for i in range(0, len(data), MAX_PAYLOAD):
                 link.request(ord("D"), data[i:i + MAX_PAYLOAD])
@@ -111,6 +126,18 @@ def pull_file(session: BoardSession, path: str, quiet: bool = False) -> bytes:
     return b"".join(chunks)
 
 
+def put_file(session: BoardSession, path: str, data: bytes, quiet: bool = False):
+    """Write `data` to `path` under /prune8/ on the board (via PATH.tmp and a rename)."""
+    with progress_bar(len(data), "put", quiet) as update, \
+            session.link(FILES, progress=update) as link:
+        link.request(ord("W"), path.encode())
+        for off in range(0, len(data), MAX_PAYLOAD):
+            link.request(ord("D"), data[off:off + MAX_PAYLOAD])
+        link.request(ord("C"))
+        link.request(ord("E"))
+    return link
+
+
 def parse_masks(data: bytes) -> tuple[int, list[LayerMask]]:
     """masks.bin bytes -> (model id, masks), with the firmware's parser."""
     with tempfile.TemporaryDirectory() as d:
@@ -124,5 +151,6 @@ def parse_masks(data: bytes) -> tuple[int, list[LayerMask]]:
         out.append(LayerMask(name=m.name, words=words, n=m.n, unit=UNITS[m.method],
                              method=m.method, tie=m.tie, sparsity_bp=m.bp,
                              min_keep=m.min_keep, min_score=m.min_score, rows=m.rows,
-                             cols=m.cols))
+                             cols=m.cols, seed=m.seed, br=m.br, bc=m.bc, nm_n=m.nm_n,
+                             nm_m=m.nm_m, steps=m.steps))
     return model_id, out

@@ -1,0 +1,89 @@
+"""The board's prune command (prune8.remote.prune, run on CPython with its store in a temp
+dir) against the host reference (prune8_host.reference.layer_mask), for every method,
+N:M patterns, block sizes and gradual steps. The virtual board runs the same code on
+MicroPython in tests/test_board_transfer.py."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prune8_host.model import load_model
+from prune8_host.reference import layer_mask
+from prune8_host.transfer import parse_masks
+from prune8_host.verify import check_masks
+from test_link import PREAMBLE, PipePort, push
+
+from prune8_host.link import HostLink
+
+EXAMPLE = "examples/example_model.npz"
+
+
+@pytest.fixture(scope="module")
+def stored_model(tmp_path_factory, request):
+    root = str(tmp_path_factory.mktemp("board") / "prune8")
+    model = load_model(request.config.rootpath / EXAMPLE)
+    p = subprocess.Popen([sys.executable, "-c", PREAMBLE.format(root=root) + "remote.push()"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    push(HostLink(PipePort(p)), list(model.values()))
+    assert p.wait(10) == 0
+    return root, model
+
+
+def board_prune(root, *args, **kwargs):
+    call = f"remote.prune(*{args!r}, **{kwargs!r})"
+    out = subprocess.run([sys.executable, "-c", PREAMBLE.format(root=root) + call],
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["ok"], result
+    with open(root + "/masks.bin", "rb") as f:
+        return parse_masks(f.read())[1]
+
+
+CASES = [
+    ("magnitude", 5000, {}),
+    ("l2", 3000, {"tie": "strict", "min_keep": 4}),
+    ("gradient", 7500, {"min_score": 3}),
+    ("wanda", 5000, {}),
+    ("mincut", 6000, {}),
+    ("random", 5000, {"seed": 4242}),
+    ("rows", 2500, {}),
+    ("cols", 5000, {"min_keep": 0}),
+    ("blocks", 5000, {"block": (2, 2)}),
+    ("magnitude", 0, {"nm": (2, 4)}),
+    ("wanda", 0, {"nm": (1, 4)}),
+    ("magnitude", 8000, {"steps": 4}),
+    ("mincut", 7000, {"steps": 3}),
+    ("rows", 6000, {"steps": 3}),
+    ("blocks", 5000, {"block": (2, 4), "steps": 2}),
+]
+
+
+@pytest.mark.parametrize("method, bp, opts", CASES,
+                         ids=[f"{m}-{bp}-{'-'.join(map(str, o))}" for m, bp, o in CASES])
+def test_board_prune_equals_the_reference(stored_model, method, bp, opts):
+    root, model = stored_model
+    kwargs = dict(opts)
+    tie = kwargs.pop("tie", "exact")
+    masks = board_prune(root, method, bp, tie, kwargs.pop("min_keep", 1),
+                        kwargs.pop("min_score", 0), None, **kwargs)
+    assert [m.name for m in masks] == list(model)
+    for m in masks:
+        expected = layer_mask(model[m.name], method, sparsity_bp=bp, tie=tie,
+                              min_keep=m.min_keep, min_score=m.min_score, **opts_of(opts))
+        assert m.words.tolist() == expected.words.tolist(), m.name
+    checks = check_masks(model, masks)
+    assert all(c.verified for c in checks), [c.note for c in checks]
+
+
+def opts_of(opts):
+    return {k: v for k, v in opts.items() if k in ("seed", "block", "nm", "steps")}
+
+
+def test_prune_one_layer_keeps_the_other_masks(stored_model):
+    root, model = stored_model
+    board_prune(root, "magnitude", 5000)
+    masks = board_prune(root, "rows", 2500, "exact", 1, 0, ["fc2"])
+    by_name = {m.name: m for m in masks}
+    assert by_name["fc1"].method == "magnitude" and by_name["fc2"].method == "rows"
