@@ -1,0 +1,128 @@
+# Golden vectors from the twin (prune8_host.golden), checked on the board: scores, mask,
+# pruned weights, or the exact error class and message, for every case.
+import gc
+import json
+import struct
+import time
+from array import array
+
+import prune8
+
+try:
+    ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
+except AttributeError:  # CPython
+    def ticks_us():
+        return int(time.perf_counter() * 1e6)
+
+    def ticks_diff(a, b):
+        return a - b
+
+PRUNERS = {}
+# gc.mem_alloc is MicroPython's; under CPython (tests/test_golden.py) nothing is measured.
+MEASURE = hasattr(gc, "mem_alloc")
+
+
+def pruner(cap):
+    key = (cap[0], cap[1])
+    if key not in PRUNERS:
+        PRUNERS.clear()
+        gc.collect()
+        PRUNERS[key] = prune8.Pruner(cap[0], cap[1])
+    return PRUNERS[key]
+
+
+def read_case(f):
+    size = struct.unpack("<H", f.read(2))[0]
+    head = json.loads(f.read(size))
+    blobs = {}
+    for name, n in head["blobs"]:
+        blobs[name] = f.read(n)
+    return head, blobs
+
+
+def weights(raw, kind):
+    return array("b", raw) if kind == "array" else bytearray(raw)
+
+
+def run_case(h, b):
+    """None if the case passes, else what differed."""
+    p = pruner(h["cap"])
+    w = weights(b["w"], h["buffer"])
+    a = bytearray(b["a"]) if "a" in b else None
+    op, rows, cols, margs, x = h["op"], h["rows"], h["cols"], h["mask"], h["extra"]
+    expect = h["expect"]
+    stage = "score"
+    try:
+        if op == "schedule":
+            got = [prune8.sparsity_at(t, x["steps"], x["final"], x["initial"])
+                   for t in x["at"]]
+            if expect != "ok":
+                return "no error, expected %r" % (expect,)
+            return None if got == x["values"] else "schedule %r, expected %r" % (
+                got, x["values"])
+        if op in ("prune_rows", "prune_cols"):
+            stage = "mask"
+            m = getattr(p, op)(w, rows, cols, **margs)
+        else:
+            if op in ("magnitude", "l2"):
+                getattr(p, op)(w)
+            elif op == "random":
+                p.random(x["n"], x["seed"])
+            elif op == "gradient":
+                p.gradient(w, a, h["grad_cols"])
+            elif op == "wanda":
+                p.wanda(w, rows, cols, x["sumsq"])
+            elif op == "blocks":
+                p.blocks(w, rows, cols, x["block"][0], x["block"][1])
+            else:
+                getattr(p, op)(w, rows, cols)
+            stage = "mask"
+            if "nm" in x:
+                m = p.nm_mask(x["nm"][0], x["nm"][1], rows, cols)
+            else:
+                m = p.mask(**margs) if margs is not None else None
+    except prune8.Prune8Error as e:
+        got = [type(e).__name__, str(e), stage]
+        return None if got == expect else "raised %r, expected %r" % (got, expect)
+    if expect != "ok":
+        return "no error, expected %r" % (expect,)
+    if "scores" in b:
+        unit = op in ("rows", "cols", "blocks")
+        want = array("i" if unit else "h", b["scores"])
+        buf = p.units if unit else p.scores
+        if p.n != len(want):
+            return "%d scores, expected %d" % (p.n, len(want))
+        for i in range(p.n):
+            if buf[i] != want[i]:
+                return "score %d is %d, expected %d" % (i, buf[i], want[i])
+    if "mask" in b and m.bytes() != b["mask"]:
+        return "mask differs: %s vs %s" % (m.words()[:4], b["mask"][:16])
+    if "applied" in b:
+        if op not in ("prune_rows", "prune_cols"):
+            p.apply(w, m)
+        if bytes(w) != b["applied"]:
+            return "pruned weights differ"
+    return None
+
+
+def main(path):
+    with open(path, "rb") as f:
+        if f.read(4) != b"P8G1":
+            print("CASE golden-file FAIL %s is not a golden file" % path)
+            return
+        count = struct.unpack("<I", f.read(4))[0]
+        for _ in range(count):
+            h, b = read_case(f)
+            gc.collect()
+            a0 = gc.mem_alloc() if MEASURE else 0
+            t0 = ticks_us()
+            why = run_case(h, b)
+            dt = ticks_diff(ticks_us(), t0)
+            alloc = " alloc=%d" % (gc.mem_alloc() - a0) if MEASURE else ""
+            if why is None:
+                print("CASE %s PASS us=%d%s" % (h["name"], dt, alloc))
+            else:
+                print("CASE %s FAIL %s" % (h["name"], why))
+
+
+main(ARGS["golden"])
