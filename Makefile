@@ -26,6 +26,7 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/bench_twin.py
+	$(BIN)/python bench/bench_sparse.py
 
 build: install
 	$(BIN)/prune8 build --board $(BOARD) $(if $(NATIVE),--native)

@@ -228,3 +228,16 @@ def test_every_command_has_a_one_line_help():
     for name in ("score", "mask", "apply", "stats", "report", "schedule", "model", "demo",
                  "build", "boards", "flash"):
         assert helps.get(name) and "\n" not in helps[name], name
+
+
+def test_pack_then_unpack_gives_the_pruned_model(tmp_path, capsys):
+    masks, packed, back, pruned = (tmp_path / n for n in ("m.npz", "p.p8s", "u.npz", "a.npz"))
+    assert run(capsys, "mask", EXAMPLE, "--method", "blocks", "--block", "2x2", "--sparsity",
+               "0.75", "-o", str(masks))[0] == 0
+    code, out, _ = run(capsys, "pack", EXAMPLE, str(masks), "-o", str(packed), "--json")
+    r = json.loads(out)
+    assert code == 0 and r["packed_bytes"] < r["dense_bytes"] == 2368
+    assert run(capsys, "unpack", str(packed), "-o", str(back))[0] == 0
+    assert run(capsys, "apply", EXAMPLE, str(masks), "-o", str(pruned))[0] == 0
+    a, u = load_model(pruned), load_model(back)
+    assert all((a[n].weights == u[n].weights).all() for n in ("fc1", "fc2"))

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "boards",
     "reference",
     "report",
+    "pack",
     "model",
     "demo",
     "build",
