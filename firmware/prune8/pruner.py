@@ -71,27 +71,23 @@ class Pruner:
 
     # -- scoring -------------------------------------------------------------------
 
-    def magnitude(self, w):
-        """Score |w| per weight. Returns the number of scores."""
+    def _per_weight(self, w, scorer):
         check.int8_buffer(w, "weights")
         n = len(w)
         check.not_empty(n, "weights")
         check.capacity(n, self.max_weights)
-        scores.magnitude(w, n, self.scores)
+        scorer(w, n, self.scores)
         self.n = n
         self._kind = _WEIGHT
         return n
 
+    def magnitude(self, w):
+        """Score |w| per weight. Returns the number of scores."""
+        return self._per_weight(w, scores.magnitude)
+
     def l2(self, w):
         """Score w * w per weight (squared magnitude)."""
-        check.int8_buffer(w, "weights")
-        n = len(w)
-        check.not_empty(n, "weights")
-        check.capacity(n, self.max_weights)
-        scores.l2(w, n, self.scores)
-        self.n = n
-        self._kind = _WEIGHT
-        return n
+        return self._per_weight(w, scores.l2)
 
     def random(self, n, seed):
         """Score n entries with the seeded LCG (an ablation baseline)."""

@@ -91,30 +91,37 @@ class LayerInfo:
     def data_len(self):
         return self.n + self.act_len + (4 * self.cols if self.calib else 0)
 
+    body_len = data_len
+
     def record_header(self):
         name = self.name.encode()
         return bytes([len(name)]) + name + struct.pack(_LAYER, self.rows, self.cols,
                                                         self.act_len, self.calib, self.crc)
 
 
-def read_model_index(path=None):
-    """(model id, [LayerInfo]) of a model file, reading headers only."""
-    path = path or MODEL
+def _read_index(path, magic, what, fmt, size, make):
+    """(file id, [record]) of a store file: magic, u32 id, u16 count, then per record a
+    name, a struct `fmt` of `size` bytes, and a body whose length the record knows."""
     with open(path, "rb") as f:
-        if read_exact(f, 4) != MODEL_MAGIC:
-            raise StoreError("%s is not a prune8 model file" % path)
-        model_id, count = struct.unpack("<IH", read_exact(f, 6))
-        layers = []
+        if read_exact(f, 4) != magic:
+            raise StoreError("%s is not a prune8 %s file" % (path, what))
+        ident, count = struct.unpack("<IH", read_exact(f, 6))
+        records = []
         pos = 10
         for _ in range(count):
             name = _name(f)
-            rows, cols, act_len, calib, crc = struct.unpack(_LAYER, read_exact(f, _LAYER_SIZE))
-            pos += 1 + len(name.encode()) + _LAYER_SIZE
-            info = LayerInfo(name, rows, cols, act_len, calib, crc, pos)
-            layers.append(info)
-            pos += info.data_len
+            pos += 1 + len(name.encode()) + size
+            rec = make(name, struct.unpack(fmt, read_exact(f, size)), pos)
+            records.append(rec)
+            pos += rec.body_len
             f.seek(pos)
-        return model_id, layers
+        return ident, records
+
+
+def read_model_index(path=None):
+    """(model id, [LayerInfo]) of a model file, reading headers only."""
+    return _read_index(path or MODEL, MODEL_MAGIC, "model", _LAYER, _LAYER_SIZE,
+                       lambda name, v, pos: LayerInfo(name, v[0], v[1], v[2], v[3], v[4], pos))
 
 
 def load_layer(info, w, a, sumsq=None, path=None):
@@ -166,6 +173,8 @@ class MaskInfo:
     def nbytes(self):
         return ((self.n + 31) >> 5) << 2
 
+    body_len = nbytes
+
     def record_header(self):
         name = self.name.encode()
         return bytes([len(name)]) + name + struct.pack(
@@ -176,24 +185,10 @@ class MaskInfo:
 
 def read_masks_index(path=None):
     """(model id, [MaskInfo]) of a masks file."""
-    path = path or MASKS
-    with open(path, "rb") as f:
-        if read_exact(f, 4) != MASKS_MAGIC:
-            raise StoreError("%s is not a prune8 masks file" % path)
-        mid, count = struct.unpack("<IH", read_exact(f, 6))
-        masks = []
-        pos = 10
-        for _ in range(count):
-            name = _name(f)
-            m, t, bp, keep, floor, n, rows, cols, seed, br, bc, nn, nm, steps = \
-                struct.unpack(_MASK, read_exact(f, _MASK_SIZE))
-            pos += 1 + len(name.encode()) + _MASK_SIZE
-            info = MaskInfo(name, METHODS[m], TIES[t], bp, keep, floor, n, rows, cols, pos,
-                            seed, br, bc, nn, nm, steps)
-            masks.append(info)
-            pos += info.nbytes
-            f.seek(pos)
-        return mid, masks
+    return _read_index(path or MASKS, MASKS_MAGIC, "masks", _MASK, _MASK_SIZE,
+                       lambda name, v, pos: MaskInfo(name, METHODS[v[0]], TIES[v[1]], v[2],
+                                                     v[3], v[4], v[5], v[6], v[7], pos,
+                                                     *v[8:]))
 
 
 def write_header(f, magic, ident, count):
