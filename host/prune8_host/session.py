@@ -14,17 +14,26 @@ import json
 import re
 import time
 
-from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 import prune8
-from prune8_host.link import HostLink, abort_sequence
+from prune8_host.link import BoardError, HostLink, abort_sequence
 
 MIN_MICROPYTHON = (1, 22, 0)
 
 
 class BoardUnavailable(OSError):
     """The board cannot be used: no answer, busy port, no MicroPython, no prune8, ..."""
+
+
+class BoardExecError(BoardError):
+    """Code run on the board raised; the message is the exception's line, and
+    `error_output` holds the whole traceback the board printed."""
+
+    def __init__(self, error_output: str):
+        self.error_output = error_output
+        super().__init__(f"the board raised {_last_error_line(error_output)}")
 
 
 def _last_error_line(text: str) -> str:
@@ -137,14 +146,14 @@ class BoardSession:
             raise BoardUnavailable(f"the board on {self.port} stopped answering ({e}); "
                                    f"it may have reset") from None
         if err:
-            raise TransportExecError(out, err.decode(errors="replace"))
+            raise BoardExecError(err.decode(errors="replace"))
         return out.decode(errors="replace")
 
     def call_json(self, code: str, timeout: float | None = None, missing_ok: bool = True):
         """Run code that prints one JSON line; return it parsed."""
         try:
             text = self.exec(code, timeout)
-        except TransportExecError as e:
+        except BoardExecError as e:
             line = _last_error_line(e.error_output)
             if "ImportError" in line or "no module named" in line.lower():
                 raise BoardUnavailable(f"prune8 is not deployed on the board at {self.port} "
