@@ -2,12 +2,17 @@
 
 Activations for the gradient proxy are optional, stored under NAME + ".act" beside
 layer NAME: int8, one per input column (cols,) or one per weight (rows, cols).
+A quantized model (prune8_host.qnn) also keeps its integer inference parameters beside
+each layer, under NAME.FIELD for FIELD in QUANT_FIELDS (e.g. "fc1.bias", "fc1.mult").
+Pruning ignores them; load_model exposes them as Layer.quant and save_model writes them
+back. A key counts as such a parameter only when NAME is a layer of the same file, so a
+file written before they existed reads exactly as it did.
 A single .npy file is one layer named after the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +20,12 @@ import numpy as np
 from prune8_host.npzio import FileFormatError, load_arrays, save_npz
 
 ACT_SUFFIX = ".act"
+# Integer parameters of TFLM-style int8 inference (docs/spec-decisions.md, "int8 inference"):
+# bias (int32, rows), mult and shift (the requantization multiplier and shift), relu (0/1),
+# in_zp and out_zp (activation zero points); and, informative only, the real scales
+# in_scale, w_scale and out_scale (float64).
+QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", "w_scale",
+                "out_scale")
 
 
 class ModelError(ValueError):
@@ -26,6 +37,7 @@ class Layer:
     name: str
     weights: np.ndarray                 # int8, 2-D (rows, cols), or 1-D with no shape given
     activations: np.ndarray | None = None
+    quant: dict[str, np.ndarray] = field(default_factory=dict)   # FIELD -> array, file order
 
     @property
     def n(self) -> int:
@@ -50,9 +62,10 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
                layers: list[str] | None = None) -> dict[str, Layer]:
     """Layers of a model file, in file order; `rows`/`cols` reshape flat (.npy) layers."""
     arrays = load_arrays(path)
+    quant = _quant_keys(arrays)
     model: dict[str, Layer] = {}
     for name, w in arrays.items():
-        if name.endswith(ACT_SUFFIX):
+        if name.endswith(ACT_SUFFIX) or name in quant:
             continue
         _check_int8(path, f"layer {name!r}", w)
         if rows is not None or cols is not None:
@@ -72,7 +85,8 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
                                  f"{act.shape}: need {w.shape} (one per weight)"
                                  + (f" or ({w.shape[1]},) (one per column)" if w.ndim == 2
                                     else ""))
-        model[name] = Layer(name, w, act)
+        q = {k[len(name) + 1:]: arrays[k] for k in arrays if quant.get(k) == name}
+        model[name] = Layer(name, w, act, q)
     orphans = [k for k in arrays if k.endswith(ACT_SUFFIX) and k[:-len(ACT_SUFFIX)] not in model]
     if orphans:
         raise ModelError(f"{path}: activations {orphans[0]!r} belong to no layer")
@@ -86,13 +100,32 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
     return model
 
 
+def _quant_keys(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """{key: layer name} for every NAME.FIELD key whose NAME is another key of the file."""
+    out = {}
+    for key in arrays:
+        name, dot, fld = key.rpartition(".")
+        if dot and fld in QUANT_FIELDS and name in arrays and not name.endswith(ACT_SUFFIX):
+            out[key] = name
+    return out
+
+
+def layer_arrays(layer: Layer) -> dict[str, np.ndarray]:
+    """The arrays a layer stores: NAME, then NAME.act and NAME.FIELD when present."""
+    arrays = {layer.name: layer.weights}
+    if layer.activations is not None:
+        arrays[layer.name + ACT_SUFFIX] = layer.activations
+    for fld, a in layer.quant.items():
+        arrays[f"{layer.name}.{fld}"] = a
+    return arrays
+
+
 def save_model(path: str | Path, model: dict[str, Layer]) -> None:
     arrays = {}
     for layer in model.values():
-        arrays[layer.name] = layer.weights
-        if layer.activations is not None:
-            arrays[layer.name + ACT_SUFFIX] = layer.activations
+        arrays.update(layer_arrays(layer))
     save_npz(path, arrays)
 
 
-__all__ = ["ACT_SUFFIX", "FileFormatError", "Layer", "ModelError", "load_model", "save_model"]
+__all__ = ["ACT_SUFFIX", "QUANT_FIELDS", "FileFormatError", "Layer", "ModelError",
+           "layer_arrays", "load_model", "save_model"]
