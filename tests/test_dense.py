@@ -6,6 +6,7 @@ TFLM's formulas written out here with Python ints.
   shift -31..30, multipliers at 0, 2**30 and up to 2**31 - 1;
 - whole layers with random shapes, inputs, biases at the limit, zero points, ReLU, and
   both buffer kinds; saturation at both ends;
+- the digits model: logits of every test image, and the calibration statistic;
 - the no-big-int claim: dense.py run with every arithmetic result checked < 2**30;
 - errors: the same class and message on both sides.
 
@@ -13,6 +14,7 @@ Examples per test: --firmware-examples=N or $PRUNE8_FIRMWARE_EXAMPLES (default 2
 """
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +30,7 @@ from hypothesis import strategies as st
 
 from prune8 import dense, errors
 from prune8_host import qnn
+from prune8_host.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "2000"))
@@ -224,6 +227,57 @@ def _run(p, x):
     out = array("b", bytes(p["w"].shape[0]))
     firmware_layer(p).forward(board_int8(x, True), out)
     return out
+
+
+def test_batch_equals_single_images():
+    m = load_model(ROOT / "examples" / "digits_mlp.npz")
+    images = np.load(ROOT / "examples" / "digits_test.npz")["images"][:7]
+    batch = qnn.logits(m, images)
+    assert batch.tolist() == [qnn.logits(m, im).tolist() for im in images]
+
+
+# -- the digits model, every test image --------------------------------------------------
+
+def firmware_network(model):
+    layers = []
+    for q in qnn.qlayers(model):
+        rows, cols = q.weights.shape
+        d = dense.Dense(rows, cols, q.multiplier, q.shift, q.in_zp, q.out_zp, q.relu)
+        d.load(q.weights.reshape(-1).tobytes(), q.bias.tolist())
+        layers.append(d)
+    return dense.Network(layers)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model = load_model(ROOT / "examples" / "digits_mlp.npz")
+    test = np.load(ROOT / "examples" / "digits_test.npz")
+    calib = np.load(ROOT / "examples" / "digits_calib.npz")
+    return model, test["images"], test["labels"], calib["images"]
+
+
+def test_digits_logits_identical_for_every_test_image(digits):
+    model, images, labels, _ = digits
+    net = firmware_network(model)
+    want = qnn.logits(model, images)
+    got = np.array([read_int8(net.forward(bytearray(im.tobytes()))) for im in images])
+    assert got.tolist() == want.tolist()
+    assert [net.predict(bytearray(im.tobytes())) for im in images] == \
+        qnn.predict(model, images).tolist()
+    assert qnn.accuracy(model, images, labels) >= 0.95
+
+
+def test_digits_calibration_statistic_both_ways(digits):
+    model, _, _, calib = digits
+    twin_stats = qnn.activation_stats(model, calib)
+    net = firmware_network(model)
+    for im in calib:
+        net.forward(bytearray(im.tobytes()), True)
+    for i, (name, layer) in enumerate(model.items()):
+        a = bytearray(layer.weights.shape[1])
+        net.stats[i].result(a)
+        assert np.frombuffer(bytes(a), np.int8).tolist() == twin_stats[name].tolist() \
+            == layer.activations.tolist(), name   # the shipped NAME.act is this statistic
 
 
 @SETTINGS
@@ -487,6 +541,87 @@ def test_dense_alloc_on_the_micropython_vm(tmp_path):
     failed = [c for c in cases if " PASS " not in c]
     assert not failed, "\n".join(failed)
     assert all(c.endswith("alloc=0") for c in cases if "-control-" not in c)
+
+
+VM_SCRIPT = r"""
+import json
+from prune8 import dense
+with open("/data/layers.json") as f:
+    spec = json.load(f)
+with open("/data/blob.bin", "rb") as f:
+    blob = f.read()
+layers = []
+for s in spec["layers"]:
+    d = dense.Dense(s["rows"], s["cols"], s["multiplier"], s["shift"], s["in_zp"],
+                    s["out_zp"], s["relu"])
+    o = s["offset"]
+    d.load(memoryview(blob)[o:o + s["rows"] * s["cols"]], s["bias"])
+    layers.append(d)
+net = dense.Network(layers)
+o, n, cols = spec["images"]
+for i in range(n):
+    out = net.forward(memoryview(blob)[o + i * cols:o + (i + 1) * cols], True)
+    print("OUT " + " ".join(str(v) for v in out))
+for i in range(len(layers)):
+    print("ACT " + " ".join(str(v) for v in net.stats[i].result(bytearray(layers[i].cols))))
+for c in spec["cases"]:
+    d = dense.Dense(c["rows"], c["cols"], c["multiplier"], c["shift"], c["in_zp"],
+                    c["out_zp"], c["relu"])
+    d.load(memoryview(blob)[c["w"]:c["w"] + c["rows"] * c["cols"]], c["bias"])
+    out = bytearray(c["rows"])
+    d.forward(memoryview(blob)[c["x"]:c["x"] + c["cols"]], out)
+    print("CASE " + " ".join(str(v - 256 if v > 127 else v) for v in out))
+"""
+
+
+def test_vm_matches_twin_on_digits_and_random_layers(tmp_path, digits):
+    """On real MicroPython: the digits logits and calibration statistic for every test
+    image, and 60 random layers at the extremes, equal the twin's."""
+    model, images, _, _ = digits
+    blob = bytearray()
+    spec = {"layers": [], "cases": []}
+    for q in qnn.qlayers(model):
+        rows, cols = q.weights.shape
+        spec["layers"].append({"rows": rows, "cols": cols, "multiplier": q.multiplier,
+                               "shift": q.shift, "in_zp": q.in_zp, "out_zp": q.out_zp,
+                               "relu": q.relu, "bias": q.bias.tolist(), "offset": len(blob)})
+        blob += q.weights.tobytes()
+    spec["images"] = [len(blob), len(images), images.shape[1]]
+    blob += images.tobytes()
+    rng = np.random.default_rng(7)
+    want_cases = []
+    for i in range(60):
+        rows, cols = int(rng.integers(1, 33)), int(rng.integers(1, 65))
+        w = rng.choice([-128, 127, 0, 1, -1, 64], (rows, cols)).astype(np.int8) if i % 2 \
+            else rng.integers(-128, 128, (rows, cols)).astype(np.int8)
+        x = rng.integers(-128, 128, cols).astype(np.int8)
+        span = [0, 1000, (1 << 29) - 1][i % 3]
+        p = {"w": w, "bias": rng.integers(-span, span + 1, rows).astype(np.int32),
+             "multiplier": int([1 << 30, INT32_MAX, rng.integers(1 << 30, 1 << 31)][i % 3]),
+             "shift": int(rng.integers(-31, 31)) if i % 4 else int(rng.integers(-10, 3)),
+             "in_zp": int(rng.integers(-128, 128)), "out_zp": int(rng.integers(-128, 128)),
+             "relu": bool(i % 5 == 0)}
+        spec["cases"].append({k: (v.tolist() if k == "bias" else v) for k, v in p.items()
+                              if k != "w"} | {"rows": rows, "cols": cols, "w": len(blob),
+                                              "x": len(blob) + w.size})
+        blob += w.tobytes() + x.tobytes()
+        want_cases.append(twin_layer(p, x).tolist())
+    out = run_on_vm(_write(tmp_path, "vm_digits.py", VM_SCRIPT),
+                    {"layers.json": json.dumps(spec).encode(), "blob.bin": bytes(blob)},
+                    tmp_path)
+    lines = out.splitlines()
+    got = [[int(v) for v in line.split()[1:]] for line in lines if line.startswith("OUT ")]
+    assert got == qnn.logits(model, images).tolist()
+    acts = [[int(v) for v in line.split()[1:]] for line in lines if line.startswith("ACT ")]
+    assert acts == [a.tolist() for a in qnn.activation_stats(model, images).values()]
+    cases = [[int(v) for v in line.split()[1:]] for line in lines if line.startswith("CASE ")]
+    assert cases == want_cases
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
 
 
 if __name__ == "__main__":  # pragma: no cover
