@@ -289,7 +289,8 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
         tmp = store.MASKS + ".tmp"
         report = []
         f = open(tmp, "wb")
-        try:
+        done = False
+        try:  # try/finally, not a bare re-raise: the native emitter has no bare raise
             store.write_header(f, store.MASKS_MAGIC, mid, len(kept) + len(chosen))
             for m in kept:
                 f.write(m.record_header())
@@ -306,11 +307,11 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
                 f.write(minfo.record_header())
                 f.write(mask.bytes())
                 report.append({"layer": info.name, "n": mask.n, "pruned": mask.pruned})
+            done = True
+        finally:
             f.close()
-        except BaseException:
-            f.close()
-            store.discard(tmp)
-            raise
+            if not done:
+                store.discard(tmp)
         store.commit(tmp, store.MASKS)
         print(json.dumps({"ok": True, "model_id": mid, "layers": report}))
     except OSError as e:
