@@ -2,6 +2,10 @@
 
 import os
 
+# tests/board/ holds MicroPython scripts run on a board by the on-board runner
+# (prune8_host.board_tests), not CPython test modules.
+collect_ignore_glob = ["board/*"]
+
 
 def pytest_addoption(parser):
     parser.addoption(
