@@ -204,9 +204,10 @@ def sweep(epochs: int = FT_EPOCHS, step_bp: int = 500, methods=METHODS,
     shipped = load_model(MODEL)
     rebuilt = digits.quantize(float_model, data)
     for name, layer in shipped.items():
-        same = layer.weights.tobytes() == rebuilt[name].weights.tobytes() and all(
-            np.asarray(a).tobytes() == np.asarray(rebuilt[name].quant[f]).tobytes()
-            for f, a in layer.quant.items())
+        same = layer.weights.tobytes() == rebuilt[name].weights.tobytes() and \
+            layer.activations.tobytes() == rebuilt[name].activations.tobytes() and all(
+                np.asarray(a).tobytes() == np.asarray(rebuilt[name].quant[f]).tobytes()
+                for f, a in layer.quant.items())
         if not same:
             raise RuntimeError(f"{MODEL.name} is not what the digits recipe makes here: "
                                f"run examples/make_digits.py")

@@ -23,7 +23,7 @@ ACT_SUFFIX = ".act"
 # Integer parameters of TFLM-style int8 inference (docs/spec-decisions.md, "int8 inference"):
 # bias (int32, rows), mult and shift (the requantization multiplier and shift), relu (0/1),
 # in_zp and out_zp (activation zero points); and, informative only, the real scales
-# in_scale, w_scale and out_scale (float64).
+# in_scale, w_scale and out_scale (float32, as a .tflite file stores them).
 QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", "w_scale",
                 "out_scale")
 
