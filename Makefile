@@ -8,8 +8,9 @@ PORT   ?=
 NATIVE ?=
 
 STAMP := $(VENV)/.prune8-installed
+EVAL_STAMP := $(VENV)/.prune8-eval-installed
 
-.PHONY: install test demo bench build clean
+.PHONY: install test demo bench build eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# The eval extra (PyTorch, scikit-learn, matplotlib) only for make eval.
+$(EVAL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,eval]'
+	touch $@
 
 test: install
 	$(BIN)/python -m pytest
@@ -27,6 +33,10 @@ demo: install
 bench: install
 	$(BIN)/python bench/bench_twin.py
 	$(BIN)/python bench/bench_sparse.py
+
+# Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md
+eval: $(EVAL_STAMP)
+	$(BIN)/python -m prune8_host.evaluate --out docs/eval
 
 build: install
 	$(BIN)/prune8 build --board $(BOARD) $(if $(NATIVE),--native)

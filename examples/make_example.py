@@ -30,7 +30,7 @@ def build() -> dict[str, Layer]:
         w = quantize(rng.laplace(0.0, 0.05, size=(rows, cols)))
         act = np.clip(np.round(rng.gamma(1.5, 18.0, size=cols)), 0, 127).astype(np.int8)
         calib = np.clip(np.round(rng.gamma(1.5, 18.0, size=(16, cols))), 0, 127)
-        model[name] = Layer(name, w, act, calib.astype(np.int8))
+        model[name] = Layer(name, w, act, calib=calib.astype(np.int8))
     return model
 
 

@@ -76,7 +76,7 @@ def layers(seed=0):
     w2 = rng.integers(-128, 128, (10, 32)).astype(np.int8)
     a2 = rng.integers(0, 128, 32).astype(np.int8)
     calib = rng.integers(-128, 128, (23, 32)).astype(np.int8)  # frames split samples
-    return [Layer("fc1", w1), Layer("fc2", w2, a2, calib)]
+    return [Layer("fc1", w1), Layer("fc2", w2, a2, calib=calib)]
 
 
 def header(name, rows, cols, act=0, calib=0):

@@ -270,3 +270,47 @@ def read_only(what):
 # (128 * 128 * MAX_UNITS_LIMIT < 2**30).
 MAX_WEIGHTS_LIMIT = 1 << 20
 MAX_UNITS_LIMIT = 4096
+
+
+# -- int8 inference (prune8.dense and its twin prune8_host.qnn) -----------------
+
+class QuantError(Prune8Error):
+    """A quantization parameter (multiplier, shift, zero point, bias) the int8 kernel
+    does not accept, or a calibration that holds too many images."""
+
+
+def quant_int(name, value, lo, hi):
+    return QuantError("%s must be an integer in %d..%d; got %r" % (name, lo, hi, value))
+
+
+def quant_multiplier(value):
+    return QuantError("multiplier must be 0 or in 1073741824..2147483647 (2**30..2**31-1, "
+                      "as QuantizeMultiplier makes it); got %r" % (value,))
+
+
+def quant_bias(value, index):
+    return QuantError("bias must hold integers in -536870912..536870911 (|bias| < 2**29); "
+                      "got %r at index %d" % (value, index))
+
+
+def quant_relu(value):
+    return QuantError("relu must be True or False; got %r" % (value,))
+
+
+def dense_shape(rows, cols):
+    return LengthMismatchError("a dense layer needs 1 <= rows, cols <= %d; got rows=%r, cols=%r"
+                               % (MAX_UNITS_LIMIT, rows, cols))
+
+
+def dense_length(what, got, need):
+    return LengthMismatchError("%s has %d entries; the layer needs %d" % (what, got, need))
+
+
+def chain_mismatch(index, what, got, need):
+    return LengthMismatchError("layer %d's %s is %r but the layer before it gives %r"
+                               % (index, what, got, need))
+
+
+def calib_full(limit):
+    return QuantError("calibration holds at most %d images (the column sums must stay "
+                      "small ints); reset() to start again" % limit)

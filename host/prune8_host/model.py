@@ -4,12 +4,17 @@ Activations for the gradient proxy are optional, stored under NAME + ".act" besi
 layer NAME: int8, one per input column (cols,) or one per weight (rows, cols).
 Calibration samples for Wanda are optional too, under NAME + ".calib": int8, one row of
 `cols` inputs per sample (samples, cols).
+A quantized model (prune8_host.qnn) also keeps its integer inference parameters beside
+each layer, under NAME.FIELD for FIELD in QUANT_FIELDS (e.g. "fc1.bias", "fc1.mult").
+Pruning ignores them; load_model exposes them as Layer.quant and save_model writes them
+back. A key counts as such a parameter only when NAME is a layer of the same file, so a
+file written before they existed reads exactly as it did.
 A single .npy file is one layer named after the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +24,12 @@ from prune8_host.npzio import FileFormatError, load_arrays, save_npz
 ACT_SUFFIX = ".act"
 CALIB_SUFFIX = ".calib"
 MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
+# Integer parameters of TFLM-style int8 inference (docs/spec-decisions.md, "int8 inference"):
+# bias (int32, rows), mult and shift (the requantization multiplier and shift), relu (0/1),
+# in_zp and out_zp (activation zero points); and, informative only, the real scales
+# in_scale, w_scale and out_scale (float32, as a .tflite file stores them).
+QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", "w_scale",
+                "out_scale")
 
 
 class ModelError(ValueError):
@@ -31,6 +42,7 @@ class Layer:
     weights: np.ndarray                 # int8, 2-D (rows, cols), or 1-D with no shape given
     activations: np.ndarray | None = None
     calib: np.ndarray | None = None     # int8 (samples, cols): Wanda's calibration inputs
+    quant: dict[str, np.ndarray] = field(default_factory=dict)   # FIELD -> array, file order
 
     @property
     def n(self) -> int:
@@ -55,11 +67,11 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
                layers: list[str] | None = None) -> dict[str, Layer]:
     """Layers of a model file, in file order; `rows`/`cols` reshape flat (.npy) layers."""
     arrays = load_arrays(path)
+    quant = _quant_keys(arrays)
     model: dict[str, Layer] = {}
     for name, w in arrays.items():
-        if name.endswith((ACT_SUFFIX, CALIB_SUFFIX)) or "." in name and \
-                name.split(".", 1)[0] in arrays:
-            continue  # belongs to a layer (activations, calibration, quantization data)
+        if name.endswith((ACT_SUFFIX, CALIB_SUFFIX)) or name in quant:
+            continue  # belongs to a layer: activations, calibration, quantization data
         _check_int8(path, f"layer {name!r}", w)
         if rows is not None or cols is not None:
             if rows is None or cols is None or rows * cols != w.size or rows < 1 or cols < 1:
@@ -86,7 +98,8 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
                 raise ModelError(f"{path}: calibration {name + CALIB_SUFFIX!r} has shape "
                                  f"{calib.shape}: need (samples, {w.shape[-1]}) with 1.."
                                  f"{MAX_CALIB_SAMPLES} samples")
-        model[name] = Layer(name, w, act, calib)
+        q = {k[len(name) + 1:]: arrays[k] for k in arrays if quant.get(k) == name}
+        model[name] = Layer(name, w, act, calib=calib, quant=q)
     orphans = [k for k in arrays if k.endswith((ACT_SUFFIX, CALIB_SUFFIX))
                and k.rsplit(".", 1)[0] not in model]
     if orphans:
@@ -101,15 +114,34 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
     return model
 
 
+def _quant_keys(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """{key: layer name} for every NAME.FIELD key whose NAME is another key of the file."""
+    out = {}
+    for key in arrays:
+        name, dot, fld = key.rpartition(".")
+        if dot and fld in QUANT_FIELDS and name in arrays and not name.endswith(ACT_SUFFIX):
+            out[key] = name
+    return out
+
+
+def layer_arrays(layer: Layer) -> dict[str, np.ndarray]:
+    """The arrays a layer stores: NAME, then NAME.act, NAME.calib and NAME.FIELD."""
+    arrays = {layer.name: layer.weights}
+    if layer.activations is not None:
+        arrays[layer.name + ACT_SUFFIX] = layer.activations
+    if layer.calib is not None:
+        arrays[layer.name + CALIB_SUFFIX] = layer.calib
+    for fld, a in layer.quant.items():
+        arrays[f"{layer.name}.{fld}"] = a
+    return arrays
+
+
 def save_model(path: str | Path, model: dict[str, Layer]) -> None:
     arrays = {}
     for layer in model.values():
-        arrays[layer.name] = layer.weights
-        if layer.activations is not None:
-            arrays[layer.name + ACT_SUFFIX] = layer.activations
-        if layer.calib is not None:
-            arrays[layer.name + CALIB_SUFFIX] = layer.calib
+        arrays.update(layer_arrays(layer))
     save_npz(path, arrays)
 
 
-__all__ = ["ACT_SUFFIX", "CALIB_SUFFIX", "FileFormatError", "Layer", "ModelError", "load_model", "save_model"]
+__all__ = ["ACT_SUFFIX", "CALIB_SUFFIX", "QUANT_FIELDS", "FileFormatError", "Layer", "ModelError",
+           "layer_arrays", "load_model", "save_model"]

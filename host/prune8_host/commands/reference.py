@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from prune8_host import twin
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.masks import load_masks, save_masks
-from prune8_host.model import ACT_SUFFIX, Layer, ModelError, load_model
+from prune8_host.model import ACT_SUFFIX, Layer, ModelError, layer_arrays, load_model
 from prune8_host.npzio import load_arrays, save_npz
 from prune8_host.reference import METHODS, apply_layer_mask, layer_mask, layer_scores
 
@@ -122,8 +123,7 @@ def _layers(args) -> dict[str, Layer]:
         fixed = {}
         for name, layer in model.items():
             a = acts.get(name, acts.get(name + ACT_SUFFIX))
-            fixed[name] = Layer(name, layer.weights, a if a is not None else layer.activations,
-                                layer.calib)
+            fixed[name] = replace(layer, activations=a if a is not None else layer.activations)
         model = fixed
     return model
 
@@ -199,9 +199,9 @@ def run_apply(args) -> int:
             pruned = apply_layer_mask(w, masks[name])
             zeroed += int(np.count_nonzero(w) - np.count_nonzero(pruned))
             w = pruned
-        out[name] = w
-        if layer.activations is not None:
-            out[name + ACT_SUFFIX] = layer.activations
+        # activations and quantization parameters travel with the pruned weights, so a
+        # pruned quantized model still runs (prune8_host.qnn)
+        out.update(layer_arrays(replace(layer, weights=w)))
     save_npz(args.out, out)
     if args.json:
         print(json.dumps({"layers_masked": len(masks), "weights_zeroed": zeroed,
