@@ -16,6 +16,7 @@ from prune8_host import __version__
 # One module per subcommand group, in the order `prune8 --help` lists them.
 COMMAND_MODULES = [
     "boards",
+    "vboard",
 ]
 
 
