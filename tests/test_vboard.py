@@ -342,6 +342,14 @@ def test_boot_and_main_run_at_power_on(fresh_vboard, tmp_path):
     assert mpremote(vb.port, "resume", "eval", "from_main").stdout.strip() == "1"
 
 
+def test_mpremote_takes_over_a_board_whose_main_py_prints_forever(fresh_vboard, tmp_path):
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").write_text("n = 0\nwhile True:\n    print('tick', n)\n    n += 1\n")
+    vb = fresh_vboard(flash_dir=flash, baud=115200)  # returns: main.py keeps running
+    assert mpremote(vb.port, "eval", "'n' in globals()").stdout.strip() == "False"
+
+
 def test_rx_hook_injects_faults(fresh_vboard):
     vb = fresh_vboard()
     vb.rx_hook = lambda chunk: chunk.replace(b"6 * 7", b"6 * 8")

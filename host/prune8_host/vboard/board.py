@@ -22,7 +22,9 @@ Limitations, by construction:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import os
@@ -52,10 +54,18 @@ BOOT_TIMEOUT_S = 60.0  # generous: a shared 2-core machine can be slow; a boot t
 # stops reading the pty, the kernel buffer fills and the host's write() blocks, as it
 # does when a USB-serial adapter's buffer is full.
 RX_BACKLOG_MAX = 4096
-# Board output the pty has not taken yet: beyond this the bridge stops reading the VM's
-# output, so its print() blocks.
-TX_BACKLOG_MAX = 65536
+# Board output not on the wire yet: beyond this the bridge stops reading the VM's output,
+# so its print() blocks. When paced, that is about a UART's transmit buffer, so a Ctrl-C
+# stops the output promptly instead of after seconds of already-printed text; unpaced,
+# only the pty's consumer limits it.
+TX_BUFFER_PACED = 256
+TX_BUFFER_UNPACED = 65536
+# The pipe carrying the VM's output holds this much more (Linux: F_SETPIPE_SZ).
+OUTPUT_PIPE_SIZE = 4096
 MIN_TICK_S = 0.001  # pacing granularity: bytes due within a tick go out together
+# start()/hard_reset() wait for the prompt, unless boot.py/main.py is still running after
+# this long: then the board runs its application, and that is "up" too.
+APP_RUNNING_S = 2.0
 
 # The first lines an ESP32's ROM bootloader prints after a power-on reset (abbreviated):
 # what a terminal shows after pressing RESET, before MicroPython's banner.
@@ -129,6 +139,8 @@ class VirtualBoard:
         self._state = threading.Condition()
         self._spawns = 0  # Node processes started (power-ons)
         self._booted_spawn = 0  # the spawn whose VM last reached a prompt
+        self._up_spawn = 0  # the spawn whose VM last started running boot scripts
+        self._script: tuple[int, str, float] | None = None  # (spawn, name, since)
         self._error: str | None = None
         self._proc: subprocess.Popen | None = None
         self._node_fds: dict[str, int] = {}
@@ -192,6 +204,9 @@ class VirtualBoard:
         from the flash directory; returns once its prompt is up. Files written but not
         closed are lost, as on a board."""
         self._check_running()
+        if threading.current_thread() is self._thread:
+            raise VirtualBoardError("hard_reset() cannot be called from rx_hook (the bridge "
+                                    "thread); call it from another thread")
         if self.mode != "micropython":
             return
         done: queue.Queue = queue.Queue()
@@ -246,11 +261,14 @@ class VirtualBoard:
         deadline = time.monotonic() + timeout
         with self._state:
             while self._booted_spawn < spawn and self._error is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                script = self._script
+                if script and script[0] == spawn and now - script[2] >= APP_RUNNING_S:
+                    return  # main.py (or boot.py) runs on: the board is up
+                if now >= deadline:
                     raise VirtualBoardError(f"the virtual board did not reach its prompt "
                                             f"within {timeout:.0f} s{self._stderr_note()}")
-                self._state.wait(left)
+                self._state.wait(min(deadline - now, 0.1))
             if self._error is not None:
                 raise VirtualBoardError(self._error)
 
@@ -304,8 +322,9 @@ class VirtualBoard:
         self._set_interest(self._master, want, "pty")
         out_fd = self._node_fds.get("out")
         if out_fd is not None:
-            self._set_interest(out_fd, selectors.EVENT_READ if len(self._tx) < TX_BACKLOG_MAX
-                               else 0, "node_out")
+            limit = TX_BUFFER_PACED if self.baud else TX_BUFFER_UNPACED
+            self._set_interest(out_fd, selectors.EVENT_READ if len(self._tx) < limit else 0,
+                               "node_out")
 
     def _set_interest(self, fd: int, events: int, tag: str) -> None:
         try:
@@ -429,10 +448,16 @@ class VirtualBoard:
             self._rx.intr_char = int(arg)
         elif word == "U":
             self._rx.in_flight = int(arg)
-        elif word == "BOOTED":
+        elif word == "RUN":  # the VM is up and runs boot.py / main.py
             self._crashes = 0
             with self._state:
+                self._up_spawn = self._spawns
+                self._script = (self._spawns, arg, now)
+                self._state.notify_all()
+        elif word == "BOOTED":  # at the prompt
+            with self._state:
                 self._booted_spawn = self._spawns
+                self._script = None
                 self._state.notify_all()
         else:
             log.warning("vboard %s: unknown control line %r", self.port, line)
@@ -479,6 +504,9 @@ class VirtualBoard:
         self._ctrl_buf.clear()
         self._node_fds = {"in": self._proc.stdin.fileno(), "out": self._proc.stdout.fileno(),
                           "err": self._proc.stderr.fileno(), "ctrl": ctrl_r, "intr": intr_w}
+        if self.baud and hasattr(fcntl, "F_SETPIPE_SZ"):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._node_fds["out"], fcntl.F_SETPIPE_SZ, OUTPUT_PIPE_SIZE)
         for name, tag in (("out", "node_out"), ("err", "node_err"), ("ctrl", "node_ctrl")):
             os.set_blocking(self._node_fds[name], False)
             self._sel.register(self._node_fds[name], selectors.EVENT_READ, tag)
@@ -496,12 +524,12 @@ class VirtualBoard:
             status = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover
             status = None
-        booted = self._booted_spawn == self._spawns
+        was_up = self._up_spawn == self._spawns
         self._kill_node()
         self._crashes += 1
         log.error("vboard %s: the MicroPython VM (Node) exited with status %s%s",
                   self.port, status, self._stderr_note())
-        if booted and self._crashes <= 3:
+        if was_up and self._crashes <= 3:
             # What a board does after a fatal error: report it and reboot.
             self._tx.push(f"\r\nvboard: VM exited with status {status}; "
                           "rebooting\r\n".encode("ascii"), now)

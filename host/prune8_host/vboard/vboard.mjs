@@ -10,7 +10,8 @@
 // Everything the VM prints goes to stdout. Other control lines: "I <char>" when the
 // interrupt char changes (micropython.kbd_intr, pyexec), "U <n>" when the VM may stay
 // away for a while with n bytes of the last frame still unread (so the bridge knows
-// how full the board's receive buffer really is), "BOOTED" when a prompt is up.
+// how full the board's receive buffer really is), "RUN <script>" before boot.py and
+// main.py, "BOOTED" when a prompt is up.
 // A Ctrl-C that the bridge's "UART ISR" took as an interrupt arrives as a byte on the
 // (non-blocking) interrupt pipe; it is acted on while code runs.
 //
@@ -456,6 +457,8 @@ async function newVm() {
 
 // Run boot.py / main.py from the flash; true when the script asked for a soft reset.
 function runScript(name) {
+    flush();
+    ctrl(`RUN ${name}`);
     try {
         py(`_vboard_status = _vboard_run(${JSON.stringify(name)})`);
         return vm.globals.get("_vboard_status") === 1;
