@@ -211,7 +211,11 @@ class VirtualBoard:
             return
         done: queue.Queue = queue.Queue()
         self._command(("hard_reset", done))
-        spawn = done.get(timeout=timeout)
+        try:
+            spawn = done.get(timeout=timeout)
+        except queue.Empty:
+            raise VirtualBoardError(self._error or "the virtual board's bridge thread did not "
+                                    f"respond within {timeout:.0f} s") from None
         self._wait_booted(spawn, timeout)
 
     def stop(self) -> None:
@@ -466,6 +470,8 @@ class VirtualBoard:
 
     def _power_on(self, now: float) -> None:
         self._kill_node()
+        with self._state:
+            self._error = None  # a fresh start after an earlier failure
         self._rx.reset()
         self._tx.clear()  # what the UART had not sent yet is lost with the reset
         chip = self.profile.chip

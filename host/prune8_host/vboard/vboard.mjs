@@ -232,7 +232,9 @@ function onVmStdin() {
 function hostPath(FS, memPath) {
     const p = path.posix.resolve(FS.cwd(), memPath);
     if (p === FLASH) return cfg.flash;
-    if (p.startsWith(FLASH + "/")) return path.join(cfg.flash, ...p.slice(FLASH.length + 1).split("/"));
+    if (p.startsWith(FLASH + "/")) {
+        return path.join(cfg.flash, ...p.slice(FLASH.length + 1).split("/"));
+    }
     return null;
 }
 
@@ -394,7 +396,9 @@ function installFsHooks(FS, errnoMap) {
 function emscriptenErrnoCodes(mpyPath) {
     const src = fs.readFileSync(mpyPath, "latin1");
     const m = /ERRNO_CODES=\{([^}]*)\}/.exec(src);
-    if (!m) throw new Error(`no ERRNO_CODES table in ${mpyPath}: not the pinned MicroPython package?`);
+    if (!m) {
+        throw new Error(`no ERRNO_CODES table in ${mpyPath}: not the pinned MicroPython package?`);
+    }
     const codes = {};
     for (const item of m[1].split(",")) {
         const [name, num] = item.split(":");
@@ -446,8 +450,9 @@ async function newVm() {
     noteIntr();
     loadFlash(vm.FS);
     py(`exec(compile(${JSON.stringify(vmInitSrc)}, "<vboard>", "exec"))`);
+    const version = cfg.version ? `(${cfg.version.join(",")},)` : "None";
     py(`_vboard_info = _vboard_setup(${JSON.stringify(FLASH)}, ${JSON.stringify(cfg.sysname)}, ` +
-        `${JSON.stringify(cfg.machine)}, ${cfg.version ? "(" + cfg.version.join(",") + ",)" : "None"})`);
+        `${JSON.stringify(cfg.machine)}, ${version})`);
     const info = JSON.parse(vm.globals.get("_vboard_info"));
     vmBanner = info.vm_banner;
     boardBanner = info.board_banner;

@@ -31,7 +31,8 @@ def _vboard_setup(flash_root, sysname, machine, version):
     # os is a frozen Python package in this VM, so its attributes can be set: give it
     # the uname() a stock ESP32 build has (the VM itself has none).
     from collections import namedtuple
-    uname_result = namedtuple("uname_result", ("sysname", "nodename", "release", "version", "machine"))
+    uname_result = namedtuple("uname_result",
+                              ("sysname", "nodename", "release", "version", "machine"))
     uname = uname_result(sysname, sysname, release, board_version, machine)
     os.uname = lambda: uname
 
