@@ -377,8 +377,8 @@ def test_no_node_process_left_after_stop(fresh_vboard):
 
 def test_node_dies_with_a_killed_python_parent(tmp_path):
     script = ("import sys, time\nfrom prune8_host.vboard import VirtualBoard\n"
-              "vb = VirtualBoard(baud=0).start()\nprint(vb.node_pid, flush=True)\n"
-              "time.sleep(600)\n")
+              f"vb = VirtualBoard(baud=0, flash_dir={str(tmp_path / 'flash')!r}).start()\n"
+              "print(vb.node_pid, flush=True)\ntime.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(proc.stdout.readline())
