@@ -9,12 +9,15 @@ NATIVE ?=
 
 STAMP := $(VENV)/.prune8-installed
 EVAL_STAMP := $(VENV)/.prune8-eval-installed
+# The virtual board's Node side: package.json/package-lock.json pin the MicroPython VM.
+VBOARD_NODE := host/prune8_host/vboard
 
-.PHONY: install test demo bench build eval clean
+.PHONY: install test demo bench build eval clean vboard
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(VBOARD_NODE)/package.json $(VBOARD_NODE)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[test]'
+	cd $(VBOARD_NODE) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 install: $(STAMP)
@@ -30,6 +33,9 @@ test: $(EVAL_STAMP)
 
 demo: install
 	$(BIN)/prune8 demo $(if $(PORT),--port $(PORT))
+
+vboard: install
+	$(BIN)/prune8 vboard --board $(BOARD) $(if $(BAUD),--baud $(BAUD)) $(if $(FLASH),--flash $(FLASH))
 
 bench: install
 	$(BIN)/python bench/bench_twin.py

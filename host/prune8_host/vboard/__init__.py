@@ -1,0 +1,15 @@
+"""The virtual board: a real MicroPython VM that mpremote reaches over a pseudo-terminal.
+
+    from prune8_host.vboard import VirtualBoard
+    with VirtualBoard(board="esp32", baud=0) as vb:
+        ...  # mpremote connect vb.port ...
+
+board.py holds VirtualBoard (pty, bridge thread, Node process), uart.py the line model
+(pacing, bounded receive FIFO), node.py finds Node.js and the pinned npm package,
+vboard.mjs is the VM side and vm_init.py runs inside the VM at every boot.
+"""
+
+from prune8_host.vboard.board import VirtualBoard, VirtualBoardError
+from prune8_host.vboard.node import NodeSetupError
+
+__all__ = ["VirtualBoard", "VirtualBoardError", "NodeSetupError"]
