@@ -203,6 +203,21 @@ def test_writes_reach_the_flash_directory_promptly(vboard):
         assert not (vboard.flash_dir / "renamed.txt").exists()
 
 
+def test_rename_to_a_shorter_name_in_a_subdirectory_over_an_existing_file(vboard):
+    # MicroPython's rooted VfsPosix.rename gets this wrong (both paths share one buffer);
+    # the board's littlefs does not, and prune8 commits every file this way.
+    with transport(vboard.port) as t:
+        t.exec("import os\ntry:\n os.mkdir('/rn')\nexcept OSError:\n pass\n"
+               "open('/rn/data.bin', 'w').write('old')\n"
+               "open('/rn/data.bin.tmp', 'w').write('new')\n"
+               "os.rename('/rn/data.bin.tmp', '/rn/data.bin')\n"
+               "os.chdir('/rn')\nos.rename('data.bin', '../rn/d')\nos.chdir('/')")
+        assert t.eval("open('/rn/d').read()") == "new"
+        assert t.eval("sorted(os.listdir('/rn'))") == ["d"]
+    assert (vboard.flash_dir / "rn" / "d").read_text() == "new"
+    assert not (vboard.flash_dir / "rn" / "data.bin.tmp").exists()
+
+
 def test_soft_reset_gives_a_fresh_interpreter_and_keeps_files(vboard):
     with transport(vboard.port) as t:
         t.exec("soft_reset_global = 123\nopen('kept.txt', 'w').write('kept')")

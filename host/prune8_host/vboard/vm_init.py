@@ -19,6 +19,27 @@ def _vboard_setup(flash_root, sysname, machine, version):
     vfs.mount(vfs.VfsPosix(flash_root), "/")
     os.chdir("/")
 
+    # MicroPython 1.27's VfsPosix.rename builds both paths in the one path buffer of a
+    # rooted VfsPosix, so rename(a, b) becomes rename(b, b) and fails with ENOENT. A
+    # board's littlefs renames fine (prune8 commits every file by a rename), so rename
+    # here through a root-less VfsPosix with full paths.
+    unrooted = vfs.VfsPosix()
+
+    def full(path):
+        if not path.startswith("/"):
+            cwd = os.getcwd()
+            path = cwd.rstrip("/") + "/" + path
+        parts = []
+        for part in path.split("/"):
+            if part == "..":
+                if parts:
+                    parts.pop()
+            elif part and part != ".":
+                parts.append(part)
+        return flash_root.rstrip("/") + "/" + "/".join(parts)
+
+    os.rename = lambda old, new: unrooted.rename(full(old), full(new))
+
     vm_name_and_version = sys.version.split("; ", 1)[1]  # "MicroPython v1.27.0 on <date>"
     vm_release = ".".join(str(v) for v in sys.implementation.version[:3])
     build_date = vm_name_and_version.rsplit(" on ", 1)[1]
