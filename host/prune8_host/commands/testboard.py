@@ -1,0 +1,67 @@
+"""prune8 test-board: run the on-board test suite (tests/board/) on a board."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from prune8_host.board_tests import run_board_tests
+from prune8_host.boards import load_board
+from prune8_host.build import build_firmware
+from prune8_host.connect import add_board_args
+from prune8_host.deploy import deploy
+from prune8_host.session import BoardSession
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "test-board", help="deploy and run the on-board test suite, one line per case",
+        description="Deploy the firmware, push golden vectors made by the twin, and run "
+                    "tests/board/ on the board: scores, masks and errors against the twin, "
+                    "zero allocation on every hot path, and peak heap within the profile's "
+                    "budget. Without --port, on a fresh virtual board. Exit 1 on any failure.")
+    add_board_args(p)
+    p.add_argument("--native", action="store_true",
+                   help="test the native-code build (real boards only)")
+    p.add_argument("--only", action="append", metavar="SUITE",
+                   help="run only this suite, e.g. test_alloc (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run)
+
+
+@contextlib.contextmanager
+def _port(args, profile):
+    if args.port:
+        yield args.port
+        return
+    if args.native:
+        raise ValueError("the virtual board runs bytecode only: --native needs a real board "
+                         "on --port")
+    from prune8_host.vboard import VirtualBoard
+    with VirtualBoard(board=profile.name, baud=0) as vb:  # a fresh, empty flash
+        yield vb.port
+
+
+def run(args) -> int:
+    profile = load_board(args.board)
+    build = build_firmware(profile, native=args.native)
+    baud = args.baud or profile.baud
+    with _port(args, profile) as port:
+        with BoardSession(port, baud=baud, check_firmware=False) as s:
+            deploy(s, build, quiet=args.quiet)
+        with BoardSession(port, baud=baud) as s:
+            results = run_board_tests(s, profile, args.only)
+    failed = [r for r in results if not r.passed]
+    if args.json:
+        print(json.dumps([vars(r) for r in results]))
+    else:
+        for r in results:
+            if r.passed and args.quiet:
+                continue
+            extra = "" if r.us is None else f" {r.us} us, {r.alloc} B allocated"
+            print(f"{'PASS' if r.passed else 'FAIL'} {r.suite}::{r.name}{extra}"
+                  + (f"  {r.detail}" if r.detail else ""))
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed on {profile.name} "
+              f"({'native' if args.native else 'bytecode'})", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,74 @@
+"""Which board a command talks to: the one on --port, or a virtual board started for it.
+
+Without --port, commands run on a virtual board (prune8 vboard) whose flash lives in a
+per-user directory, so `prune8 push`, `prune8 prune` and `prune8 pull` run one after the
+other see the same stored model. The firmware is deployed to it when missing or older
+than this host's, as a user would after flashing a board.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from prune8_host.boards import load_board
+from prune8_host.build import build_firmware
+from prune8_host.session import BoardSession, BoardUnavailable
+
+
+def default_flash_dir(board: str) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "prune8" / "vboard" / board / "flash"
+
+
+def add_board_args(p) -> None:
+    p.add_argument("--port", "-p", metavar="P",
+                   help="serial port of the board (e.g. /dev/ttyUSB0); default: a virtual "
+                        "board started for this command")
+    p.add_argument("--board", default=None, metavar="B",
+                   help="board profile (default esp32)")
+    p.add_argument("--baud", type=int, default=None, metavar="N",
+                   help="REPL baud rate (default: the profile's)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+
+
+@contextlib.contextmanager
+def open_board(args, check_firmware: bool = True, deploy_missing: bool = True):
+    """Yield a BoardSession for args.port, or for a virtual board when there is none."""
+    profile = load_board(args.board)
+    baud = args.baud or profile.baud
+    if args.port:
+        with BoardSession(args.port, baud=baud, check_firmware=check_firmware) as s:
+            yield s
+        return
+    from prune8_host.vboard import VirtualBoard
+
+    flash = default_flash_dir(profile.name)
+    flash.mkdir(parents=True, exist_ok=True)
+    if not args.quiet:
+        print(f"prune8: no --port given: using a virtual {profile.name} board "
+              f"(flash in {flash})", file=sys.stderr)
+    with VirtualBoard(board=profile.name, baud=0, flash_dir=flash) as vb:
+        if check_firmware and deploy_missing:
+            _ensure_firmware(vb.port, profile, args.quiet)
+        with BoardSession(vb.port, baud=baud, check_firmware=check_firmware) as s:
+            yield s
+
+
+def _ensure_firmware(port: str, profile, quiet: bool) -> None:
+    """Deploy the bytecode build when the virtual board lacks this host's prune8."""
+    from prune8_host.deploy import deploy
+
+    try:
+        with BoardSession(port, check_firmware=True):
+            return
+    except BoardUnavailable as e:
+        if "deploy" not in str(e):
+            raise
+    if not quiet:
+        print("prune8: deploying the firmware to the virtual board", file=sys.stderr)
+    build = build_firmware(profile, native=False)
+    with BoardSession(port, check_firmware=False) as s:
+        deploy(s, build, quiet=quiet)

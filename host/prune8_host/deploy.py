@@ -1,0 +1,45 @@
+"""Copy the built firmware (build/<board>/prune8/*.mpy) to /prune8/ on the board.
+
+Each file is written to NAME.tmp and renamed, so an interrupted deploy never leaves a
+half-written module; modules left from an older build (or .py sources that would shadow
+the .mpy files) are removed. Uses mpremote's filesystem commands as a library.
+"""
+
+from __future__ import annotations
+
+from prune8_host.build import PACKAGE, Build
+from prune8_host.session import BoardSession, BoardUnavailable
+from prune8_host.transfer import progress_bar
+
+ROOT = "/" + PACKAGE
+# Files of ours in /prune8 that are not modules: the pushed model and its masks.
+DATA_SUFFIXES = (".bin", ".tmp")
+
+
+def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
+    """Install `build` on the board; returns the firmware's info() afterwards."""
+    t = session.transport
+    if not t.fs_exists(ROOT):
+        t.fs_mkdir(ROOT)
+    files = sorted(build.package_dir.iterdir())
+    total = sum(p.stat().st_size for p in files)
+    with progress_bar(total, "deploy", quiet) as update:
+        for path in files:
+            dest = f"{ROOT}/{path.name}"
+            t.fs_writefile(dest + ".tmp", path.read_bytes())
+            session.exec(f"import os\ntry:\n os.remove({dest!r})\nexcept OSError:\n pass\n"
+                         f"os.rename({dest + '.tmp'!r},{dest!r})")
+            if update:
+                update(path.stat().st_size)
+    wanted = {p.name for p in files}
+    for name, *_ in t.fs_listdir(ROOT):
+        if name.endswith((".py", ".mpy")) and name not in wanted:
+            t.fs_rmfile(f"{ROOT}/{name}")
+    session.exec("import sys\nfor m in list(sys.modules):\n if m.startswith('prune8'):"
+                 "\n  del sys.modules[m]")
+    try:
+        return session.call_json("from prune8 import remote;remote.info()")
+    except BoardUnavailable as e:
+        kind = f"native {build.root.name}" if build.native else "bytecode"
+        raise BoardUnavailable(f"deployed the {kind} build, but the board cannot import it "
+                               f"({e}); a native build only runs on its own chip") from None

@@ -1,0 +1,61 @@
+"""The on-board suite (tests/board/) on a board: the virtual board here and in CI, or a
+real one when $PRUNE8_PORT names its port ($PRUNE8_BOARD its profile, default esp32).
+
+One test per board script; each fails with the cases that failed on the board."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from prune8_host.board_tests import board_test_files, push_golden, run_suite
+from prune8_host.boards import load_board
+from prune8_host.build import build_firmware
+from prune8_host.deploy import deploy
+from prune8_host.session import BoardSession
+
+pytestmark = pytest.mark.timeout(900)
+PROFILE = load_board(os.environ.get("PRUNE8_BOARD", "esp32"))
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    """A session on a board with the current firmware deployed and the golden file on it."""
+    port = os.environ.get("PRUNE8_PORT")
+    vb = None
+    if not port:
+        from prune8_host.vboard import VirtualBoard
+        vb = VirtualBoard(board=PROFILE.name, baud=0).start()
+        port = vb.port
+    try:
+        build = build_firmware(PROFILE, out_root=tmp_path_factory.mktemp("build"))
+        with BoardSession(port, baud=PROFILE.baud, check_firmware=False) as s:
+            deploy(s, build, quiet=True)
+        with BoardSession(port, baud=PROFILE.baud) as s:
+            push_golden(s)
+            yield s
+    finally:
+        if vb is not None:
+            vb.stop()
+
+
+@pytest.mark.parametrize("script", board_test_files(), ids=lambda p: p.stem)
+def test_board_script(board, script):
+    args = {"golden": "/prune8/golden.bin", "heap_bytes": PROFILE.heap_bytes}
+    results = run_suite(board, script, args)
+    failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
+    assert results and not failed, "\n".join(failed)
+    if script.stem == "test_alloc":  # every hot path measured, and none allocated
+        assert all(r.alloc == 0 for r in results)
+
+
+def test_readme_repl_example_runs_on_the_board(board):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## The REPL, by hand"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    out = board.exec(code + "print(list(w))\n")
+    assert "Mask(n=8, pruned=4, kept=4, sparsity=50.00%)" in out
+    assert "[0, 0, 50, 196, 0, 0, 70, 5]" in out
