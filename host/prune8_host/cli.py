@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "demo",
     "build",
     "flash",
+    "board",
+    "testboard",
     "vboard",
 ]
 
