@@ -17,7 +17,6 @@ import ast
 import json
 import os
 import shutil
-import subprocess
 import sys
 import types
 from array import array
@@ -470,68 +469,26 @@ def test_network_refuses_a_broken_chain():
 
 # -- the real MicroPython VM -------------------------------------------------------------
 #
-# A stand-in until the virtual board runs tests/board/: Node loads the pinned MicroPython
-# WebAssembly package (npm, into a per-user cache, or $PRUNE8_MP_WASM: a directory holding
-# micropython.mjs), copies firmware/prune8 and data files into the VM's filesystem and
-# runs a script there.
-
-MP_PACKAGE = "@micropython/micropython-webassembly-pyscript"
-MP_VERSION = "1.27.0"
-HARNESS = r"""
-import fs from "fs"; import path from "path"; import { pathToFileURL } from "url";
-const [mjs, pkg, data, script] = process.argv.slice(2);
-const { loadMicroPython } = await import(pathToFileURL(mjs).href);
-const mp = await loadMicroPython({ stdout: (d) => process.stdout.write(d), linebuffer: false });
-function copy(src, dst) {
-  mp.FS.mkdir(dst);
-  for (const f of fs.readdirSync(src)) {
-    const p = path.join(src, f);
-    if (fs.statSync(p).isDirectory()) { if (f !== "__pycache__") copy(p, dst + "/" + f); }
-    else mp.FS.writeFile(dst + "/" + f, fs.readFileSync(p));
-  }
-}
-mp.FS.mkdir("/flash"); copy(pkg, "/flash/prune8"); copy(data, "/data");
-try { mp.runPython("import sys; sys.path.insert(0, '/flash')\n" + fs.readFileSync(script, "utf8")); }
-catch (e) { console.log("PYERR: " + e.message); process.exit(1); }
-"""
-
-
-def _micropython_mjs() -> Path:
-    node = shutil.which("node")
-    if not node:
-        pytest.skip("Node.js is not installed: the MicroPython VM check needs it")
-    env = os.environ.get("PRUNE8_MP_WASM")
-    if env:
-        return Path(env) / "micropython.mjs"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prune8" / \
-        f"mp-wasm-{MP_VERSION}"
-    mjs = cache / "node_modules" / MP_PACKAGE / "micropython.mjs"
-    if not mjs.is_file():
-        npm = shutil.which("npm")
-        if not npm:
-            pytest.skip("npm is not installed: cannot fetch the MicroPython VM")
-        cache.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund",
-                            "--prefix", str(cache), f"{MP_PACKAGE}@{MP_VERSION}"],
-                           capture_output=True, text=True, timeout=600)
-        if r.returncode or not mjs.is_file():
-            pytest.skip(f"could not install {MP_PACKAGE}@{MP_VERSION} with npm: "
-                        f"{r.stderr.strip()[-300:]}")
-    return mjs
+# The virtual board (prune8_host.vboard: the pinned MicroPython WebAssembly VM behind a
+# pty) with the bytecode build and the data files in its flash, reached through the same
+# raw-REPL session the tools use.
 
 
 def run_on_vm(script: Path, data: dict[str, bytes], tmp_path: Path) -> str:
-    mjs = _micropython_mjs()
-    (tmp_path / "data").mkdir()
+    from prune8_host.build import build_firmware
+    from prune8_host.session import BoardSession
+    from prune8_host.vboard import VirtualBoard
+
+    flash = tmp_path / "flash"
+    (flash / "data").mkdir(parents=True)
     for name, blob in data.items():
-        (tmp_path / "data" / name).write_bytes(blob)
-    harness = tmp_path / "harness.mjs"
-    harness.write_text(HARNESS)
-    r = subprocess.run(["node", str(harness), str(mjs), str(ROOT / "firmware" / "prune8"),
-                        str(tmp_path / "data"), str(script)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    return r.stdout
+        (flash / "data" / name).write_bytes(blob)
+    build = build_firmware("esp32", out_root=tmp_path / "build")
+    shutil.copytree(build.package_dir, flash / "prune8")
+    code = script.read_text() if isinstance(script, Path) else script
+    with VirtualBoard(board="esp32", baud=0, flash_dir=flash) as vb, \
+            BoardSession(vb.port, check_firmware=False, timeout=600) as s:
+        return s.exec("ARGS = {}\n" + code, timeout=600)
 
 
 def test_dense_alloc_on_the_micropython_vm(tmp_path):
