@@ -140,15 +140,16 @@ def test_boards_lists_profiles(capsys):
     assert boards["esp32c3"]["mpy_arch"] == "rv32imc" and boards["esp32s3"]["flash_offset"] == 0
 
 
-def test_demo_prints_every_scorer_for_every_layer(capsys):
-    code, out, _ = run(capsys, "demo", "--json")
-    rows = json.loads(out)
-    assert code == 0
+def test_demo_prunes_on_a_virtual_board_and_verifies_every_layer(capsys):
+    code, out, _ = run(capsys, "demo", "--json", "--quiet")
+    report = json.loads(out)
+    assert code == 0 and report["verified"]
+    rows = report["layers"]
     assert {(r["layer"], r["method"]) for r in rows} == {
         (layer, m) for layer in ("fc1", "fc2")
         for m in ("magnitude", "l2", "gradient", "wanda", "mincut", "random", "rows", "cols",
                   "blocks")}
-    assert all(r["sparsity_bp"] == 5000 for r in rows)
+    assert all(r["verified"] and r["sparsity_bp"] == 5000 for r in rows)
 
 
 def test_model_info_reports_fit_per_layer(tmp_path, capsys):

@@ -109,43 +109,51 @@ def board_listing(session: BoardSession) -> dict:
     return session.call_json("from prune8 import remote;remote.ls()", timeout=30)
 
 
-def do_push(session: BoardSession, args, model) -> dict:
-    only = args.layer if getattr(args, "layer", None) else None
+def do_push(session: BoardSession, model, only: list[str] | None = None,
+            quiet: bool = False) -> dict:
+    """Push `model` (or only the layers named in `only`); report what went on the wire."""
     board_layers = None
     if only:
         listing = board_listing(session)
         board_layers = [l["name"] for l in (listing["model"] or {}).get("layers", [])]
     model_id, link = push_model(session, model, only=only, board_layers=board_layers,
-                                quiet=args.quiet)
+                                quiet=quiet)
     sent = [n for n in model if not only or n in only]
     payload = sum(len(layer_bytes(model[n])) for n in sent)
     return {"model_id": model_id, "layers": sent, "payload_bytes": payload,
             "wire_bytes": link.tx_bytes, "retries": link.retries}
 
 
-def do_prune(session: BoardSession, args) -> dict:
-    opts = mask_options(args)
-    bp = opts["sparsity_bp"]
-    layers = getattr(args, "layer", None) if args.run is run_prune else None
-    code = (f"from prune8 import remote;remote.prune({args.method!r},{bp},{args.tie!r},"
-            f"{args.min_keep},{args.min_score},{layers!r},{opts['seed']},{opts['block']!r},"
-            f"{opts['nm']!r},{opts['steps']})")
+def do_prune(session: BoardSession, method: str, opts: dict,
+             layers: list[str] | None = None) -> dict:
+    """Prune the stored model on the board; opts as reference.layer_mask takes them."""
+    code = (f"from prune8 import remote;remote.prune({method!r},{opts['sparsity_bp']},"
+            f"{opts['tie']!r},{opts['min_keep']},{opts['min_score']},{layers!r},"
+            f"{opts['seed']},{opts['block']!r},{opts['nm']!r},{opts['steps']})")
     result = session.call_json(code, timeout=120)
     if not result.get("ok"):
         raise BoardError(result.get("error", "the board could not prune"))
-    result["sparsity_bp"] = bp
+    result["sparsity_bp"] = opts["sparsity_bp"]
     return result
 
 
-def do_pull(session: BoardSession, args):
+def do_pull(session: BoardSession, quiet: bool = False):
+    """(listing, masks) of the board's current masks; refuses missing or stale ones."""
     listing = board_listing(session)
     if not listing.get("masks"):
         raise BoardError("the board holds no masks: run prune8 prune first")
     if listing["masks"]["stale"]:
         raise BoardError("the board's masks were made for another model than the one it "
                          "holds now: run prune8 prune again")
-    model_id, masks = parse_masks(pull_file(session, MASKS_PATH, quiet=args.quiet))
+    model_id, masks = parse_masks(pull_file(session, MASKS_PATH, quiet=quiet))
     return listing, masks
+
+
+def verify_on_board(session: BoardSession, model, quiet: bool = False):
+    """(checks, masks): the board's masks recomputed by the twin from `model`."""
+    listing, masks = do_pull(session, quiet)
+    crcs = {l["name"]: l["crc"] for l in listing["model"]["layers"]}
+    return check_masks(model, masks, crcs), masks
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -168,7 +176,7 @@ def run_deploy(args) -> int:
 def run_push(args) -> int:
     model = load_model(args.model, layers=args.layer)
     with open_board(args) as s:
-        r = do_push(s, args, model)
+        r = do_push(s, model, only=args.layer, quiet=args.quiet)
     ratio = r["wire_bytes"] / r["payload_bytes"]
     _emit(args, r, f"pushed {len(r['layers'])} layer(s) ({r['payload_bytes']} bytes, "
                    f"{r['wire_bytes']} on the wire: {ratio:.3f}x) model id {r['model_id']:#010x}")
@@ -177,7 +185,7 @@ def run_push(args) -> int:
 
 def run_prune(args) -> int:
     with open_board(args) as s:
-        r = do_prune(s, args)
+        r = do_prune(s, args.method, mask_options(args), args.layer)
     n, pruned = sum(l["n"] for l in r["layers"]), sum(l["pruned"] for l in r["layers"])
     _emit(args, r, f"pruned {len(r['layers'])} layer(s) on the board with {args.method} at "
                    f"{r['sparsity_bp'] / 100:.2f}% ({args.tie}): {pruned} of {n} entries")
@@ -186,7 +194,7 @@ def run_prune(args) -> int:
 
 def run_pull(args) -> int:
     with open_board(args) as s:
-        _, masks = do_pull(s, args)
+        _, masks = do_pull(s, args.quiet)
     save_masks(args.out, masks)
     rows = [dict(layer=m.name, method=m.method, **m.stats()) for m in masks]
     _emit(args, {"out": args.out, "layers": rows},
@@ -203,16 +211,10 @@ def _verify_table(checks) -> str:
     return "\n".join(lines)
 
 
-def verify_on_board(session: BoardSession, args, model):
-    listing, masks = do_pull(session, args)
-    crcs = {l["name"]: l["crc"] for l in listing["model"]["layers"]}
-    return check_masks(model, masks, crcs), masks
-
-
 def run_verify(args) -> int:
     model = load_model(args.model)
     with open_board(args) as s:
-        checks, _ = verify_on_board(s, args, model)
+        checks, _ = verify_on_board(s, model, args.quiet)
     ok = all(c.verified for c in checks)
     _emit(args, {"verified": ok, "layers": [c.as_dict() for c in checks]},
           _verify_table(checks))
@@ -221,14 +223,14 @@ def run_verify(args) -> int:
 
 def run_run(args) -> int:
     model = load_model(args.model)
-    mask_options(args)  # refuse a bad sparsity before any I/O
+    opts = mask_options(args)  # refuses a bad sparsity before any I/O
     profile = load_board(args.board)
     if args.port:
         _deploy_if_needed(args, profile)
     with open_board(args) as s:
-        pushed = do_push(s, args, model)
-        pruned = do_prune(s, args)
-        checks, masks = verify_on_board(s, args, model)
+        pushed = do_push(s, model, quiet=args.quiet)
+        pruned = do_prune(s, args.method, opts)
+        checks, masks = verify_on_board(s, model, args.quiet)
     save_masks(args.out, masks)
     ok = all(c.verified for c in checks)
     _emit(args, {"push": pushed, "prune": pruned, "verified": ok, "out": args.out,

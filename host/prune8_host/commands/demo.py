@@ -1,55 +1,99 @@
-"""prune8 demo: the main job end to end on the example model.
+"""prune8 demo: the main job end to end, on a board.
 
-Scores every layer with every scorer, masks it at the given sparsity with the twin
-(the host reference) and prints one table.
+Builds and deploys the firmware, pushes the example model, prunes every layer with
+every scorer on the board, pulls the masks back and verifies each against the twin,
+then prints one table. Without --port, on a fresh virtual board. Exit status 0 only
+if every layer verified.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 
 from prune8_host import twin
 from prune8_host.boards import DEFAULT_BOARD, load_board
+from prune8_host.build import build_firmware
+from prune8_host.commands.board import do_prune, do_push, verify_on_board
+from prune8_host.deploy import deploy
+from prune8_host.masks import UNITS
 from prune8_host.model import load_model
-from prune8_host.reference import METHODS, layer_mask
+from prune8_host.session import BoardSession
 
 EXAMPLE = "examples/example_model.npz"
 DEMO_BLOCK = (2, 2)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="prune the example model with every scorer and print a table",
-                       description="Prune every layer of MODEL with every scorer at the given "
-                                   "sparsity using the host reference, and print the result.")
+    p = sub.add_parser("demo", help="prune the example model on a board with every scorer, "
+                                    "verified against the twin",
+                       description="Deploy, push MODEL, prune every layer with every scorer "
+                                   "on the board, pull the masks and verify each bit for bit "
+                                   "against the twin; print one table. Without --port, on a "
+                                   "fresh virtual board. Exit 1 unless every layer verified.")
     p.add_argument("model", nargs="?", default=EXAMPLE, metavar="MODEL",
                    help=f"model .npz (default {EXAMPLE})")
+    p.add_argument("--port", "-p", metavar="P", help="serial port of a real board")
+    p.add_argument("--board", default=DEFAULT_BOARD, metavar="B",
+                   help=f"board profile (default {DEFAULT_BOARD})")
     p.add_argument("--sparsity", type=float, default=0.5, metavar="S",
                    help="fraction to prune (default 0.5)")
-    p.add_argument("--board", default=DEFAULT_BOARD, metavar="B",
-                   help=f"board profile whose capacity applies (default {DEFAULT_BOARD})")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or notes")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(run=run)
 
 
+@contextlib.contextmanager
+def _board_port(args, profile):
+    if args.port:
+        yield args.port
+        return
+    from prune8_host.vboard import VirtualBoard
+    if not args.quiet:
+        print(f"prune8 demo: no --port given: starting a virtual {profile.name} board",
+              file=sys.stderr)
+    with VirtualBoard(board=profile.name, baud=0) as vb:
+        yield vb.port
+
+
+def _methods(model):
+    """Every scorer that applies to every layer of the model."""
+    layers = list(model.values())
+    for method in UNITS:
+        if method == "gradient" and any(l.activations is None for l in layers):
+            continue
+        if method == "wanda" and any(l.calib is None for l in layers):
+            continue
+        yield method
+
+
 def run(args) -> int:
     profile = load_board(args.board)
+    model = load_model(args.model)
     bp = twin.to_bp(args.sparsity)
+    build = build_firmware(profile)
     rows = []
-    for layer in load_model(args.model).values():
-        for method in METHODS:
-            if (method == "gradient" and layer.activations is None) or \
-                    (method == "wanda" and layer.calib is None):
-                continue
-            m = layer_mask(layer, method, sparsity_bp=bp, profile=profile,
-                           block=DEMO_BLOCK if method == "blocks" else None)
-            rows.append(dict(layer=layer.name, shape=f"{m.rows}x{m.cols}", method=method,
-                             **m.stats(), unit=m.unit))
+    with _board_port(args, profile) as port:
+        with BoardSession(port, baud=profile.baud, check_firmware=False) as s:
+            deploy(s, build, quiet=args.quiet)
+        with BoardSession(port, baud=profile.baud) as s:
+            do_push(s, model, quiet=args.quiet)
+            for method in _methods(model):
+                opts = dict(sparsity_bp=bp, tie="exact", min_keep=1, min_score=0, seed=0,
+                            nm=None, steps=0, block=DEMO_BLOCK if method == "blocks" else None)
+                do_prune(s, method, opts)
+                checks, _ = verify_on_board(s, model, args.quiet)
+                rows += [c.as_dict() for c in checks]
+    ok = all(r["verified"] for r in rows)
     if args.json:
-        print(json.dumps(rows))
-        return 0
-    print(f"{'layer':<8} {'shape':<7} {'method':<10} {'pruned':>16} {'sparsity':>9}")
+        print(json.dumps({"verified": ok, "layers": rows}))
+        return 0 if ok else 1
+    print(f"{'layer':<8} {'method':<10} {'pruned':>18} {'sparsity':>9}  verified")
     for r in rows:
         pruned = f"{r['pruned']}/{r['n']} {r['unit']}s"
-        print(f"{r['layer']:<8} {r['shape']:<7} {r['method']:<10} {pruned:>16} "
-              f"{r['sparsity_bp'] / 100:>8.2f}%")
-    return 0
+        print(f"{r['layer']:<8} {r['method']:<10} {pruned:>18} {r['sparsity_bp'] / 100:>8.2f}%  "
+              + ("yes" if r["verified"] else f"NO: {r['note']}"))
+    print(f"{sum(r['verified'] for r in rows)} of {len(rows)} masks made on the board "
+          f"verified bit for bit against the twin")
+    return 0 if ok else 1
