@@ -448,3 +448,14 @@ def test_cli_foreground_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path):
                 proc.kill()
         assert all(wait_dead(pid) for pid in children)
         assert not port_file.exists()
+
+
+def test_flash_capacity_gives_enospc_like_a_full_partition(fresh_vboard):
+    vb = fresh_vboard(flash_bytes=3000)
+    with transport(vb.port) as t:
+        t.exec("f = open('a.bin', 'wb'); f.write(bytes(2000)); f.close()")
+        with pytest.raises(TransportExecError, match="OSError: 28"):  # ENOSPC
+            t.exec("f = open('b.bin', 'wb'); f.write(bytes(2000)); f.close()")
+        t.exec("import os; os.remove('a.bin')")
+        t.exec("f = open('b.bin', 'wb'); f.write(bytes(2000)); f.close()")  # room again
+    assert (vb.flash_dir / "b.bin").stat().st_size == 2000

@@ -103,13 +103,19 @@ class VirtualBoard:
     None = the profile's; flash_dir: the board's filesystem (None: a fresh temporary
     directory, deleted again by stop()); mode: "micropython", or "silent" for a port
     where nothing answers; micropython_version: e.g. (1, 19, 1) to make code see an
-    older MicroPython in sys.implementation.version, sys.version and os.uname().
+    older MicroPython in sys.implementation.version, sys.version and os.uname();
+    flash_bytes: the flash's capacity for file contents (None: unlimited); past it a
+    write fails with ENOSPC, as on a full littlefs partition.
     """
 
     def __init__(self, board: str | BoardProfile | None = "esp32", baud: int | None = None,
                  flash_dir: str | os.PathLike | None = None, *, mode: str = "micropython",
-                 micropython_version: tuple[int, ...] | None = None):
+                 micropython_version: tuple[int, ...] | None = None,
+                 flash_bytes: int | None = None):
         self.profile: BoardProfile = load_board(board)
+        if flash_bytes is not None and flash_bytes < 0:
+            raise ValueError(f"flash_bytes must be >= 0, got {flash_bytes}")
+        self.flash_bytes = flash_bytes
         self.baud = self.profile.baud if baud is None else int(baud)
         if self.baud < 0:
             raise ValueError(f"baud must be >= 0 (0 = unpaced), got {self.baud}")
@@ -495,6 +501,7 @@ class VirtualBoard:
             "machine": f"Generic {chip} module with {chip}",  # as stock firmware names it
             "version": list(self.micropython_version) if self.micropython_version else None,
             "heapBytes": self.profile.heap_bytes,
+            "flashBytes": self.flash_bytes,
         }
         try:
             self._proc = subprocess.Popen(

@@ -25,7 +25,8 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 
 const cfg = JSON.parse(process.argv[2]);
-// cfg: { mpy, vmInit, flash, ctrlFd, intrFd, sysname, machine, version, heapBytes }
+// cfg: { mpy, vmInit, flash, ctrlFd, intrFd, sysname, machine, version, heapBytes,
+//        flashBytes (null: no limit) }
 
 const FLASH = "/flash"; // MEMFS directory that the board's "/" shows
 const TMP_PREFIX = ".vboard-tmp-"; // host-side temp files of atomic writes
@@ -278,6 +279,32 @@ function installFsHooks(FS, errnoMap) {
     const orig = {};
     let depth = 0;
 
+    // A board's flash partition is finite: past cfg.flashBytes of file contents under
+    // /flash a write fails with ENOSPC, as littlefs does when the partition is full.
+    const flashUsed = () => {
+        let total = 0;
+        const walk = (dir) => {
+            for (const name of orig.readdir(dir)) {
+                if (name === "." || name === "..") continue;
+                const node = orig.lookupPath(`${dir}/${name}`).node;
+                if (FS.isDir(node.mode)) walk(`${dir}/${name}`);
+                else total += node.usedBytes || 0;
+            }
+        };
+        walk(FLASH);
+        return total;
+    };
+    const checkSpace = (stream, length, position) => {
+        if (cfg.flashBytes == null || hostPath(FS, FS.getPath(stream.node)) === null) return;
+        const node = stream.node;
+        const start = (stream.flags & 0o2000) ? node.usedBytes  // O_APPEND
+            : (position ?? stream.position);
+        const growth = Math.max(0, start + length - (node.usedBytes || 0));
+        if (growth && flashUsed() + growth > cfg.flashBytes) {
+            throw new FS.ErrnoError(emErrno.ENOSPC);
+        }
+    };
+
     const isWriter = (stream) => (stream.flags & O_ACCMODE) !== 0 && FS.isFile(stream.node.mode);
 
     const persistNode = (node) => {
@@ -358,6 +385,7 @@ function installFsHooks(FS, errnoMap) {
             depth++;
             let result;
             try {
+                if (name === "write" && depth === 1) checkSpace(args[0], args[3], args[4]);
                 result = fn.apply(FS, args);
             } catch (e) {
                 if (depth === 1 && e && e.name === "ErrnoError" && errnoMap.has(e.errno)) {
