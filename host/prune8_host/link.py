@@ -21,6 +21,9 @@ HEADER = 5
 TRAILER = 4
 FILLER = bytes(HEADER + MAX_PAYLOAD + TRAILER)  # completes any partial frame on the board
 ATTEMPTS = 8
+# What a board prints when it resets or is back at its REPL: the receiver is gone, and
+# anything sent now would be typed into the REPL, so the host must stop at once.
+RESET_SIGNS = (b"rst:", b"soft reboot", b"MicroPython v", b"\r\n>>> ", b"raw REPL; CTRL-B")
 
 
 class LinkError(OSError):
@@ -71,9 +74,14 @@ class HostLink:
         return out
 
     def _answer(self, seq: int, deadline: float):
-        """('ack'|'nak', None), ('reply'|'error', payload), or ('timeout', what was seen)."""
+        """('ack'|'nak', None), ('reply'|'error', payload), ('reset', what was seen) or
+        ('timeout', what was seen)."""
         seen = b""
         while time.monotonic() < deadline:
+            if any(sign in seen for sign in RESET_SIGNS):
+                # the rest of the board's line, to quote it (no more frames are sent)
+                seen += self._read(120, min(deadline, time.monotonic() + 0.3))
+                return "reset", seen
             b = self._read(1, deadline)
             if not b:
                 break
@@ -97,8 +105,8 @@ class HostLink:
                 seen += b + head + rest
                 continue
             seen += b
-            if len(seen) > 512:
-                seen = seen[-512:]
+            if len(seen) > 4096:
+                seen = seen[-4096:]
         return "timeout", seen
 
     # -- exchanges ---------------------------------------------------------------------
@@ -119,6 +127,10 @@ class HostLink:
                 return value
             if kind == "error":
                 raise BoardError(value.decode(errors="replace"))
+            if kind == "reset":
+                raise LinkError(_describe(value, "the board reset during the transfer; "
+                                                 "nothing was committed, run the command "
+                                                 "again"))
             if kind == "timeout":
                 seen = value or seen
                 if b"\x04" in value:  # the raw REPL's end marker: the receiver has ended
@@ -138,8 +150,10 @@ class HostLink:
 
 def _describe(seen: bytes, what: str) -> str:
     text = seen.decode(errors="replace")
-    if "soft reboot" in text or "rst:" in text or "MicroPython v" in text:
-        return f"{what}: the board reset (it printed {text.strip()[-120:]!r})"
+    if any(sign in seen for sign in RESET_SIGNS):
+        banner = next((l for l in text.splitlines() if "MicroPython v" in l or "rst:" in l),
+                      text.strip()[-120:])
+        return f"{what} (it printed {banner.strip()[:120]!r})"
     if text.strip():
         return f"{what}: the board printed {text.strip()[-200:]!r}"
     return f"{what}: the board sent nothing (check the port, or whether it reset)"

@@ -1,0 +1,222 @@
+"""Pushing to, pruning on and pulling from the virtual board, with faults.
+
+Each fault must give a clear message, leave no partial model or mask committed on the
+board, and a retried command must finish with the right result (issue: push weights,
+prune on the board, read masks back). The board is the real MicroPython VM behind a
+pty; faults are injected into its receive path (VirtualBoard.rx_hook), its power
+(hard_reset), its flash capacity (flash_bytes) and the host process (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from prune8 import errors
+from prune8_host.build import build_firmware
+from prune8_host.commands.board import board_listing, do_prune, do_pull, do_push, \
+    verify_on_board
+from prune8_host.deploy import deploy
+from prune8_host.link import BoardError, LinkError
+from prune8_host.model import Layer, load_model, save_model
+from prune8_host.session import BoardSession
+from prune8_host.transfer import layer_crc
+from prune8_host.vboard import VirtualBoard
+
+pytestmark = pytest.mark.timeout(600)
+EXAMPLE = "examples/example_model.npz"
+# A run of weight bytes that appears once in the pushed data: the fault hooks find the
+# frame carrying it and damage that frame only.
+MARKER = bytes([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77])
+OPTS = dict(sparsity_bp=5000, tie="exact", min_keep=1, min_score=0, seed=0, block=None,
+            nm=None, steps=0)
+
+
+@pytest.fixture(scope="module")
+def firmware(tmp_path_factory):
+    return build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
+
+
+@pytest.fixture
+def board(firmware, tmp_path, request):
+    """A fresh virtual board with the firmware deployed: board(**VirtualBoard kwargs)."""
+    boards = []
+
+    def make(**kwargs):
+        kwargs.setdefault("baud", 0)
+        vb = VirtualBoard(board="esp32", flash_dir=tmp_path / f"flash{len(boards)}",
+                          **kwargs).start()
+        boards.append(vb)
+        with BoardSession(vb.port, check_firmware=False) as s:
+            deploy(s, firmware, quiet=True)
+        return vb
+
+    yield make
+    for vb in boards:
+        vb.stop()
+
+
+def marked_model(seed=0) -> dict[str, Layer]:
+    """The example model with MARKER written into fc1's weights."""
+    model = load_model(EXAMPLE)
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, model["fc1"].weights.shape).astype(np.int8)
+    w.reshape(-1)[700:700 + len(MARKER)] = np.frombuffer(MARKER, np.int8)
+    model["fc1"] = Layer("fc1", w, model["fc1"].activations, calib=model["fc1"].calib)
+    return model
+
+
+def stored(session) -> dict:
+    listing = board_listing(session)
+    return {l["name"]: l["crc"] for l in (listing["model"] or {"layers": []})["layers"]}
+
+
+def expected(model) -> dict:
+    return {name: layer_crc(layer) for name, layer in model.items()}
+
+
+def once(kind):
+    """An rx_hook that damages, once, the chunk carrying MARKER."""
+    fired = threading.Event()
+
+    def hook(data: bytes) -> bytes:
+        if fired.is_set() or MARKER not in data:
+            return data
+        fired.set()
+        i = data.index(MARKER)
+        if kind == "corrupt":
+            return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+        if kind == "drop":
+            return data[:i] + data[i + 20:]
+        return data + data  # duplicate
+    hook.fired = fired
+    return hook
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "drop", "duplicate"])
+def test_damaged_frames_are_resent_and_the_model_arrives_intact(board, kind):
+    vb = board()
+    model = marked_model()
+    vb.rx_hook = hook = once(kind)
+    with BoardSession(vb.port) as s:
+        report = do_push(s, model, quiet=True)
+        vb.rx_hook = None
+        assert hook.fired.is_set()
+        if kind != "duplicate":
+            assert report["retries"] >= 1
+        assert stored(s) == expected(model)
+        do_prune(s, "magnitude", OPTS)
+        checks, _ = verify_on_board(s, model, quiet=True)
+        assert all(c.verified for c in checks)
+
+
+def test_board_reset_mid_push_keeps_the_old_model_and_a_retry_succeeds(board):
+    vb = board(baud=115200)  # paced, so the push lasts long enough to be cut
+    old, new = marked_model(1), marked_model(2)
+    with BoardSession(vb.port, baud=115200) as s:
+        do_push(s, old, quiet=True)
+        do_prune(s, "mincut", OPTS)
+
+    def reset_on_marker(data: bytes) -> bytes:
+        if MARKER in data:
+            vb.rx_hook = None
+            threading.Thread(target=vb.hard_reset, daemon=True).start()
+        return data
+
+    vb.rx_hook = reset_on_marker
+    with BoardSession(vb.port, baud=115200) as s:
+        with pytest.raises((LinkError, OSError)) as info:
+            do_push(s, new, quiet=True)
+    assert "reset" in str(info.value) or "stopped answering" in str(info.value)
+    time.sleep(1)
+    with BoardSession(vb.port, baud=115200) as s:
+        assert stored(s) == expected(old)      # the old model, whole
+        _, masks = do_pull(s)                   # and its masks, still current
+        assert {m.name for m in masks} == set(old)
+        do_push(s, new, quiet=True)            # the retry finishes
+        assert stored(s) == expected(new)
+
+
+def test_host_killed_mid_push_then_the_retried_push_succeeds(board, tmp_path):
+    vb = board(baud=115200)
+    old, new = marked_model(3), marked_model(4)
+    with BoardSession(vb.port, baud=115200) as s:
+        do_push(s, old, quiet=True)
+    path = tmp_path / "new.npz"
+    save_model(path, new)
+    cmd = [sys.executable, "-m", "prune8_host.cli", "push", str(path), "--port", vb.port,
+           "--baud", "115200", "--quiet"]
+    started = threading.Event()
+
+    def note(data: bytes) -> bytes:
+        if MARKER in data:
+            started.set()
+        return data
+    vb.rx_hook = note
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert started.wait(120), proc.communicate()
+    proc.send_signal(signal.SIGKILL)  # the host dies with the receiver mid-layer
+    proc.wait()
+    vb.rx_hook = None
+    with BoardSession(vb.port, baud=115200) as s:  # ends the orphaned receiver first
+        assert stored(s) == expected(old)
+    retry = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert retry.returncode == 0, retry.stderr
+    with BoardSession(vb.port, baud=115200) as s:
+        assert stored(s) == expected(new)
+
+
+def test_full_filesystem_is_reported_and_the_old_model_kept(board):
+    vb = board(flash_bytes=70_000)  # the firmware (~31 KB) and one small model fit
+    small = {"fc2": load_model(EXAMPLE)["fc2"]}
+    with BoardSession(vb.port) as s:
+        do_push(s, small, quiet=True)
+        before = stored(s)
+        big = {f"l{i}": Layer(f"l{i}", np.ones((32, 64), np.int8)) for i in range(20)}
+        with pytest.raises(BoardError, match="filesystem is full"):
+            do_push(s, big, quiet=True)
+        assert stored(s) == before
+        files = [f[0] for f in board_listing(s)["files"]]
+        assert "model.bin.tmp" not in files    # the partial file is gone
+        do_push(s, small, quiet=True)          # and there is room to retry
+        assert stored(s) == before
+
+
+def test_layer_over_capacity_is_refused_before_anything_is_sent(board):
+    vb = board()
+    big = {"big": Layer("big", np.ones((64, 64), np.int8))}
+    with BoardSession(vb.port) as s:
+        do_push(s, {"fc2": load_model(EXAMPLE)["fc2"]}, quiet=True)
+        before = stored(s)
+        with pytest.raises(errors.CapacityError,
+                           match="4096 weights exceed capacity: max_weights=2048"):
+            do_push(s, big, quiet=True)
+        assert stored(s) == before
+
+
+def test_cli_push_prune_pull_verify_on_a_port(board, tmp_path):
+    vb = board()
+    masks = tmp_path / "m.npz"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "prune8_host.cli", *args, "--port",
+                               vb.port, "--quiet"], capture_output=True, text=True,
+                              timeout=300)
+    assert cli("push", EXAMPLE).returncode == 0
+    assert cli("prune", "--method", "rows", "--sparsity", "0.25").returncode == 0
+    assert cli("pull", "-o", str(masks)).returncode == 0
+    verify = cli("verify", EXAMPLE)
+    assert verify.returncode == 0 and verify.stdout.count("yes") == 2
+    other = tmp_path / "other.npz"
+    save_model(other, marked_model(5))
+    bad = cli("verify", str(other))               # the board holds another model
+    assert bad.returncode == 1 and "differ" in bad.stdout
+    ls = cli("ls")
+    assert "fc1 32x64" in ls.stdout and "rows 8/32" in ls.stdout
