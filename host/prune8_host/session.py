@@ -14,11 +14,12 @@ import json
 import re
 import time
 
+import serial
 from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 import prune8
-from prune8_host.link import BoardError, HostLink, abort_sequence
+from prune8_host.link import RESET_SIGNS, BoardError, HostLink, abort_sequence
 
 MIN_MICROPYTHON = (1, 22, 0)
 
@@ -34,6 +35,11 @@ class BoardExecError(BoardError):
     def __init__(self, error_output: str):
         self.error_output = error_output
         super().__init__(f"the board raised {_last_error_line(error_output)}")
+
+
+class _Reset(Exception):
+    def __init__(self, seen: bytes):
+        self.seen = seen
 
 
 def _last_error_line(text: str) -> str:
@@ -80,8 +86,15 @@ class BoardSession:
             raise
 
     def _open_failure(self, e: Exception) -> str:
-        cause = e.__context__ or e
-        text = str(cause)
+        # mpremote reports only "failed to access PORT"; opening it once more with
+        # pyserial gives the operating system's reason (busy, missing, no permission).
+        text = str(e.__context__ or e)
+        try:
+            probe = serial.serial_for_url(self.port, do_not_open=True, exclusive=True)
+            probe.open()
+            probe.close()
+        except (serial.SerialException, OSError, ValueError) as err:
+            text = str(err)
         if "exclusively lock" in text or "Resource temporarily unavailable" in text \
                 or "busy" in text.lower():
             return (f"port {self.port} is busy: another program (mpremote, a serial monitor, "
@@ -138,16 +151,34 @@ class BoardSession:
     # -- running code ---------------------------------------------------------------------
 
     def exec(self, code: str, timeout: float | None = None) -> str:
-        """Run code in the raw REPL; return its output; raise on a board exception."""
+        """Run code in the raw REPL; return its output; raise on a board exception.
+
+        A board that resets while the code runs is reported at once (its banner is in
+        the output), not after the timeout.
+        """
+        out = bytearray()
+
+        def consume(chunk: bytes) -> None:
+            out.extend(chunk)
+            tail = bytes(out[-300:])
+            if any(sign in tail for sign in RESET_SIGNS):
+                raise _Reset(tail)
+
         try:
             self.transport.exec_raw_no_follow(code)
-            out, err = self.transport.follow(timeout or self.timeout)
+            _, err = self.transport.follow(timeout or self.timeout, data_consumer=consume)
+        except _Reset as r:
+            self.transport.in_raw_repl = False
+            line = next((l for l in r.seen.decode(errors="replace").splitlines()
+                         if any(sign.decode().strip() in l for sign in RESET_SIGNS)), "")
+            raise BoardUnavailable(f"the board on {self.port} reset while running a command "
+                                   f"(it printed {line.strip()[:100]!r})") from None
         except TransportError as e:
             raise BoardUnavailable(f"the board on {self.port} stopped answering ({e}); "
                                    f"it may have reset") from None
         if err:
             raise BoardExecError(err.decode(errors="replace"))
-        return out.decode(errors="replace")
+        return out.rstrip(b"\x04").decode(errors="replace")
 
     def call_json(self, code: str, timeout: float | None = None, missing_ok: bool = True):
         """Run code that prints one JSON line; return it parsed."""
