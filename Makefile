@@ -40,6 +40,7 @@ vboard: install
 bench: install
 	$(BIN)/python bench/bench_twin.py
 	$(BIN)/python bench/bench_sparse.py
+	$(BIN)/python bench/bench_transfer.py
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md
 eval: $(EVAL_STAMP)

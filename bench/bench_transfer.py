@@ -1,0 +1,103 @@
+"""Bytes on the wire per weight byte pushed, and wall time, against `mpremote cp`.
+
+Both transfers run in the same run on one virtual board paced like a UART at 115200
+baud (10 bits per byte). Bytes are counted where the board receives them (the virtual
+board's receive hook), so the count includes every frame, header, retry and command
+each side sends to move the data, after the session is open (entering the raw REPL is
+the same for both and counted apart).
+
+    goal: <= 1.10 wire bytes per weight byte (1.0 is the physical minimum), and at
+          least 3x fewer wire bytes than mpremote cp
+
+    python bench/bench_transfer.py [MODEL] [--baud 115200]    (make bench runs it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from prune8_host.build import build_firmware
+from prune8_host.commands.board import do_push
+from prune8_host.deploy import deploy
+from prune8_host.model import load_model
+from prune8_host.session import BoardSession
+from prune8_host.transfer import layer_bytes
+from prune8_host.vboard import VirtualBoard
+
+
+class WireCounter:
+    """Counts the bytes a virtual board receives (installed as its rx_hook)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def __call__(self, data: bytes) -> bytes:
+        with self.lock:
+            self.count += len(data)
+        return data
+
+    def take(self) -> int:
+        with self.lock:
+            n, self.count = self.count, 0
+        return n
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", nargs="?", default="examples/digits_mlp.npz")
+    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    model = load_model(args.model)
+    payload = sum(len(layer_bytes(layer)) for layer in model.values())
+    raw = b"".join(layer_bytes(layer) for layer in model.values())
+    with tempfile.TemporaryDirectory() as tmp, \
+            VirtualBoard(board="esp32", baud=args.baud) as vb:
+        with BoardSession(vb.port, baud=args.baud, check_firmware=False, timeout=60) as s:
+            deploy(s, build_firmware("esp32", out_root=Path(tmp) / "build"), quiet=True)
+        wire = WireCounter()
+        vb.rx_hook = wire
+        with BoardSession(vb.port, baud=args.baud, timeout=60) as s:
+            setup = wire.take()
+            t0 = time.perf_counter()
+            pushed = do_push(s, model, quiet=True)
+            ours_s = time.perf_counter() - t0
+            ours = wire.take()
+
+            # mpremote's own file copy (what `mpremote cp` runs) of the same bytes
+            t0 = time.perf_counter()
+            s.transport.fs_writefile("/raw.bin", raw)
+            mp_s = time.perf_counter() - t0
+            mp = wire.take()
+            s.transport.fs_rmfile("/raw.bin")
+    result = {
+        "model": args.model, "baud": args.baud, "weight_bytes": payload,
+        "session_setup_bytes": setup,
+        "prune8_push": {"wire_bytes": ours, "per_weight_byte": ours / payload,
+                        "seconds": ours_s, "retries": pushed["retries"]},
+        "mpremote_cp": {"wire_bytes": mp, "per_weight_byte": mp / payload, "seconds": mp_s},
+        "fewer_wire_bytes": mp / ours, "faster": mp_s / ours_s,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"transfer of {payload} weight bytes ({args.model}) to a virtual board paced at "
+          f"{args.baud} baud")
+    print(f"  prune8 push   {ours:>7} wire bytes  {ours / payload:5.3f} per weight byte "
+          f"(goal <= 1.10)  {ours_s:6.2f} s")
+    print(f"  mpremote cp   {mp:>7} wire bytes  {mp / payload:5.3f} per weight byte          "
+          f"       {mp_s:6.2f} s")
+    print(f"  prune8 sends {mp / ours:.1f}x fewer bytes (goal >= 3x) and takes "
+          f"{mp_s / ours_s:.1f}x less time; opening a session costs {setup} bytes either way")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
