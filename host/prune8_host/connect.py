@@ -58,17 +58,14 @@ def open_board(args, check_firmware: bool = True, deploy_missing: bool = True):
 
 
 def _ensure_firmware(port: str, profile, quiet: bool) -> None:
-    """Deploy the bytecode build when the virtual board lacks this host's prune8."""
-    from prune8_host.deploy import deploy
+    """Deploy the bytecode build when the virtual board does not hold exactly it."""
+    from prune8_host.build import MANIFEST
+    from prune8_host.deploy import deploy, deployed_manifest
 
-    try:
-        with BoardSession(port, check_firmware=True):
-            return
-    except BoardUnavailable as e:
-        if "deploy" not in str(e):
-            raise
-    if not quiet:
-        print("prune8: deploying the firmware to the virtual board", file=sys.stderr)
     build = build_firmware(profile, native=False)
     with BoardSession(port, check_firmware=False) as s:
+        if deployed_manifest(s) == (build.root / MANIFEST).read_text():
+            return
+        if not quiet:
+            print("prune8: deploying the firmware to the virtual board", file=sys.stderr)
         deploy(s, build, quiet=quiet)

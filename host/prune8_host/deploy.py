@@ -7,7 +7,7 @@ the .mpy files) are removed. Uses mpremote's filesystem commands as a library.
 
 from __future__ import annotations
 
-from prune8_host.build import PACKAGE, Build
+from prune8_host.build import MANIFEST, PACKAGE, Build
 from prune8_host.session import BoardSession, BoardUnavailable
 from prune8_host.transfer import progress_bar
 
@@ -35,6 +35,8 @@ def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
     for name, *_ in t.fs_listdir(ROOT):
         if name.endswith((".py", ".mpy")) and name not in wanted:
             t.fs_rmfile(f"{ROOT}/{name}")
+    # Which build is on the board: the manifest of its files' hashes.
+    t.fs_writefile(f"{ROOT}/{MANIFEST}", (build.root / MANIFEST).read_bytes())
     session.exec("import sys\nfor m in list(sys.modules):\n if m.startswith('prune8'):"
                  "\n  del sys.modules[m]")
     try:
@@ -43,3 +45,11 @@ def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
         kind = f"native {build.root.name}" if build.native else "bytecode"
         raise BoardUnavailable(f"deployed the {kind} build, but the board cannot import it "
                                f"({e}); a native build only runs on its own chip") from None
+
+
+def deployed_manifest(session: BoardSession) -> str | None:
+    """The manifest of the build deployed on the board, or None."""
+    try:
+        return session.exec(f"print(open({ROOT + '/' + MANIFEST!r}).read(), end='')")
+    except Exception:  # no manifest: an older deploy, or none
+        return None
