@@ -81,7 +81,8 @@ def layers(seed=0):
 
 def header(name, rows, cols, act=0, calib=0):
     name = name.encode()
-    return bytes([len(name)]) + name + struct.pack("<HHII", rows, cols, act, calib)
+    return bytes([len(name)]) + name + struct.pack("<HHII", rows, cols, act, calib) + \
+        bytes(9)  # not quantized
 
 
 def push(link, model):
@@ -137,6 +138,16 @@ def test_frame_crc_matches_zlib_and_the_board_fallback():
             (zlib.crc32(data) & 0xFFFF, zlib.crc32(data) >> 16)
     finally:
         board_link.crc32 = saved
+    # a running CRC continues across calls, with and without binascii
+    a, b = data[:100], data[100:]
+    for impl in (saved, None):
+        board_link.crc32 = impl
+        try:
+            lo, hi = board_link.crc32_halves(a, len(a))
+            assert board_link.crc32_halves(b, len(b), lo, hi) == \
+                (zlib.crc32(data) & 0xFFFF, zlib.crc32(data) >> 16)
+        finally:
+            board_link.crc32 = saved
     f = frame(ord("D"), 7, b"abc")
     assert f[0] == 0xA5 and struct.unpack("<I", f[-4:])[0] == zlib.crc32(f[1:-4])
 

@@ -106,7 +106,7 @@ def multiplier_limbs(multiplier):
     return multiplier >> 30, (multiplier >> 15) & _MASK, multiplier & _MASK
 
 
-def _check_int(name, value, lo, hi):
+def check_int(name, value, lo, hi):
     if not check.is_int(value) or value < lo or value > hi:
         raise errors.quant_int(name, value, lo, hi)
 
@@ -126,9 +126,9 @@ class Dense:
                 or not (1 <= rows <= MAX_UNITS and 1 <= cols <= MAX_UNITS):
             raise errors.dense_shape(rows, cols)
         self._m2, self._m1, self._m0 = multiplier_limbs(multiplier)
-        _check_int("shift", shift, -31, 30)
-        _check_int("in_zp", in_zp, -128, 127)
-        _check_int("out_zp", out_zp, -128, 127)
+        check_int("shift", shift, -31, 30)
+        check_int("in_zp", in_zp, -128, 127)
+        check_int("out_zp", out_zp, -128, 127)
         if relu is not True and relu is not False:
             raise errors.quant_relu(relu)
         self.rows = rows

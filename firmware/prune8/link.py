@@ -54,15 +54,17 @@ def _table():
     _T_LO, _T_HI = lo, hi
 
 
-def crc32_halves(data, n):
-    """CRC-32 of data[:n] as (low 16 bits, high 16 bits)."""
+def crc32_halves(data, n, lo=0, hi=0):
+    """CRC-32 of data[:n] as (low 16 bits, high 16 bits); (lo, hi) continues a running
+    CRC, as binascii.crc32(data, crc) does."""
     if crc32 is not None:
-        c = crc32(data[:n] if len(data) != n else data)
+        c = crc32(data[:n] if len(data) != n else data, lo | (hi << 16))
         return c & 0xFFFF, (c >> 16) & 0xFFFF
     if _T_LO is None:
         _table()
     tlo, thi = _T_LO, _T_HI
-    lo = hi = 0xFFFF
+    lo ^= 0xFFFF
+    hi ^= 0xFFFF
     for i in range(n):
         j = (lo ^ data[i]) & 0xFF
         lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tlo[j]

@@ -14,7 +14,7 @@ import struct
 import sys
 from array import array
 
-from . import __version__, errors, scores, store
+from . import __version__, dense, errors, scores, store
 from .board import MAX_UNITS, MAX_WEIGHTS, NAME
 from .link import REPLY, Link, crc32_halves
 
@@ -23,7 +23,7 @@ try:
 except ImportError:  # CPython
     micropython = None
 
-_B, _L, _D, _K, _E, _O, _R, _X, _W, _C = b"BLDKEORXWC"
+_B, _L, _D, _K, _E, _O, _R, _X, _W, _C, _I = b"BLDKEORXWCI"
 INTERRUPT_CHAR = 3  # MicroPython's default Ctrl-C; restored when a receiver returns
 
 
@@ -59,6 +59,7 @@ class _Receiver:
         self.w = bytearray(MAX_WEIGHTS)
         self.a = bytearray(MAX_WEIGHTS)
         self.sumsq = array("i", bytes(4 * MAX_UNITS))   # Wanda sums of the layer
+        self.bias = bytearray(4 * MAX_UNITS)           # int32 biases, as received
         self.col = 0
         self.f = None
         self.tmp = store.MODEL + ".tmp"
@@ -77,6 +78,8 @@ class _Receiver:
         k = payload[0]
         name = bytes(payload[1:1 + k]).decode()
         rows, cols, act_len, calib = struct.unpack("<HHII", payload[1 + k:13 + k])
+        quant, mult, shift, in_zp, out_zp, relu = struct.unpack("<BibbbB",
+                                                                payload[13 + k:22 + k])
         n = rows * cols
         # Same checks and messages as a Pruner call on this layer would give.
         if n == 0:
@@ -91,36 +94,47 @@ class _Receiver:
             raise errors.activations_mismatch(act_len, n, cols)
         if calib > 65536:  # 65536 * 128 * 128 = 2**30: sums past that would saturate
             raise ValueError("%d calibration samples: at most 65536" % calib)
-        self.cur = store.LayerInfo(name, rows, cols, act_len, calib, 0, 0)
+        if quant:  # the same checks as building the layer's Dense would make
+            dense.multiplier_limbs(mult)
+            dense.check_int("shift", shift, -31, 30)
+        self.cur = store.LayerInfo(name, rows, cols, act_len, calib, 0, 0, quant, mult, shift,
+                                   in_zp, out_zp, relu)
         self.got = 0
         self.col = 0
         for c in range(cols):
             self.sumsq[c] = 0
 
     def data(self, payload):
-        """Weights, then activations, into the buffers; calibration samples (after them)
-        go straight into the per-column sums of squares, never into RAM as a whole."""
+        """A layer's bytes in order: weights and activations into the buffers, calibration
+        samples straight into the per-column sums of squares (never held whole), then the
+        biases of a quantized layer."""
         cur = self.cur
         if cur is None:
             raise ValueError("data before a layer header")
-        n, na, m = cur.n, cur.act_len, len(payload)
-        total = n + na + cur.calib * cur.cols
-        if self.got + m > total:
+        n, na = cur.n, cur.act_len
+        ends = (n, n + na, n + na + cur.calib * cur.cols,
+                n + na + cur.calib * cur.cols + (4 * cur.rows if cur.quant else 0))
+        m = len(payload)
+        if self.got + m > ends[3]:
             raise ValueError("data beyond the announced layer")
-        pos = self.got
-        i = 0
-        if pos < n:
-            k = min(m, n - pos)
-            self.w[pos:pos + k] = payload[:k]
-            i, pos = k, pos + k
-        if i < m and pos < n + na:
-            k = min(m - i, n + na - pos)
-            self.a[pos - n:pos - n + k] = payload[i:i + k]
+        pos, i = self.got, 0
+        while i < m:
+            if pos < ends[0]:
+                k = min(m - i, ends[0] - pos)
+                self.w[pos:pos + k] = payload[i:i + k]
+            elif pos < ends[1]:
+                k = min(m - i, ends[1] - pos)
+                self.a[pos - n:pos - n + k] = payload[i:i + k]
+            elif pos < ends[2]:
+                k = min(m - i, ends[2] - pos)
+                self.col = scores.add_squares(self.sumsq, payload[i:i + k], k, self.col,
+                                              cur.cols)
+            else:
+                k = m - i
+                self.bias[pos - ends[2]:pos - ends[2] + k] = payload[i:i + k]
             i, pos = i + k, pos + k
-        if i < m:
-            self.col = scores.add_squares(self.sumsq, payload[i:], m - i, self.col, cur.cols)
-        self.got += m
-        if self.got == total:
+        self.got = pos
+        if self.got == ends[3]:
             self._write_layer()
 
     def _write_layer(self):
@@ -130,7 +144,8 @@ class _Receiver:
         sums = b""
         if cur.calib:
             sums = b"".join(struct.pack("<I", self.sumsq[c]) for c in range(cur.cols))
-        data = bytes(w) + bytes(a) + sums
+        bias = bytes(self.bias[:4 * cur.rows]) if cur.quant else b""
+        data = bytes(w) + bytes(a) + sums + bias
         c = crc32_halves(data, len(data))
         cur.crc = c[0] | (c[1] << 16)
         self.f.write(cur.record_header())
@@ -413,8 +428,12 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
                 with open(store.MASKS, "rb") as src:
                     src.seek(m.offset)
                     f.write(src.read(m.nbytes))
+            calibrated = store.read_calib(mid) if method == "gradient" else {}
             for info in chosen:
                 store.load_layer(info, w, a, sumsq)
+                if info.name in calibrated:  # the board's own statistic wins
+                    info.act_len = len(calibrated[info.name])
+                    a[:info.act_len] = calibrated[info.name]
                 mask = _layer_mask(p, method, info, w, a, sumsq, opts)
                 minfo = store.MaskInfo(info.name, method, tie, sparsity_bp, min_keep,
                                        min_score, mask.n, info.rows, info.cols, 0, seed, br,
@@ -433,6 +452,120 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
         print(json.dumps({"ok": False, "error": _oserror_text(e, "saving the masks")}))
     except Exception as e:
         print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}))
+
+
+# -- inference: calibration and evaluation ---------------------------------------------
+
+def _current_masks(mid):
+    """{layer name: MaskInfo} of masks.bin when it belongs to model `mid`."""
+    if not store.exists(store.MASKS):
+        return {}
+    kid, masks = store.read_masks_index()
+    return {m.name: m for m in masks} if kid == mid else {}
+
+
+def network(with_masks=True):
+    """(model id, the stored model as a dense.Network, names): with its current masks
+    applied, as prune8_host.reference.masked_model defines it (a pruned row's bias is
+    zeroed too, so the neuron outputs its zero point)."""
+    from .mask import Mask
+    mid, index = store.read_model_index()
+    masks = _current_masks(mid) if with_masks else {}
+    layers = []
+    for info in index:
+        if not info.quant:
+            raise ValueError("layer %r has no int8 inference parameters: push a quantized "
+                             "model (e.g. examples/digits_mlp.npz)" % info.name)
+        d = dense.Dense(info.rows, info.cols, info.multiplier, info.shift, info.in_zp,
+                        info.out_zp, bool(info.relu))
+        store.load_layer(info, d.w, bytearray(info.act_len), None, d.bias)
+        m = masks.get(info.name)
+        if m is not None:
+            with open(store.MASKS, "rb") as f:
+                f.seek(m.offset)
+                mask = Mask(0, m.n)
+                mask.load(f.read(m.nbytes), m.n)
+            _zero_pruned(d.w, mask, m.method, info, (m.br, m.bc))
+            if m.method == "rows":
+                for r in range(info.rows):
+                    if not mask.is_kept(r):
+                        d.bias[r] = 0
+        layers.append(d)
+    return mid, dense.Network(layers), [i.name for i in index]
+
+
+def _serve_images(link, stride, per_image):
+    """Receive frames of whole items of `stride` bytes (I frames) and call per_image(view)
+    on each: an image (the network's input), optionally followed by a label byte."""
+    while True:
+        t = link.recv()
+        if link.duplicate:
+            link.ok()
+            continue
+        if t == _E:
+            return
+        if t != _I:
+            raise ValueError("unexpected frame type %d while receiving images" % t)
+        data = link.payload()
+        if len(data) % stride:
+            raise ValueError("an image frame must hold whole images of %d bytes" % stride)
+        for off in range(0, len(data), stride):
+            per_image(data[off:off + stride])
+        link.ok()
+
+
+def calibrate():
+    """Run calibration images through the stored model; keep each layer's gradient-proxy
+    statistic in /prune8/calib.bin and send them back (docs/spec-decisions.md)."""
+    link = Link()
+    _kbd_intr(-1)
+    try:
+        try:
+            mid, net, names = network(with_masks=False)
+            cols = net.layers[0].cols
+
+            def one(x):
+                net.forward(x, True)
+            _serve_images(link, cols, one)
+            acts = [(names[i], bytes(net.stats[i].result(bytearray(net.layers[i].cols))))
+                    for i in range(len(names))]
+            store.write_calib(mid, acts)
+            link.send(REPLY, b"".join(a for _, a in acts))
+        except OSError as e:
+            link.error(_oserror_text(e, "saving the calibration"))
+        except Exception as e:
+            link.error("%s: %s" % (type(e).__name__, e))
+    finally:
+        _kbd_intr(INTERRUPT_CHAR)
+
+
+def evaluate(with_masks=True):
+    """Classify streamed test images (input bytes, then a label byte) with the stored
+    model and its masks; reply with the count, the correct ones and a CRC-32 of every
+    logit, so the host can check them against the twin without reading them back."""
+    link = Link()
+    _kbd_intr(-1)
+    try:
+        try:
+            mid, net, names = network(with_masks)
+            cols = net.layers[0].cols
+            state = [0, 0, 0, 0]  # images, correct, CRC low and high halves
+
+            def one(item):
+                out = net.forward(item[:cols])
+                best = 0
+                for j in range(1, len(out)):
+                    if out[j] > out[best]:
+                        best = j
+                state[0] += 1
+                state[1] += best == item[cols]
+                state[2], state[3] = crc32_halves(out, len(out), state[2], state[3])
+            _serve_images(link, cols + 1, one)
+            link.send(REPLY, struct.pack("<IIHH", state[0], state[1], state[2], state[3]))
+        except Exception as e:
+            link.error("%s: %s" % (type(e).__name__, e))
+    finally:
+        _kbd_intr(INTERRUPT_CHAR)
 
 
 # -- ls -----------------------------------------------------------------------------------

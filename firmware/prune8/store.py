@@ -9,14 +9,18 @@ import struct
 ROOT = "/prune8"
 MODEL = ROOT + "/model.bin"
 MASKS = ROOT + "/masks.bin"
+CALIB = ROOT + "/calib.bin"
 MODEL_MAGIC = b"P8M1"
 MASKS_MAGIC = b"P8K1"
+CALIB_MAGIC = b"P8C1"
 METHODS = ("magnitude", "gradient", "mincut", "rows", "cols", "l2", "random", "wanda",
            "blocks")
 TIES = ("exact", "strict")
-# rows, cols, activation bytes, calibration samples, CRC-32 of the stored data
-_LAYER = "<HHIII"
-_LAYER_SIZE = 16
+# rows, cols, activation bytes, calibration samples, CRC-32 of the stored data, and the
+# int8 inference parameters (docs/spec-decisions.md, "int8 inference"): quantized flag,
+# multiplier, shift, input and output zero points, fused ReLU
+_LAYER = "<HHIIIBibbbB"
+_LAYER_SIZE = 25
 # method, tie, bp, min_keep, min_score, n, rows, cols, seed, br, bc, nm n, nm m, steps
 _MASK = "<BBHHIHHHIBBBBI"
 _MASK_SIZE = 28
@@ -72,31 +76,48 @@ def _name(f):
 
 class LayerInfo:
     """A stored layer: weights (n bytes), activations (act_len bytes), then, when it came
-    with calibration samples, Wanda's per-column sums of squares (cols x u32)."""
+    with calibration samples, Wanda's per-column sums of squares (cols x u32), and, for a
+    quantized layer, its int32 biases (rows x i32)."""
 
-    def __init__(self, name, rows, cols, act_len, calib, crc, offset):
+    def __init__(self, name, rows, cols, act_len, calib, crc, offset, quant=0,
+                 multiplier=0, shift=0, in_zp=0, out_zp=0, relu=0):
         self.name = name
         self.rows = rows
         self.cols = cols
         self.act_len = act_len
         self.calib = calib      # calibration samples the sums were accumulated from
-        self.crc = crc          # CRC-32 of weights + activations + sums, as stored
+        self.crc = crc          # CRC-32 of everything stored after the header
         self.offset = offset    # file offset of the weights
+        self.quant = quant      # 1: the layer carries TFLM int8 inference parameters
+        self.multiplier = multiplier
+        self.shift = shift
+        self.in_zp = in_zp
+        self.out_zp = out_zp
+        self.relu = relu
 
     @property
     def n(self):
         return self.rows * self.cols
 
     @property
+    def sums_offset(self):
+        return self.offset + self.n + self.act_len
+
+    @property
+    def bias_offset(self):
+        return self.sums_offset + (4 * self.cols if self.calib else 0)
+
+    @property
     def data_len(self):
-        return self.n + self.act_len + (4 * self.cols if self.calib else 0)
+        return self.bias_offset - self.offset + (4 * self.rows if self.quant else 0)
 
     body_len = data_len
 
     def record_header(self):
         name = self.name.encode()
-        return bytes([len(name)]) + name + struct.pack(_LAYER, self.rows, self.cols,
-                                                        self.act_len, self.calib, self.crc)
+        return bytes([len(name)]) + name + struct.pack(
+            _LAYER, self.rows, self.cols, self.act_len, self.calib, self.crc, self.quant,
+            self.multiplier, self.shift, self.in_zp, self.out_zp, self.relu)
 
 
 def _read_index(path, magic, what, fmt, size, make):
@@ -121,12 +142,20 @@ def _read_index(path, magic, what, fmt, size, make):
 def read_model_index(path=None):
     """(model id, [LayerInfo]) of a model file, reading headers only."""
     return _read_index(path or MODEL, MODEL_MAGIC, "model", _LAYER, _LAYER_SIZE,
-                       lambda name, v, pos: LayerInfo(name, v[0], v[1], v[2], v[3], v[4], pos))
+                       lambda name, v, pos: LayerInfo(name, v[0], v[1], v[2], v[3], v[4], pos,
+                                                      *v[5:]))
 
 
-def load_layer(info, w, a, sumsq=None, path=None):
+def _read_ints(f, fmt, out, count):
+    raw = read_exact(f, 4 * count)
+    for i in range(count):
+        out[i] = struct.unpack_from(fmt, raw, 4 * i)[0]
+
+
+def load_layer(info, w, a, sumsq=None, bias=None, path=None):
     """Read a layer's weights into w[:n], activations into a[:act_len] and, when stored
-    and asked for, its sums of squares into sumsq[:cols] (an array('i'))."""
+    and asked for, its sums of squares into sumsq[:cols] and its biases into bias[:rows]
+    (array('i')s)."""
     with open(path or MODEL, "rb") as f:
         f.seek(info.offset)
         if f.readinto(memoryview(w)[:info.n]) != info.n:
@@ -134,9 +163,10 @@ def load_layer(info, w, a, sumsq=None, path=None):
         if info.act_len and f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
             raise StoreError("truncated activations of %s" % info.name)
         if info.calib and sumsq is not None:
-            raw = read_exact(f, 4 * info.cols)
-            for c in range(info.cols):
-                sumsq[c] = struct.unpack_from("<I", raw, 4 * c)[0]
+            _read_ints(f, "<I", sumsq, info.cols)
+        if info.quant and bias is not None:
+            f.seek(info.bias_offset)
+            _read_ints(f, "<i", bias, info.rows)
 
 
 def model_id(layers):
@@ -194,3 +224,37 @@ def read_masks_index(path=None):
 def write_header(f, magic, ident, count):
     f.write(magic)
     f.write(struct.pack("<IH", ident, count))
+
+
+# -- calib.bin ----------------------------------------------------------------------------
+# The gradient proxy's activations computed on the board by calibration (one int8 value
+# per input column of each layer): b"P8C1", u32 model id, u16 layer count, then per
+# layer a name, u16 cols and the cols activations.
+
+def write_calib(model_id, acts):
+    """acts: [(layer name, bytes of cols activations)]; written atomically."""
+    ensure_root()
+    tmp = CALIB + ".tmp"
+    with open(tmp, "wb") as f:
+        write_header(f, CALIB_MAGIC, model_id, len(acts))
+        for name, a in acts:
+            raw = name.encode()
+            f.write(bytes([len(raw)]) + raw + struct.pack("<H", len(a)))
+            f.write(a)
+    commit(tmp, CALIB)
+
+
+def read_calib(model_id):
+    """{layer name: activations (bytes)} when calib.bin belongs to model_id, else {}."""
+    if not exists(CALIB):
+        return {}
+    with open(CALIB, "rb") as f:
+        if read_exact(f, 4) != CALIB_MAGIC:
+            raise StoreError("%s is not a prune8 calibration file" % CALIB)
+        ident, count = struct.unpack("<IH", read_exact(f, 6))
+        out = {}
+        for _ in range(count):
+            name = _name(f)
+            cols = struct.unpack("<H", read_exact(f, 2))[0]
+            out[name] = read_exact(f, cols)
+    return out if ident == model_id else {}

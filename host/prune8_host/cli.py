@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "build",
     "flash",
     "board",
+    "infer",
     "testboard",
     "vboard",
 ]

@@ -6,6 +6,8 @@ method, the mask the board must produce bit for bit (SPEC.md).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from prune8_host import twin
@@ -140,4 +142,19 @@ def apply_layer_mask(weights: np.ndarray, mask: LayerMask) -> np.ndarray:
         return twin.apply_mask(weights, mask.words)
     out = weights.copy()
     out.reshape(-1)[~weight_keep(mask).reshape(-1)] = 0
+    return out
+
+
+def masked_model(model: dict[str, Layer], masks) -> dict[str, Layer]:
+    """The model as the board runs it with its masks: pruned weights zeroed and, for a row
+    mask of a quantized layer, the pruned rows' biases zeroed too, so a pruned neuron
+    outputs its zero point and feeds nothing to the next layer."""
+    out = dict(model)
+    for mask in masks:
+        layer = model[mask.name]
+        quant = dict(layer.quant)
+        if mask.unit == "row" and "bias" in quant:
+            quant["bias"] = np.where(mask.keep(), quant["bias"], 0).astype(np.int32)
+        out[mask.name] = replace(layer, weights=apply_layer_mask(layer.weights, mask),
+                                 quant=quant)
     return out

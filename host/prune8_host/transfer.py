@@ -39,21 +39,36 @@ def progress_bar(total: int, desc: str, quiet: bool):
         bar.close()
 
 
+QUANT_KEYS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp")
+
+
+def quant_params(layer: Layer) -> tuple | None:
+    """(multiplier, shift, in_zp, out_zp, relu, bias bytes) of a quantized layer, else None."""
+    if not all(k in layer.quant for k in QUANT_KEYS):
+        return None
+    q = {k: np.asarray(layer.quant[k]) for k in QUANT_KEYS}
+    return (int(q["mult"]), int(q["shift"]), int(q["in_zp"]), int(q["out_zp"]),
+            int(q["relu"]), q["bias"].astype("<i4").tobytes())
+
+
 def layer_bytes(layer: Layer) -> bytes:
-    """What a layer sends: weights, then activations, then calibration samples."""
+    """What a layer sends: weights, activations, calibration samples, biases."""
     act = layer.activations.tobytes() if layer.activations is not None else b""
     calib = layer.calib.tobytes() if layer.calib is not None else b""
-    return layer.weights.tobytes() + act + calib
+    q = quant_params(layer)
+    return layer.weights.tobytes() + act + calib + (q[5] if q else b"")
 
 
 def stored_bytes(layer: Layer) -> bytes:
-    """What the board stores for a layer: weights, activations, and instead of the
-    calibration samples the per-column sums of squares it accumulated from them."""
+    """What the board stores for a layer: weights, activations, instead of the
+    calibration samples the per-column sums of squares it accumulated from them, and
+    the biases of a quantized layer."""
     act = layer.activations.tobytes() if layer.activations is not None else b""
     sums = b""
     if layer.calib is not None:
         sums = twin.wanda_sumsq(layer.calib).astype("<u4").tobytes()
-    return layer.weights.tobytes() + act + sums
+    q = quant_params(layer)
+    return layer.weights.tobytes() + act + sums + (q[5] if q else b"")
 
 
 def layer_crc(layer: Layer) -> int:
@@ -101,8 +116,10 @@ def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] |
             data = layer_bytes(layer)
             act = 0 if layer.activations is None else layer.activations.size
             calib = 0 if layer.calib is None else layer.calib.shape[0]
+            q = quant_params(layer)
             header = bytes([len(name.encode())]) + name.encode() + \
-                struct.pack("<HHII", rows, cols, act, calib)
+                struct.pack("<HHII", rows, cols, act, calib) + \
+                struct.pack("<BibbbB", 1 if q else 0, *(q[:5] if q else (0, 0, 0, 0, 0)))
             link.request(ord("L"), header)
             for i in range(0, len(data), MAX_PAYLOAD):
                 link.request(ord("D"), data[i:i + MAX_PAYLOAD])
@@ -124,6 +141,26 @@ def pull_file(session: BoardSession, path: str, quiet: bool = False) -> bytes:
                     update(len(chunk))
         link.request(ord("E"))
     return b"".join(chunks)
+
+
+def stream_images(session: BoardSession, code: str, images: np.ndarray,
+                  labels: np.ndarray | None = None, quiet: bool = False) -> bytes:
+    """Send int8 images (and a label byte after each) to the receiver `code` starts, as
+    many whole images per frame as fit; return the board's reply to the end frame."""
+    x = np.asarray(images, np.int8)
+    items = x.view(np.uint8) if labels is None else \
+        np.concatenate([x.view(np.uint8), np.asarray(labels, np.uint8)[:, None]], axis=1)
+    per_frame = max(1, MAX_PAYLOAD // items.shape[1])
+    if items.shape[1] > MAX_PAYLOAD:
+        raise ValueError(f"an image of {items.shape[1]} bytes does not fit a frame "
+                         f"({MAX_PAYLOAD} bytes)")
+    with progress_bar(items.size, "images", quiet) as update, \
+            session.link(code, progress=update) as link:
+        for i in range(0, len(items), per_frame):
+            link.request(ord("I"), items[i:i + per_frame].tobytes())
+            if update:
+                update(items[i:i + per_frame].size)
+        return link.request(ord("E"))
 
 
 def put_file(session: BoardSession, path: str, data: bytes, quiet: bool = False):
@@ -154,3 +191,20 @@ def parse_masks(data: bytes) -> tuple[int, list[LayerMask]]:
                              cols=m.cols, seed=m.seed, br=m.br, bc=m.bc, nm_n=m.nm_n,
                              nm_m=m.nm_m, steps=m.steps))
     return model_id, out
+
+
+def parse_calib(data: bytes) -> tuple[int, dict[str, np.ndarray]]:
+    """calib.bin bytes -> (model id, {layer: int8 activations}), with the firmware's parser."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "calib.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        saved = store.CALIB
+        store.CALIB = path
+        try:
+            with open(path, "rb") as f:
+                model_id = struct.unpack("<I", f.read(8)[4:])[0]
+            acts = store.read_calib(model_id)
+        finally:
+            store.CALIB = saved
+    return model_id, {n: np.frombuffer(a, np.int8).copy() for n, a in acts.items()}

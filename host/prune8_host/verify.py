@@ -8,7 +8,7 @@ compared word by word. A layer whose weights on the board differ from the host's
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -35,7 +35,10 @@ class LayerCheck:
         return asdict(self)
 
 
-def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None) -> LayerCheck:
+def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
+               activations=None) -> LayerCheck:
+    """Recompute one mask. `layer` is the layer as pushed (its CRC must be the board's);
+    `activations`, when given, replace its own for scoring (the board's calibration)."""
     stats = mask.stats()
     check = LayerCheck(layer=mask.name, method=mask.method, unit=mask.unit, n=mask.n,
                        pruned=stats["pruned"], sparsity_bp=stats["sparsity_bp"],
@@ -46,6 +49,8 @@ def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None) -> L
     if board_crc is not None and board_crc != layer_crc(layer):
         check.note = "the board's weights differ from the model's (push it again)"
         return check
+    if activations is not None:
+        layer = replace(layer, activations=activations)
     expected = layer_mask(layer, mask.method, sparsity_bp=mask.sparsity_bp, tie=mask.tie,
                           min_keep=mask.min_keep, min_score=mask.min_score, seed=mask.seed,
                           block=(mask.br, mask.bc) if mask.unit == "block" else None,
@@ -65,6 +70,8 @@ def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None) -> L
 
 
 def check_masks(model: dict[str, Layer], masks: list[LayerMask],
-                board_crcs: dict[str, int] | None = None) -> list[LayerCheck]:
-    board_crcs = board_crcs or {}
-    return [check_mask(m, model.get(m.name), board_crcs.get(m.name)) for m in masks]
+                board_crcs: dict[str, int] | None = None,
+                activations: dict[str, np.ndarray] | None = None) -> list[LayerCheck]:
+    board_crcs, activations = board_crcs or {}, activations or {}
+    return [check_mask(m, model.get(m.name), board_crcs.get(m.name), activations.get(m.name))
+            for m in masks]

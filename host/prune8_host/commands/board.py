@@ -18,10 +18,11 @@ from prune8_host.link import BoardError
 from prune8_host.masks import save_masks
 from prune8_host.model import load_model
 from prune8_host.session import BoardSession, BoardUnavailable
-from prune8_host.transfer import layer_bytes, parse_masks, pull_file, push_model
+from prune8_host.transfer import layer_bytes, parse_calib, parse_masks, pull_file, push_model
 from prune8_host.verify import check_masks
 
 MASKS_PATH = "/prune8/masks.bin"
+CALIB_PATH = "/prune8/calib.bin"
 
 
 def register(sub) -> None:
@@ -150,10 +151,16 @@ def do_pull(session: BoardSession, quiet: bool = False):
 
 
 def verify_on_board(session: BoardSession, model, quiet: bool = False):
-    """(checks, masks): the board's masks recomputed by the twin from `model`."""
+    """(checks, masks): the board's masks recomputed by the twin from `model`, with the
+    activations the board calibrated itself (prune8 calibrate) where it has them."""
     listing, masks = do_pull(session, quiet)
     crcs = {l["name"]: l["crc"] for l in listing["model"]["layers"]}
-    return check_masks(model, masks, crcs), masks
+    acts = {}
+    if any(f[0] == "calib.bin" for f in listing["files"]):
+        calib_id, calibrated = parse_calib(pull_file(session, CALIB_PATH, quiet=quiet))
+        if calib_id == listing["model"]["id"]:
+            acts = calibrated
+    return check_masks(model, masks, crcs, acts), masks
 
 
 # -- commands ---------------------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""prune8 calibrate / eval: int8 inference on the board, checked against the twin.
+
+calibrate runs calibration images through the stored model on the board and keeps each
+layer's gradient-proxy activations there (so `prune8 prune --method gradient` needs
+none from the host); eval classifies the test split on the board with the stored model
+and its masks. Images travel in the same frames as weights. Both compare what the board
+computed with the twin (prune8_host.qnn) and exit 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+
+from prune8_host import qnn
+from prune8_host.commands.board import board_listing, do_pull
+from prune8_host.connect import add_board_args, open_board
+from prune8_host.link import BoardError
+from prune8_host.model import load_model
+from prune8_host.npzio import FileFormatError, load_arrays
+from prune8_host.reference import masked_model
+from prune8_host.transfer import layer_crc, stream_images
+
+CALIBRATE = "from prune8 import remote;remote.calibrate()"
+EVALUATE = "from prune8 import remote;remote.evaluate({})"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("calibrate", help="compute the gradient proxy's activations on the "
+                                         "board from calibration images",
+                       description="Run IMAGES through MODEL as stored on the board, keep "
+                                   "each layer's activation statistic on the board for "
+                                   "--method gradient, and check it against the twin.")
+    p.add_argument("model", metavar="MODEL", help="the quantized model the board holds")
+    p.add_argument("--images", default="examples/digits_calib.npz", metavar="FILE",
+                   help="int8 images: .npz with 'images' (n x inputs) "
+                        "(default examples/digits_calib.npz)")
+    add_board_args(p)
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(run=run_calibrate)
+
+    p = sub.add_parser("eval", help="accuracy of the stored model (and its masks), computed "
+                                    "on the board, beside the twin's",
+                       description="Classify the test split on the board with MODEL as stored "
+                                   "there and its current masks; print the board's accuracy "
+                                   "and the twin's, and whether every logit agrees.")
+    p.add_argument("model", metavar="MODEL", help="the quantized model the board holds")
+    p.add_argument("--test", default="examples/digits_test.npz", metavar="FILE",
+                   help="int8 images and labels: .npz with 'images' and 'labels' "
+                        "(default examples/digits_test.npz)")
+    p.add_argument("--no-masks", action="store_true", help="evaluate the unpruned model")
+    add_board_args(p)
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(run=run_eval)
+
+
+def load_images(path, with_labels: bool):
+    arrays = load_arrays(path)
+    if "images" not in arrays or (with_labels and "labels" not in arrays):
+        need = "'images' and 'labels'" if with_labels else "'images'"
+        raise FileFormatError(f"{path}: needs arrays {need}")
+    images = arrays["images"]
+    if images.dtype != np.int8 or images.ndim != 2:
+        raise FileFormatError(f"{path}: 'images' must be 2-D int8 (n x inputs), got "
+                              f"{images.dtype} {images.shape}")
+    labels = arrays.get("labels") if with_labels else None
+    if labels is not None and labels.shape != (len(images),):
+        raise FileFormatError(f"{path}: 'labels' must hold one label per image")
+    return images, labels
+
+
+def check_board_model(session, model) -> dict:
+    """The board's listing, after checking it holds exactly this model."""
+    listing = board_listing(session)
+    board = {l["name"]: l["crc"] for l in (listing["model"] or {"layers": []})["layers"]}
+    host = {name: layer_crc(layer) for name, layer in model.items()}
+    if board != host:
+        raise BoardError("the board holds another model than this one: run prune8 push "
+                         "MODEL first")
+    return listing
+
+
+def run_calibrate(args) -> int:
+    model = load_model(args.model)
+    qnn.qlayers(model)  # refuses a model without int8 inference parameters
+    images, _ = load_images(args.images, with_labels=False)
+    with open_board(args) as s:
+        check_board_model(s, model)
+        got = stream_images(s, CALIBRATE, images, quiet=args.quiet)
+    twin_acts = qnn.activation_stats(model, images)
+    rows, off = [], 0
+    for name, a in twin_acts.items():
+        board = np.frombuffer(got[off:off + a.size], np.int8)
+        off += a.size
+        rows.append({"layer": name, "columns": int(a.size),
+                     "equal": bool(np.array_equal(board, a))})
+    ok = all(r["equal"] for r in rows)
+    if args.json:
+        print(json.dumps({"images": len(images), "layers": rows, "equal": ok}))
+    else:
+        print(f"calibrated on the board with {len(images)} images: "
+              + ", ".join(f"{r['layer']} {r['columns']} activations "
+                          f"{'= twin' if r['equal'] else 'DIFFER from the twin'}" for r in rows)
+              + ("; prune8 prune --method gradient now uses them" if ok else ""))
+    return 0 if ok else 1
+
+
+def run_eval(args) -> int:
+    model = load_model(args.model)
+    qnn.qlayers(model)
+    images, labels = load_images(args.test, with_labels=True)
+    with open_board(args) as s:
+        listing = check_board_model(s, model)
+        masks = []
+        if not args.no_masks and listing.get("masks") and not listing["masks"]["stale"]:
+            _, masks = do_pull(s, args.quiet)
+        reply = stream_images(s, EVALUATE.format(not args.no_masks), images, labels,
+                              quiet=args.quiet)
+    n, correct, lo, hi = np.frombuffer(reply, "<u4", 2).tolist() + \
+        np.frombuffer(reply[8:], "<u2", 2).tolist()
+    pruned = masked_model(model, masks)
+    logits = qnn.logits(pruned, images)
+    twin_correct = int((qnn.predict(pruned, images) == labels).sum())
+    same = (lo | (hi << 16)) == zlib.crc32(logits.astype(np.int8).tobytes())
+    report = {"images": n, "board_correct": correct, "board_accuracy": correct / n,
+              "twin_correct": twin_correct, "twin_accuracy": twin_correct / n,
+              "logits_identical": same,
+              "masks": [{"layer": m.name, "method": m.method, **m.stats()} for m in masks]}
+    ok = same and correct == twin_correct and n == len(images)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        what = ", ".join(f"{m.name} {m.method} {m.stats()['sparsity_bp'] / 100:.1f}%"
+                         for m in masks) or "no masks"
+        print(f"accuracy on the board {correct}/{n} = {correct / n:.2%} ({what}); twin "
+              f"{twin_correct}/{n} = {twin_correct / n:.2%}; every logit "
+              + ("identical" if same else "NOT identical"))
+    return 0 if ok else 1

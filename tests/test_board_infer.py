@@ -1,0 +1,97 @@
+"""int8 inference on the (virtual) board: calibration and evaluation against the twin.
+
+The digits model is pushed with its TFLM parameters; the board calibrates the gradient
+proxy's activations itself, prunes with every scorer at 50 %, and classifies the whole
+test split. Its statistic, every logit (CRC) and its accuracy must equal the twin's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from prune8_host import qnn, twin
+from prune8_host.build import build_firmware
+from prune8_host.commands.board import do_prune, do_push, verify_on_board
+from prune8_host.deploy import deploy
+from prune8_host.masks import UNITS
+from prune8_host.model import load_model, save_model
+from prune8_host.session import BoardSession
+from prune8_host.vboard import VirtualBoard
+
+pytestmark = pytest.mark.timeout(900)
+MODEL = "examples/digits_mlp.npz"
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory):
+    build = build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
+    with VirtualBoard(board="esp32", baud=0) as vb:
+        with BoardSession(vb.port, check_firmware=False) as s:
+            deploy(s, build, quiet=True)
+        yield vb.port
+
+
+def cli(port, *args):
+    proc = subprocess.run([sys.executable, "-m", "prune8_host.cli", *args, "--port", port,
+                           "--quiet", "--json"], capture_output=True, text=True, timeout=600)
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else proc.stderr
+
+
+def test_calibration_on_the_board_drives_the_gradient_proxy(port, tmp_path):
+    model = load_model(MODEL)
+    # A copy whose shipped activations are useless: only the board's own statistic can
+    # make its gradient masks right.
+    blank = {n: replace(l, activations=np.zeros_like(l.activations)) for n, l in model.items()}
+    path = tmp_path / "blank.npz"
+    save_model(path, blank)
+    assert cli(port, "push", str(path))[0] == 0
+    code, report = cli(port, "calibrate", str(path))
+    assert code == 0 and report["equal"] and report["images"] == 256
+    calib = np.load("examples/digits_calib.npz")["images"]
+    stats = qnn.activation_stats(blank, calib)
+    with BoardSession(port) as s:
+        do_prune(s, "gradient", dict(sparsity_bp=5000, tie="exact", min_keep=1, min_score=0,
+                                     seed=0, block=None, nm=None, steps=0))
+        checks, masks = verify_on_board(s, blank, quiet=True)
+    assert all(c.verified for c in checks)
+    for m in masks:  # the board used the calibrated activations, not the blank ones
+        layer = blank[m.name]
+        s_ = twin.gradient_scores(layer.weights, stats[m.name])
+        assert m.words.tolist() == twin.prune_mask(s_, sparsity_bp=5000).tolist()
+
+
+def methods():
+    return [m for m in UNITS if m != "wanda"]  # the digits model has no Wanda samples
+
+
+def test_board_accuracy_equals_the_twin_at_half_sparsity_for_every_scorer(port):
+    assert cli(port, "push", MODEL)[0] == 0
+    code, report = cli(port, "eval", MODEL, "--no-masks")
+    assert code == 0 and report["logits_identical"]
+    assert report["board_correct"] == report["twin_correct"] == 355  # 98.61 %
+    for method in methods():
+        args = ["prune", "--method", method, "--sparsity", "0.5"]
+        if method == "blocks":
+            args += ["--block", "2x2"]
+        assert cli(port, *args)[0] == 0, method
+        code, report = cli(port, "eval", MODEL)
+        assert code == 0, (method, report)
+        assert report["logits_identical"], method
+        assert report["board_correct"] == report["twin_correct"], method
+        assert report["images"] == 360 and len(report["masks"]) == 2
+
+
+def test_eval_refuses_a_model_the_board_does_not_hold(port, tmp_path):
+    model = load_model(MODEL)
+    other = {n: replace(l, weights=-l.weights) for n, l in model.items()}
+    path = tmp_path / "other.npz"
+    save_model(path, other)
+    code, err = cli(port, "eval", str(path))
+    assert code == 2 and "push MODEL first" in err
+    code, err = cli(port, "eval", "examples/example_model.npz")
+    assert code == 2 and "not a quantized model" in err
