@@ -45,6 +45,7 @@ bench: install
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md
 eval: $(EVAL_STAMP)
 	$(BIN)/python -m prune8_host.evaluate --out docs/eval
+	$(BIN)/python -m prune8_host.boardeval --out docs/eval $(if $(PORT),--port $(PORT))
 
 build: install
 	$(BIN)/prune8 build --board $(BOARD) $(if $(NATIVE),--native)
