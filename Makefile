@@ -39,8 +39,9 @@ vboard: install
 
 bench: install
 	$(BIN)/python bench/bench_twin.py
-	$(BIN)/python bench/bench_sparse.py
 	$(BIN)/python bench/bench_transfer.py
+	$(BIN)/python bench/bench_sparse.py examples/digits_mlp.npz
+	$(BIN)/python bench/bench_inference.py
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md
 eval: $(EVAL_STAMP)

@@ -95,3 +95,29 @@ def test_eval_refuses_a_model_the_board_does_not_hold(port, tmp_path):
     assert code == 2 and "push MODEL first" in err
     code, err = cli(port, "eval", "examples/example_model.npz")
     assert code == 2 and "not a quantized model" in err
+
+
+@pytest.mark.parametrize("fmt", ["dense", "native", "csr", "coo", "block"])
+def test_packed_model_runs_on_the_board_with_the_dense_logits(port, fmt, tmp_path):
+    """Pruned layers stored packed on the board's flash; the kernel runs straight from the
+    packed form, and every logit equals the dense run of the same masked model."""
+    from prune8_host import sparse
+    from prune8_host.commands.pack import PACKED_PATH
+    from prune8_host.reference import layer_mask, masked_model
+    from prune8_host.transfer import put_file, quant_params
+
+    model = load_model(MODEL)
+    masks = [layer_mask(layer, "magnitude", sparsity_bp=7500) for layer in model.values()]
+    masked = masked_model(model, masks)
+    packed = {}
+    for name, layer in masked.items():
+        p = sparse.encode(fmt, layer.weights, *((2, 2) if fmt == "block" else (0, 0)))
+        packed[name] = replace(p, quant=quant_params(layer))
+    assert cli(port, "push", MODEL)[0] == 0
+    with BoardSession(port) as s:
+        put_file(s, PACKED_PATH, sparse.packed_bytes(packed))
+    code, report = cli(port, "eval", MODEL, "--packed")
+    assert code == 0 and report["logits_identical"], report
+    images = np.load("examples/digits_test.npz")
+    expected = int((qnn.predict(masked, images["images"]) == images["labels"]).sum())
+    assert report["board_correct"] == report["twin_correct"] == expected

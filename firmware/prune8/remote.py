@@ -539,15 +539,23 @@ def calibrate():
         _kbd_intr(INTERRUPT_CHAR)
 
 
-def evaluate(with_masks=True):
+def packed_network():
+    """The packed model in /prune8/packed.bin as a network of sparse layers."""
+    from .sparse import read_packed
+    layers = read_packed(store.PACKED)
+    return None, dense.Network([d for _, d in layers]), [n for n, _ in layers]
+
+
+def evaluate(with_masks=True, packed=False):
     """Classify streamed test images (input bytes, then a label byte) with the stored
-    model and its masks; reply with the count, the correct ones and a CRC-32 of every
-    logit, so the host can check them against the twin without reading them back."""
+    model and its masks (or with the packed model, run from its sparse form); reply with
+    the count, the correct ones and a CRC-32 of every logit, so the host can check them
+    against the twin without reading them back."""
     link = Link()
     _kbd_intr(-1)
     try:
         try:
-            mid, net, names = network(with_masks)
+            mid, net, names = packed_network() if packed else network(with_masks)
             cols = net.layers[0].cols
             state = [0, 0, 0, 0]  # images, correct, CRC low and high halves
 

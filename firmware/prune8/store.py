@@ -10,6 +10,7 @@ ROOT = "/prune8"
 MODEL = ROOT + "/model.bin"
 MASKS = ROOT + "/masks.bin"
 CALIB = ROOT + "/calib.bin"
+PACKED = ROOT + "/packed.bin"  # a packed (sparse) model, docs/sparse.md
 MODEL_MAGIC = b"P8M1"
 MASKS_MAGIC = b"P8K1"
 CALIB_MAGIC = b"P8C1"

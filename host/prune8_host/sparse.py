@@ -32,7 +32,9 @@ MAGIC = b"P8S1"
 
 @dataclass(frozen=True)
 class Packed:
-    """One layer in one format: `payload` decodes back to the layer exactly."""
+    """One layer in one format: `payload` decodes back to the layer exactly. `quant`
+    carries a quantized layer's inference parameters (multiplier, shift, in_zp, out_zp,
+    relu, int32 bias bytes) so a board can run the layer from its packed form."""
     format: str
     rows: int
     cols: int
@@ -40,6 +42,7 @@ class Packed:
     payload: bytes
     br: int = 0
     bc: int = 0
+    quant: tuple | None = None
 
     @property
     def size(self) -> int:
@@ -158,34 +161,70 @@ def pack_layer(w: np.ndarray) -> Packed:
 
 # -- packed model file ----------------------------------------------------------------------
 
-_REC = "<BHHIBBI"  # format, rows, cols, nnz, br, bc, payload bytes
+# format, rows, cols, nnz, br, bc, payload bytes; then the inference parameters: quantized
+# flag, multiplier, shift, in_zp, out_zp, relu (followed by rows int32 biases if quantized)
+_REC = "<BHHIBBIBibbbB"
+
+
+def packed_bytes(layers: dict[str, Packed]) -> bytes:
+    """A packed model (docs/sparse.md), as written to a file or to the board."""
+    out = bytearray(MAGIC + struct.pack("<H", len(layers)))
+    for name, p in layers.items():
+        raw = name.encode()
+        q = p.quant
+        out += bytes([len(raw)]) + raw + struct.pack(
+            _REC, FORMATS.index(p.format), p.rows, p.cols, p.nnz, p.br, p.bc, p.size,
+            1 if q else 0, *(q[:5] if q else (0, 0, 0, 0, 0)))
+        if q:
+            out += q[5]
+        out += p.payload
+    return bytes(out)
 
 
 def write_packed(path, layers: dict[str, Packed]) -> int:
     """Write a packed model (docs/sparse.md); returns the file size."""
-    out = bytearray(MAGIC + struct.pack("<H", len(layers)))
-    for name, p in layers.items():
-        raw = name.encode()
-        out += bytes([len(raw)]) + raw + struct.pack(
-            _REC, FORMATS.index(p.format), p.rows, p.cols, p.nnz, p.br, p.bc, p.size)
-        out += p.payload
+    data = packed_bytes(layers)
     with open(path, "wb") as f:
-        f.write(out)
-    return len(out)
+        f.write(data)
+    return len(data)
 
 
 def read_packed(path) -> dict[str, Packed]:
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        return parse_packed(f.read(), str(path))
+
+
+def parse_packed(data: bytes, where: str = "packed model") -> dict[str, Packed]:
     if data[:4] != MAGIC:
-        raise ValueError(f"{path}: not a prune8 packed model (magic {data[:4]!r})")
+        raise ValueError(f"{where}: not a prune8 packed model (magic {data[:4]!r})")
     (count,) = struct.unpack_from("<H", data, 4)
     pos, out = 6, {}
     for _ in range(count):
         k = data[pos]
         name = data[pos + 1:pos + 1 + k].decode()
         pos += 1 + k
-        f, rows, cols, nnz, br, bc, size = struct.unpack_from(_REC, data, pos)
+        f, rows, cols, nnz, br, bc, size, quant, *params = struct.unpack_from(_REC, data, pos)
         pos += struct.calcsize(_REC)
-        out[name] = Packed(FORMATS[f], rows, cols, nnz, data[pos:pos + size], br, bc)
+        q = None
+        if quant:
+            q = (*params, data[pos:pos + 4 * rows])
+            pos += 4 * rows
+        out[name] = Packed(FORMATS[f], rows, cols, nnz, data[pos:pos + size], br, bc, q)
         pos += size
+    return out
+
+
+def packed_model(layers: dict[str, Packed]):
+    """The dense model a packed one holds (prune8_host.model layers, quantization too)."""
+    from prune8_host.model import Layer
+
+    out = {}
+    for name, p in layers.items():
+        quant = {}
+        if p.quant:
+            mult, shift, in_zp, out_zp, relu, bias = p.quant
+            quant = {"bias": np.frombuffer(bias, "<i4").astype(np.int32),
+                     "mult": np.int32(mult), "shift": np.int32(shift), "relu": np.int8(relu),
+                     "in_zp": np.int32(in_zp), "out_zp": np.int32(out_zp)}
+        out[name] = Layer(name, decode(p), quant=quant)
     return out

@@ -14,14 +14,15 @@ import zlib
 
 import numpy as np
 
-from prune8_host import qnn
+from prune8_host import qnn, sparse
 from prune8_host.commands.board import board_listing, do_pull
 from prune8_host.connect import add_board_args, open_board
 from prune8_host.link import BoardError
 from prune8_host.model import load_model
 from prune8_host.npzio import FileFormatError, load_arrays
 from prune8_host.reference import masked_model
-from prune8_host.transfer import layer_crc, stream_images
+from prune8_host.commands.pack import PACKED_PATH
+from prune8_host.transfer import layer_crc, pull_file, stream_images
 
 CALIBRATE = "from prune8 import remote;remote.calibrate()"
 EVALUATE = "from prune8 import remote;remote.evaluate({})"
@@ -51,6 +52,9 @@ def register(sub) -> None:
                    help="int8 images and labels: .npz with 'images' and 'labels' "
                         "(default examples/digits_test.npz)")
     p.add_argument("--no-masks", action="store_true", help="evaluate the unpruned model")
+    p.add_argument("--packed", action="store_true",
+                   help="run the packed model the board stores (prune8 pack --push) from "
+                        "its sparse form")
     add_board_args(p)
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_eval)
@@ -113,14 +117,19 @@ def run_eval(args) -> int:
     images, labels = load_images(args.test, with_labels=True)
     with open_board(args) as s:
         listing = check_board_model(s, model)
-        masks = []
-        if not args.no_masks and listing.get("masks") and not listing["masks"]["stale"]:
+        masks, packed = [], None
+        if args.packed:
+            if not any(f[0] == "packed.bin" for f in listing["files"]):
+                raise BoardError("the board holds no packed model: run prune8 pack MODEL "
+                                 "MASKS -o OUT --push first")
+            packed = sparse.parse_packed(pull_file(s, PACKED_PATH, quiet=args.quiet))
+        elif not args.no_masks and listing.get("masks") and not listing["masks"]["stale"]:
             _, masks = do_pull(s, args.quiet)
-        reply = stream_images(s, EVALUATE.format(not args.no_masks), images, labels,
-                              quiet=args.quiet)
+        reply = stream_images(s, EVALUATE.format(f"{not args.no_masks},{args.packed}"),
+                              images, labels, quiet=args.quiet)
     n, correct, lo, hi = np.frombuffer(reply, "<u4", 2).tolist() + \
         np.frombuffer(reply[8:], "<u2", 2).tolist()
-    pruned = masked_model(model, masks)
+    pruned = sparse.packed_model(packed) if packed else masked_model(model, masks)
     logits = qnn.logits(pruned, images)
     twin_correct = int((qnn.predict(pruned, images) == labels).sum())
     same = (lo | (hi << 16)) == zlib.crc32(logits.astype(np.int8).tobytes())
@@ -134,6 +143,8 @@ def run_eval(args) -> int:
     else:
         what = ", ".join(f"{m.name} {m.method} {m.stats()['sparsity_bp'] / 100:.1f}%"
                          for m in masks) or "no masks"
+        if packed:
+            what = "packed: " + ", ".join(f"{n_} {p.format}" for n_, p in packed.items())
         print(f"accuracy on the board {correct}/{n} = {correct / n:.2%} ({what}); twin "
               f"{twin_correct}/{n} = {twin_correct / n:.2%}; every logit "
               + ("identical" if same else "NOT identical"))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from prune8_host import sparse
 from prune8_host.masks import load_masks
 from prune8_host.model import Layer, ModelError, load_model, save_model
-from prune8_host.reference import apply_layer_mask
+from prune8_host.reference import masked_model
+from prune8_host.connect import add_board_args, open_board
+from prune8_host.transfer import put_file, quant_params
+
+PACKED_PATH = "/prune8/packed.bin"
 
 
 def register(sub) -> None:
@@ -20,6 +25,10 @@ def register(sub) -> None:
     p.add_argument("masks", metavar="MASKS", nargs="?",
                    help="masks file (default: pack MODEL's zeros as they are)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="packed model to write")
+    p.add_argument("--push", action="store_true",
+                   help="also store it on the board as /prune8/packed.bin (prune8 eval "
+                        "--packed runs it from there)")
+    add_board_args(p)
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_pack)
 
@@ -37,16 +46,20 @@ def run_pack(args) -> int:
     if missing:
         raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which {args.model} "
                          f"does not have")
+    masked = masked_model(model, list(masks.values()))
     packed, rows = {}, []
     for name, layer in model.items():
         if layer.weights.ndim != 2:
             raise ModelError(f"layer {name!r} must be 2-D to pack")
-        w = apply_layer_mask(layer.weights, masks[name]) if name in masks else layer.weights
-        p = sparse.pack_layer(w)
+        pruned = masked[name]
+        p = replace(sparse.pack_layer(pruned.weights), quant=quant_params(pruned))
         packed[name] = p
         rows.append({"layer": name, "format": p.format + (f" {p.br}x{p.bc}" if p.br else ""),
                      "nnz": p.nnz, "dense_bytes": layer.n, "packed_bytes": p.size})
     total = sparse.write_packed(args.out, packed)
+    if args.push:
+        with open_board(args) as s:
+            put_file(s, PACKED_PATH, sparse.packed_bytes(packed), quiet=args.quiet)
     before = sum(r["dense_bytes"] for r in rows)
     after = sum(r["packed_bytes"] for r in rows)
     if args.json:
@@ -58,7 +71,8 @@ def run_pack(args) -> int:
         print(f"{r['layer']:<12} {r['format']:<10} {r['nnz']:>6} {r['dense_bytes']:>7} "
               f"{r['packed_bytes']:>7}")
     print(f"{before} bytes dense -> {after} packed ({after / before:.1%}); "
-          f"{total} bytes with headers -> {args.out}")
+          f"{total} bytes with headers -> {args.out}"
+          + (f" and the board's {PACKED_PATH}" if args.push else ""))
     return 0
 
 
