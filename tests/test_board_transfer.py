@@ -220,3 +220,34 @@ def test_cli_push_prune_pull_verify_on_a_port(board, tmp_path):
     assert bad.returncode == 1 and "differ" in bad.stdout
     ls = cli("ls")
     assert "fc1 32x64" in ls.stdout and "rows 8/32" in ls.stdout
+
+
+def test_ctrl_c_bytes_in_the_weights_are_data(board):
+    # Every weight 0x03: with Ctrl-C enabled the board would raise KeyboardInterrupt.
+    vb = board()
+    model = {"etx": Layer("etx", np.full((32, 64), 3, np.int8))}
+    with BoardSession(vb.port) as s:
+        report = do_push(s, model, quiet=True)
+        assert stored(s) == expected(model) and report["retries"] == 0
+        # and Ctrl-C works again afterwards: the receiver restored kbd_intr
+        assert s.exec("import micropython\nprint(micropython.kbd_intr(3))").strip() == "None"
+
+
+def test_mpremote_sees_the_deployed_firmware(fresh_vboard, tmp_path, firmware):
+    vb = fresh_vboard()
+    mpremote = [sys.executable, "-m", "mpremote", "connect", vb.port]
+    # as the README says: prune8 deploy, or mpremote cp -r of the build directory
+    deployed = subprocess.run([sys.executable, "-m", "prune8_host.cli", "deploy", "--port",
+                               vb.port, "--quiet"], capture_output=True, text=True, timeout=300)
+    assert deployed.returncode == 0, deployed.stderr
+    out = subprocess.run(mpremote + ["exec", "import prune8; print(prune8.Pruner())"],
+                         capture_output=True, text=True, timeout=120)
+    assert "Pruner(max_weights=2048, max_units=64" in out.stdout, out.stderr
+    vb2 = fresh_vboard()
+    subprocess.run([sys.executable, "-m", "mpremote", "connect", vb2.port, "cp", "-r",
+                    str(firmware.package_dir), ":"], check=True, capture_output=True,
+                   timeout=300)
+    out = subprocess.run([sys.executable, "-m", "mpremote", "connect", vb2.port, "exec",
+                          "import prune8; print(prune8.Pruner())"], capture_output=True,
+                         text=True, timeout=120)
+    assert "Pruner(max_weights=2048, max_units=64" in out.stdout, out.stderr
