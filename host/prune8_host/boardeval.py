@@ -15,19 +15,16 @@ import argparse
 import contextlib
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from prune8_host import qnn
 from prune8_host.build import build_firmware
-from prune8_host.commands.board import do_prune, do_pull, do_push, verify_on_board
-from prune8_host.commands.infer import CALIBRATE, EVALUATE, load_images
+from prune8_host.commands.board import do_prune, do_push, verify_on_board
+from prune8_host.commands.infer import CALIBRATE, evaluate_on_board, load_images
 from prune8_host.deploy import deploy
 from prune8_host.masks import UNITS
 from prune8_host.model import load_model
-from prune8_host.reference import masked_model
 from prune8_host.session import BoardSession
 from prune8_host.transfer import stream_images
 
@@ -67,24 +64,14 @@ def run(port: str | None) -> list[dict]:
             stream_images(s, CALIBRATE, calib, quiet=True)
             for method in (m for m in UNITS if m != "wanda"):  # no Wanda samples shipped
                 do_prune(s, method, options(method))
-                checks, _ = verify_on_board(s, model, quiet=True)
-                _, masks = do_pull(s, quiet=True)
-                reply = stream_images(s, EVALUATE.format(True), images, labels, quiet=True)
-                n, correct = np.frombuffer(reply, "<u4", 2).tolist()
-                lo, hi = np.frombuffer(reply[8:], "<u2", 2).tolist()
-                pruned = masked_model(model, masks)
-                logits = qnn.logits(pruned, images)
-                twin_correct = int((qnn.predict(pruned, images) == labels).sum())
-                rows.append({
-                    "method": method, "images": n, "board_correct": correct,
-                    "twin_correct": twin_correct,
-                    "masks_verified": all(c.verified for c in checks),
-                    "logits_identical":
-                        (lo | (hi << 16)) == zlib.crc32(logits.astype(np.int8).tobytes()),
-                    "weights_pruned": sum(int(np.count_nonzero(model[m.name].weights))
-                                          - int(np.count_nonzero(pruned[m.name].weights))
-                                          for m in masks),
-                })
+                checks, masks = verify_on_board(s, model, quiet=True)
+                r = evaluate_on_board(s, model, images, labels, masks)
+                pruned = r.pop("pruned_model")
+                r.update(method=method, masks_verified=all(c.verified for c in checks),
+                         weights_pruned=sum(int(np.count_nonzero(model[m.name].weights))
+                                            - int(np.count_nonzero(pruned[m.name].weights))
+                                            for m in masks))
+                rows.append(r)
     return rows
 
 

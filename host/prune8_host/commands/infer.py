@@ -111,6 +111,24 @@ def run_calibrate(args) -> int:
     return 0 if ok else 1
 
 
+def evaluate_on_board(session, model, images, labels, masks=(), packed=None,
+                      with_masks: bool = True, quiet: bool = True) -> dict:
+    """Classify images on the board (its stored model with its masks, or its packed
+    model) and compare with the twin on the same masks: accuracy and every logit."""
+    reply = stream_images(session, EVALUATE.format(f"{with_masks},{packed is not None}"),
+                          images, labels, quiet=quiet)
+    n, correct = np.frombuffer(reply, "<u4", 2).tolist()
+    lo, hi = np.frombuffer(reply[8:], "<u2", 2).tolist()
+    pruned = sparse.packed_model(packed) if packed else masked_model(model, list(masks))
+    logits = qnn.logits(pruned, images)
+    twin_correct = int((qnn.predict(pruned, images) == labels).sum())
+    return {"images": n, "board_correct": correct, "board_accuracy": correct / n,
+            "twin_correct": twin_correct, "twin_accuracy": twin_correct / n,
+            "logits_identical":
+                (lo | (hi << 16)) == zlib.crc32(logits.astype(np.int8).tobytes()),
+            "pruned_model": pruned}
+
+
 def run_eval(args) -> int:
     model = load_model(args.model)
     qnn.qlayers(model)
@@ -125,18 +143,12 @@ def run_eval(args) -> int:
             packed = sparse.parse_packed(pull_file(s, PACKED_PATH, quiet=args.quiet))
         elif not args.no_masks and listing.get("masks") and not listing["masks"]["stale"]:
             _, masks = do_pull(s, args.quiet)
-        reply = stream_images(s, EVALUATE.format(f"{not args.no_masks},{args.packed}"),
-                              images, labels, quiet=args.quiet)
-    n, correct, lo, hi = np.frombuffer(reply, "<u4", 2).tolist() + \
-        np.frombuffer(reply[8:], "<u2", 2).tolist()
-    pruned = sparse.packed_model(packed) if packed else masked_model(model, masks)
-    logits = qnn.logits(pruned, images)
-    twin_correct = int((qnn.predict(pruned, images) == labels).sum())
-    same = (lo | (hi << 16)) == zlib.crc32(logits.astype(np.int8).tobytes())
-    report = {"images": n, "board_correct": correct, "board_accuracy": correct / n,
-              "twin_correct": twin_correct, "twin_accuracy": twin_correct / n,
-              "logits_identical": same,
-              "masks": [{"layer": m.name, "method": m.method, **m.stats()} for m in masks]}
+        report = evaluate_on_board(s, model, images, labels, masks, packed,
+                                   not args.no_masks, args.quiet)
+    del report["pruned_model"]
+    report["masks"] = [{"layer": m.name, "method": m.method, **m.stats()} for m in masks]
+    n, correct, twin_correct = report["images"], report["board_correct"], report["twin_correct"]
+    same = report["logits_identical"]
     ok = same and correct == twin_correct and n == len(images)
     if args.json:
         print(json.dumps(report))
