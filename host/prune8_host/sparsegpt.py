@@ -26,6 +26,14 @@ changes memory traffic, not the result, and is left out.
 A layer of n weights loses exactly k = min(n * bp // 10000, n - 1) (SPEC.md's k with
 min_keep = 1), spread over the blocks in proportion to their columns.
 
+The compensation is greedy: pruning column j moves its error onto columns j+1.., and
+weights there that a later block prunes take it with them. On the digits model, with
+magnitude's mask held fixed, 85-95% of the update energy lands on such weights at
+80-95% sparsity; at 95% on fc2 (16 of 320 weights kept) the updates then make the
+calibration error larger than no updates at all, and SparseGPT's own result is also
+above plain magnitude pruning's (a one-off measurement; make eval reports the error
+ratios). Up to 90% the error is lower (tests/test_sparsegpt.py).
+
 Like prune8_host.mlp, every sum runs in a fixed order and the square roots are IEEE
 ones, not LAPACK / BLAS calls (whose blocking and SIMD differ between CPUs), so a mask
 is the same on every machine.
