@@ -215,7 +215,7 @@ def masks_agree(model: dict[str, Layer], ours: str, peer: str, bp: int) -> tuple
 
 # -- models made anew: fine-tuning, SparseGPT ---------------------------------------------
 
-def _count_pruned(q: dict[str, Layer], keep) -> None:
+def _check_pruned_zero(q: dict[str, Layer], keep) -> None:
     for name in keep:  # a pruned weight is exactly 0.0 in float, so 0 in int8
         assert not np.any(q[name].weights[~keep[name]]), name
 
@@ -230,7 +230,7 @@ def finetune(model: dict[str, Layer], keep, bias_keep, data: digits.Digits, epoc
     tuned = mlp.train(start, data.x_train, data.y_train, epochs=epochs, lr=FT_LR, seed=seed,
                       batch=digits.BATCH, masks=masks)
     q = digits.quantize(tuned, data)
-    _count_pruned(q, keep)
+    _check_pruned_zero(q, keep)
     return q
 
 
@@ -248,7 +248,7 @@ def sparsegpt_model(start: MLP, calib: np.ndarray, bp: int, data: digits.Digits
     does (activation ranges from the recipe's calibration images): (int8 model, keep)."""
     pruned, keep = sparsegpt.prune_mlp(start, calib, bp)
     q = digits.quantize(pruned, data)
-    _count_pruned(q, keep)
+    _check_pruned_zero(q, keep)
     return q, keep
 
 
@@ -300,18 +300,17 @@ def imp_series(dense: imp.DenseRun, shipped: dict[str, Layer], data: digits.Digi
     for rewind in imp.REWINDS:
         t = time.perf_counter()
         _, history = imp.iterative_magnitude_pruning(
-            dense, data.x_train, data.y_train, rounds=rounds, final_sparsity=IMP_FINAL_BP / 10000,
-            rewind=rewind, lr=digits.LR, seed=digits.TRAIN_SEED, batch=digits.BATCH,
-            retrain_epochs=epochs)
+            dense, data.x_train, data.y_train, rounds=rounds, final_sparsity=s, rewind=rewind,
+            lr=digits.LR, seed=digits.TRAIN_SEED, batch=digits.BATCH, retrain_epochs=epochs)
         for h in history:
             q = digits.quantize(h.model, data)
-            _count_pruned(q, h.keep)
+            _check_pruned_zero(q, h.keep)
             results.append(Result(f"imp-{rewind}", True, asked[h.round - 1], h.pruned_total,
                                   total, _score(q, data), n, h.round * epochs, "imp"))
         counts = [h.pruned for h in history]
         log(f"  {'imp-' + rewind:<12} {time.perf_counter() - t:5.1f} s")
     t = time.perf_counter()
-    for r, (bp, pruned) in enumerate(zip(asked, counts), 1):
+    for bp, pruned in zip(asked, counts):
         done = sum(pruned.values())
         keep = {name: imp.magnitude_keep(shipped[name].weights,
                                          np.ones(shipped[name].weights.shape, bool),
@@ -330,7 +329,7 @@ def imp_series(dense: imp.DenseRun, shipped: dict[str, Layer], data: digits.Digi
         model = mlp.train(start, data.x_train, data.y_train, epochs=epochs, lr=digits.LR,
                           seed=digits.TRAIN_SEED + 1, batch=digits.BATCH, masks=masks)
         q = digits.quantize(model, data)
-        _count_pruned(q, keep_f)
+        _check_pruned_zero(q, keep_f)
         results.append(Result("retrain", True, bp, done, total, _score(q, data), n, epochs,
                               "imp"))
     log(f"  {'imp controls':<12} {time.perf_counter() - t:5.1f} s")
