@@ -84,15 +84,45 @@ def test_a_short_sweep_writes_the_report(torch, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is not installed (the eval extra)")
     pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     from prune8_host import evalreport
-    run = evaluate.sweep(epochs=1, step_bp=5000, log=lambda *_: None)
+    run = evaluate.sweep(epochs=1, step_bp=5000, log=lambda *_: None, imp_rounds=2,
+                         imp_epochs=1)
     res = run["results"]
-    assert len(res) == len(evaluate.METHODS) * 2 * 2
-    for r in res:
+    grid = [r for r in res if r.series == "grid"]
+    # every method one-shot and fine-tuned at 0% and 50%, and magnitude-rq one-shot
+    assert len(grid) == len(evaluate.METHODS) * 2 * 2 + 2
+    # per IMP round: three rewinds, the retraining control, magnitude one-shot and tuned
+    assert len(res) - len(grid) == 2 * (len(evaluate.IMP_METHODS) + 2)
+    for r in grid:
         if r.sparsity_bp == 0 and not r.finetuned:
             assert r.pruned == 0 and r.accuracy == run["int8_accuracy"]
+    imp = {(r.method, r.sparsity_bp): r for r in res if r.series == "imp" and r.finetuned}
+    first, last = sorted({bp for _, bp in imp})
+    assert (first, last) == (7764, 9500)                     # 1 - 0.05^(1/2), then 95%
+    # round 1 without rewinding is the control: the same one-shot mask, the same training
+    assert imp["imp-none", first].correct == imp["retrain", first].correct
+    assert imp["imp-init", last].pruned == 2249               # the 95% grid point's count
+    assert (imp["imp-init", first].epochs, imp["imp-init", last].epochs) == (1, 2)
+    assert [s["hidden"] for s in run["shrink"]] == [32, 16]
+    assert {e["layer"] for e in run["reconstruction"]} == {"fc1", "fc2"}
     paths = evalreport.write(tmp_path, run)
     assert [p.name for p in paths] == ["accuracy.csv", "accuracy.png", "README.md"]
     csv = paths[0].read_text().splitlines()
     assert csv[0] == f"# made by: {evaluate.COMMAND}" and len(csv) == 2 + len(res)
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Made by `make eval` (`python -m prune8_host.evaluate`)" in paths[2].read_text()
+    readme = paths[2].read_text()
+    assert "Made by `make eval` (`python -m prune8_host.evaluate`)" in readme
+    assert "## Test accuracy (%), iterative magnitude pruning" in readme
+
+
+def test_imp_series_magnitude_masks_are_the_twins():
+    # the IMP table's magnitude columns prune by imp.magnitude_keep at each round's count:
+    # on int8 weights that is the twin's exact-tie mask with the same k
+    from prune8_host import imp
+    from prune8_host.reference import layer_mask, weight_keep
+    model = load_model(DIGITS)
+    for bp in (500, 3333, 7000, 9500):
+        for layer in model.values():
+            k = evaluate.prune_count(layer.n, bp)
+            ours = imp.magnitude_keep(layer.weights, np.ones(layer.weights.shape, bool), k)
+            twin_keep = weight_keep(layer_mask(layer, "magnitude", sparsity_bp=bp))
+            assert np.array_equal(ours, twin_keep), (layer.name, bp)

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "reference",
     "report",
     "pack",
+    "shrink",
     "model",
     "demo",
     "build",

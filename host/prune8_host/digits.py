@@ -20,10 +20,11 @@ import numpy as np
 from prune8_host import mlp, ptq, qnn
 from prune8_host.model import Layer
 
-__all__ = ["SEED", "N_TEST", "N_CALIB", "Digits", "load", "train_float", "quantize",
-           "quantize_images"]
+__all__ = ["SEED", "TRAIN_SEED", "N_TEST", "N_CALIB", "Digits", "load", "init_float",
+           "train_float", "quantize", "quantize_images"]
 
 SEED = 20261122
+TRAIN_SEED = SEED + 1     # the training's data order
 N_TEST = 360
 N_CALIB = 256
 HIDDEN = 32
@@ -58,10 +59,14 @@ def load() -> Digits:
     return Digits(x[train], y[train], x[test], y[test])
 
 
+def init_float(data: Digits) -> mlp.MLP:
+    """The initial weights train_float starts from (iterative pruning rewinds to them)."""
+    return mlp.init(data.x_train.shape[1], HIDDEN, 10, SEED)
+
+
 def train_float(data: Digits) -> mlp.MLP:
-    m = mlp.init(data.x_train.shape[1], HIDDEN, 10, SEED)
-    return mlp.train(m, data.x_train, data.y_train, epochs=EPOCHS, lr=LR, batch=BATCH,
-                     seed=SEED + 1)
+    return mlp.train(init_float(data), data.x_train, data.y_train, epochs=EPOCHS, lr=LR,
+                     batch=BATCH, seed=TRAIN_SEED)
 
 
 def quantize_images(model: dict[str, Layer], x: np.ndarray) -> np.ndarray:

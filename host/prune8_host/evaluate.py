@@ -13,12 +13,23 @@ then quantization again from scratch):
   r, so its bias and fc2's column r go too (k = floor(32 * s) neurons);
 - random: seeded random masks pruning the same k weights per layer;
 - peers: PyTorch's torch.nn.utils.prune.l1_unstructured and ln_structured (n=1, rows)
-  on the same int8 weights as float tensors, with the same k.
+  on the same int8 weights as float tensors, with the same k;
+- sparsegpt: SparseGPT (`prune8_host.sparsegpt`) on the int8 model's real weights, its
+  Hessians from the calibration images (examples/digits_calib.npz), then quantized anew
+  as ptq does; a control, magnitude-rq, quantizes magnitude's pruned model anew the same
+  way, to tell the weight updates from the requantization.
+
+Iterative magnitude pruning (`prune8_host.imp`) is a series of its own: one run of
+IMP_ROUNDS rounds to 95% per rewind (init, early epoch, none), every round's model
+evaluated; beside it, at the same per-layer counts, magnitude one-shot, magnitude with
+the short fine-tuning, and a control that retrains a one-shot magnitude mask as long
+as one IMP round trains (is it the iterating, or the training?).
 
 Writes docs/eval/accuracy.csv, accuracy.png and README.md (`prune8_host.evalreport`).
 Needs the eval extra (torch, scikit-learn, matplotlib): `make eval` installs it.
 
     python -m prune8_host.evaluate [--out docs/eval] [--epochs 5] [--step-bp 500]
+                                   [--imp-rounds 13] [--imp-epochs 20]
 """
 
 from __future__ import annotations
@@ -30,18 +41,23 @@ from pathlib import Path
 
 import numpy as np
 
-from prune8_host import digits, mlp, ptq, qnn
+from prune8_host import digits, imp, mlp, ptq, qnn, sparsegpt
+from prune8_host.mlp import MLP
 from prune8_host.model import Layer, load_model
 from prune8_host.reference import layer_mask, weight_keep
+from prune8_host.shrink import shrink
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "examples" / "digits_mlp.npz"
 TEST = ROOT / "examples" / "digits_test.npz"
+CALIB = ROOT / "examples" / "digits_calib.npz"
 COMMAND = "make eval (python -m prune8_host.evaluate)"
 
 UNSTRUCTURED = ("magnitude", "gradient", "mincut")
-METHODS = UNSTRUCTURED + ("rows", "random", "torch-l1", "torch-ln")
+METHODS = UNSTRUCTURED + ("rows", "random", "torch-l1", "torch-ln", "sparsegpt")
 STRUCTURED = ("rows", "torch-ln")
+CONTROLS = ("magnitude-rq",)          # one-shot only, in the table and the CSV
+IMP_METHODS = tuple(f"imp-{r}" for r in imp.REWINDS) + ("retrain",)
 LABELS = {
     "magnitude": "magnitude |w|",
     "gradient": "gradient proxy |w·a|>>4",
@@ -50,25 +66,45 @@ LABELS = {
     "random": "random (seeded)",
     "torch-l1": "PyTorch l1_unstructured",
     "torch-ln": "PyTorch ln_structured (rows)",
+    "sparsegpt": "SparseGPT (OBS updates), requantized",
+    "magnitude-rq": "magnitude |w|, requantized (control)",
+    "imp-init": "IMP, rewind to init",
+    "imp-early": "IMP, rewind to an early epoch",
+    "imp-none": "IMP, no rewind",
+    "retrain": "magnitude one-shot + one IMP round's training (control)",
 }
 SHORT = {  # for table headers: markdown tables cannot hold "|w|"
     "magnitude": "magnitude", "gradient": "gradient", "mincut": "min-cut", "rows": "rows",
     "random": "random", "torch-l1": "torch l1", "torch-ln": "torch ln rows",
+    "sparsegpt": "SparseGPT", "magnitude-rq": "magnitude requant.",
+    "imp-init": "IMP init", "imp-early": "IMP early", "imp-none": "IMP none",
+    "retrain": "one-shot + retrain",
 }
 SEED = 20261122
 FT_EPOCHS = 5
 FT_LR = 0.01
+# IMP: rounds of 20 epochs at the recipe's learning rate, 13 rounds to 95% (each prunes
+# 20.6% of what remains, near the lottery-ticket papers' 20%); the dense round is the
+# recipe's own training (60 epochs), the early rewind point its epoch 2 (3% of it).
+IMP_ROUNDS = 13
+IMP_FINAL_BP = 9500
+IMP_EPOCHS = 20
+IMP_REWIND_EPOCH = 2
+# SparseGPT's calibration error against magnitude pruning's, reported at these sparsities
+RECON_BPS = (5000, 8000, 9000, 9500)
 
 
 @dataclass(frozen=True)
 class Result:
     method: str
-    finetuned: bool
-    sparsity_bp: int       # asked for
+    finetuned: bool        # trained (masked) after pruning
+    sparsity_bp: int       # asked for (series "imp": 1 - (1 - 95%)^(r/R) at round r)
     pruned: int            # weights zeroed by the masks, both layers
     total: int
     correct: int
     images: int
+    epochs: int = 0        # masked-training epochs after the first pruning
+    series: str = "grid"   # "grid": every 5%; "imp": at the IMP rounds' sparsities
 
     @property
     def accuracy(self) -> float:
@@ -139,7 +175,7 @@ def keep_masks(model: dict[str, Layer], method: str, bp: int
             keep[name] = flat.reshape(layer.weights.shape)
         elif method == "torch-l1":
             keep[name] = torch_l1_keep(layer.weights, prune_count(layer.n, bp))
-        else:
+        else:  # sparsegpt changes the kept weights too: sparsegpt_model, not a mask
             raise ValueError(f"unknown method {method!r}")
     return keep, bias_keep
 
@@ -177,7 +213,12 @@ def masks_agree(model: dict[str, Layer], ours: str, peer: str, bp: int) -> tuple
     return identical, ties_only
 
 
-# -- fine-tuning ---------------------------------------------------------------------------
+# -- models made anew: fine-tuning, SparseGPT ---------------------------------------------
+
+def _check_pruned_zero(q: dict[str, Layer], keep) -> None:
+    for name in keep:  # a pruned weight is exactly 0.0 in float, so 0 in int8
+        assert not np.any(q[name].weights[~keep[name]]), name
+
 
 def finetune(model: dict[str, Layer], keep, bias_keep, data: digits.Digits, epochs: int,
              seed: int) -> dict[str, Layer]:
@@ -189,18 +230,124 @@ def finetune(model: dict[str, Layer], keep, bias_keep, data: digits.Digits, epoc
     tuned = mlp.train(start, data.x_train, data.y_train, epochs=epochs, lr=FT_LR, seed=seed,
                       batch=digits.BATCH, masks=masks)
     q = digits.quantize(tuned, data)
-    for name in keep:  # a pruned weight is exactly 0.0 in float, so 0 in int8
-        assert not np.any(q[name].weights[~keep[name]]), name
+    _check_pruned_zero(q, keep)
     return q
+
+
+def calib_inputs(model: dict[str, Layer]) -> np.ndarray:
+    """fc1's float inputs on the calibration images: examples/digits_calib.npz's int8
+    images as real values, in_scale * (q - in_zp)."""
+    q = model["fc1"].quant
+    images = np.load(CALIB)["images"]
+    return (images.astype(np.float64) - int(q["in_zp"])) * float(q["in_scale"])
+
+
+def sparsegpt_model(start: MLP, calib: np.ndarray, bp: int, data: digits.Digits
+                    ) -> tuple[dict[str, Layer], dict[str, np.ndarray]]:
+    """SparseGPT on the float model `start` (both layers at bp), quantized anew as ptq
+    does (activation ranges from the recipe's calibration images): (int8 model, keep)."""
+    pruned, keep = sparsegpt.prune_mlp(start, calib, bp)
+    q = digits.quantize(pruned, data)
+    _check_pruned_zero(q, keep)
+    return q, keep
+
+
+def requantized(model: dict[str, Layer], data: digits.Digits) -> dict[str, Layer]:
+    """The int8 model's real values quantized anew, as sparsegpt_model's output is."""
+    return digits.quantize(ptq.dequantize_mlp(model), data)
+
+
+def reconstruction(start: MLP, calib: np.ndarray, bps=RECON_BPS) -> list[dict]:
+    """Per layer and sparsity, ||W X^T - W' X^T|| on the calibration inputs X (fc1: the
+    images; fc2: the dense model's hidden activations) for SparseGPT and for magnitude
+    pruning of the same float weights, same k."""
+    hidden = mlp.forward(start, calib)[1]
+    out = []
+    for bp in bps:
+        for name, w, x in (("fc1", start.w1, calib), ("fc2", start.w2, hidden)):
+            ours, _ = sparsegpt.prune_layer(w, x, bp)
+            k = sparsegpt.prune_count(w.size, bp)
+            mag = w * imp.magnitude_keep(w, np.ones(w.shape, bool), k)
+            out.append({"bp": bp, "layer": name,
+                        "sparsegpt": sparsegpt.reconstruction_error(w, ours, x),
+                        "magnitude": sparsegpt.reconstruction_error(w, mag, x)})
+    return out
+
+
+def _score(model: dict[str, Layer], data: digits.Digits) -> int:
+    x = digits.quantize_images(model, data.x_test)
+    return int(np.count_nonzero(qnn.predict(model, x) == data.y_test))
+
+
+# -- iterative magnitude pruning ------------------------------------------------------------
+
+def imp_series(dense: imp.DenseRun, shipped: dict[str, Layer], data: digits.Digits, *,
+               rounds: int, epochs: int, ft_epochs: int, log=print) -> list[Result]:
+    """IMP with each rewind, every round's model quantized and scored; and at the same
+    per-layer counts: magnitude one-shot on the shipped model, magnitude + ft_epochs of
+    fine-tuning, and one-shot magnitude on the dense float model retrained for one IMP
+    round's epochs (the `retrain` control; it is IMP-none's first round at round 1)."""
+    total = sum(layer.n for layer in shipped.values())
+    n = data.y_test.size
+    s = IMP_FINAL_BP / 10000
+    # the sparsity "asked for" at round r, 1 - (1 - s)^(r/R) in whole bp (the last: s
+    # itself), names the point as the grid's bp does, and seeds fine-tuning alike: the
+    # last round's magnitude columns are the grid's 95% results
+    asked = [int(10000 * (1 - (1 - s) ** (r / rounds)) + 0.5) for r in range(1, rounds)]
+    asked.append(IMP_FINAL_BP)
+    results: list[Result] = []
+    counts = None
+    for rewind in imp.REWINDS:
+        t = time.perf_counter()
+        _, history = imp.iterative_magnitude_pruning(
+            dense, data.x_train, data.y_train, rounds=rounds, final_sparsity=s, rewind=rewind,
+            lr=digits.LR, seed=digits.TRAIN_SEED, batch=digits.BATCH, retrain_epochs=epochs)
+        for h in history:
+            q = digits.quantize(h.model, data)
+            _check_pruned_zero(q, h.keep)
+            results.append(Result(f"imp-{rewind}", True, asked[h.round - 1], h.pruned_total,
+                                  total, _score(q, data), n, h.round * epochs, "imp"))
+        counts = [h.pruned for h in history]
+        log(f"  {'imp-' + rewind:<12} {time.perf_counter() - t:5.1f} s")
+    t = time.perf_counter()
+    for bp, pruned in zip(asked, counts):
+        done = sum(pruned.values())
+        keep = {name: imp.magnitude_keep(shipped[name].weights,
+                                         np.ones(shipped[name].weights.shape, bool),
+                                         pruned[name]) for name in shipped}
+        one_shot = apply_keep(shipped, keep, {})
+        results.append(Result("magnitude", False, bp, done, total, _score(one_shot, data), n,
+                              0, "imp"))
+        tuned = finetune(one_shot, keep, {}, data, ft_epochs, SEED + bp)
+        results.append(Result("magnitude", True, bp, done, total, _score(tuned, data), n,
+                              ft_epochs, "imp"))
+        keep_f = {name: imp.magnitude_keep(getattr(dense.trained, f),
+                                           np.ones(getattr(dense.trained, f).shape, bool),
+                                           pruned[name]) for name, f in imp.LAYERS.items()}
+        start = imp.rewind_point("none", dense, dense.trained, keep_f)
+        masks = {f: keep_f[name].astype(np.float64) for name, f in imp.LAYERS.items()}
+        model = mlp.train(start, data.x_train, data.y_train, epochs=epochs, lr=digits.LR,
+                          seed=digits.TRAIN_SEED + 1, batch=digits.BATCH, masks=masks)
+        q = digits.quantize(model, data)
+        _check_pruned_zero(q, keep_f)
+        results.append(Result("retrain", True, bp, done, total, _score(q, data), n, epochs,
+                              "imp"))
+    log(f"  {'imp controls':<12} {time.perf_counter() - t:5.1f} s")
+    return results
 
 
 # -- the sweep -------------------------------------------------------------------------------
 
-def sweep(epochs: int = FT_EPOCHS, step_bp: int = 500, methods=METHODS,
-          log=print) -> dict:
+def sweep(epochs: int = FT_EPOCHS, step_bp: int = 500, methods=METHODS, log=print,
+          imp_rounds: int = IMP_ROUNDS, imp_epochs: int = IMP_EPOCHS) -> dict:
     t0 = time.perf_counter()
     data = digits.load()
-    float_model = digits.train_float(data)
+    # the recipe's training, kept with its epoch-2 state for IMP's early rewind: its
+    # trained model is digits.train_float(data) bit for bit (tests/test_imp.py)
+    dense = imp.train_dense(digits.init_float(data), data.x_train, data.y_train,
+                            epochs=digits.EPOCHS, rewind_epoch=IMP_REWIND_EPOCH, lr=digits.LR,
+                            seed=digits.TRAIN_SEED, batch=digits.BATCH)
+    float_model = dense.trained
     shipped = load_model(MODEL)
     rebuilt = digits.quantize(float_model, data)
     for name, layer in shipped.items():
@@ -214,20 +361,37 @@ def sweep(epochs: int = FT_EPOCHS, step_bp: int = 500, methods=METHODS,
     test = np.load(TEST)
     images, labels = test["images"], test["labels"].astype(np.int64)
     total = sum(layer.n for layer in shipped.values())
+    real = ptq.dequantize_mlp(shipped)   # what SparseGPT prunes: the int8 model's values
+    calib = calib_inputs(shipped)
     results: list[Result] = []
+    shrunk: list[dict] = []
     for method in methods:
         t_method = time.perf_counter()
         for bp in range(0, 10000, step_bp):
-            keep, bias_keep = keep_masks(shipped, method, bp)
-            pruned = apply_keep(shipped, keep, bias_keep)
+            if method == "sparsegpt":
+                pruned, keep = sparsegpt_model(real, calib, bp, data)
+                bias_keep: dict[str, np.ndarray] = {}
+                x = digits.quantize_images(pruned, data.x_test)
+            else:
+                keep, bias_keep = keep_masks(shipped, method, bp)
+                pruned = apply_keep(shipped, keep, bias_keep)
+                x = images
             zeroed = total - sum(int(np.count_nonzero(k)) for k in keep.values())
-            correct = int(np.count_nonzero(qnn.predict(pruned, images) == labels))
+            correct = int(np.count_nonzero(qnn.predict(pruned, x) == labels))
             results.append(Result(method, False, bp, zeroed, total, correct, labels.size))
+            if method == "rows":
+                shrunk.append(_shrink_check(shipped, pruned, bp, images))
+            if method == "magnitude":   # the control for SparseGPT's requantization
+                correct = _score(requantized(pruned, data), data)
+                results.append(Result("magnitude-rq", False, bp, zeroed, total, correct,
+                                      labels.size))
             tuned = finetune(pruned, keep, bias_keep, data, epochs, SEED + bp)
-            x = digits.quantize_images(tuned, data.x_test)
-            correct = int(np.count_nonzero(qnn.predict(tuned, x) == data.y_test))
-            results.append(Result(method, True, bp, zeroed, total, correct, labels.size))
-        log(f"  {method:<10} {time.perf_counter() - t_method:5.1f} s")
+            results.append(Result(method, True, bp, zeroed, total, _score(tuned, data),
+                                  labels.size, epochs))
+        log(f"  {method:<12} {time.perf_counter() - t_method:5.1f} s")
+    if imp_rounds:
+        results += imp_series(dense, shipped, data, rounds=imp_rounds, epochs=imp_epochs,
+                              ft_epochs=epochs, log=log)
     agree = {f"{ours} / {peer}": [masks_agree(shipped, ours, peer, bp)
                                   for bp in range(0, 10000, step_bp)]
              for ours, peer in (("magnitude", "torch-l1"), ("rows", "torch-ln"))
@@ -235,12 +399,30 @@ def sweep(epochs: int = FT_EPOCHS, step_bp: int = 500, methods=METHODS,
     return {
         "results": results,
         "agreement": agree,
+        "shrink": shrunk,
+        "reconstruction": reconstruction(real, calib) if "sparsegpt" in methods else [],
         "float_accuracy": mlp.accuracy(float_model, data.x_test, data.y_test),
         "int8_accuracy": qnn.accuracy(shipped, images, labels),
         "images": int(labels.size),
         "epochs": epochs,
+        "imp": {"rounds": imp_rounds, "epochs": imp_epochs, "final_bp": IMP_FINAL_BP,
+                "rewind_epoch": IMP_REWIND_EPOCH, "dense_epochs": digits.EPOCHS,
+                "lr": digits.LR, "rate": imp.round_rate(IMP_FINAL_BP / 10000, imp_rounds)
+                if imp_rounds else 0.0},
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _shrink_check(shipped: dict[str, Layer], pruned: dict[str, Layer], bp: int,
+                  images: np.ndarray) -> dict:
+    """The row-pruned model's neurons removed (prune8 shrink): the same logits on every
+    test image, or the eval stops. Returns the shrunk model's size."""
+    small = shrink(shipped, [layer_mask(shipped["fc1"], "rows", sparsity_bp=bp)])
+    if not np.array_equal(qnn.logits(small, images), qnn.logits(pruned, images)):
+        raise RuntimeError(f"rows at {bp} bp: the shrunk model's logits differ from the "
+                           f"masked model's")
+    return {"bp": bp, "hidden": int(small["fc1"].weights.shape[0]),
+            "weights": sum(layer.n for layer in small.values())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,11 +434,18 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"fine-tuning epochs (default {FT_EPOCHS})")
     ap.add_argument("--step-bp", type=int, default=500,
                     help="sparsity step in basis points (default 500 = 5%%)")
+    ap.add_argument("--imp-rounds", type=int, default=IMP_ROUNDS,
+                    help=f"IMP rounds to {IMP_FINAL_BP // 100}%% (default {IMP_ROUNDS}; 0: "
+                         f"no IMP)")
+    ap.add_argument("--imp-epochs", type=int, default=IMP_EPOCHS,
+                    help=f"training epochs per IMP round (default {IMP_EPOCHS})")
     args = ap.parse_args(argv)
     from prune8_host import evalreport  # matplotlib: only when writing the report
     print(f"prune8 eval: {len(METHODS)} methods x {10000 // args.step_bp} sparsities, "
-          f"one-shot and fine-tuned ({args.epochs} epochs)")
-    run = sweep(args.epochs, args.step_bp)
+          f"one-shot and fine-tuned ({args.epochs} epochs); IMP {args.imp_rounds} rounds x "
+          f"{args.imp_epochs} epochs, 3 rewinds")
+    run = sweep(args.epochs, args.step_bp, imp_rounds=args.imp_rounds,
+                imp_epochs=args.imp_epochs)
     print(f"float {run['float_accuracy']:.4f}, int8 {run['int8_accuracy']:.4f}; "
           f"sweep {run['seconds']:.1f} s")
     for path in evalreport.write(args.out, run):
@@ -264,8 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["METHODS", "LABELS", "SHORT", "Result", "masks_agree", "prune_count", "torch_l1_keep", "torch_ln_rows_keep",
-           "keep_masks", "apply_keep", "finetune", "sweep", "main"]
+__all__ = ["METHODS", "CONTROLS", "IMP_METHODS", "LABELS", "SHORT", "Result", "masks_agree",
+           "prune_count", "torch_l1_keep", "torch_ln_rows_keep", "keep_masks", "apply_keep",
+           "finetune", "calib_inputs", "sparsegpt_model", "requantized", "reconstruction",
+           "imp_series", "sweep", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())
