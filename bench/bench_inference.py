@@ -12,17 +12,14 @@ one; VM figures show the ratio, not ESP32 speed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 from prune8_host import sparse
-from prune8_host.build import build_firmware
 from prune8_host.commands.board import do_prune, do_pull, do_push
 from prune8_host.commands.pack import PACKED_PATH
-from prune8_host.deploy import deploy
+from prune8_host.connect import port_or_fresh_vboard
+from prune8_host.deploy import deploy_build
 from prune8_host.model import load_model
 from prune8_host.reference import masked_model
 from prune8_host.session import BoardSession
@@ -57,16 +54,6 @@ print(json.dumps({"dense_us": per_call(dense_net), "packed_us": per_call(packed_
 """
 
 
-@contextlib.contextmanager
-def board_port(port):
-    if port:
-        yield port
-        return
-    from prune8_host.vboard import VirtualBoard
-    with VirtualBoard(board="esp32", baud=0) as vb:
-        yield vb.port
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", metavar="P")
@@ -74,9 +61,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     model = load_model(MODEL)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, board_port(args.port) as port:
-        with BoardSession(port, check_firmware=False) as s:
-            deploy(s, build_firmware("esp32", out_root=Path(tmp)), quiet=True)
+    with port_or_fresh_vboard(args.port) as port:
+        deploy_build(port, "esp32")
         with BoardSession(port, timeout=60) as s:
             do_push(s, model, quiet=True)
             for bp in (5000, 7500, 9000):

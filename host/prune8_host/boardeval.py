@@ -12,17 +12,16 @@ masks the board made; the table goes to docs/eval/board.md. Exit 1 on any differ
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from prune8_host.build import build_firmware
 from prune8_host.commands.board import do_prune, do_push, verify_on_board
 from prune8_host.commands.infer import CALIBRATE, evaluate_on_board, load_images
-from prune8_host.deploy import deploy
+from prune8_host.connect import port_or_fresh_vboard
+from prune8_host.deploy import deploy_build
 from prune8_host.masks import UNITS
 from prune8_host.model import load_model
 from prune8_host.session import BoardSession
@@ -41,24 +40,13 @@ def options(method: str) -> dict:
                 steps=0, block=(2, 2) if method == "blocks" else None)
 
 
-@contextlib.contextmanager
-def board_port(port: str | None):
-    if port:
-        yield port
-        return
-    from prune8_host.vboard import VirtualBoard
-    with VirtualBoard(board="esp32", baud=0) as vb:
-        yield vb.port
-
-
 def run(port: str | None) -> list[dict]:
     model = load_model(MODEL)
     images, labels = load_images(TEST, with_labels=True)
     calib, _ = load_images(CALIB, with_labels=False)
     rows = []
-    with board_port(port) as p:
-        with BoardSession(p, check_firmware=False) as s:
-            deploy(s, build_firmware("esp32"), quiet=True)
+    with port_or_fresh_vboard(port) as p:
+        deploy_build(p, "esp32")
         with BoardSession(p) as s:
             do_push(s, model, quiet=True)
             stream_images(s, CALIBRATE, calib, quiet=True)

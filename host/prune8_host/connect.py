@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prune8_host.boards import load_board
 from prune8_host.build import build_firmware
-from prune8_host.session import BoardSession, BoardUnavailable
+from prune8_host.session import BoardSession
 
 
 def default_flash_dir(board: str) -> Path:
@@ -32,6 +32,21 @@ def add_board_args(p) -> None:
     p.add_argument("--baud", type=int, default=None, metavar="N",
                    help="REPL baud rate (default: the profile's)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+
+
+@contextlib.contextmanager
+def port_or_fresh_vboard(port: str | None, board: str = "esp32", note: str | None = None):
+    """Yield `port`, or the port of a fresh virtual board (empty temporary flash) when
+    there is none; `note` is printed on stderr when one is started."""
+    if port:
+        yield port
+        return
+    from prune8_host.vboard import VirtualBoard
+
+    if note:
+        print(note, file=sys.stderr)
+    with VirtualBoard(board=board, baud=0) as vb:
+        yield vb.port
 
 
 @contextlib.contextmanager

@@ -47,6 +47,18 @@ def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
                                f"({e}); a native build only runs on its own chip") from None
 
 
+def deploy_build(port: str, board, native: bool = False, baud: int | None = None,
+                 quiet: bool = True) -> dict:
+    """Build the firmware for `board` and deploy it to the board on `port`."""
+    from prune8_host.boards import load_board
+    from prune8_host.build import build_firmware
+
+    profile = load_board(board)
+    build = build_firmware(profile, native=native)
+    with BoardSession(port, baud=baud or profile.baud, check_firmware=False) as s:
+        return deploy(s, build, quiet=quiet)
+
+
 def deployed_manifest(session: BoardSession) -> str | None:
     """The manifest of the build deployed on the board, or None."""
     try:

@@ -8,15 +8,13 @@ if every layer verified.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 
 from prune8_host import twin
 from prune8_host.boards import DEFAULT_BOARD, load_board
-from prune8_host.build import build_firmware
 from prune8_host.commands.board import do_prune, do_push, verify_on_board
-from prune8_host.deploy import deploy
+from prune8_host.connect import port_or_fresh_vboard
+from prune8_host.deploy import deploy_build
 from prune8_host.masks import UNITS
 from prune8_host.model import load_model
 from prune8_host.session import BoardSession
@@ -44,19 +42,6 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-@contextlib.contextmanager
-def _board_port(args, profile):
-    if args.port:
-        yield args.port
-        return
-    from prune8_host.vboard import VirtualBoard
-    if not args.quiet:
-        print(f"prune8 demo: no --port given: starting a virtual {profile.name} board",
-              file=sys.stderr)
-    with VirtualBoard(board=profile.name, baud=0) as vb:
-        yield vb.port
-
-
 def _methods(model):
     """Every scorer that applies to every layer of the model."""
     layers = list(model.values())
@@ -72,11 +57,11 @@ def run(args) -> int:
     profile = load_board(args.board)
     model = load_model(args.model)
     bp = twin.to_bp(args.sparsity)
-    build = build_firmware(profile)
     rows = []
-    with _board_port(args, profile) as port:
-        with BoardSession(port, baud=profile.baud, check_firmware=False) as s:
-            deploy(s, build, quiet=args.quiet)
+    note = None if args.quiet else \
+        f"prune8 demo: no --port given: starting a virtual {profile.name} board"
+    with port_or_fresh_vboard(args.port, profile.name, note) as port:
+        deploy_build(port, profile, quiet=args.quiet)
         with BoardSession(port, baud=profile.baud) as s:
             do_push(s, model, quiet=args.quiet)
             for method in _methods(model):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 
 from prune8_host.board_tests import run_board_tests
 from prune8_host.boards import load_board
-from prune8_host.build import build_firmware
-from prune8_host.connect import add_board_args
-from prune8_host.deploy import deploy
+from prune8_host.connect import add_board_args, port_or_fresh_vboard
+from prune8_host.deploy import deploy_build
 from prune8_host.session import BoardSession
 
 
@@ -30,26 +28,14 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-@contextlib.contextmanager
-def _port(args, profile):
-    if args.port:
-        yield args.port
-        return
-    if args.native:
-        raise ValueError("the virtual board runs bytecode only: --native needs a real board "
-                         "on --port")
-    from prune8_host.vboard import VirtualBoard
-    with VirtualBoard(board=profile.name, baud=0) as vb:  # a fresh, empty flash
-        yield vb.port
-
-
 def run(args) -> int:
     profile = load_board(args.board)
-    build = build_firmware(profile, native=args.native)
+    if args.native and not args.port:
+        raise ValueError("the virtual board runs bytecode only: --native needs a real board "
+                         "on --port")
     baud = args.baud or profile.baud
-    with _port(args, profile) as port:
-        with BoardSession(port, baud=baud, check_firmware=False) as s:
-            deploy(s, build, quiet=args.quiet)
+    with port_or_fresh_vboard(args.port, profile.name) as port:
+        deploy_build(port, profile, native=args.native, baud=baud, quiet=args.quiet)
         with BoardSession(port, baud=baud) as s:
             results = run_board_tests(s, profile, args.only)
     failed = [r for r in results if not r.passed]
