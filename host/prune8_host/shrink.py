@@ -34,6 +34,7 @@ import numpy as np
 
 from prune8_host.masks import LayerMask
 from prune8_host.model import Layer, ModelError
+from prune8_host.reference import masked_model
 
 __all__ = ["row_keeps", "zero_rows", "shrink"]
 
@@ -95,20 +96,13 @@ def zero_rows(model: Mapping[str, Layer], masks) -> dict[str, Layer]:
     already gives the shrunk model's outputs (module docstring); both together also keep
     every pruned connection at 0 for masked training, as make eval does."""
     keeps = row_keeps(model, masks)
+    out = masked_model(model, list(_as_dict(masks).values()))  # rows and their biases
     names = list(model)
-    out = {}
-    for i, name in enumerate(names):
-        layer = model[name]
-        w = layer.weights.copy()
-        quant = dict(layer.quant)
-        if name in keeps:
-            w[~keeps[name], :] = 0
-            if "bias" in quant:
-                quant["bias"] = np.where(keeps[name], quant["bias"], 0).astype(
-                    np.asarray(quant["bias"]).dtype)
-        if i and names[i - 1] in keeps:
-            w[:, ~keeps[names[i - 1]]] = 0
-        out[name] = replace(layer, weights=w, quant=quant)
+    for prev, name in zip(names, names[1:]):
+        if prev in keeps:
+            w = out[name].weights.copy()
+            w[:, ~keeps[prev]] = 0
+            out[name] = replace(out[name], weights=w)
     return out
 
 
