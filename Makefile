@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/bench_transfer.py
 	$(BIN)/python bench/bench_sparse.py examples/digits_mlp.npz
 	$(BIN)/python bench/bench_inference.py
+	$(BIN)/python bench/run_on_board.py bench/bench_board.py $(if $(PORT),--port $(PORT))
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md
 eval: $(EVAL_STAMP)

@@ -1,6 +1,7 @@
 # On-board benchmark: run with `mpremote run bench/bench_board.py` on any board with
-# prune8 deployed (or `prune8 bench-board`, which deploys and runs it on a virtual
-# board when no port is given). Plain MicroPython; also runs on CPython.
+# prune8 deployed, or `python bench/run_on_board.py bench/bench_board.py [--port P]`,
+# which deploys it first (on a virtual board without --port; make bench does that).
+# Plain MicroPython; also runs on CPython.
 #
 # Reports microseconds per weight for each scorer at full capacity, and bubble sort
 # against radix select at n = 64, 256 and 2048, all in the same run. Each figure is
