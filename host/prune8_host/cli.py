@@ -32,10 +32,6 @@ COMMAND_MODULES = [
 ]
 
 
-class UsageError(Exception):
-    """A bad file, shape, dtype or argument: reported on one line, exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prune8",
@@ -60,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (UsageError, ValueError, OSError) as e:
+    except (ValueError, OSError) as e:  # bad input or an unusable board: one line
         print(f"prune8 {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -50,7 +50,7 @@ def port_or_fresh_vboard(port: str | None, board: str = "esp32", note: str | Non
 
 
 @contextlib.contextmanager
-def open_board(args, check_firmware: bool = True, deploy_missing: bool = True):
+def open_board(args, check_firmware: bool = True):
     """Yield a BoardSession for args.port, or for a virtual board when there is none."""
     profile = load_board(args.board)
     baud = args.baud or profile.baud
@@ -66,7 +66,7 @@ def open_board(args, check_firmware: bool = True, deploy_missing: bool = True):
         print(f"prune8: no --port given: using a virtual {profile.name} board "
               f"(flash in {flash})", file=sys.stderr)
     with VirtualBoard(board=profile.name, baud=0, flash_dir=flash) as vb:
-        if check_firmware and deploy_missing:
+        if check_firmware:
             _ensure_firmware(vb.port, profile, args.quiet)
         with BoardSession(vb.port, baud=baud, check_firmware=check_firmware) as s:
             yield s

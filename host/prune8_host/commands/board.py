@@ -13,7 +13,7 @@ from prune8_host.boards import load_board
 from prune8_host.build import build_firmware
 from prune8_host.commands.reference import add_mask_args, add_method_args, mask_options
 from prune8_host.connect import add_board_args, open_board
-from prune8_host.deploy import deploy
+from prune8_host.deploy import deploy, deploy_build
 from prune8_host.link import BoardError
 from prune8_host.masks import save_masks
 from prune8_host.model import load_model
@@ -254,8 +254,7 @@ def _deploy_if_needed(args, profile) -> None:
         if "deploy" not in str(e):
             raise
     _note(args, f"prune8: deploying the firmware to {args.port}")
-    with BoardSession(args.port, baud=args.baud or profile.baud, check_firmware=False) as s:
-        deploy(s, build_firmware(profile), quiet=args.quiet)
+    deploy_build(args.port, profile, baud=args.baud or profile.baud, quiet=args.quiet)
 
 
 def run_ls(args) -> int:
