@@ -15,15 +15,16 @@ import argparse
 import json
 from dataclasses import replace
 
-from prune8_host import sparse
-from prune8_host.commands.board import do_prune, do_pull, do_push
-from prune8_host.commands.pack import PACKED_PATH
-from prune8_host.connect import port_or_fresh_vboard
-from prune8_host.deploy import deploy_build
-from prune8_host.model import load_model
-from prune8_host.reference import masked_model
-from prune8_host.session import BoardSession
-from prune8_host.transfer import put_file, quant_params
+from prune8.protocol import PACKED_PATH
+from prune8_host.device.connect import port_or_fresh_vboard
+from prune8_host.device.deploy import deploy_build
+from prune8_host.device.session import BoardSession
+from prune8_host.device.transfer import put_file
+from prune8_host.device.workflow import prune, pull, push
+from prune8_host.files import packed as sparse
+from prune8_host.files.model import load_model
+from prune8_host.files.records import quant_params
+from prune8_host.twin.reference import PruneOptions, masked_model
 
 MODEL = "examples/digits_mlp.npz"
 BLOCK = {"block": (2, 2), "native": (0, 0), "csr": (0, 0), "coo": (0, 0)}
@@ -31,10 +32,10 @@ BLOCK = {"block": (2, 2), "native": (0, 0), "csr": (0, 0), "coo": (0, 0)}
 # moves in whole milliseconds).
 TIMING = """
 import json, time
-from prune8 import remote
-_, dense_net, _ = remote.network(True)
-_, packed_net, _ = remote.packed_network()
-del remote
+from prune8 import infer
+_, dense_net, _ = infer.network(True)
+_, packed_net, _ = infer.packed_network()
+del infer
 x = bytearray(range(0, 256, 4))
 def per_call(net):
     best = None
@@ -64,12 +65,10 @@ def main(argv=None) -> int:
     with port_or_fresh_vboard(args.port) as port:
         deploy_build(port, "esp32")
         with BoardSession(port, timeout=60) as s:
-            do_push(s, model, quiet=True)
+            push(s, model, quiet=True)
             for bp in (5000, 7500, 9000):
-                do_prune(s, "magnitude", dict(sparsity_bp=bp, tie="exact", min_keep=1,
-                                              min_score=0, seed=0, block=None, nm=None,
-                                              steps=0))
-                _, masks = do_pull(s, quiet=True)
+                prune(s, PruneOptions("magnitude", sparsity_bp=bp))
+                _, masks = pull(s, quiet=True)
                 masked = masked_model(model, masks)
                 for fmt in ("smallest", "native", "csr", "coo", "block"):
                     packed = {n: replace(sparse.pack_layer(l.weights) if fmt == "smallest"

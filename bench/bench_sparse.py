@@ -1,7 +1,7 @@
 """Flash bytes per layer at 50 / 75 / 90 % sparsity for every storage format.
 
 Magnitude pruning (unstructured) and row pruning (structured) of each layer of a model;
-sizes are the payload bytes of prune8_host.sparse (docs/sparse.md), exact, not estimated.
+sizes are the payload bytes of prune8_host.files.packed (docs/sparse.md), exact, not estimated.
 
     python bench/bench_sparse.py [MODEL]     (make bench runs it on the shipped model)
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from prune8_host import sparse
-from prune8_host.model import load_model
-from prune8_host.reference import apply_layer_mask, layer_mask
+from prune8_host.files import packed as sparse
+from prune8_host.files.model import load_model
+from prune8_host.twin.reference import apply_layer_mask, layer_mask
 
 
 def main(argv=None) -> int:

@@ -21,12 +21,12 @@ import threading
 import time
 from pathlib import Path
 
-from prune8_host.build import build_firmware
-from prune8_host.commands.board import do_push
-from prune8_host.deploy import deploy
-from prune8_host.model import load_model
-from prune8_host.session import BoardSession
-from prune8_host.transfer import layer_bytes
+from prune8_host.device.build import build_firmware
+from prune8_host.device.deploy import deploy
+from prune8_host.device.session import BoardSession
+from prune8_host.device.workflow import push
+from prune8_host.files.model import load_model
+from prune8_host.files.records import layer_bytes
 from prune8_host.vboard import VirtualBoard
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         with BoardSession(vb.port, baud=args.baud, timeout=60) as s:
             setup = wire.take()
             t0 = time.perf_counter()
-            pushed = do_push(s, model, quiet=True)
+            pushed = push(s, model, quiet=True)
             ours_s = time.perf_counter() - t0
             ours = wire.take()
 

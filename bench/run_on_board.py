@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prune8_host.connect import port_or_fresh_vboard
-from prune8_host.deploy import deploy_build
-from prune8_host.session import BoardSession
+from prune8_host.device.connect import port_or_fresh_vboard
+from prune8_host.device.deploy import deploy_build
+from prune8_host.device.session import BoardSession
 
 
 def main(argv=None) -> int:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from prune8_host import digits, mlp, qnn
-from prune8_host.model import save_model
-from prune8_host.npzio import save_npz
+from prune8_host.files.model import save_model
+from prune8_host.files.npzio import save_npz
+from prune8_host.study import digits, mlp
+from prune8_host.twin import dense as qnn
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "digits_mlp.npz"

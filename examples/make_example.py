@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prune8_host.model import Layer, save_model
+from prune8_host.files.model import save_model
+from prune8_host.twin.layer import Layer
 
 SEED = 20261122
 

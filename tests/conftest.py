@@ -36,7 +36,7 @@ def fresh_vboard():
 
 
 # tests/board/ holds MicroPython scripts run on a board by the on-board runner
-# (prune8_host.board_tests), not CPython test modules.
+# (prune8_host.device.suite), not CPython test modules.
 collect_ignore_glob = ["board/*"]
 
 

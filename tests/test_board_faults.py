@@ -13,7 +13,8 @@ import threading
 import pytest
 from mpremote.transport_serial import SerialTransport
 
-from prune8_host.session import BoardSession, BoardUnavailable
+from prune8_host.device.session import BoardSession
+from prune8_host.errors import BoardUnavailable
 
 pytestmark = pytest.mark.timeout(300)
 

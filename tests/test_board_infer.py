@@ -14,13 +14,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from prune8_host import qnn, twin
-from prune8_host.build import build_firmware
-from prune8_host.commands.board import do_prune, do_push, verify_on_board
-from prune8_host.deploy import deploy
-from prune8_host.masks import UNITS
-from prune8_host.model import load_model, save_model
-from prune8_host.session import BoardSession
+from prune8_host import twin
+from prune8_host.device.build import build_firmware
+from prune8_host.device.deploy import deploy
+from prune8_host.device.session import BoardSession
+from prune8_host.device.workflow import prune, verify_on_board
+from prune8_host.files.model import load_model, save_model
+from prune8_host.twin import dense as qnn
+from prune8_host.twin.layer import UNITS
+from prune8_host.twin.reference import PruneOptions
 from prune8_host.vboard import VirtualBoard
 
 pytestmark = pytest.mark.timeout(900)
@@ -55,8 +57,7 @@ def test_calibration_on_the_board_drives_the_gradient_proxy(port, tmp_path):
     calib = np.load("examples/digits_calib.npz")["images"]
     stats = qnn.activation_stats(blank, calib)
     with BoardSession(port) as s:
-        do_prune(s, "gradient", dict(sparsity_bp=5000, tie="exact", min_keep=1, min_score=0,
-                                     seed=0, block=None, nm=None, steps=0))
+        prune(s, PruneOptions("gradient", sparsity_bp=5000))
         checks, masks = verify_on_board(s, blank, quiet=True)
     assert all(c.verified for c in checks)
     for m in masks:  # the board used the calibrated activations, not the blank ones
@@ -101,10 +102,11 @@ def test_eval_refuses_a_model_the_board_does_not_hold(port, tmp_path):
 def test_packed_model_runs_on_the_board_with_the_dense_logits(port, fmt, tmp_path):
     """Pruned layers stored packed on the board's flash; the kernel runs straight from the
     packed form, and every logit equals the dense run of the same masked model."""
-    from prune8_host import sparse
-    from prune8_host.commands.pack import PACKED_PATH
-    from prune8_host.reference import layer_mask, masked_model
-    from prune8_host.transfer import put_file, quant_params
+    from prune8.protocol import PACKED_PATH
+    from prune8_host.device.transfer import put_file
+    from prune8_host.files import packed as sparse
+    from prune8_host.files.records import quant_params
+    from prune8_host.twin.reference import layer_mask, masked_model
 
     model = load_model(MODEL)
     masks = [layer_mask(layer, "magnitude", sparsity_bp=7500) for layer in model.values()]

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from prune8_host.board_tests import board_test_files, push_golden, run_suite
 from prune8_host.boards import load_board
-from prune8_host.build import build_firmware
-from prune8_host.deploy import deploy
-from prune8_host.session import BoardSession
+from prune8_host.device.build import build_firmware
+from prune8_host.device.deploy import deploy
+from prune8_host.device.session import BoardSession
+from prune8_host.device.suite import board_test_files, push_golden, run_suite
 
 pytestmark = pytest.mark.timeout(900)
 PROFILE = load_board(os.environ.get("PRUNE8_BOARD", "esp32"))

@@ -9,7 +9,6 @@ pty; faults are injected into its receive path (VirtualBoard.rx_hook), its power
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,14 +19,15 @@ import numpy as np
 import pytest
 
 from prune8 import errors
-from prune8_host.build import build_firmware
-from prune8_host.commands.board import board_listing, do_prune, do_pull, do_push, \
-    verify_on_board
-from prune8_host.deploy import deploy
-from prune8_host.link import BoardError, LinkError
-from prune8_host.model import Layer, load_model, save_model
-from prune8_host.session import BoardSession
-from prune8_host.transfer import layer_crc
+from prune8_host.device.build import build_firmware
+from prune8_host.device.deploy import deploy
+from prune8_host.device.session import BoardSession
+from prune8_host.device.workflow import board_listing, prune, pull, push, verify_on_board
+from prune8_host.errors import BoardError, LinkError
+from prune8_host.files.model import load_model, save_model
+from prune8_host.files.records import layer_crc
+from prune8_host.twin.layer import Layer
+from prune8_host.twin.reference import PruneOptions
 from prune8_host.vboard import VirtualBoard
 
 pytestmark = pytest.mark.timeout(600)
@@ -35,8 +35,7 @@ EXAMPLE = "examples/example_model.npz"
 # A run of weight bytes that appears once in the pushed data: the fault hooks find the
 # frame carrying it and damage that frame only.
 MARKER = bytes([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77])
-OPTS = dict(sparsity_bp=5000, tie="exact", min_keep=1, min_score=0, seed=0, block=None,
-            nm=None, steps=0)
+BP = 5000
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +105,13 @@ def test_damaged_frames_are_resent_and_the_model_arrives_intact(board, kind):
     model = marked_model()
     vb.rx_hook = hook = once(kind)
     with BoardSession(vb.port) as s:
-        report = do_push(s, model, quiet=True)
+        report = push(s, model, quiet=True)
         vb.rx_hook = None
         assert hook.fired.is_set()
         if kind != "duplicate":
             assert report["retries"] >= 1
         assert stored(s) == expected(model)
-        do_prune(s, "magnitude", OPTS)
+        prune(s, PruneOptions("magnitude", sparsity_bp=BP))
         checks, _ = verify_on_board(s, model, quiet=True)
         assert all(c.verified for c in checks)
 
@@ -121,8 +120,8 @@ def test_board_reset_mid_push_keeps_the_old_model_and_a_retry_succeeds(board):
     vb = board(baud=115200)  # paced, so the push lasts long enough to be cut
     old, new = marked_model(1), marked_model(2)
     with BoardSession(vb.port, baud=115200) as s:
-        do_push(s, old, quiet=True)
-        do_prune(s, "mincut", OPTS)
+        push(s, old, quiet=True)
+        prune(s, PruneOptions("mincut", sparsity_bp=BP))
 
     def reset_on_marker(data: bytes) -> bytes:
         if MARKER in data:
@@ -133,14 +132,14 @@ def test_board_reset_mid_push_keeps_the_old_model_and_a_retry_succeeds(board):
     vb.rx_hook = reset_on_marker
     with BoardSession(vb.port, baud=115200) as s:
         with pytest.raises((LinkError, OSError)) as info:
-            do_push(s, new, quiet=True)
+            push(s, new, quiet=True)
     assert "reset" in str(info.value) or "stopped answering" in str(info.value)
     time.sleep(1)
     with BoardSession(vb.port, baud=115200) as s:
         assert stored(s) == expected(old)      # the old model, whole
-        _, masks = do_pull(s)                   # and its masks, still current
+        _, masks = pull(s)                   # and its masks, still current
         assert {m.name for m in masks} == set(old)
-        do_push(s, new, quiet=True)            # the retry finishes
+        push(s, new, quiet=True)            # the retry finishes
         assert stored(s) == expected(new)
 
 
@@ -148,7 +147,7 @@ def test_host_killed_mid_push_then_the_retried_push_succeeds(board, tmp_path):
     vb = board(baud=115200)
     old, new = marked_model(3), marked_model(4)
     with BoardSession(vb.port, baud=115200) as s:
-        do_push(s, old, quiet=True)
+        push(s, old, quiet=True)
     path = tmp_path / "new.npz"
     save_model(path, new)
     cmd = [sys.executable, "-m", "prune8_host.cli", "push", str(path), "--port", vb.port,
@@ -177,15 +176,15 @@ def test_full_filesystem_is_reported_and_the_old_model_kept(board):
     vb = board(flash_bytes=70_000)  # the firmware (~31 KB) and one small model fit
     small = {"fc2": load_model(EXAMPLE)["fc2"]}
     with BoardSession(vb.port) as s:
-        do_push(s, small, quiet=True)
+        push(s, small, quiet=True)
         before = stored(s)
         big = {f"l{i}": Layer(f"l{i}", np.ones((32, 64), np.int8)) for i in range(20)}
         with pytest.raises(BoardError, match="filesystem is full"):
-            do_push(s, big, quiet=True)
+            push(s, big, quiet=True)
         assert stored(s) == before
         files = [f[0] for f in board_listing(s)["files"]]
         assert "model.bin.tmp" not in files    # the partial file is gone
-        do_push(s, small, quiet=True)          # and there is room to retry
+        push(s, small, quiet=True)          # and there is room to retry
         assert stored(s) == before
 
 
@@ -193,11 +192,11 @@ def test_layer_over_capacity_is_refused_before_anything_is_sent(board):
     vb = board()
     big = {"big": Layer("big", np.ones((64, 64), np.int8))}
     with BoardSession(vb.port) as s:
-        do_push(s, {"fc2": load_model(EXAMPLE)["fc2"]}, quiet=True)
+        push(s, {"fc2": load_model(EXAMPLE)["fc2"]}, quiet=True)
         before = stored(s)
         with pytest.raises(errors.CapacityError,
                            match="4096 weights exceed capacity: max_weights=2048"):
-            do_push(s, big, quiet=True)
+            push(s, big, quiet=True)
         assert stored(s) == before
 
 
@@ -227,7 +226,7 @@ def test_ctrl_c_bytes_in_the_weights_are_data(board):
     vb = board()
     model = {"etx": Layer("etx", np.full((32, 64), 3, np.int8))}
     with BoardSession(vb.port) as s:
-        report = do_push(s, model, quiet=True)
+        report = push(s, model, quiet=True)
         assert stored(s) == expected(model) and report["retries"] == 0
         # and Ctrl-C works again afterwards: the receiver restored kbd_intr
         assert s.exec("import micropython\nprint(micropython.kbd_intr(3))").strip() == "None"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from prune8_host.boards import (BoardProfileError, all_boards, board_names, load_board,
-                                load_profile_file)
+from prune8_host.boards import all_boards, board_names, load_board, load_profile_file
+from prune8_host.errors import BoardProfileError
 
 
 def test_shipped_profiles():

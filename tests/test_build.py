@@ -8,7 +8,7 @@ import json
 import pytest
 
 from prune8_host.boards import board_names, load_board
-from prune8_host.build import build_firmware, firmware_sources
+from prune8_host.device.build import build_firmware, firmware_sources
 
 # .mpy header byte 2 holds the native arch in its top 6 bits (py/persistentcode.h:
 # MP_NATIVE_ARCH_XTENSAWIN = 10, MP_NATIVE_ARCH_RV32IMC = 11) and the sub-version below.
@@ -35,11 +35,11 @@ def test_build_every_module_for_every_board(tmp_path, board, native):
     assert set(manifest["files"]) == set(names)
 
 
-def test_board_module_carries_the_profile_capacity(tmp_path):
+def test_profile_module_carries_the_profile_capacity(tmp_path):
     b = build_firmware("esp32s3", out_root=tmp_path)
     text = (b.root / "manifest.json").read_text()
     assert "esp32s3" in text
-    # board.py is generated from the profile, so its .mpy differs between boards
+    # profile.py is generated from the profile, so its .mpy differs between boards
     other = build_firmware("esp32", out_root=tmp_path / "o")
-    assert b.files["board.mpy"] != other.files["board.mpy"]
+    assert b.files["profile.mpy"] != other.files["profile.mpy"]
     assert b.files["pruner.mpy"] == other.files["pruner.mpy"]

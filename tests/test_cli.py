@@ -9,9 +9,9 @@ import pytest
 
 from prune8_host import twin
 from prune8_host.cli import main
-from prune8_host.masks import load_masks
-from prune8_host.model import load_model
-from prune8_host.npzio import load_arrays
+from prune8_host.files.masks import load_masks
+from prune8_host.files.model import load_model
+from prune8_host.files.npzio import load_arrays
 
 EXAMPLE = "examples/example_model.npz"
 
@@ -192,7 +192,7 @@ def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):
 
 
 def test_gradual_magnitude_ends_at_the_final_sparsity_and_prunes_small_weights_first():
-    from prune8_host.reference import layer_mask
+    from prune8_host.twin.reference import layer_mask
     layer = load_model(EXAMPLE)["fc1"]
     gradual = layer_mask(layer, "magnitude", sparsity_bp=7000, steps=4)
     one_shot = layer_mask(layer, "magnitude", sparsity_bp=7000)

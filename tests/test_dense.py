@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from prune8 import dense, errors
-from prune8_host import qnn
-from prune8_host.model import load_model
+from prune8_host.files.model import load_model
+from prune8_host.twin import dense as qnn
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "2000"))
@@ -475,8 +475,8 @@ def test_network_refuses_a_broken_chain():
 
 
 def run_on_vm(script: Path, data: dict[str, bytes], tmp_path: Path) -> str:
-    from prune8_host.build import build_firmware
-    from prune8_host.session import BoardSession
+    from prune8_host.device.build import build_firmware
+    from prune8_host.device.session import BoardSession
     from prune8_host.vboard import VirtualBoard
 
     flash = tmp_path / "flash"

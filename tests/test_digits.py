@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prune8_host import mlp
+from prune8_host.study import mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("digits_mlp.npz", "digits_test.npz", "digits_calib.npz")

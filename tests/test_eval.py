@@ -1,4 +1,4 @@
-"""The evaluation (prune8_host.evaluate): PyTorch's pruning agrees with ours where there
+"""The evaluation (prune8_host.study.evaluate): PyTorch's pruning agrees with ours where there
 is one right answer, the structured methods remove whole neurons, and a short sweep
 writes the report. Skipped, with the reason, when the eval extra is not installed."""
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prune8_host import evaluate, twin
-from prune8_host.model import load_model
-
+from prune8_host import twin
+from prune8_host.files.model import load_model
+from prune8_host.study import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +83,15 @@ def test_structured_pruning_removes_whole_neurons():
 def test_a_short_sweep_writes_the_report(torch, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is not installed (the eval extra)")
     pytest.importorskip("sklearn", reason="scikit-learn is not installed")
-    from prune8_host import evalreport
+    from prune8_host.study import report, series
     run = evaluate.sweep(epochs=1, step_bp=5000, log=lambda *_: None, imp_rounds=2,
                          imp_epochs=1)
     res = run["results"]
     grid = [r for r in res if r.series == "grid"]
     # every method one-shot and fine-tuned at 0% and 50%, and magnitude-rq one-shot
-    assert len(grid) == len(evaluate.METHODS) * 2 * 2 + 2
+    assert len(grid) == len(evaluate.SERIES) * 2 * 2 + 2
     # per IMP round: three rewinds, the retraining control, magnitude one-shot and tuned
-    assert len(res) - len(grid) == 2 * (len(evaluate.IMP_METHODS) + 2)
+    assert len(res) - len(grid) == 2 * (len(evaluate.IMP_SERIES) + 2)
     for r in grid:
         if r.sparsity_bp == 0 and not r.finetuned:
             assert r.pruned == 0 and r.accuracy == run["int8_accuracy"]
@@ -104,21 +104,21 @@ def test_a_short_sweep_writes_the_report(torch, tmp_path):
     assert (imp["imp-init", first].epochs, imp["imp-init", last].epochs) == (1, 2)
     assert [s["hidden"] for s in run["shrink"]] == [32, 16]
     assert {e["layer"] for e in run["reconstruction"]} == {"fc1", "fc2"}
-    paths = evalreport.write(tmp_path, run)
+    paths = report.write(tmp_path, run)
     assert [p.name for p in paths] == ["accuracy.csv", "accuracy.png", "README.md"]
     csv = paths[0].read_text().splitlines()
-    assert csv[0] == f"# made by: {evaluate.COMMAND}" and len(csv) == 2 + len(res)
+    assert csv[0] == f"# made by: {series.COMMAND}" and len(csv) == 2 + len(res)
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     readme = paths[2].read_text()
-    assert "Made by `make eval` (`python -m prune8_host.evaluate`)" in readme
+    assert "Made by `make eval` (`python -m prune8_host.study.evaluate`)" in readme
     assert "## Test accuracy (%), iterative magnitude pruning" in readme
 
 
 def test_imp_series_magnitude_masks_are_the_twins():
     # the IMP table's magnitude columns prune by imp.magnitude_keep at each round's count:
     # on int8 weights that is the twin's exact-tie mask with the same k
-    from prune8_host import imp
-    from prune8_host.reference import layer_mask, weight_keep
+    from prune8_host.study import iterative as imp
+    from prune8_host.twin.reference import layer_mask, weight_keep
     model = load_model(DIGITS)
     for bp in (500, 3333, 7000, 9500):
         for layer in model.values():

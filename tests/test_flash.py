@@ -25,8 +25,9 @@ from esptool import cmds
 from esptool.bin_image import ELFSection
 from esptool.targets import CHIP_DEFS
 
-from prune8_host import cli, flash
+from prune8_host import cli
 from prune8_host.boards import load_board
+from prune8_host.device import flash
 
 # A hung connection must fail the test, not the CI run.
 pytestmark = pytest.mark.timeout(180)

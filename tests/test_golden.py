@@ -8,8 +8,8 @@ board does. tests/test_board_suite.py runs it on the MicroPython VM.
 import contextlib
 import io
 
-from prune8_host import golden
-from prune8_host.board_tests import BOARD_TESTS, parse_report
+from prune8_host.device.suite import BOARD_TESTS, parse_report
+from prune8_host.files import golden
 
 
 def test_every_golden_case_passes_under_cpython(tmp_path):

@@ -1,6 +1,6 @@
 """The serial-link protocol (docs/protocol.md) with faults, board side run on CPython.
 
-The firmware's receiver (`prune8.remote`) runs in a subprocess with its store rooted
+The firmware's receivers (`prune8.push`, `prune8.files`) run in a subprocess with its store rooted
 in a temp dir; the host's `HostLink` talks to it over pipes through a port wrapper that
 can corrupt, drop or duplicate bytes. The same faults on the virtual board (a real
 MicroPython VM behind a pty) are in tests/test_board_transfer.py.
@@ -17,13 +17,19 @@ import numpy as np
 import pytest
 
 from prune8 import errors
+from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, END, LAYER, MAX_PAYLOAD, MODEL_ID_FMT, SYNC
 from prune8_host import twin
-from prune8_host.link import BoardError, HostLink, LinkError, abort_sequence, frame
-from prune8_host.model import Layer
-from prune8_host.transfer import layer_bytes, layer_crc, stored_bytes
+from prune8_host.device.link import HostLink, abort_sequence, frame
+from prune8_host.errors import BoardError, LinkError
+from prune8_host.files.records import layer_bytes, layer_crc, layer_header, stored_bytes
+from prune8_host.twin.layer import Layer
 
-PREAMBLE = ("import prune8.store as s; s.ROOT={root!r}; s.MODEL=s.ROOT+'/model.bin'; "
-            "s.MASKS=s.ROOT+'/masks.bin'\nfrom prune8 import remote\n")
+# The board's store rooted at {root}: every store path of prune8.protocol moved there
+# before the receivers import them.
+PREAMBLE = ("import prune8.protocol as p\n"
+            "for k in [k for k in dir(p) if k == 'ROOT' or k.endswith('_PATH')]:\n"
+            "    setattr(p, k, {root!r} + getattr(p, k)[len('/prune8'):])\n"
+            "from prune8 import files, infer, prune_model, push, status\n")
 
 
 class PipePort:
@@ -52,7 +58,7 @@ class PipePort:
 
 @pytest.fixture
 def board(tmp_path):
-    """start(code) runs prune8.remote code on CPython with /prune8 under tmp_path."""
+    """start(code) runs board code (PREAMBLE's modules) on CPython, /prune8 under tmp_path."""
     root = str(tmp_path / "prune8")
     procs = []
 
@@ -79,23 +85,19 @@ def layers(seed=0):
     return [Layer("fc1", w1), Layer("fc2", w2, a2, calib=calib)]
 
 
-def header(name, rows, cols, act=0, calib=0):
-    name = name.encode()
-    return bytes([len(name)]) + name + struct.pack("<HHII", rows, cols, act, calib) + \
-        bytes(9)  # not quantized
+def header(name, rows, cols):
+    """A LAYER frame's payload for an int8 layer of this shape (no activations)."""
+    return layer_header(Layer(name, np.zeros((rows, cols), np.int8)))
 
 
 def push(link, model):
-    link.request(ord("B"), struct.pack("<H", len(model)))
+    link.request(BEGIN, struct.pack(BEGIN_FMT, len(model)))
     for layer in model:
-        rows, cols = layer.weights.shape
-        act = 0 if layer.activations is None else layer.activations.size
-        calib = 0 if layer.calib is None else layer.calib.shape[0]
-        link.request(ord("L"), header(layer.name, rows, cols, act, calib))
+        link.request(LAYER, layer_header(layer))
         data = layer_bytes(layer)
-        for i in range(0, len(data), 256):
-            link.request(ord("D"), data[i:i + 256])
-    return struct.unpack("<I", link.request(ord("E")))[0]
+        for i in range(0, len(data), MAX_PAYLOAD):
+            link.request(DATA, data[i:i + MAX_PAYLOAD])
+    return struct.unpack(MODEL_ID_FMT, link.request(END))[0]
 
 
 def stored(root):
@@ -112,7 +114,7 @@ def expected(model):
 
 
 def test_push_stores_exactly_what_was_sent(board):
-    p = board("remote.push()")
+    p = board("push.push()")
     link = HostLink(PipePort(p), timeout=2)
     model = layers()
     push(link, model)
@@ -148,8 +150,8 @@ def test_frame_crc_matches_zlib_and_the_board_fallback():
                 (zlib.crc32(data) & 0xFFFF, zlib.crc32(data) >> 16)
         finally:
             board_link.crc32 = saved
-    f = frame(ord("D"), 7, b"abc")
-    assert f[0] == 0xA5 and struct.unpack("<I", f[-4:])[0] == zlib.crc32(f[1:-4])
+    f = frame(DATA, 7, b"abc")
+    assert f[0] == SYNC and struct.unpack(CRC, f[-4:])[0] == zlib.crc32(f[1:-4])
 
 
 def fault_once(kind, at_frame=5):
@@ -174,7 +176,7 @@ def fault_once(kind, at_frame=5):
 
 @pytest.mark.parametrize("kind", ["corrupt", "drop", "duplicate"])
 def test_faults_are_recovered_and_data_applied_once(board, kind):
-    p = board("remote.push()")
+    p = board("push.push()")
     link = HostLink(PipePort(p, fault_once(kind)), timeout=0.5)
     model = layers(1)
     push(link, model)
@@ -185,11 +187,11 @@ def test_faults_are_recovered_and_data_applied_once(board, kind):
 
 
 def test_over_capacity_layer_is_refused_and_nothing_committed(board):
-    p = board("remote.push()")
+    p = board("push.push()")
     push(HostLink(PipePort(p)), layers(2))
     p.wait(10)
     before = stored(board.root)
-    p = board("remote.push()")
+    p = board("push.push()")
     big = Layer("big", np.zeros((64, 64), np.int8))  # 4096 > max_weights = 2048
     with pytest.raises(BoardError) as info:
         push(HostLink(PipePort(p)), [big])
@@ -200,16 +202,16 @@ def test_over_capacity_layer_is_refused_and_nothing_committed(board):
 
 
 def test_host_killed_mid_push_then_abort_and_retry(board):
-    p = board("remote.push()")
+    p = board("push.push()")
     push(HostLink(PipePort(p)), layers(3))
     p.wait(10)
     before = stored(board.root)
 
-    p = board("remote.push()")
+    p = board("push.push()")
     link = HostLink(PipePort(p))
-    link.request(ord("B"), struct.pack("<H", 1))
-    link.request(ord("L"), header("fc9", 32, 64))
-    p.stdin.write(frame(ord("D"), link.seq, bytes(256))[:100])  # the host dies mid-frame
+    link.request(BEGIN, struct.pack(BEGIN_FMT, 1))
+    link.request(LAYER, header("fc9", 32, 64))
+    p.stdin.write(frame(DATA, link.seq, bytes(256))[:100])  # the host dies mid-frame
     p.stdin.flush()
     # A new host connects: the abort sequence ends the orphaned receiver cleanly.
     p.stdin.write(abort_sequence())
@@ -218,7 +220,7 @@ def test_host_killed_mid_push_then_abort_and_retry(board):
     assert stored(board.root) == before
     assert not os.path.exists(os.path.join(board.root, "model.bin.tmp"))
 
-    p = board("remote.push()")
+    p = board("push.push()")
     model = layers(4)
     push(HostLink(PipePort(p)), model)
     p.wait(10)
@@ -226,26 +228,26 @@ def test_host_killed_mid_push_then_abort_and_retry(board):
 
 
 def test_board_dies_mid_push_keeps_the_old_model(board):
-    p = board("remote.push()")
+    p = board("push.push()")
     push(HostLink(PipePort(p)), layers(5))
     p.wait(10)
     before = stored(board.root)
 
-    p = board("remote.push()")
+    p = board("push.push()")
     link = HostLink(PipePort(p), timeout=0.3)
-    link.request(ord("B"), struct.pack("<H", 2))
-    link.request(ord("L"), header("fc1", 32, 64))
-    link.request(ord("D"), bytes(256))
+    link.request(BEGIN, struct.pack(BEGIN_FMT, 2))
+    link.request(LAYER, header("fc1", 32, 64))
+    link.request(DATA, bytes(256))
     p.kill()  # a reset: the receiver is gone mid-transfer
     p.wait()
     with pytest.raises(LinkError, match="no answer"):
-        link.request(ord("D"), bytes(256))
+        link.request(DATA, bytes(256))
     assert stored(board.root) == before
 
 
 def test_duplicate_frames_do_not_shift_data(board):
     # every D frame delivered twice: the layer must still be exactly the data
-    p = board("remote.push()")
+    p = board("push.push()")
 
     def twice(port, data):
         return data + data if data[1:2] == b"D" else data

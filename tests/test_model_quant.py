@@ -4,8 +4,9 @@ save_model and `prune8 apply` keep them, and files without them read as before."
 import numpy as np
 
 from prune8_host.cli import main
-from prune8_host.model import QUANT_FIELDS, load_model, save_model
-from prune8_host.npzio import load_arrays, save_npz
+from prune8_host.files.model import load_model, save_model
+from prune8_host.files.npzio import load_arrays, save_npz
+from prune8_host.twin.layer import QUANT_FIELDS
 
 
 def quantized_arrays():

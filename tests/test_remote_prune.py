@@ -1,5 +1,5 @@
-"""The board's prune command (prune8.remote.prune, run on CPython with its store in a temp
-dir) against the host reference (prune8_host.reference.layer_mask), for every method,
+"""The board's prune command (prune8.prune_model.prune, run on CPython with its store in a
+temp dir) against the host reference (prune8_host.twin.reference.layer_mask), for every method,
 N:M patterns, block sizes and gradual steps. The virtual board runs the same code on
 MicroPython in tests/test_board_transfer.py."""
 
@@ -9,13 +9,12 @@ import sys
 
 import pytest
 
-from prune8_host.model import load_model
-from prune8_host.reference import layer_mask
-from prune8_host.transfer import parse_masks
-from prune8_host.verify import check_masks
+from prune8_host.device.link import HostLink
+from prune8_host.device.verify import check_masks
+from prune8_host.files.boardstore import parse_masks
+from prune8_host.files.model import load_model
+from prune8_host.twin.reference import layer_mask
 from test_link import PREAMBLE, PipePort, push
-
-from prune8_host.link import HostLink
 
 EXAMPLE = "examples/example_model.npz"
 
@@ -24,7 +23,7 @@ EXAMPLE = "examples/example_model.npz"
 def stored_model(tmp_path_factory, request):
     root = str(tmp_path_factory.mktemp("board") / "prune8")
     model = load_model(request.config.rootpath / EXAMPLE)
-    p = subprocess.Popen([sys.executable, "-c", PREAMBLE.format(root=root) + "remote.push()"],
+    p = subprocess.Popen([sys.executable, "-c", PREAMBLE.format(root=root) + "push.push()"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     push(HostLink(PipePort(p)), list(model.values()))
     assert p.wait(10) == 0
@@ -32,7 +31,7 @@ def stored_model(tmp_path_factory, request):
 
 
 def board_prune(root, *args, **kwargs):
-    call = f"remote.prune(*{args!r}, **{kwargs!r})"
+    call = f"prune_model.prune(*{args!r}, **{kwargs!r})"
     out = subprocess.run([sys.executable, "-c", PREAMBLE.format(root=root) + call],
                          capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])

@@ -9,13 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prune8_host import evaluate, qnn
 from prune8_host.cli import main
-from prune8_host.masks import LayerMask, load_masks, save_masks
-from prune8_host.model import Layer, ModelError, load_model, save_model
-from prune8_host.reference import apply_layer_mask, layer_mask
-from prune8_host.shrink import row_keeps, shrink, zero_rows
+from prune8_host.errors import ModelError
+from prune8_host.files.masks import load_masks, save_masks
+from prune8_host.files.model import load_model, save_model
+from prune8_host.study import evaluate
+from prune8_host.twin import dense as qnn
 from prune8_host.twin import mask_from_keep
+from prune8_host.twin.layer import Layer, LayerMask
+from prune8_host.twin.reference import apply_layer_mask, layer_mask
+from prune8_host.twin.shrink import row_keeps, shrink, zero_rows
 
 DIGITS = evaluate.MODEL
 TEST = evaluate.TEST

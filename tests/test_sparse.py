@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prune8_host import sparse
+from prune8_host.files import packed as sparse
 
 
 @st.composite

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from prune8 import dense
 from prune8 import sparse as board_sparse
-from prune8_host import sparse
+from prune8_host.files import packed as sparse
 
 INT32_MAX = 2**31 - 1
 

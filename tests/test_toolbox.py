@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import prune8
-from prune8 import errors
 from prune8_host import twin
+from prune8_host.twin import scores as twin_scores
 
 EXAMPLES = max(200, int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "2000")) // 4)
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None)
@@ -100,7 +100,7 @@ def test_isqrt_is_exact_near_squares():
             if 0 <= v < 2**30:
                 assert isqrt(v) == math.isqrt(v)
     vals = np.array([0, 1, 2, 3, 4, 15, 16, 17, 2**30 - 1, 32767**2, 32767**2 - 1], np.int64)
-    assert twin._isqrt(vals).tolist() == [isqrt(int(v)) for v in vals]
+    assert twin_scores.isqrt(vals).tolist() == [isqrt(int(v)) for v in vals]
 
 
 def test_wanda_sums_saturate_instead_of_growing_big_ints():

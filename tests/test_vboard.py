@@ -20,7 +20,6 @@ import pytest
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
-from prune8_host.vboard import VirtualBoard
 from prune8_host.vboard.uart import RxPath, Wire
 
 pytestmark = pytest.mark.timeout(300)

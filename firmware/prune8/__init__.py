@@ -11,13 +11,29 @@
 The rules are SPEC.md's; prune8_host.twin computes the same integers on the host.
 """
 
-from .board import MAX_UNITS, MAX_WEIGHTS
 from .bp import to_bp
-from .errors import (CapacityError, DtypeError, EmptyInputError, LengthMismatchError,
-                     MinKeepError, MinScoreError, OptionError, PatternError, Prune8Error,
-                     ScheduleError, SeedError, SparsityError)
+from .errors import (
+    CapacityError,
+    DtypeError,
+    EmptyInputError,
+    LengthMismatchError,
+    MinKeepError,
+    MinScoreError,
+    OptionError,
+    PatternError,
+    Prune8Error,
+    ScheduleError,
+    SeedError,
+    SparsityError,
+)
 from .mask import Mask
+from .profile import MAX_UNITS, MAX_WEIGHTS
 from .pruner import Pruner
 from .schedule import sparsity_at
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml, manifest.py read it)
+
+__all__ = ["MAX_UNITS", "MAX_WEIGHTS", "to_bp", "CapacityError", "DtypeError",
+           "EmptyInputError", "LengthMismatchError", "MinKeepError", "MinScoreError",
+           "OptionError", "PatternError", "Prune8Error", "ScheduleError", "SeedError",
+           "SparsityError", "Mask", "Pruner", "sparsity_at", "__version__"]

@@ -5,9 +5,9 @@
 from array import array
 
 from . import errors
+from .protocol import TIES
 
-TIES = ("exact", "strict")
-METHODS = ("auto", "bubble", "select")
+SELECTIONS = ("auto", "bubble", "select")  # threshold selection algorithms (mask(method=))
 
 
 def is_int(x):
@@ -25,7 +25,7 @@ def tie(name):
 
 def method(name):
     if name != "auto" and name != "bubble" and name != "select":
-        raise errors.option("method", name, METHODS)
+        raise errors.option("method", name, SELECTIONS)
 
 
 def int8_buffer(w, what, writable=False):

@@ -60,6 +60,11 @@ class ScheduleError(Prune8Error):
     """A schedule step or step count out of range."""
 
 
+class StoreError(Prune8Error):
+    """A file of the board's store (model, masks, calibration) that is truncated or not
+    in its format."""
+
+
 def _type_name(x):
     return type(x).__name__
 

@@ -1,7 +1,6 @@
 # Board side of the serial link (docs/protocol.md): framed, acknowledged transfers over
-# the REPL UART while a receiver runs from the raw REPL.
-#
-#   0xA5 | type | seq u16 LE | len-1 | payload | CRC-32 LE over type..payload
+# the REPL UART while a receiver runs from the raw REPL. The frame layout and its
+# constants are in protocol.py.
 #
 # The host drives every exchange; the board only waits for the next frame, so it needs
 # no timer. One frame buffer is allocated per link; payloads are copied from it into
@@ -10,24 +9,11 @@
 import sys
 
 try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
-
-try:
     from binascii import crc32
 except ImportError:  # a port built without it: compute CRC-32 in 16-bit halves
     crc32 = None
 
-SYNC = const(0xA5)
-ACK = const(0x06)
-NAK = const(0x15)
-MAX_PAYLOAD = const(256)
-HEADER = const(5)    # sync, type, seq lo, seq hi, len - 1
-TRAILER = const(4)   # CRC-32
-ERR = const(0x21)    # "!": framed error message
-REPLY = const(0x64)  # "d": framed data reply
+from .protocol import ACK, ERROR, HEADER, MAX_PAYLOAD, NAK, SYNC, TRAILER
 
 _T_LO = None
 _T_HI = None
@@ -143,7 +129,7 @@ class Link:
         self._answer(ACK, self.seq)
 
     def send(self, ftype, data, n=None):
-        """Send a framed reply (type REPLY or ERR) carrying data[:n], seq = last frame's."""
+        """Send a framed reply (type REPLY or ERROR) carrying data[:n], seq = last frame's."""
         if n is None:
             n = len(data)
         buf = self.buf
@@ -163,4 +149,4 @@ class Link:
 
     def error(self, message):
         data = message.encode()[:MAX_PAYLOAD]
-        self.send(ERR, data)
+        self.send(ERROR, data)

@@ -10,9 +10,9 @@ from array import array
 from . import bp as _bp
 from . import check, errors, scores
 from . import select as _select
-from .board import MAX_UNITS, MAX_WEIGHTS
 from .mask import Mask
 from .patterns import nm_fill
+from .profile import MAX_UNITS, MAX_WEIGHTS
 
 _NONE = 0   # no scores yet
 _WEIGHT = 1  # one int16 score per weight, in .scores

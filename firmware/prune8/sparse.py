@@ -11,11 +11,17 @@ import struct
 from array import array
 
 from . import dense, errors
+from .protocol import (
+    BIAS,
+    COO_ENTRY,
+    COO_ENTRY_WIDE,
+    PACKED_FORMATS,
+    PACKED_HEAD,
+    PACKED_MAGIC,
+    PACKED_RECORD,
+)
 
-FORMATS = ("dense", "native", "csr", "coo", "block")
-_REC = "<BHHIBBIBibbbB"  # as prune8_host.sparse writes it
-_REC_SIZE = struct.calcsize(_REC)
-MAGIC = b"P8S1"
+_REC_SIZE = struct.calcsize(PACKED_RECORD)
 
 
 class SparseDense:
@@ -64,7 +70,7 @@ class SparseDense:
             self.r = array(idx, bytes(iw * nnz))
             self.c = array(idx, bytes(iw * nnz))
             self.vals = array("b", bytes(nnz))
-            code = "<" + ("II" if wide else "HH") + "b"
+            code = COO_ENTRY_WIDE if wide else COO_ENTRY
             for k in range(nnz):
                 self.r[k], self.c[k], self.vals[k] = struct.unpack_from(code, payload, k * rec)
         elif fmt == "block":
@@ -173,18 +179,18 @@ def read_packed(path):
     """[(name, SparseDense)] of a packed model file, loaded layer by layer."""
     layers = []
     with open(path, "rb") as f:
-        if f.read(4) != MAGIC:
+        if f.read(len(PACKED_MAGIC)) != PACKED_MAGIC:
             raise ValueError("%s is not a prune8 packed model" % path)
-        count = struct.unpack("<H", f.read(2))[0]
+        count = struct.unpack(PACKED_HEAD, f.read(struct.calcsize(PACKED_HEAD)))[0]
         for _ in range(count):
             name = f.read(f.read(1)[0]).decode()
             (fmt, rows, cols, nnz, br, bc, size, quant, mult, shift, in_zp, out_zp,
-             relu) = struct.unpack(_REC, f.read(_REC_SIZE))
+             relu) = struct.unpack(PACKED_RECORD, f.read(_REC_SIZE))
             if not quant:
                 raise ValueError("packed layer %r has no int8 inference parameters" % name)
             raw = f.read(4 * rows)
-            bias = [struct.unpack_from("<i", raw, 4 * r)[0] for r in range(rows)]
-            layers.append((name, SparseDense(FORMATS[fmt], rows, cols, nnz, br, bc,
+            bias = [struct.unpack_from(BIAS, raw, 4 * r)[0] for r in range(rows)]
+            layers.append((name, SparseDense(PACKED_FORMATS[fmt], rows, cols, nnz, br, bc,
                                              f.read(size), mult, shift, in_zp, out_zp,
                                              relu, bias)))
     return layers

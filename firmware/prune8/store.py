@@ -1,34 +1,34 @@
 # The board's store under /prune8/ (docs/protocol.md, "Storage on the board"):
 # model.bin holds the pushed model, masks.bin the masks computed for it. Each file is
 # written to NAME.tmp and renamed over NAME when complete, so a reset during a save
-# leaves the previous version intact.
+# leaves the previous version intact. Paths, magics and record formats: protocol.py.
 
 import os
 import struct
 
-ROOT = "/prune8"
-MODEL = ROOT + "/model.bin"
-MASKS = ROOT + "/masks.bin"
-CALIB = ROOT + "/calib.bin"
-PACKED = ROOT + "/packed.bin"  # a packed (sparse) model, docs/sparse.md
-MODEL_MAGIC = b"P8M1"
-MASKS_MAGIC = b"P8K1"
-CALIB_MAGIC = b"P8C1"
-METHODS = ("magnitude", "gradient", "mincut", "rows", "cols", "l2", "random", "wanda",
-           "blocks")
-TIES = ("exact", "strict")
-# rows, cols, activation bytes, calibration samples, CRC-32 of the stored data, and the
-# int8 inference parameters (docs/spec-decisions.md, "int8 inference"): quantized flag,
-# multiplier, shift, input and output zero points, fused ReLU
-_LAYER = "<HHIIIBibbbB"
-_LAYER_SIZE = 25
-# method, tie, bp, min_keep, min_score, n, rows, cols, seed, br, bc, nm n, nm m, steps
-_MASK = "<BBHHIHHHIBBBBI"
-_MASK_SIZE = 28
+from .errors import StoreError
+from .protocol import BIAS as _BIAS
+from .protocol import (
+    CALIB_MAGIC,
+    CALIB_PATH,
+    CALIB_RECORD,
+    LAYER_RECORD,
+    MASK_RECORD,
+    MASKS_MAGIC,
+    MASKS_PATH,
+    MODEL_MAGIC,
+    MODEL_PATH,
+    ROOT,
+    SCORERS,
+    STORE_HEAD,
+    TIES,
+    TMP_SUFFIX,
+)
+from .protocol import SUM as _SUM
 
-
-class StoreError(Exception):
-    """A stored file is missing or not in the expected format."""
+_LAYER_SIZE = struct.calcsize(LAYER_RECORD)
+_MASK_SIZE = struct.calcsize(MASK_RECORD)
+_HEAD_SIZE = struct.calcsize(STORE_HEAD)
 
 
 def exists(path):
@@ -42,6 +42,11 @@ def exists(path):
 def ensure_root():
     if not exists(ROOT):
         os.mkdir(ROOT)
+
+
+def tmp_path(path):
+    """Where a new version of `path` is written before it is committed."""
+    return path + TMP_SUFFIX
 
 
 def commit(tmp, path):
@@ -117,7 +122,7 @@ class LayerInfo:
     def record_header(self):
         name = self.name.encode()
         return bytes([len(name)]) + name + struct.pack(
-            _LAYER, self.rows, self.cols, self.act_len, self.calib, self.crc, self.quant,
+            LAYER_RECORD, self.rows, self.cols, self.act_len, self.calib, self.crc, self.quant,
             self.multiplier, self.shift, self.in_zp, self.out_zp, self.relu)
 
 
@@ -127,9 +132,9 @@ def _read_index(path, magic, what, fmt, size, make):
     with open(path, "rb") as f:
         if read_exact(f, 4) != magic:
             raise StoreError("%s is not a prune8 %s file" % (path, what))
-        ident, count = struct.unpack("<IH", read_exact(f, 6))
+        ident, count = struct.unpack(STORE_HEAD, read_exact(f, _HEAD_SIZE))
         records = []
-        pos = 10
+        pos = 4 + _HEAD_SIZE
         for _ in range(count):
             name = _name(f)
             pos += 1 + len(name.encode()) + size
@@ -142,7 +147,7 @@ def _read_index(path, magic, what, fmt, size, make):
 
 def read_model_index(path=None):
     """(model id, [LayerInfo]) of a model file, reading headers only."""
-    return _read_index(path or MODEL, MODEL_MAGIC, "model", _LAYER, _LAYER_SIZE,
+    return _read_index(path or MODEL_PATH, MODEL_MAGIC, "model", LAYER_RECORD, _LAYER_SIZE,
                        lambda name, v, pos: LayerInfo(name, v[0], v[1], v[2], v[3], v[4], pos,
                                                       *v[5:]))
 
@@ -157,17 +162,17 @@ def load_layer(info, w, a, sumsq=None, bias=None, path=None):
     """Read a layer's weights into w[:n], activations into a[:act_len] and, when stored
     and asked for, its sums of squares into sumsq[:cols] and its biases into bias[:rows]
     (array('i')s)."""
-    with open(path or MODEL, "rb") as f:
+    with open(path or MODEL_PATH, "rb") as f:
         f.seek(info.offset)
         if f.readinto(memoryview(w)[:info.n]) != info.n:
             raise StoreError("truncated layer %s" % info.name)
         if info.act_len and f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
             raise StoreError("truncated activations of %s" % info.name)
         if info.calib and sumsq is not None:
-            _read_ints(f, "<I", sumsq, info.cols)
+            _read_ints(f, _SUM, sumsq, info.cols)
         if info.quant and bias is not None:
             f.seek(info.bias_offset)
-            _read_ints(f, "<i", bias, info.rows)
+            _read_ints(f, _BIAS, bias, info.rows)
 
 
 def model_id(layers):
@@ -209,53 +214,59 @@ class MaskInfo:
     def record_header(self):
         name = self.name.encode()
         return bytes([len(name)]) + name + struct.pack(
-            _MASK, METHODS.index(self.method), TIES.index(self.tie), self.bp, self.min_keep,
+            MASK_RECORD, SCORERS.index(self.method), TIES.index(self.tie), self.bp, self.min_keep,
             self.min_score, self.n, self.rows, self.cols, self.seed, self.br, self.bc,
             self.nm_n, self.nm_m, self.steps)
 
 
 def read_masks_index(path=None):
     """(model id, [MaskInfo]) of a masks file."""
-    return _read_index(path or MASKS, MASKS_MAGIC, "masks", _MASK, _MASK_SIZE,
-                       lambda name, v, pos: MaskInfo(name, METHODS[v[0]], TIES[v[1]], v[2],
+    return _read_index(path or MASKS_PATH, MASKS_MAGIC, "masks", MASK_RECORD, _MASK_SIZE,
+                       lambda name, v, pos: MaskInfo(name, SCORERS[v[0]], TIES[v[1]], v[2],
                                                      v[3], v[4], v[5], v[6], v[7], pos,
                                                      *v[8:]))
 
 
 def write_header(f, magic, ident, count):
     f.write(magic)
-    f.write(struct.pack("<IH", ident, count))
+    f.write(struct.pack(STORE_HEAD, ident, count))
 
 
 # -- calib.bin ----------------------------------------------------------------------------
 # The gradient proxy's activations computed on the board by calibration (one int8 value
-# per input column of each layer): b"P8C1", u32 model id, u16 layer count, then per
-# layer a name, u16 cols and the cols activations.
+# per input column of each layer): CALIB_MAGIC, STORE_HEAD (model id, layer count), then
+# per layer a name, CALIB_RECORD (cols) and the cols activations.
 
 def write_calib(model_id, acts):
     """acts: [(layer name, bytes of cols activations)]; written atomically."""
     ensure_root()
-    tmp = CALIB + ".tmp"
+    tmp = tmp_path(CALIB_PATH)
     with open(tmp, "wb") as f:
         write_header(f, CALIB_MAGIC, model_id, len(acts))
         for name, a in acts:
             raw = name.encode()
-            f.write(bytes([len(raw)]) + raw + struct.pack("<H", len(a)))
+            f.write(bytes([len(raw)]) + raw + struct.pack(CALIB_RECORD, len(a)))
             f.write(a)
-    commit(tmp, CALIB)
+    commit(tmp, CALIB_PATH)
+
+
+def read_calib_file(path=None):
+    """(model id, {layer name: activations (bytes)}) of a calibration file."""
+    with open(path or CALIB_PATH, "rb") as f:
+        if read_exact(f, 4) != CALIB_MAGIC:
+            raise StoreError("%s is not a prune8 calibration file" % (path or CALIB_PATH))
+        ident, count = struct.unpack(STORE_HEAD, read_exact(f, _HEAD_SIZE))
+        out = {}
+        for _ in range(count):
+            name = _name(f)
+            cols = struct.unpack(CALIB_RECORD, read_exact(f, struct.calcsize(CALIB_RECORD)))[0]
+            out[name] = read_exact(f, cols)
+    return ident, out
 
 
 def read_calib(model_id):
     """{layer name: activations (bytes)} when calib.bin belongs to model_id, else {}."""
-    if not exists(CALIB):
+    if not exists(CALIB_PATH):
         return {}
-    with open(CALIB, "rb") as f:
-        if read_exact(f, 4) != CALIB_MAGIC:
-            raise StoreError("%s is not a prune8 calibration file" % CALIB)
-        ident, count = struct.unpack("<IH", read_exact(f, 6))
-        out = {}
-        for _ in range(count):
-            name = _name(f)
-            cols = struct.unpack("<H", read_exact(f, 2))[0]
-            out[name] = read_exact(f, cols)
+    ident, out = read_calib_file()
     return out if ident == model_id else {}

@@ -18,13 +18,10 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from prune8 import errors as fw_errors
+from prune8_host.errors import BoardProfileError
 
 DEFAULT_BOARD = "esp32"
 MPY_ARCHS = ("xtensawin", "rv32imc")
-
-
-class BoardProfileError(ValueError):
-    """A board profile file is missing, malformed, or has a wrong/missing/unknown key."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The `prune8` command: a thin argparse front over prune8_host.commands.
 
 Each module in prune8_host.commands registers one subcommand (or a small group)
-and does its work in a `run(args)` function; this file only wires them up and
-turns expected failures into one line on stderr.
+and does its work in a `run(args)` function; this file only wires them up and is the
+error boundary: what a user can cause (prune8_host.errors.HostError, the firmware's
+Prune8Error, an OSError from a file or a port) becomes one line on stderr, status 2.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import importlib
 import os
 import sys
 
+from prune8.errors import Prune8Error
 from prune8_host import __version__
+from prune8_host.errors import HostError
 
 # One module per subcommand group, in the order `prune8 --help` lists them.
 COMMAND_MODULES = [
     "boards",
-    "reference",
+    "score",
     "report",
     "pack",
     "shrink",
@@ -25,7 +28,7 @@ COMMAND_MODULES = [
     "demo",
     "build",
     "flash",
-    "board",
+    "workflow",
     "infer",
     "testboard",
     "vboard",
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (ValueError, OSError) as e:  # bad input or an unusable board: one line
+    except (HostError, Prune8Error, OSError) as e:  # what the user can fix: one line
         print(f"prune8 {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-# Golden vectors from the twin (prune8_host.golden), checked on the board: scores, mask,
+# Golden vectors from the twin (prune8_host.files.golden), checked on the board: scores, mask,
 # pruned weights, or the exact error class and message, for every case.
 import gc
 import json
@@ -7,6 +7,7 @@ import time
 from array import array
 
 import prune8
+from prune8.protocol import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC
 
 try:
     ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
@@ -32,7 +33,7 @@ def pruner(cap):
 
 
 def read_case(f):
-    size = struct.unpack("<H", f.read(2))[0]
+    size = struct.unpack(GOLDEN_CASE, f.read(struct.calcsize(GOLDEN_CASE)))[0]
     head = json.loads(f.read(size))
     blobs = {}
     for name, n in head["blobs"]:
@@ -107,10 +108,10 @@ def run_case(h, b):
 
 def main(path):
     with open(path, "rb") as f:
-        if f.read(4) != b"P8G1":
+        if f.read(len(GOLDEN_MAGIC)) != GOLDEN_MAGIC:
             print("CASE golden-file FAIL %s is not a golden file" % path)
             return
-        count = struct.unpack("<I", f.read(4))[0]
+        count = struct.unpack(GOLDEN_HEAD, f.read(struct.calcsize(GOLDEN_HEAD)))[0]
         for _ in range(count):
             h, b = read_case(f)
             gc.collect()

@@ -7,6 +7,7 @@ import time
 from array import array
 
 from prune8 import dense
+from prune8.protocol import COO_ENTRY
 from prune8.sparse import SparseDense
 
 ROWS, COLS = 32, 64
@@ -27,7 +28,7 @@ for r in range(ROWS):
     ptr.append(ptr[-1] + sum(1 for i in nz if i // COLS == r))
 csr = b"".join(struct.pack("<H", v) for v in ptr) + \
     b"".join(struct.pack("<H", i % COLS) for i in nz) + bytes(w[i] for i in nz)
-coo = b"".join(struct.pack("<HHb", i // COLS, i % COLS, w[i] - 256 if w[i] > 127 else w[i])
+coo = b"".join(struct.pack(COO_ENTRY, i // COLS, i % COLS, w[i] - 256 if w[i] > 127 else w[i])
                for i in nz)
 blocks = [(r, c) for r in range(0, ROWS, 2) for c in range(0, COLS, 2)]
 bbits = bytearray(((len(blocks) + 31) >> 5) << 2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prune8_host.boards import DEFAULT_BOARD, board_names
-from prune8_host.build import build_firmware
+from prune8_host.device.build import build_firmware
 
 
 def register(sub) -> None:

@@ -12,12 +12,13 @@ import json
 
 from prune8_host import twin
 from prune8_host.boards import DEFAULT_BOARD, load_board
-from prune8_host.commands.board import do_prune, do_push, verify_on_board
-from prune8_host.connect import port_or_fresh_vboard
-from prune8_host.deploy import deploy_build
-from prune8_host.masks import UNITS
-from prune8_host.model import load_model
-from prune8_host.session import BoardSession
+from prune8_host.device.connect import port_or_fresh_vboard
+from prune8_host.device.deploy import deploy_build
+from prune8_host.device.session import BoardSession
+from prune8_host.device.workflow import prune, push, verify_on_board
+from prune8_host.files.model import load_model
+from prune8_host.twin.layer import UNITS
+from prune8_host.twin.reference import PruneOptions
 
 EXAMPLE = "examples/example_model.npz"
 DEMO_BLOCK = (2, 2)
@@ -45,7 +46,7 @@ def register(sub) -> None:
 def _methods(model):
     """Every scorer that applies to every layer of the model."""
     layers = list(model.values())
-    for method in UNITS:
+    for method in UNITS:  # the order of the table
         if method == "gradient" and any(l.activations is None for l in layers):
             continue
         if method == "wanda" and any(l.calib is None for l in layers):
@@ -63,11 +64,10 @@ def run(args) -> int:
     with port_or_fresh_vboard(args.port, profile.name, note) as port:
         deploy_build(port, profile, quiet=args.quiet)
         with BoardSession(port, baud=profile.baud) as s:
-            do_push(s, model, quiet=args.quiet)
+            push(s, model, quiet=args.quiet)
             for method in _methods(model):
-                opts = dict(sparsity_bp=bp, tie="exact", min_keep=1, min_score=0, seed=0,
-                            nm=None, steps=0, block=DEMO_BLOCK if method == "blocks" else None)
-                do_prune(s, method, opts)
+                prune(s, PruneOptions(method, sparsity_bp=bp,
+                                      block=DEMO_BLOCK if method == "blocks" else None))
                 checks, _ = verify_on_board(s, model, args.quiet)
                 rows += [c.as_dict() for c in checks]
     ok = all(r["verified"] for r in rows)

@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     # Imported here so that other commands (and --help) do not load esptool.
-    from prune8_host import flash
+    from prune8_host.device import flash
 
     profile = load_board(args.board)
     bar = None if args.quiet else flash.TqdmProgress(file=sys.stderr)

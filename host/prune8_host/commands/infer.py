@@ -4,28 +4,32 @@ calibrate runs calibration images through the stored model on the board and keep
 layer's gradient-proxy activations there (so `prune8 prune --method gradient` needs
 none from the host); eval classifies the test split on the board with the stored model
 and its masks. Images travel in the same frames as weights. Both compare what the board
-computed with the twin (prune8_host.qnn) and exit 1 on any difference.
+computed with the twin (prune8_host.twin.dense) and exit 1 on any difference.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
 
 import numpy as np
 
-from prune8_host import qnn, sparse
-from prune8_host.commands.board import board_listing, do_pull
-from prune8_host.connect import add_board_args, open_board
-from prune8_host.link import BoardError
-from prune8_host.model import load_model
-from prune8_host.npzio import FileFormatError, load_arrays
-from prune8_host.reference import masked_model
-from prune8_host.commands.pack import PACKED_PATH
-from prune8_host.transfer import layer_crc, pull_file, stream_images
+from prune8.protocol import PACKED_PATH
+from prune8_host.device.connect import open_board
+from prune8_host.device.transfer import pull_file
+from prune8_host.device.workflow import (
+    calibrate_on_board,
+    check_board_model,
+    evaluate_on_board,
+    holds_file,
+    pull,
+)
+from prune8_host.errors import BoardError
+from prune8_host.files.images import load_images
+from prune8_host.files.model import load_model
+from prune8_host.files.packed import parse_packed
+from prune8_host.twin import dense
 
-CALIBRATE = "from prune8 import remote;remote.calibrate()"
-EVALUATE = "from prune8 import remote;remote.evaluate({})"
+from .options import add_board_args, board_kwargs
 
 
 def register(sub) -> None:
@@ -60,40 +64,14 @@ def register(sub) -> None:
     p.set_defaults(run=run_eval)
 
 
-def load_images(path, with_labels: bool):
-    arrays = load_arrays(path)
-    if "images" not in arrays or (with_labels and "labels" not in arrays):
-        need = "'images' and 'labels'" if with_labels else "'images'"
-        raise FileFormatError(f"{path}: needs arrays {need}")
-    images = arrays["images"]
-    if images.dtype != np.int8 or images.ndim != 2:
-        raise FileFormatError(f"{path}: 'images' must be 2-D int8 (n x inputs), got "
-                              f"{images.dtype} {images.shape}")
-    labels = arrays.get("labels") if with_labels else None
-    if labels is not None and labels.shape != (len(images),):
-        raise FileFormatError(f"{path}: 'labels' must hold one label per image")
-    return images, labels
-
-
-def check_board_model(session, model) -> dict:
-    """The board's listing, after checking it holds exactly this model."""
-    listing = board_listing(session)
-    board = {l["name"]: l["crc"] for l in (listing["model"] or {"layers": []})["layers"]}
-    host = {name: layer_crc(layer) for name, layer in model.items()}
-    if board != host:
-        raise BoardError("the board holds another model than this one: run prune8 push "
-                         "MODEL first")
-    return listing
-
-
 def run_calibrate(args) -> int:
     model = load_model(args.model)
-    qnn.qlayers(model)  # refuses a model without int8 inference parameters
+    dense.qlayers(model)  # refuses a model without int8 inference parameters
     images, _ = load_images(args.images, with_labels=False)
-    with open_board(args) as s:
+    with open_board(**board_kwargs(args)) as s:
         check_board_model(s, model)
-        got = stream_images(s, CALIBRATE, images, quiet=args.quiet)
-    twin_acts = qnn.activation_stats(model, images)
+        got = calibrate_on_board(s, images, quiet=args.quiet)
+    twin_acts = dense.activation_stats(model, images)
     rows, off = [], 0
     for name, a in twin_acts.items():
         board = np.frombuffer(got[off:off + a.size], np.int8)
@@ -111,38 +89,20 @@ def run_calibrate(args) -> int:
     return 0 if ok else 1
 
 
-def evaluate_on_board(session, model, images, labels, masks=(), packed=None,
-                      with_masks: bool = True, quiet: bool = True) -> dict:
-    """Classify images on the board (its stored model with its masks, or its packed
-    model) and compare with the twin on the same masks: accuracy and every logit."""
-    reply = stream_images(session, EVALUATE.format(f"{with_masks},{packed is not None}"),
-                          images, labels, quiet=quiet)
-    n, correct = np.frombuffer(reply, "<u4", 2).tolist()
-    lo, hi = np.frombuffer(reply[8:], "<u2", 2).tolist()
-    pruned = sparse.packed_model(packed) if packed else masked_model(model, list(masks))
-    logits = qnn.logits(pruned, images)
-    twin_correct = int((qnn.predict(pruned, images) == labels).sum())
-    return {"images": n, "board_correct": correct, "board_accuracy": correct / n,
-            "twin_correct": twin_correct, "twin_accuracy": twin_correct / n,
-            "logits_identical":
-                (lo | (hi << 16)) == zlib.crc32(logits.astype(np.int8).tobytes()),
-            "pruned_model": pruned}
-
-
 def run_eval(args) -> int:
     model = load_model(args.model)
-    qnn.qlayers(model)
+    dense.qlayers(model)
     images, labels = load_images(args.test, with_labels=True)
-    with open_board(args) as s:
+    with open_board(**board_kwargs(args)) as s:
         listing = check_board_model(s, model)
         masks, packed = [], None
         if args.packed:
-            if not any(f[0] == "packed.bin" for f in listing["files"]):
+            if not holds_file(listing, PACKED_PATH):
                 raise BoardError("the board holds no packed model: run prune8 pack MODEL "
                                  "MASKS -o OUT --push first")
-            packed = sparse.parse_packed(pull_file(s, PACKED_PATH, quiet=args.quiet))
+            packed = parse_packed(pull_file(s, PACKED_PATH, quiet=args.quiet))
         elif not args.no_masks and listing.get("masks") and not listing["masks"]["stale"]:
-            _, masks = do_pull(s, args.quiet)
+            _, masks = pull(s, args.quiet)
         report = evaluate_on_board(s, model, images, labels, masks, packed,
                                    not args.no_masks, args.quiet)
     del report["pruned_model"]

@@ -6,8 +6,8 @@ import json
 
 from prune8 import errors
 from prune8_host.boards import DEFAULT_BOARD, load_board
-from prune8_host.model import load_model
-from prune8_host.transfer import check_fits, layer_bytes
+from prune8_host.files.model import load_model
+from prune8_host.files.records import check_fits, layer_bytes
 
 
 def register(sub) -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from prune8_host import sparse
-from prune8_host.masks import load_masks
-from prune8_host.model import Layer, ModelError, load_model, save_model
-from prune8_host.reference import masked_model
-from prune8_host.connect import add_board_args, open_board
-from prune8_host.transfer import put_file, quant_params
+from prune8.protocol import PACKED_PATH
+from prune8_host.device.connect import open_board
+from prune8_host.device.transfer import put_file
+from prune8_host.errors import ModelError
+from prune8_host.files import packed as packed_files
+from prune8_host.files.masks import load_masks
+from prune8_host.files.model import load_model, save_model
+from prune8_host.files.records import quant_params
+from prune8_host.twin.layer import Layer
+from prune8_host.twin.reference import masked_model
 
-PACKED_PATH = "/prune8/packed.bin"
+from .options import add_board_args, board_kwargs
 
 
 def register(sub) -> None:
@@ -52,14 +56,14 @@ def run_pack(args) -> int:
         if layer.weights.ndim != 2:
             raise ModelError(f"layer {name!r} must be 2-D to pack")
         pruned = masked[name]
-        p = replace(sparse.pack_layer(pruned.weights), quant=quant_params(pruned))
+        p = replace(packed_files.pack_layer(pruned.weights), quant=quant_params(pruned))
         packed[name] = p
         rows.append({"layer": name, "format": p.format + (f" {p.br}x{p.bc}" if p.br else ""),
                      "nnz": p.nnz, "dense_bytes": layer.n, "packed_bytes": p.size})
-    total = sparse.write_packed(args.out, packed)
+    total = packed_files.write_packed(args.out, packed)
     if args.push:
-        with open_board(args) as s:
-            put_file(s, PACKED_PATH, sparse.packed_bytes(packed), quiet=args.quiet)
+        with open_board(**board_kwargs(args)) as s:
+            put_file(s, PACKED_PATH, packed_files.packed_bytes(packed), quiet=args.quiet)
     before = sum(r["dense_bytes"] for r in rows)
     after = sum(r["packed_bytes"] for r in rows)
     if args.json:
@@ -77,7 +81,7 @@ def run_pack(args) -> int:
 
 
 def run_unpack(args) -> int:
-    packed = sparse.read_packed(args.packed)
-    save_model(args.out, {n: Layer(n, sparse.decode(p)) for n, p in packed.items()})
+    packed = packed_files.read_packed(args.packed)
+    save_model(args.out, {n: Layer(n, packed_files.decode(p)) for n, p in packed.items()})
     print(f"unpacked {len(packed)} layer(s) -> {args.out}")
     return 0

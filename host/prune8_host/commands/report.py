@@ -7,11 +7,12 @@ import json
 import numpy as np
 
 from prune8_host import twin
-from prune8_host.commands.reference import add_method_args
-from prune8_host.masks import META_KEY, load_masks
-from prune8_host.model import load_model
-from prune8_host.npzio import load_arrays
-from prune8_host.reference import layer_scores, weight_keep
+from prune8_host.files.masks import META_KEY, load_masks
+from prune8_host.files.model import load_model
+from prune8_host.files.npzio import load_arrays
+from prune8_host.twin.reference import layer_scores, weight_keep
+
+from .options import add_method_args
 
 
 def register(sub) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from prune8_host.masks import load_masks
-from prune8_host.model import load_model, save_model
-from prune8_host.shrink import shrink
+from prune8_host.files.masks import load_masks
+from prune8_host.files.model import load_model, save_model
+from prune8_host.twin.shrink import shrink
 
 
 def register(sub) -> None:

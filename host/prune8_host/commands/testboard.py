@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from prune8_host.board_tests import run_board_tests
 from prune8_host.boards import load_board
-from prune8_host.connect import add_board_args, port_or_fresh_vboard
-from prune8_host.deploy import deploy_build
-from prune8_host.session import BoardSession
+from prune8_host.device.connect import port_or_fresh_vboard
+from prune8_host.device.deploy import deploy_build
+from prune8_host.device.session import BoardSession
+from prune8_host.device.suite import run_board_tests
+from prune8_host.errors import UsageError
+
+from .options import add_board_args
 
 
 def register(sub) -> None:
@@ -31,7 +34,7 @@ def register(sub) -> None:
 def run(args) -> int:
     profile = load_board(args.board)
     if args.native and not args.port:
-        raise ValueError("the virtual board runs bytecode only: --native needs a real board "
+        raise UsageError("the virtual board runs bytecode only: --native needs a real board "
                          "on --port")
     baud = args.baud or profile.baud
     with port_or_fresh_vboard(args.port, profile.name) as port:

@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from prune8_host.vboard import NodeSetupError, VirtualBoard, VirtualBoardError
+    from prune8_host.vboard import VirtualBoard
 
     stop = threading.Event()
 
@@ -59,9 +59,6 @@ def run(args) -> int:
             finally:
                 if port_file:
                     port_file.unlink(missing_ok=True)
-    except (NodeSetupError, VirtualBoardError) as e:
-        print(f"prune8 vboard: error: {e}", file=sys.stderr)
-        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

@@ -4,12 +4,12 @@
     with VirtualBoard(board="esp32", baud=0) as vb:
         ...  # mpremote connect vb.port ...
 
-board.py holds VirtualBoard (pty, bridge thread, Node process), uart.py the line model
+virtual_board.py holds VirtualBoard (pty, bridge thread, Node process), uart.py the line model
 (pacing, bounded receive FIFO), node.py finds Node.js and the pinned npm package,
 vboard.mjs is the VM side and vm_init.py runs inside the VM at every boot.
 """
 
-from prune8_host.vboard.board import VirtualBoard, VirtualBoardError
-from prune8_host.vboard.node import NodeSetupError
+from prune8_host.errors import NodeSetupError, VirtualBoardError
+from prune8_host.vboard.virtual_board import VirtualBoard
 
 __all__ = ["VirtualBoard", "VirtualBoardError", "NodeSetupError"]

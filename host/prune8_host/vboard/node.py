@@ -19,16 +19,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from prune8_host.errors import NodeSetupError
+
 PKG_DIR = Path(__file__).resolve().parent
 MP_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 MP_VERSION = "1.27.0"  # must match package.json / package-lock.json
 MIN_NODE_MAJOR = 18
 VBOARD_MJS = PKG_DIR / "vboard.mjs"
 VM_INIT_PY = PKG_DIR / "vm_init.py"
-
-
-class NodeSetupError(RuntimeError):
-    """Node.js or the MicroPython npm package is missing or unusable."""
 
 
 def _install_hint() -> str:

@@ -1,6 +1,6 @@
 """The serial line between host and virtual board: pacing and the board's receive FIFO.
 
-Pure bookkeeping with explicit timestamps (no threads, no I/O), so board.py's bridge
+Pure bookkeeping with explicit timestamps (no threads, no I/O), so virtual_board.py's bridge
 loop can drive it and tests can reason about it.
 
 Host -> board: bytes go onto the wire (`Wire`, paced at `baud` with 10 bits per byte:
@@ -23,6 +23,8 @@ Board -> host: the same `Wire` paces the VM's output.
 
 from __future__ import annotations
 
+from prune8_host.errors import UsageError
+
 BITS_PER_BYTE = 10
 # ESP32 MicroPython's stdin ring buffer holds a few hundred bytes; 256 it is here, and
 # it is the same figure pyexec assumes for raw-paste windows (MICROPY_REPL_STDIN_BUFFER_MAX).
@@ -38,7 +40,7 @@ class Wire:
 
     def __init__(self, baud: int):
         if baud < 0:
-            raise ValueError(f"baud must be >= 0 (0 = unpaced), got {baud}")
+            raise UsageError(f"baud must be >= 0 (0 = unpaced), got {baud}")
         self.byte_time = BITS_PER_BYTE / baud if baud else 0.0
         self._queue = bytearray()
         self._start = 0.0  # when the first queued byte started (or the line became free)

@@ -9,8 +9,9 @@
 
 
 def _vboard_setup(flash_root, sysname, machine, version):
-    import sys
     import os
+    import sys
+
     import vfs
 
     # The port mounts the whole Emscripten tree (tmp, home, dev, proc) at "/". A board
@@ -83,8 +84,8 @@ def _vboard_setup(flash_root, sysname, machine, version):
     if version:
         _vboard_fake_version(tuple(version), board_version, machine)
 
-    import json
     import errno
+    import json
     return json.dumps({
         "vm_banner": "%s; %s" % (vm_name_and_version, sys.implementation._machine),
         "board_banner": "MicroPython %s; %s" % (board_version, machine),
@@ -135,8 +136,9 @@ def _vboard_run(name):
     # Like pyexec_file_if_exists(): run a script from the flash in __main__'s globals,
     # Ctrl-C enabled, print an uncaught exception's traceback. Returns 1 when the script
     # asked for a soft reset (SystemExit), else 0.
-    import sys
     import os
+    import sys
+
     import micropython
 
     try:

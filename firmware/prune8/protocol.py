@@ -1,0 +1,92 @@
+# The wire and storage formats, in one place (docs/protocol.md, docs/sparse.md).
+#
+# Frame types and link constants of the serial link, the struct format of every frame
+# payload and of every record stored under /prune8/, the store paths, and the names
+# whose index a record holds. The board (link, the receivers, store, sparse) and the
+# host (prune8_host.device, prune8_host.files) both import this module, so the two
+# sides cannot disagree about a byte.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# -- frames: 0xA5 | type | seq u16 LE | len - 1 | payload | CRC-32 LE over type..payload
+
+SYNC = const(0xA5)          # first byte of a frame; the board hunts for it
+ACK = const(0x06)           # board answer, then the frame's seq (SEQ): applied
+NAK = const(0x15)           # board answer, then the frame's seq (SEQ): damaged, resend
+MAX_PAYLOAD = const(256)    # payload bytes per frame: the length byte holds len - 1
+HEADER = const(5)           # sync, type, seq lo, seq hi, len - 1
+TRAILER = const(4)          # the CRC
+FRAME_HEAD = "<BHB"         # type, seq, len - 1 (after SYNC)
+SEQ = "<H"                  # after ACK / NAK
+CRC = "<I"                  # CRC-32 (IEEE, as zlib and binascii compute it)
+
+# Frame types, host to board. The value is the ASCII letter docs/protocol.md names.
+BEGIN = const(0x42)         # B: a model follows; payload BEGIN_FMT
+LAYER = const(0x4C)         # L: u8 name length, name, LAYER_FMT
+DATA = const(0x44)          # D: the next bytes of a layer or of a file being written
+KEEP = const(0x4B)          # K: copy this layer (payload: its name) from the stored model
+END = const(0x45)           # E: commit a push / end a file session / reply with a result
+OPEN = const(0x4F)          # O: open a file for reading (payload: its path); REPLY SIZE_FMT
+READ = const(0x52)          # R: READ_FMT; REPLY with those bytes
+WRITE = const(0x57)         # W: open PATH.tmp for writing (payload: PATH)
+COMMIT = const(0x43)        # C: rename PATH.tmp over PATH
+IMAGES = const(0x49)        # I: whole images (calibrate), or images and label bytes (evaluate)
+ABORT = const(0x58)         # X: end any receiver; nothing is committed
+# Frame types, board to host (same seq as the frame they answer).
+REPLY = const(0x64)         # d: data
+ERROR = const(0x21)         # !: UTF-8 message; the receiver refuses the request
+
+BEGIN_FMT = "<H"            # layer count
+# rows, cols, activation bytes, calibration samples, then the int8 inference parameters:
+# quantized flag, multiplier, shift, input and output zero points, fused ReLU
+LAYER_FMT = "<HHIIBibbbB"
+MODEL_ID_FMT = "<I"         # END's reply to a push: the committed model's id
+SIZE_FMT = "<I"             # OPEN's reply: the file's size
+READ_FMT = "<IH"            # offset, length (at most MAX_PAYLOAD)
+EVAL_FMT = "<IIHH"          # images, correct ones, CRC-32 of the logits (low, high half)
+
+# -- the store under /prune8/ (docs/protocol.md, "Storage on the board")
+
+ROOT = "/prune8"
+MODEL_PATH = ROOT + "/model.bin"      # the pushed model
+MASKS_PATH = ROOT + "/masks.bin"      # the masks computed for it
+CALIB_PATH = ROOT + "/calib.bin"      # the gradient proxy's activations calibrated there
+PACKED_PATH = ROOT + "/packed.bin"    # a packed (sparse) model, docs/sparse.md
+GOLDEN_PATH = ROOT + "/golden.bin"    # the on-board suite's golden vectors
+MANIFEST_PATH = ROOT + "/manifest.json"   # which build is deployed
+TMP_SUFFIX = ".tmp"         # every file is written as NAME.tmp, then renamed over NAME
+
+MODEL_MAGIC = b"P8M1"
+MASKS_MAGIC = b"P8K1"
+CALIB_MAGIC = b"P8C1"
+PACKED_MAGIC = b"P8S1"
+GOLDEN_MAGIC = b"P8G1"
+STORE_HEAD = "<IH"          # after the magic of model, masks and calib: id, record count
+# per stored layer, after u8 name length and name: rows, cols, activation bytes,
+# calibration samples, CRC-32 of the stored data, then LAYER_FMT's inference parameters
+LAYER_RECORD = "<HHIIIBibbbB"
+# per stored mask, after the name: scorer, tie, bp, min_keep, min_score, n, rows, cols,
+# seed, block height and width, N and M of an N:M pattern, schedule steps
+MASK_RECORD = "<BBHHIHHHIBBBBI"
+CALIB_RECORD = "<H"         # per calibrated layer, after the name: its column count
+SUM = "<I"                  # one of Wanda's per-column sums of squares
+BIAS = "<i"                 # one int32 bias
+# packed model: PACKED_MAGIC, PACKED_HEAD, then per layer a name and PACKED_RECORD:
+# format, rows, cols, nnz, block height and width, payload bytes, then the inference
+# parameters as in LAYER_FMT (rows BIAS values follow when quantized)
+PACKED_HEAD = "<H"          # layer count
+PACKED_RECORD = "<BHHIBBIBibbbB"
+COO_ENTRY = "<HHb"          # a COO layer's row, column and value (u16 indices) ...
+COO_ENTRY_WIDE = "<IIb"     # ... and with u32 indices, past 65536 weights
+GOLDEN_HEAD = "<I"          # golden vectors: case count; then per case a GOLDEN_CASE
+GOLDEN_CASE = "<H"          # length of the case's JSON header
+
+# Names whose index a record stores: their order is part of the format.
+SCORERS = ("magnitude", "gradient", "mincut", "rows", "cols", "l2", "random", "wanda",
+           "blocks")
+TIES = ("exact", "strict")
+PACKED_FORMATS = ("dense", "native", "csr", "coo", "block")

@@ -1,0 +1,156 @@
+# prune(): score and mask the model stored on the board (/prune8/model.bin) layer by
+# layer, exactly as prune8_host.twin.reference.layer_mask computes each mask, and save
+# the masks in /prune8/masks.bin. Prints one JSON line for the host.
+
+import json
+from array import array
+
+from . import errors, store
+from .profile import MAX_UNITS, MAX_WEIGHTS
+from .protocol import MASKS_MAGIC, MASKS_PATH, SCORERS
+from .receiver import oserror_text
+
+
+def _score(p, method, info, w, a, sumsq, seed, block):
+    # Score the first n bytes of the preallocated buffers in place: a memoryview slice
+    # is a view, not a second copy of the layer.
+    wv = memoryview(w)[:info.n]
+    if method == "magnitude":
+        p.magnitude(wv)
+    elif method == "l2":
+        p.l2(wv)
+    elif method == "random":
+        p.random(info.n, seed)
+    elif method == "gradient":
+        if not info.act_len:
+            raise ValueError("layer %r has no activations for the gradient proxy: push the "
+                             "model with %s.act" % (info.name, info.name))
+        p.gradient(wv, memoryview(a)[:info.act_len],
+                   None if info.act_len == info.n else info.cols)
+    elif method == "wanda":
+        if not info.calib:
+            raise ValueError("layer %r has no calibration samples for Wanda: push the model "
+                             "with %s.calib" % (info.name, info.name))
+        p.wanda(wv, info.rows, info.cols, memoryview(sumsq)[:info.cols])
+    elif method == "mincut":
+        p.mincut(wv, info.rows, info.cols)
+    elif method == "rows":
+        p.rows(wv, info.rows, info.cols)
+    elif method == "cols":
+        p.cols(wv, info.rows, info.cols)
+    else:  # blocks
+        if not block:
+            raise ValueError("method blocks needs a block size")
+        p.blocks(wv, info.rows, info.cols, block[0], block[1])
+
+
+def zero_pruned(w, mask, method, info, block):
+    """Zero, in w, the weights a mask prunes (whole rows, columns or blocks for those)."""
+    bits = mask._bits
+    rows, cols = info.rows, info.cols
+    if method in ("rows", "cols", "blocks"):
+        br, bc = (1, cols) if method == "rows" else (rows, 1) if method == "cols" else block
+        gc = cols // bc
+        for u in range(mask.n):
+            if not (bits[u >> 3] >> (u & 7)) & 1:
+                r0, c0 = (u // gc) * br, (u % gc) * bc
+                for r in range(r0, r0 + br):
+                    for c in range(c0, c0 + bc):
+                        w[r * cols + c] = 0
+    else:
+        mask.apply(w, info.n)
+
+
+def _layer_mask(p, method, info, w, a, sumsq, opts):
+    """The layer's mask, exactly as prune8_host.reference.layer_mask computes it."""
+    from .schedule import sparsity_at
+    seed, block, nm, steps = opts["seed"], opts["block"], opts["nm"], opts["steps"]
+    margs = {"tie": opts["tie"], "min_keep": opts["min_keep"], "min_score": opts["min_score"]}
+    if nm:
+        _score(p, method, info, w, a, sumsq, seed, block)
+        return p.nm_mask(nm[0], nm[1], info.rows, info.cols)
+    if not steps:
+        _score(p, method, info, w, a, sumsq, seed, block)
+        return p.mask(sparsity_bp=opts["bp"], **margs)
+    running = None
+    for t in range(1, steps + 1):
+        _score(p, method, info, w, a, sumsq, seed, block)
+        m = p.mask(sparsity_bp=sparsity_at(t, steps, opts["bp"]), **margs)
+        if running is None:
+            running = m.copy()
+        else:
+            rb, mb = running._bits, m._bits
+            pruned = 0
+            for j in range(((m.n + 31) >> 5) << 2):
+                b = rb[j] & mb[j]
+                rb[j] = b
+                while b:
+                    pruned += b & 1
+                    b >>= 1
+            running.pruned = m.n - pruned
+        zero_pruned(w, running, method, info, block)
+    return running
+
+
+def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None, seed=0,
+          block=None, nm=None, steps=0):
+    """Mask the stored model's layers; write /prune8/masks.bin. Prints one JSON line."""
+    from .pruner import Pruner
+    try:
+        if method not in SCORERS:
+            raise errors.option("method", method, SCORERS)
+        mid, index = store.read_model_index()
+        names = [i.name for i in index]
+        for name in layers or ():
+            if name not in names:
+                raise ValueError("no layer %r on the board (layers: %s)"
+                                 % (name, ", ".join(names)))
+        chosen = [i for i in index if not layers or i.name in layers]
+        kept = []  # masks of other layers that stay valid for this model
+        if layers and store.exists(MASKS_PATH):
+            old_id, old = store.read_masks_index()
+            if old_id == mid:
+                kept = [m for m in old if m.name not in layers]
+        p = Pruner(MAX_WEIGHTS, MAX_UNITS)
+        w = bytearray(MAX_WEIGHTS)
+        a = bytearray(MAX_WEIGHTS)
+        sumsq = array("i", bytes(4 * MAX_UNITS))
+        opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
+                "seed": seed, "block": block, "nm": nm, "steps": steps}
+        br, bc = block or (0, 0)
+        nm_n, nm_m = nm or (0, 0)
+        tmp = store.tmp_path(MASKS_PATH)
+        report = []
+        f = open(tmp, "wb")
+        done = False
+        try:  # try/finally, not a bare re-raise: the native emitter has no bare raise
+            store.write_header(f, MASKS_MAGIC, mid, len(kept) + len(chosen))
+            for m in kept:
+                f.write(m.record_header())
+                with open(MASKS_PATH, "rb") as src:
+                    src.seek(m.offset)
+                    f.write(src.read(m.nbytes))
+            calibrated = store.read_calib(mid) if method == "gradient" else {}
+            for info in chosen:
+                store.load_layer(info, w, a, sumsq)
+                if info.name in calibrated:  # the board's own statistic wins
+                    info.act_len = len(calibrated[info.name])
+                    a[:info.act_len] = calibrated[info.name]
+                mask = _layer_mask(p, method, info, w, a, sumsq, opts)
+                minfo = store.MaskInfo(info.name, method, tie, sparsity_bp, min_keep,
+                                       min_score, mask.n, info.rows, info.cols, 0, seed, br,
+                                       bc, nm_n, nm_m, steps)
+                f.write(minfo.record_header())
+                f.write(mask.bytes())
+                report.append({"layer": info.name, "n": mask.n, "pruned": mask.pruned})
+            done = True
+        finally:
+            f.close()
+            if not done:
+                store.discard(tmp)
+        store.commit(tmp, MASKS_PATH)
+        print(json.dumps({"ok": True, "model_id": mid, "layers": report}))
+    except OSError as e:
+        print(json.dumps({"ok": False, "error": oserror_text(e, "saving the masks")}))
+    except Exception as e:
+        print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}))

@@ -1,0 +1,96 @@
+# What every receiver on the board shares (docs/protocol.md, "Recovery"): Ctrl-C off
+# while it runs (0x03 in the data is data), frames dispatched by a table of handlers,
+# a frame delivered twice answered without being applied twice, and every failure sent
+# to the host as an ERROR frame with its message.
+
+from .link import Link
+from .protocol import REPLY
+
+try:
+    import micropython
+except ImportError:  # CPython
+    micropython = None
+
+INTERRUPT_CHAR = 3  # MicroPython's default Ctrl-C; restored when a receiver returns
+
+
+def kbd_intr(ch):
+    if micropython is not None and hasattr(micropython, "kbd_intr"):
+        micropython.kbd_intr(ch)
+
+
+def oserror_text(e, doing):
+    code = e.args[0] if e.args else 0
+    if code == 28:  # ENOSPC
+        return "board filesystem is full while %s (ENOSPC): the previous version is kept" % doing
+    return "board error while %s: %r" % (doing, e)
+
+
+def error_text(e, doing):
+    """The one line the host shows for a failed request."""
+    if isinstance(e, OSError):
+        return oserror_text(e, doing)
+    return "%s: %s" % (type(e).__name__, e)
+
+
+class Receiver:
+    """Answers frames until a handler ends it (`self.done = True`).
+
+    A subclass fills `self.handlers` {frame type: method(payload)} in __init__ and may
+    override start() (set-up that can fail) and close() (always run at the end). A
+    handler returns None (answered ACK) or a buffer (answered REPLY with it). Types in
+    `replayed` are requests that only read, answered again when delivered twice; any
+    other frame delivered twice is acknowledged without being applied again. A failed
+    handler is answered with an ERROR frame, which ends the receiver unless
+    `keep_going`. A failed start() is reported as the answer to the first frame.
+    """
+
+    doing = "receiving"     # for messages: "... while saving the model"
+    keep_going = False
+    replayed = ()
+
+    def __init__(self, link=None):
+        self.link = link if link is not None else Link()
+        self.handlers = {}
+        self.done = False
+
+    def start(self):
+        pass
+
+    def close(self):
+        pass
+
+    def serve(self):
+        link = self.link
+        kbd_intr(-1)
+        try:
+            failed = None
+            try:
+                self.start()
+            except Exception as e:  # told to the host when it sends its first frame
+                failed = error_text(e, self.doing)
+            while not self.done:
+                t = link.recv()
+                if failed is not None:
+                    link.error(failed)
+                    return
+                if link.duplicate and t not in self.replayed:
+                    link.ok()
+                    continue
+                handler = self.handlers.get(t)
+                try:
+                    if handler is None:
+                        raise ValueError("unexpected frame type %d while %s" % (t, self.doing))
+                    reply = handler(link.payload())
+                except Exception as e:  # reported to the host, which raises it there
+                    link.error(error_text(e, self.doing))
+                    if self.keep_going:
+                        continue
+                    return
+                if reply is None:
+                    link.ok()
+                else:
+                    link.send(REPLY, reply)
+        finally:
+            self.close()
+            kbd_intr(INTERRUPT_CHAR)

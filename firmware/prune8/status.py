@@ -1,0 +1,57 @@
+# What the host asks the board about itself, each answered with one JSON line:
+#
+#   info()  firmware version, capacity, MicroPython version, free heap
+#   ls()    what is stored under /prune8/: files, the model's layers, the masks
+
+import json
+import os
+import sys
+
+from . import __version__, store
+from .profile import MAX_UNITS, MAX_WEIGHTS, NAME
+from .protocol import MASKS_PATH, ROOT
+
+
+def info():
+    """Firmware version, capacity and free heap, as one JSON line."""
+    import gc
+    gc.collect()
+    impl = sys.implementation
+    print(json.dumps({"prune8": __version__, "board": NAME, "max_weights": MAX_WEIGHTS,
+                      "max_units": MAX_UNITS, "micropython": list(impl.version[:3]),
+                      "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}))
+
+
+def _count_pruned(path, info):
+    with open(path, "rb") as f:
+        f.seek(info.offset)
+        data = f.read(info.nbytes)
+    kept = 0
+    for b in data:
+        while b:
+            kept += b & 1
+            b >>= 1
+    return info.n - kept
+
+
+def ls():
+    """What is stored under /prune8/, as one JSON line."""
+    out = {"files": [], "model": None, "masks": None}
+    if store.exists(ROOT):
+        for name in sorted(os.listdir(ROOT)):
+            out["files"].append([name, os.stat(ROOT + "/" + name)[6]])
+    try:
+        mid, layers = store.read_model_index()
+        out["model"] = {"id": mid, "layers": [
+            {"name": l.name, "rows": l.rows, "cols": l.cols, "act": l.act_len, "crc": l.crc}
+            for l in layers]}
+    except (OSError, store.StoreError):
+        mid = None
+    try:
+        kid, masks = store.read_masks_index()
+        out["masks"] = {"model_id": kid, "stale": kid != mid, "layers": [
+            {"name": m.name, "method": m.method, "tie": m.tie, "sparsity_bp": m.bp,
+             "n": m.n, "pruned": _count_pruned(MASKS_PATH, m)} for m in masks]}
+    except (OSError, store.StoreError):
+        pass
+    print(json.dumps(out))

@@ -1,0 +1,83 @@
+"""Options that several commands share: the board to talk to, the scorer, the mask."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from prune8.protocol import SCORERS, TIES
+from prune8_host import twin
+from prune8_host.twin.reference import PruneOptions
+
+
+def add_board_args(p) -> None:
+    p.add_argument("--port", "-p", metavar="P",
+                   help="serial port of the board (e.g. /dev/ttyUSB0); default: a virtual "
+                        "board started for this command")
+    p.add_argument("--board", default=None, metavar="B",
+                   help="board profile (default esp32)")
+    p.add_argument("--baud", type=int, default=None, metavar="N",
+                   help="REPL baud rate (default: the profile's)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+
+
+def board_kwargs(args) -> dict:
+    """device.connect.open_board's arguments from the command line."""
+    return dict(port=args.port, board=args.board, baud=args.baud, quiet=args.quiet)
+
+
+METHOD_HELP = ("scorer: magnitude |w|, l2 w*w, gradient |w*a|>>4, wanda |w|*||x||>>4, "
+               "mincut edge importance, random (seeded), rows / cols / blocks L1")
+
+
+def _block(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"block size must look like 4x4, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _nm(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+):(\d+)", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"N:M pattern must look like 2:4, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_method_args(p, required: bool = True) -> None:
+    p.add_argument("--method", choices=SCORERS, required=required, help=METHOD_HELP)
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of --method random (0..2**30-1, default 0)")
+    p.add_argument("--block", type=_block, metavar="BRxBC",
+                   help="block size for --method blocks, e.g. 4x4")
+
+
+def add_mask_args(p) -> None:
+    p.add_argument("--sparsity", type=float, metavar="S",
+                   help="fraction to prune, 0..1, in whole basis points (0.0001 steps)")
+    p.add_argument("--sparsity-bp", type=int, metavar="BP", help="the same in basis points")
+    p.add_argument("--tie", choices=TIES, default="exact",
+                   help="exact: prune exactly k (ties by index); strict: only scores below "
+                        "the threshold (default exact)")
+    p.add_argument("--min-keep", type=int, default=1, metavar="K",
+                   help="never prune below K entries (default 1)")
+    p.add_argument("--min-score", type=int, default=0, metavar="T",
+                   help="also prune every score below T (default 0: off)")
+    p.add_argument("--nm", type=_nm, metavar="N:M",
+                   help="N:M pattern instead of a sparsity: keep N of every M along a row")
+    p.add_argument("--steps", type=int, default=0, metavar="N",
+                   help="gradual: walk the cubic schedule to the sparsity in N steps")
+
+
+def _bp(args) -> int:
+    if args.nm is not None and args.sparsity is None and args.sparsity_bp is None:
+        return 0  # an N:M pattern fixes the sparsity itself
+    return twin.resolve_bp(args.sparsity, args.sparsity_bp)
+
+
+def prune_options(args, method: str | None = None) -> PruneOptions:
+    """The mask options of the command line (a bad sparsity is refused here, before
+    any file or board is touched)."""
+    return PruneOptions(method=method or args.method, sparsity_bp=_bp(args), tie=args.tie,
+                        min_keep=args.min_keep, min_score=args.min_score, seed=args.seed,
+                        block=args.block, nm=args.nm, steps=args.steps)

@@ -1,0 +1,170 @@
+"""prune8 score / mask / apply / stats: the twin on .npy / .npz files, no board."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from prune8_host.boards import DEFAULT_BOARD, load_board
+from prune8_host.errors import ModelError
+from prune8_host.files.masks import load_masks, save_masks
+from prune8_host.files.model import layer_arrays, load_model
+from prune8_host.files.npzio import load_arrays, save_npz
+from prune8_host.twin.layer import ACT_SUFFIX, Layer
+from prune8_host.twin.reference import apply_layer_mask, layer_scores
+
+from .options import add_mask_args, add_method_args, prune_options
+
+
+def add_layer_args(p, method_required: bool = True) -> None:
+    p.add_argument("weights", metavar="WEIGHTS",
+                   help="int8 layers: .npz of named 2-D arrays, or one .npy")
+    p.add_argument("--layer", action="append", metavar="NAME",
+                   help="only this layer (repeatable; default: every layer)")
+    add_method_args(p, method_required)
+    p.add_argument("--activations", metavar="FILE",
+                   help="int8 activations for --method gradient (.npy for one layer, or .npz "
+                        "with one array per layer name); default: NAME.act in WEIGHTS")
+    p.add_argument("--rows", type=int, help="rows of a flat (1-D) layer")
+    p.add_argument("--cols", type=int, help="columns of a flat (1-D) layer")
+    p.add_argument("--board", metavar="B",
+                   help=f"enforce this board profile's capacity (e.g. {DEFAULT_BOARD})")
+    p.add_argument("--json", action="store_true", help="print a JSON report instead of a line")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="score layers with the twin (host reference)",
+                       description="Score every layer of WEIGHTS and save the scores.")
+    add_layer_args(p)
+    p.add_argument("-o", "--out", metavar="OUT", help="write scores (.npz, one array per layer)")
+    p.set_defaults(run=run_score)
+
+    p = sub.add_parser("mask", help="compute keep masks with the twin (host reference)",
+                       description="Score and mask every layer; masks are uint32 words in the "
+                                   "SPEC layout (bit set = keep), saved as a masks .npz.")
+    add_layer_args(p)
+    add_mask_args(p)
+    p.add_argument("-o", "--out", metavar="MASKS", help="write the masks file (.npz)")
+    p.set_defaults(run=run_mask)
+
+    p = sub.add_parser("apply", help="zero the pruned weights of a model",
+                       description="Apply a masks file to WEIGHTS and save the pruned model.")
+    p.add_argument("weights", metavar="WEIGHTS", help="the model the masks were made for")
+    p.add_argument("masks", metavar="MASKS", help="masks file from 'prune8 mask' or 'prune8 pull'")
+    p.add_argument("-o", "--out", metavar="OUT", required=True, help="pruned model (.npz)")
+    p.add_argument("--json", action="store_true", help="print a JSON report instead of a line")
+    p.set_defaults(run=run_apply)
+
+    p = sub.add_parser("stats", help="pruned / kept / sparsity of a masks file",
+                       description="Print n, pruned, kept and sparsity per layer of MASKS.")
+    p.add_argument("masks", metavar="MASKS", help="masks file (.npz)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_stats)
+
+
+def _profile(args):
+    return load_board(args.board) if args.board else None
+
+
+def _layers(args) -> dict[str, Layer]:
+    model = load_model(args.weights, args.rows, args.cols, args.layer)
+    if args.activations:
+        acts = load_arrays(args.activations)
+        if Path(args.activations).suffix == ".npy":
+            if len(model) != 1:
+                raise ModelError(f"{args.activations}: a .npy holds one layer's activations, "
+                                 f"but {args.weights} has {len(model)} layers: use an .npz")
+            acts = {next(iter(model)): next(iter(acts.values()))}
+        fixed = {}
+        for name, layer in model.items():
+            a = acts.get(name, acts.get(name + ACT_SUFFIX))
+            fixed[name] = replace(layer, activations=a if a is not None else layer.activations)
+        model = fixed
+    return model
+
+
+def _pct(bp: int) -> str:
+    return f"{bp // 100}.{bp % 100:02d}%"
+
+
+def run_score(args) -> int:
+    profile = _profile(args)
+    out, report = {}, []
+    for name, layer in _layers(args).items():
+        s = layer_scores(layer, args.method, profile, seed=args.seed, block=args.block)
+        out[name] = s
+        report.append({"layer": name, "n": int(s.size), "min": int(s.min()),
+                       "max": int(s.max()), "mean": round(float(s.mean()), 3)})
+    if args.out:
+        save_npz(args.out, out)
+    if args.json:
+        print(json.dumps({"method": args.method, "layers": report, "out": args.out}))
+    else:
+        n = sum(r["n"] for r in report)
+        print(f"score: {len(report)} layer(s), {n} {args.method} scores, min "
+              f"{min(r['min'] for r in report)} max {max(r['max'] for r in report)}"
+              + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def run_mask(args) -> int:
+    profile = _profile(args)
+    opts = prune_options(args)
+    bp = opts.sparsity_bp
+    masks = [opts.mask(layer, profile) for layer in _layers(args).values()]
+    if args.out:
+        save_masks(args.out, masks)
+    stats = [dict(layer=m.name, unit=m.unit, **m.stats()) for m in masks]
+    if args.json:
+        print(json.dumps({"method": args.method, "tie": args.tie, "sparsity_bp": bp,
+                          "layers": stats, "out": args.out}))
+    else:
+        n, pruned = sum(s["n"] for s in stats), sum(s["pruned"] for s in stats)
+        print(f"mask: {len(stats)} layer(s), {args.method} at {_pct(bp)} ({args.tie}): "
+              f"{pruned} of {n} {masks[0].unit}s pruned"
+              + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def run_apply(args) -> int:
+    model = load_model(args.weights)
+    masks = {m.name: m for m in load_masks(args.masks)}
+    missing = [n for n in masks if n not in model]
+    if missing:
+        raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which "
+                         f"{args.weights} does not have")
+    out, zeroed = {}, 0
+    for name, layer in model.items():
+        w = layer.weights
+        if name in masks:
+            pruned = apply_layer_mask(w, masks[name])
+            zeroed += int(np.count_nonzero(w) - np.count_nonzero(pruned))
+            w = pruned
+        # activations and quantization parameters travel with the pruned weights, so a
+        # pruned quantized model still runs (prune8_host.qnn)
+        out.update(layer_arrays(replace(layer, weights=w)))
+    save_npz(args.out, out)
+    if args.json:
+        print(json.dumps({"layers_masked": len(masks), "weights_zeroed": zeroed,
+                          "out": args.out}))
+    else:
+        print(f"apply: {len(masks)} of {len(model)} layer(s) masked, {zeroed} weights zeroed "
+              f"-> {args.out}")
+    return 0
+
+
+def run_stats(args) -> int:
+    masks = load_masks(args.masks)
+    rows = [dict(layer=m.name, unit=m.unit, method=m.method, tie=m.tie,
+                 requested_bp=m.sparsity_bp, **m.stats()) for m in masks]
+    if args.json:
+        print(json.dumps({"layers": rows}))
+        return 0
+    n, pruned = sum(r["n"] for r in rows), sum(r["pruned"] for r in rows)
+    print(f"stats: {len(rows)} layer(s), {pruned} of {n} entries pruned "
+          f"({_pct(pruned * 10000 // n if n else 0)}): "
+          + ", ".join(f"{r['layer']} {r['pruned']}/{r['n']} {r['unit']}s" for r in rows))
+    return 0

@@ -1,0 +1,217 @@
+"""prune8 deploy / push / prune / pull / verify / run / ls: pruning on the board.
+
+Every command takes --port (default: a virtual board started for it), --board,
+--baud, --quiet; those with results take --json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from prune8_host.boards import load_board
+from prune8_host.device.build import build_firmware
+from prune8_host.device.connect import open_board
+from prune8_host.device.deploy import deploy
+from prune8_host.device.workflow import (
+    board_listing,
+    deploy_if_needed,
+    prune,
+    pull,
+    push,
+    verify_on_board,
+)
+from prune8_host.errors import UsageError
+from prune8_host.files.masks import save_masks
+from prune8_host.files.model import load_model
+
+from .options import add_board_args, add_mask_args, add_method_args, board_kwargs, prune_options
+
+
+def register(sub) -> None:
+    p = sub.add_parser("deploy", help="copy the built firmware (.mpy) to the board",
+                       description="Build the firmware for the board profile and copy it to "
+                                   "/prune8/ on the board.")
+    add_board_args(p)
+    p.add_argument("--native", action="store_true",
+                   help="native code for the board's arch (real boards, MicroPython >= 1.23)")
+    p.add_argument("--json", action="store_true", help="print the board's info as JSON")
+    p.set_defaults(run=run_deploy)
+
+    p = sub.add_parser("push", help="send a model's int8 layers to the board's flash",
+                       description="Send MODEL (.npz of int8 layers) to /prune8/model.bin on "
+                                   "the board. Nothing is committed unless every layer arrives.")
+    p.add_argument("model", metavar="MODEL")
+    add_board_args(p)
+    p.add_argument("--layer", action="append", metavar="NAME",
+                   help="send only this layer (repeatable); the board keeps its others")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(run=run_push)
+
+    p = sub.add_parser("prune", help="score and mask the stored model on the board",
+                       description="Score every stored layer on the board and save its masks "
+                                   "in /prune8/masks.bin.")
+    add_board_args(p)
+    add_prune_args(p)
+    p.add_argument("--layer", action="append", metavar="NAME",
+                   help="prune only this layer (repeatable); other masks are kept")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(run=run_prune)
+
+    p = sub.add_parser("pull", help="read the board's masks back into a masks file",
+                       description="Read /prune8/masks.bin from the board and write MASKS.npz "
+                                   "(uint32 words per layer, with method, tie and sparsity).")
+    add_board_args(p)
+    p.add_argument("-o", "--out", required=True, metavar="MASKS", help="masks file to write")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(run=run_pull)
+
+    p = sub.add_parser("verify", help="recompute the board's masks with the twin and compare",
+                       description="Recompute every mask stored on the board with the twin from "
+                                   "MODEL and compare bit for bit. Exit status 1 on any mismatch.")
+    p.add_argument("model", metavar="MODEL")
+    add_board_args(p)
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(run=run_verify)
+
+    p = sub.add_parser("run", help="deploy if needed, push, prune, pull and verify in one go",
+                       description="Push MODEL, prune it on the board, pull the masks into "
+                                   "MASKS.npz and verify them against the twin (deploying the "
+                                   "firmware first when the board lacks it).")
+    p.add_argument("model", metavar="MODEL")
+    add_board_args(p)
+    add_prune_args(p)
+    p.add_argument("-o", "--out", required=True, metavar="MASKS", help="masks file to write")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(run=run_run)
+
+    p = sub.add_parser("ls", help="list the model and masks stored on the board",
+                       description="List /prune8/ on the board: files, model layers, masks.")
+    add_board_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_ls)
+
+
+def add_prune_args(p) -> None:
+    """The same method and mask options as `prune8 mask` (host reference)."""
+    add_method_args(p)
+    add_mask_args(p)
+
+
+def _note(args, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+def _emit(args, report: dict, line: str) -> None:
+    print(json.dumps(report) if args.json else line)
+
+
+# -- commands ---------------------------------------------------------------------------
+
+def run_deploy(args) -> int:
+    profile = load_board(args.board)
+    if args.native and not args.port:
+        raise UsageError("the virtual board runs bytecode only: --native is for a real "
+                         "board on --port")
+    build = build_firmware(profile, native=args.native)
+    with open_board(**board_kwargs(args), check_firmware=False) as s:
+        info = deploy(s, build, quiet=args.quiet)
+    kind = f"native {profile.mpy_arch}" if args.native else "bytecode"
+    _emit(args, info, f"deployed prune8 {info['prune8']} ({kind}, {len(build.files)} modules) "
+                      f"for {profile.name}: capacity {info['max_weights']} weights, "
+                      f"{info['max_units']} units; {info['mem_free']} bytes of heap free")
+    return 0
+
+
+def run_push(args) -> int:
+    model = load_model(args.model, layers=args.layer)
+    with open_board(**board_kwargs(args)) as s:
+        r = push(s, model, only=args.layer, quiet=args.quiet)
+    ratio = r["wire_bytes"] / r["payload_bytes"]
+    _emit(args, r, f"pushed {len(r['layers'])} layer(s) ({r['payload_bytes']} bytes, "
+                   f"{r['wire_bytes']} on the wire: {ratio:.3f}x) model id {r['model_id']:#010x}")
+    return 0
+
+
+def run_prune(args) -> int:
+    opts = prune_options(args)
+    with open_board(**board_kwargs(args)) as s:
+        r = prune(s, opts, args.layer)
+    n, pruned = sum(l["n"] for l in r["layers"]), sum(l["pruned"] for l in r["layers"])
+    _emit(args, r, f"pruned {len(r['layers'])} layer(s) on the board with {args.method} at "
+                   f"{r['sparsity_bp'] / 100:.2f}% ({args.tie}): {pruned} of {n} entries")
+    return 0
+
+
+def run_pull(args) -> int:
+    with open_board(**board_kwargs(args)) as s:
+        _, masks = pull(s, args.quiet)
+    save_masks(args.out, masks)
+    rows = [dict(layer=m.name, method=m.method, **m.stats()) for m in masks]
+    _emit(args, {"out": args.out, "layers": rows},
+          f"pulled {len(masks)} mask(s) -> {args.out}")
+    return 0
+
+
+def _verify_table(checks) -> str:
+    lines = [f"{'layer':<12} {'method':<10} {'pruned':>14} {'sparsity':>9}  verified"]
+    for c in checks:
+        pruned = f"{c.pruned}/{c.n} {c.unit}s"
+        lines.append(f"{c.layer:<12} {c.method:<10} {pruned:>14} {c.sparsity_bp / 100:>8.2f}%  "
+                     + ("yes" if c.verified else f"NO: {c.note}"))
+    return "\n".join(lines)
+
+
+def run_verify(args) -> int:
+    model = load_model(args.model)
+    with open_board(**board_kwargs(args)) as s:
+        checks, _ = verify_on_board(s, model, args.quiet)
+    ok = all(c.verified for c in checks)
+    _emit(args, {"verified": ok, "layers": [c.as_dict() for c in checks]},
+          _verify_table(checks))
+    return 0 if ok else 1
+
+
+def run_run(args) -> int:
+    model = load_model(args.model)
+    opts = prune_options(args)  # refuses a bad sparsity before any I/O
+    profile = load_board(args.board)
+    if args.port:
+        deploy_if_needed(args.port, profile, args.baud, args.quiet,
+                         note=lambda text: _note(args, text))
+    with open_board(**board_kwargs(args)) as s:
+        pushed = push(s, model, quiet=args.quiet)
+        pruned = prune(s, opts)
+        checks, masks = verify_on_board(s, model, args.quiet)
+    save_masks(args.out, masks)
+    ok = all(c.verified for c in checks)
+    _emit(args, {"push": pushed, "prune": pruned, "verified": ok, "out": args.out,
+                 "layers": [c.as_dict() for c in checks]},
+          _verify_table(checks) + f"\nmasks -> {args.out}")
+    return 0 if ok else 1
+
+
+def run_ls(args) -> int:
+    with open_board(**board_kwargs(args)) as s:
+        listing = board_listing(s)
+    if args.json:
+        print(json.dumps(listing))
+        return 0
+    model, masks = listing["model"], listing["masks"]
+    if not model:
+        print("no model on the board (prune8 push MODEL)")
+    else:
+        print(f"model {model['id']:#010x}: " + ", ".join(
+            f"{l['name']} {l['rows']}x{l['cols']}" + (" +act" if l["act"] else "")
+            for l in model["layers"]))
+    if masks:
+        state = "STALE (made for another model)" if masks["stale"] else "current"
+        print(f"masks ({state}): " + ", ".join(
+            f"{m['name']} {m['method']} {m['pruned']}/{m['n']}" for m in masks["layers"]))
+    else:
+        print("no masks on the board (prune8 prune --method M --sparsity S)")
+    data = [f for f in listing["files"] if f[0].endswith((".bin", ".tmp"))]
+    if data:
+        print("files: " + ", ".join(f"{name} ({size} B)" for name, size in data))
+    return 0

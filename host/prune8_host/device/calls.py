@@ -1,0 +1,24 @@
+"""The firmware's entry points that the host runs through the raw REPL, in one table.
+
+Each is a line of Python for the board: it imports one module of `firmware/prune8`
+and calls one function there (docs/protocol.md). The receivers (push, files,
+calibrate, evaluate) then talk in frames; the others print one JSON line.
+"""
+
+from __future__ import annotations
+
+INFO = "from prune8 import status;status.info()"      # version, capacity, free heap
+LS = "from prune8 import status;status.ls()"          # what /prune8/ holds
+PUSH = "from prune8 import push;push.push()"          # receive a model
+FILES = "from prune8 import files;files.files()"      # read and write files
+CALIBRATE = "from prune8 import infer;infer.calibrate()"
+
+
+def evaluate(with_masks: bool, packed: bool) -> str:
+    return f"from prune8 import infer;infer.evaluate({with_masks!r},{packed!r})"
+
+
+def prune(**kwargs) -> str:
+    """prune_model.prune(...) with keyword arguments: each value a literal (repr)."""
+    args = ",".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"from prune8 import prune_model;prune_model.prune({args})"

@@ -1,0 +1,65 @@
+"""Copy the built firmware (build/<board>/prune8/*.mpy) to /prune8/ on the board.
+
+Each file is written to NAME.tmp and renamed, so an interrupted deploy never leaves a
+half-written module; modules left from an older build (or .py sources that would shadow
+the .mpy files) are removed. Uses mpremote's filesystem commands as a library.
+"""
+
+from __future__ import annotations
+
+from prune8.protocol import MANIFEST_PATH, ROOT, TMP_SUFFIX
+from prune8_host.boards import load_board
+from prune8_host.errors import BoardExecError, BoardUnavailable
+
+from . import calls
+from .build import MANIFEST, Build, build_firmware
+from .progress import progress_bar
+from .session import BoardSession
+
+
+def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
+    """Install `build` on the board; returns the firmware's info() afterwards."""
+    t = session.transport
+    if not t.fs_exists(ROOT):
+        t.fs_mkdir(ROOT)
+    files = sorted(build.package_dir.iterdir())
+    total = sum(p.stat().st_size for p in files)
+    with progress_bar(total, "deploy", quiet) as update:
+        for path in files:
+            dest = f"{ROOT}/{path.name}"
+            t.fs_writefile(dest + TMP_SUFFIX, path.read_bytes())
+            session.exec(f"import os\ntry:\n os.remove({dest!r})\nexcept OSError:\n pass\n"
+                         f"os.rename({dest + TMP_SUFFIX!r},{dest!r})")
+            if update:
+                update(path.stat().st_size)
+    wanted = {p.name for p in files}
+    for name, *_ in t.fs_listdir(ROOT):
+        if name.endswith((".py", ".mpy")) and name not in wanted:
+            t.fs_rmfile(f"{ROOT}/{name}")
+    # Which build is on the board: the manifest of its files' hashes.
+    t.fs_writefile(MANIFEST_PATH, (build.root / MANIFEST).read_bytes())
+    session.exec("import sys\nfor m in list(sys.modules):\n if m.startswith('prune8'):"
+                 "\n  del sys.modules[m]")
+    try:
+        return session.call_json(calls.INFO)
+    except BoardUnavailable as e:
+        kind = f"native {build.root.name}" if build.native else "bytecode"
+        raise BoardUnavailable(f"deployed the {kind} build, but the board cannot import it "
+                               f"({e}); a native build only runs on its own chip") from None
+
+
+def deploy_build(port: str, board, native: bool = False, baud: int | None = None,
+                 quiet: bool = True) -> dict:
+    """Build the firmware for `board` and deploy it to the board on `port`."""
+    profile = load_board(board)
+    build = build_firmware(profile, native=native)
+    with BoardSession(port, baud=baud or profile.baud, check_firmware=False) as s:
+        return deploy(s, build, quiet=quiet)
+
+
+def deployed_manifest(session: BoardSession) -> str | None:
+    """The manifest of the build deployed on the board, or None."""
+    try:
+        return session.exec(f"print(open({MANIFEST_PATH!r}).read(), end='')")
+    except BoardExecError:  # no manifest: an older deploy, or none
+        return None

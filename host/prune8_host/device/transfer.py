@@ -1,0 +1,117 @@
+"""Moving models to the board and files back, over the framed link (docs/protocol.md).
+
+What a layer sends and how the board stores it is `prune8_host.files.records`; the
+board's files are parsed by `prune8_host.files.boardstore`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from prune8.protocol import (
+    BEGIN,
+    BEGIN_FMT,
+    COMMIT,
+    DATA,
+    END,
+    IMAGES,
+    KEEP,
+    LAYER,
+    MAX_PAYLOAD,
+    MODEL_ID_FMT,
+    OPEN,
+    READ,
+    READ_FMT,
+    SIZE_FMT,
+    WRITE,
+)
+from prune8_host.errors import UsageError
+from prune8_host.files.records import check_fits, layer_bytes, layer_header
+from prune8_host.twin.layer import Layer
+
+from . import calls
+from .progress import progress_bar
+from .session import BoardSession
+
+
+def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] | None = None,
+               board_layers: list[str] | None = None, quiet: bool = False):
+    """Send `model` to the board as its new /prune8/model.bin; returns (model id, link).
+
+    With `only`, just those layers travel: the board's other layers (`board_layers`, in
+    their order) are kept as they are, and named layers it lacks are added.
+    """
+    for layer in model.values():
+        if layer.weights.ndim != 2:
+            raise UsageError(f"layer {layer.name!r} must be 2-D (rows, cols) to push")
+        check_fits(layer, session.info["max_weights"], session.info["max_units"])
+    if only:
+        order = [("keep", n) if n not in only else ("send", n) for n in board_layers or []]
+        order += [("send", n) for n in only if n not in (board_layers or [])]
+    else:
+        order = [("send", n) for n in model]
+    total = sum(len(layer_bytes(model[n])) for kind, n in order if kind == "send")
+    with progress_bar(total, "push", quiet) as update, \
+            session.link(calls.PUSH, progress=update) as link:
+        link.request(BEGIN, struct.pack(BEGIN_FMT, len(order)))
+        for kind, name in order:
+            if kind == "keep":
+                link.request(KEEP, name.encode())
+                continue
+            layer = model[name]
+            data = layer_bytes(layer)
+            link.request(LAYER, layer_header(layer))
+            for i in range(0, len(data), MAX_PAYLOAD):
+                link.request(DATA, data[i:i + MAX_PAYLOAD])
+        model_id = struct.unpack(MODEL_ID_FMT, link.request(END))[0]
+    return model_id, link
+
+
+def pull_file(session: BoardSession, path: str, quiet: bool = False) -> bytes:
+    """The whole content of a file under /prune8/ on the board."""
+    with session.link(calls.FILES) as link:
+        size = struct.unpack(SIZE_FMT, link.request(OPEN, path.encode()))[0]
+        chunks = []
+        with progress_bar(size, "pull", quiet) as update:
+            for off in range(0, size, MAX_PAYLOAD):
+                chunk = link.request(READ, struct.pack(READ_FMT, off,
+                                                       min(MAX_PAYLOAD, size - off)))
+                chunks.append(chunk)
+                if update:
+                    update(len(chunk))
+        link.request(END)
+    return b"".join(chunks)
+
+
+def stream_images(session: BoardSession, code: str, images: np.ndarray,
+                  labels: np.ndarray | None = None, quiet: bool = False) -> bytes:
+    """Send int8 images (and a label byte after each) to the receiver `code` starts, as
+    many whole images per frame as fit; return the board's reply to the end frame."""
+    x = np.asarray(images, np.int8)
+    items = x.view(np.uint8) if labels is None else \
+        np.concatenate([x.view(np.uint8), np.asarray(labels, np.uint8)[:, None]], axis=1)
+    per_frame = max(1, MAX_PAYLOAD // items.shape[1])
+    if items.shape[1] > MAX_PAYLOAD:
+        raise UsageError(f"an image of {items.shape[1]} bytes does not fit a frame "
+                         f"({MAX_PAYLOAD} bytes)")
+    with progress_bar(items.size, "images", quiet) as update, \
+            session.link(code, progress=update) as link:
+        for i in range(0, len(items), per_frame):
+            link.request(IMAGES, items[i:i + per_frame].tobytes())
+            if update:
+                update(items[i:i + per_frame].size)
+        return link.request(END)
+
+
+def put_file(session: BoardSession, path: str, data: bytes, quiet: bool = False):
+    """Write `data` to `path` under /prune8/ on the board (via PATH.tmp and a rename)."""
+    with progress_bar(len(data), "put", quiet) as update, \
+            session.link(calls.FILES, progress=update) as link:
+        link.request(WRITE, path.encode())
+        for off in range(0, len(data), MAX_PAYLOAD):
+            link.request(DATA, data[off:off + MAX_PAYLOAD])
+        link.request(COMMIT)
+        link.request(END)
+    return link

@@ -1,0 +1,76 @@
+"""Check masks made on a board against the twin, bit for bit.
+
+Each stored mask carries the method, tie rule, sparsity, min_keep and min_score that
+made it; the twin recomputes it from the host's copy of the model and the two are
+compared word by word. A layer whose weights on the board differ from the host's model
+(CRC) cannot verify, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from prune8_host.files.records import layer_crc
+from prune8_host.twin.layer import Layer, LayerMask
+from prune8_host.twin.reference import layer_mask
+
+
+@dataclass
+class LayerCheck:
+    layer: str
+    method: str
+    unit: str
+    n: int
+    pruned: int
+    sparsity_bp: int
+    verified: bool
+    diff_bits: int = 0
+    first_diff: int | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
+               activations=None) -> LayerCheck:
+    """Recompute one mask. `layer` is the layer as pushed (its CRC must be the board's);
+    `activations`, when given, replace its own for scoring (the board's calibration)."""
+    stats = mask.stats()
+    check = LayerCheck(layer=mask.name, method=mask.method, unit=mask.unit, n=mask.n,
+                       pruned=stats["pruned"], sparsity_bp=stats["sparsity_bp"],
+                       verified=False)
+    if layer is None:
+        check.note = "the model has no such layer"
+        return check
+    if board_crc is not None and board_crc != layer_crc(layer):
+        check.note = "the board's weights differ from the model's (push it again)"
+        return check
+    if activations is not None:
+        layer = replace(layer, activations=activations)
+    expected = layer_mask(layer, mask.method, sparsity_bp=mask.sparsity_bp, tie=mask.tie,
+                          min_keep=mask.min_keep, min_score=mask.min_score, seed=mask.seed,
+                          block=(mask.br, mask.bc) if mask.unit == "block" else None,
+                          nm=(mask.nm_n, mask.nm_m) if mask.nm_m else None, steps=mask.steps)
+    if expected.n != mask.n:
+        check.note = f"mask covers {mask.n} {mask.unit}s, the twin {expected.n}"
+        return check
+    diff = mask.keep() != expected.keep()
+    check.diff_bits = int(np.count_nonzero(diff))
+    if check.diff_bits:
+        check.first_diff = int(np.flatnonzero(diff)[0])
+        check.note = (f"{check.diff_bits} of {mask.n} bits differ from the twin, first at "
+                      f"{mask.unit} {check.first_diff}")
+    else:
+        check.verified = True
+    return check
+
+
+def check_masks(model: dict[str, Layer], masks: list[LayerMask],
+                board_crcs: dict[str, int] | None = None,
+                activations: dict[str, np.ndarray] | None = None) -> list[LayerCheck]:
+    board_crcs, activations = board_crcs or {}, activations or {}
+    return [check_mask(m, model.get(m.name), board_crcs.get(m.name), activations.get(m.name))
+            for m in masks]

@@ -1,0 +1,135 @@
+"""The operations on a board that commands and the study share: push a model, prune it
+there, pull its masks, verify them against the twin, calibrate and evaluate int8
+inference there. Each takes an open BoardSession.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import asdict
+
+import numpy as np
+
+from prune8.protocol import CALIB_PATH, EVAL_FMT, MASKS_PATH
+from prune8_host.errors import BoardError, FirmwareMissing
+from prune8_host.files.boardstore import parse_calib, parse_masks
+from prune8_host.files.packed import packed_model
+from prune8_host.files.records import layer_bytes, layer_crc
+from prune8_host.twin import dense
+from prune8_host.twin.reference import PruneOptions, masked_model
+
+from . import calls
+from .deploy import deploy_build
+from .session import BoardSession
+from .transfer import pull_file, push_model, stream_images
+from .verify import check_masks
+
+
+def board_listing(session: BoardSession) -> dict:
+    """What the board stores (prune8.status.ls): files, the model's layers, the masks."""
+    return session.call_json(calls.LS, timeout=30)
+
+
+def holds_file(listing: dict, path: str) -> bool:
+    """Whether a board listing shows the store file `path` (e.g. protocol.CALIB_PATH)."""
+    return any(name == path.rsplit("/", 1)[1] for name, _ in listing["files"])
+
+
+def push(session: BoardSession, model, only: list[str] | None = None,
+         quiet: bool = False) -> dict:
+    """Push `model` (or only the layers named in `only`); report what went on the wire."""
+    board_layers = None
+    if only:
+        listing = board_listing(session)
+        board_layers = [entry["name"] for entry in (listing["model"] or {}).get("layers", [])]
+    model_id, link = push_model(session, model, only=only, board_layers=board_layers,
+                                quiet=quiet)
+    sent = [n for n in model if not only or n in only]
+    payload = sum(len(layer_bytes(model[n])) for n in sent)
+    return {"model_id": model_id, "layers": sent, "payload_bytes": payload,
+            "wire_bytes": link.tx_bytes, "retries": link.retries}
+
+
+def prune(session: BoardSession, options: PruneOptions,
+          layers: list[str] | None = None) -> dict:
+    """Prune the stored model on the board (every layer, or those in `layers`)."""
+    result = session.call_json(calls.prune(**asdict(options), layers=layers), timeout=120)
+    if not result.get("ok"):
+        raise BoardError(result.get("error", "the board could not prune"))
+    result["sparsity_bp"] = options.sparsity_bp
+    return result
+
+
+def pull(session: BoardSession, quiet: bool = False):
+    """(listing, masks) of the board's current masks; refuses missing or stale ones."""
+    listing = board_listing(session)
+    if not listing.get("masks"):
+        raise BoardError("the board holds no masks: run prune8 prune first")
+    if listing["masks"]["stale"]:
+        raise BoardError("the board's masks were made for another model than the one it "
+                         "holds now: run prune8 prune again")
+    _, masks = parse_masks(pull_file(session, MASKS_PATH, quiet=quiet))
+    return listing, masks
+
+
+def verify_on_board(session: BoardSession, model, quiet: bool = False):
+    """(checks, masks): the board's masks recomputed by the twin from `model`, with the
+    activations the board calibrated itself (prune8 calibrate) where it has them."""
+    listing, masks = pull(session, quiet)
+    crcs = {entry["name"]: entry["crc"] for entry in listing["model"]["layers"]}
+    acts = {}
+    if holds_file(listing, CALIB_PATH):
+        calib_id, calibrated = parse_calib(pull_file(session, CALIB_PATH, quiet=quiet))
+        if calib_id == listing["model"]["id"]:
+            acts = calibrated
+    return check_masks(model, masks, crcs, acts), masks
+
+
+def check_board_model(session: BoardSession, model) -> dict:
+    """The board's listing, after checking it holds exactly this model."""
+    listing = board_listing(session)
+    board = {e["name"]: e["crc"] for e in (listing["model"] or {"layers": []})["layers"]}
+    host = {name: layer_crc(layer) for name, layer in model.items()}
+    if board != host:
+        raise BoardError("the board holds another model than this one: run prune8 push "
+                         "MODEL first")
+    return listing
+
+
+def calibrate_on_board(session: BoardSession, images, quiet: bool = True) -> bytes:
+    """Run calibration images through the stored model on the board; the activations
+    it keeps (and replies with), layer after layer."""
+    return stream_images(session, calls.CALIBRATE, images, quiet=quiet)
+
+
+def evaluate_on_board(session: BoardSession, model, images, labels, masks=(), packed=None,
+                      with_masks: bool = True, quiet: bool = True) -> dict:
+    """Classify images on the board (its stored model with its masks, or its packed
+    model) and compare with the twin on the same masks: accuracy and every logit."""
+    reply = stream_images(session, calls.evaluate(with_masks, packed is not None), images,
+                          labels, quiet=quiet)
+    n, correct, lo, hi = struct.unpack(EVAL_FMT, reply)
+    pruned = packed_model(packed) if packed else masked_model(model, list(masks))
+    logits = dense.logits(pruned, images)
+    twin_correct = int((dense.predict(pruned, images) == labels).sum())
+    return {"images": n, "board_correct": correct, "board_accuracy": correct / n,
+            "twin_correct": twin_correct, "twin_accuracy": twin_correct / n,
+            "logits_identical":
+                (lo | (hi << 16)) == zlib.crc32(logits.astype(np.int8).tobytes()),
+            "pruned_model": pruned}
+
+
+def deploy_if_needed(port: str, profile, baud: int | None = None, quiet: bool = True,
+                     note=None) -> bool:
+    """Deploy the firmware to the board on `port` unless it already runs this host's
+    prune8; True when it deployed. `note(text)` is told before a deploy."""
+    try:
+        with BoardSession(port, baud=baud or profile.baud):
+            return False
+    except FirmwareMissing:
+        pass
+    if note:
+        note(f"prune8: deploying the firmware to {port}")
+    deploy_build(port, profile, baud=baud or profile.baud, quiet=quiet)
+    return True

@@ -1,0 +1,100 @@
+"""Keep masks (SPEC.md, "Threshold and mask"): the twin of prune8.mask and of
+Pruner.mask(), masks as np.uint32 words, bit i % 32 of word i // 32, 1 = keep."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prune8 import errors
+from prune8.bp import prune_count
+
+from . import check
+from .bp import resolve_bp
+from .select import threshold, tie_cut
+
+
+def kept(s: np.ndarray, k: int, tie: str, min_score: int) -> np.ndarray:
+    """Boolean keep flags: the k lowest scores pruned (tie rule), then those < min_score."""
+    n = s.size
+    if k <= 0:  # nothing pruned by rank; only min_score can prune
+        return s >= min_score
+    t = threshold(s, k - 1 if tie == "exact" else min(k, n - 1))
+    if min_score > t:  # every entry below min_score goes, ties at t included
+        return s >= min_score
+    keep = s >= t
+    if tie == "exact":
+        ties = k - (n - int(np.count_nonzero(keep)))  # k minus the count below t
+        if ties > 0:
+            cut = tie_cut(s, t, ties)
+            keep[:cut] &= s[:cut] != t
+    return keep
+
+
+def mask_from_keep(keep) -> np.ndarray:
+    """Boolean keep flags -> mask words (uint32, SPEC layout, bits past n = 0)."""
+    keep = np.asarray(keep, dtype=bool).reshape(-1)
+    packed = np.packbits(keep, bitorder="little")
+    buf = np.zeros(4 * ((keep.size + 31) // 32), np.uint8)
+    buf[:packed.size] = packed
+    return buf.view("<u4").astype(np.uint32)
+
+
+def mask_to_keep(words, n: int) -> np.ndarray:
+    """Mask words -> boolean keep flags of length n (checks the word count and stray bits)."""
+    if not check.is_int(n) or n < 1:
+        raise errors.empty("mask")
+    words = np.asarray(words)
+    if not np.issubdtype(words.dtype, np.integer):
+        raise errors.dtype_words(words.dtype.name)
+    if words.ndim != 1 or words.size != (n + 31) // 32:
+        raise errors.words_mismatch(words.size, n)
+    if words.size and (int(words.min()) < 0 or int(words.max()) > 0xFFFFFFFF):
+        raise errors.dtype_words(words.dtype.name)
+    bits = np.unpackbits(words.astype("<u4").view(np.uint8), bitorder="little")
+    if bits[n:].any():
+        raise errors.stray_bits(n)
+    return bits[:n].astype(bool)
+
+
+def prune_mask(scores, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1,
+               min_score=0, method="auto", profile=None) -> np.ndarray:
+    """Mask words that prune the k lowest scores, k = min(n * bp // 10000, n - min_keep).
+
+    `method` is checked like the board's; every method gives the same threshold.
+    """
+    check.options(tie, method)
+    bp = resolve_bp(sparsity, sparsity_bp)
+    s = np.asarray(scores).reshape(-1)
+    if not np.issubdtype(s.dtype, np.integer):
+        raise errors.dtype_scores(s.dtype.name)
+    if s.size == 0:
+        raise errors.empty("scores")
+    lo = int(s.min())
+    hi = int(s.max()) if s.dtype.itemsize > 2 else 0  # int16 cannot exceed MAX_SMALL
+    if lo < 0 or hi > errors.MAX_SMALL:
+        raise errors.score_range(lo, int(s.max()))
+    check.capacity(check.limits(profile), s.size)
+    min_keep = check.min_keep(min_keep, s.size)
+    min_score = check.min_score(min_score)
+    return mask_from_keep(kept(s, prune_count(s.size, bp, min_keep), tie, min_score))
+
+
+def apply_mask(w, words, *, profile=None) -> np.ndarray:
+    """A copy of w with every weight whose mask bit is 0 set to 0."""
+    w = check.int8(w, "weights")
+    if w.size == 0:
+        raise errors.empty("weights")
+    check.capacity(check.limits(profile), w.size)
+    keep = mask_to_keep(words, w.size)
+    out = w.copy()
+    out.reshape(-1)[~keep] = 0
+    return out
+
+
+def mask_stats(words, n) -> dict:
+    """{'n', 'pruned', 'kept', 'sparsity_bp'} of a mask over n entries."""
+    keep = mask_to_keep(words, n)
+    kept = int(np.count_nonzero(keep))
+    pruned = int(n) - kept
+    return {"n": int(n), "pruned": pruned, "kept": kept,
+            "sparsity_bp": pruned * errors.MAX_BP // int(n)}

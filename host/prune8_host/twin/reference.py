@@ -1,0 +1,199 @@
+"""The reference for a whole layer: score it and mask it, as the board does.
+
+This is what the board is checked against: `layer_mask` gives, for a layer and a
+method, the mask the board must produce bit for bit (SPEC.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from prune8.protocol import SCORERS
+from prune8_host.errors import ModelError, UsageError
+
+from .layer import ACT_SUFFIX, CALIB_SUFFIX, UNITS, Layer, LayerMask
+from .mask import apply_mask, mask_from_keep, mask_to_keep, prune_mask
+from .patterns import nm_mask
+from .schedule import sparsity_at
+from .scores import (
+    block_scores,
+    col_scores,
+    gradient_scores,
+    l2_scores,
+    magnitude_scores,
+    mincut_scores,
+    random_scores,
+    row_scores,
+    wanda_scores,
+    wanda_sumsq,
+)
+
+WEIGHT_SCORERS = tuple(m for m in SCORERS if UNITS[m] == "weight")
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """How to mask a layer: the scorer and every option of `layer_mask`, which the board's
+    prune takes by the same names (prune8.prune_model.prune)."""
+    method: str
+    sparsity_bp: int = 0
+    tie: str = "exact"
+    min_keep: int = 1
+    min_score: int = 0
+    seed: int = 0
+    block: tuple[int, int] | None = None
+    nm: tuple[int, int] | None = None
+    steps: int = 0
+
+    def mask_kwargs(self) -> dict:
+        """layer_mask's keyword arguments (all but the method)."""
+        return dict(sparsity_bp=self.sparsity_bp, tie=self.tie, min_keep=self.min_keep,
+                    min_score=self.min_score, seed=self.seed, block=self.block, nm=self.nm,
+                    steps=self.steps)
+
+    def mask(self, layer: Layer, profile=None) -> LayerMask:
+        return layer_mask(layer, self.method, profile=profile, **self.mask_kwargs())
+
+
+def layer_dims(layer: Layer, method: str) -> tuple[int, int]:
+    if layer.shape is None:
+        if method in ("magnitude", "l2", "random") or (
+                method == "gradient" and layer.activations is not None
+                and layer.activations.size == layer.n):
+            return 1, layer.n
+        raise ModelError(f"layer {layer.name!r} is 1-D: give --rows and --cols for {method}")
+    return layer.shape
+
+
+def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
+                 block: tuple[int, int] | None = None, weights=None) -> np.ndarray:
+    """Flat scores of a layer: int16 per weight, or int32 per row / column / block.
+
+    `weights` overrides the layer's weights (same shape): gradual pruning scores the
+    weights as pruned so far.
+    """
+    rows, cols = layer_dims(layer, method)
+    w = (layer.weights if weights is None else weights).reshape(-1)
+    if method == "magnitude":
+        s = magnitude_scores(w, profile=profile)
+    elif method == "l2":
+        s = l2_scores(w, profile=profile)
+    elif method == "random":
+        s = random_scores(w.size, seed, profile=profile)
+    elif method == "gradient":
+        if layer.activations is None:
+            raise ModelError(f"layer {layer.name!r} has no activations for the gradient "
+                             f"proxy: add {layer.name + ACT_SUFFIX!r} or pass --activations")
+        a = layer.activations.reshape(-1)
+        s = gradient_scores(w, a, None if a.size == w.size else cols, profile=profile)
+    elif method == "wanda":
+        if layer.calib is None:
+            raise ModelError(f"layer {layer.name!r} has no calibration samples for Wanda: "
+                             f"add {layer.name + CALIB_SUFFIX!r} (samples x {cols}, int8)")
+        s = wanda_scores(w, wanda_sumsq(layer.calib), rows, cols, profile=profile)
+    elif method == "mincut":
+        s = mincut_scores(w, rows, cols, profile=profile)
+    elif method == "rows":
+        s = row_scores(w, rows, cols, profile=profile)
+    elif method == "cols":
+        s = col_scores(w, rows, cols, profile=profile)
+    elif method == "blocks":
+        if block is None:
+            raise UsageError("method blocks needs a block size (--block BRxBC)")
+        s = block_scores(w, rows, cols, *block, profile=profile)
+    else:
+        raise UsageError(f"method must be one of {', '.join(SCORERS)}; got {method!r}")
+    return s.reshape(-1)
+
+
+def _expand(keep: np.ndarray, unit: str, rows: int, cols: int,
+            block: tuple[int, int] | None) -> np.ndarray:
+    """Per-weight keep flags (rows x cols) from keep flags over the mask's units."""
+    if unit == "row":
+        return np.repeat(keep, cols).reshape(rows, cols)
+    if unit == "col":
+        return np.tile(keep, rows).reshape(rows, cols)
+    if unit == "block":
+        br, bc = block
+        grid = keep.reshape(rows // br, cols // bc)
+        return np.repeat(np.repeat(grid, br, axis=0), bc, axis=1)
+    return keep.reshape(rows, cols)
+
+
+def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "exact",
+               min_keep: int = 1, min_score: int = 0, seed: int = 0,
+               block: tuple[int, int] | None = None, nm: tuple[int, int] | None = None,
+               steps: int = 0, profile=None) -> LayerMask:
+    """The mask the board must produce for this layer and these options, bit for bit.
+
+    nm: N:M pattern over a per-weight scorer (sparsity, min_keep, min_score unused).
+    steps: walk the cubic schedule to sparsity_bp, AND-ing each step's mask into the
+    result and zeroing what it prunes before scoring the next step.
+    """
+    rows, cols = layer_dims(layer, method)
+    unit = UNITS[method]
+    kwargs = dict(seed=seed, block=block)
+    if nm is not None:
+        if unit != "weight":
+            raise UsageError(f"an N:M pattern needs a per-weight scorer, not {method}")
+        words = nm_mask(layer_scores(layer, method, profile, **kwargs), rows, cols, *nm)
+    elif steps:
+        w = layer.weights.reshape(rows, cols).copy()
+        keep = None
+        for t in range(1, steps + 1):
+            bp = sparsity_at(t, steps, sparsity_bp)
+            s = layer_scores(layer, method, profile, weights=w, **kwargs)
+            k = mask_to_keep(prune_mask(s, sparsity_bp=bp, tie=tie,
+                                                  min_keep=min_keep, min_score=min_score,
+                                                  profile=profile), s.size)
+            keep = k if keep is None else keep & k
+            w[~_expand(keep, unit, rows, cols, block)] = 0
+        words = mask_from_keep(keep)
+    else:
+        s = layer_scores(layer, method, profile, **kwargs)
+        words = prune_mask(s, sparsity_bp=sparsity_bp, tie=tie, min_keep=min_keep,
+                                min_score=min_score, profile=profile)
+    n = {"weight": rows * cols, "row": rows, "col": cols}.get(unit)
+    if n is None:
+        n = (rows // block[0]) * (cols // block[1])
+    br, bc = block or (0, 0)
+    nm_n, nm_m = nm or (0, 0)
+    return LayerMask(name=layer.name, words=words, n=n, unit=unit, method=method, tie=tie,
+                     sparsity_bp=sparsity_bp, min_keep=min_keep, min_score=min_score,
+                     rows=rows, cols=cols, seed=seed, br=br, bc=bc, nm_n=nm_n, nm_m=nm_m,
+                     steps=steps)
+
+
+def weight_keep(mask: LayerMask) -> np.ndarray:
+    """Per-weight keep flags (rows x cols) of any mask: row/column/block masks expand."""
+    block = (mask.br, mask.bc) if mask.unit == "block" else None
+    return _expand(mask.keep(), mask.unit, mask.rows, mask.cols, block)
+
+
+def apply_layer_mask(weights: np.ndarray, mask: LayerMask) -> np.ndarray:
+    """A pruned copy of a layer's weights (any mask unit)."""
+    if weights.size != mask.rows * mask.cols:
+        raise ModelError(f"layer {mask.name!r} has {weights.size} weights but its mask was "
+                         f"made for {mask.rows} x {mask.cols}")
+    if mask.unit == "weight":
+        return apply_mask(weights, mask.words)
+    out = weights.copy()
+    out.reshape(-1)[~weight_keep(mask).reshape(-1)] = 0
+    return out
+
+
+def masked_model(model: dict[str, Layer], masks) -> dict[str, Layer]:
+    """The model as the board runs it with its masks: pruned weights zeroed and, for a row
+    mask of a quantized layer, the pruned rows' biases zeroed too, so a pruned neuron
+    outputs its zero point and feeds nothing to the next layer."""
+    out = dict(model)
+    for mask in masks:
+        layer = model[mask.name]
+        quant = dict(layer.quant)
+        if mask.unit == "row" and "bias" in quant:
+            quant["bias"] = np.where(mask.keep(), quant["bias"], 0).astype(np.int32)
+        out[mask.name] = replace(layer, weights=apply_layer_mask(layer.weights, mask),
+                                 quant=quant)
+    return out

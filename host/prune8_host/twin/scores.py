@@ -1,0 +1,210 @@
+"""Scores (SPEC.md, "Scores"; docs/spec-decisions.md): the twin of prune8.scores.
+
+Vectorized NumPy; loops run over blocks of a million weights, never over weights.
+Scores come back in the shape of `w` as np.int16; row, column and block L1 as np.int32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prune8 import errors
+
+from . import check
+
+MAX_SCORE = 32767
+CHUNK = 1 << 20  # weights per block: bounds temporaries to a few MB
+
+
+def abs16(w: np.ndarray) -> np.ndarray:
+    s = w.astype(np.int16)
+    return np.abs(s, out=s)
+
+
+def magnitude_scores(w, *, profile=None) -> np.ndarray:
+    """|w| as int16 (0..128), in the shape of w."""
+    w = check.int8(w, "weights")
+    if w.size == 0:
+        raise errors.empty("weights")
+    check.capacity(check.limits(profile), w.size)
+    return abs16(w)
+
+
+def gradient_scores(w, a, cols=None, *, profile=None) -> np.ndarray:
+    """Gradient proxy |w * a| >> 4 as int16 (0..1024).
+
+    `a` holds one activation per weight, or one per input column (length `cols`,
+    broadcast down the rows). A 2-D `w` gives `cols` when it is not passed.
+    """
+    w = check.int8(w, "weights")
+    a = check.int8(a, "activations")
+    n = w.size
+    if n == 0:
+        raise errors.empty("weights")
+    if cols is None and w.ndim == 2:
+        cols = w.shape[1]
+    if cols is not None:
+        if not check.is_int(cols) or cols < 1:
+            raise errors.bad_cols(cols)
+        cols = int(cols)
+        if n % cols:
+            raise errors.cols_mismatch(n, cols)
+    if a.size == n:
+        aa = abs16(a).reshape(w.shape)
+    elif cols is not None and a.size == cols:
+        aa = abs16(a).reshape(-1)
+    else:
+        raise errors.activations_mismatch(a.size, n, cols)
+    check.capacity(check.limits(profile), n, None, cols)
+    if aa.shape != w.shape:  # one per column: broadcast down the rows
+        out = (abs16(w).reshape(-1, cols) * aa).reshape(w.shape)
+    else:
+        out = abs16(w) * aa
+    out >>= 4  # |w| * |a| <= 128 * 128 = 16384 fits int16
+    return out
+
+
+def _flows(aw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return aw.sum(axis=1, dtype=np.int64), aw.sum(axis=0, dtype=np.int64)
+
+
+def mincut_scores(w, rows, cols, *, profile=None) -> np.ndarray:
+    """Min-cut edge importance: min(32767, (|w| * min(col_flow, row_flow)) >> 10)."""
+    shape = np.shape(w)
+    flat, rows, cols = check.layer(w, rows, cols, profile)
+    aw = abs16(flat).reshape(rows, cols)
+    row_flow, col_flow = _flows(aw)
+    # The product is at most 128 * min(max flow); use int32 while that fits.
+    bound = 128 * int(min(row_flow.max(), col_flow.max()))
+    wide = np.int32 if bound < 2**31 else np.int64
+    row_flow, col_flow = row_flow.astype(wide), col_flow.astype(wide)
+    out = np.empty((rows, cols), np.int16)
+    step = max(1, CHUNK // cols)
+    for r0 in range(0, rows, step):  # blocks of rows: temporaries stay small
+        blk = slice(r0, r0 + step)
+        m = np.minimum(row_flow[blk, None], col_flow[None, :])
+        m *= aw[blk]
+        m >>= 10
+        np.minimum(m, MAX_SCORE, out=m)
+        out[blk] = m
+    return out.reshape(shape)
+
+
+def row_scores(w, rows, cols, *, profile=None) -> np.ndarray:
+    """L1 norm of each row (output neuron), int32, not saturated."""
+    flat, rows, cols = check.layer(w, rows, cols, profile)
+    return abs16(flat).reshape(rows, cols).sum(axis=1, dtype=np.int32)
+
+
+def col_scores(w, rows, cols, *, profile=None) -> np.ndarray:
+    """L1 norm of each column (input), int32, not saturated."""
+    flat, rows, cols = check.layer(w, rows, cols, profile)
+    return abs16(flat).reshape(rows, cols).sum(axis=0, dtype=np.int32)
+
+
+def l2_scores(w, *, profile=None) -> np.ndarray:
+    """Squared magnitude w * w as int16 (0..16384), in the shape of w."""
+    s = magnitude_scores(w, profile=profile)
+    s *= s  # 128 * 128 = 16384 fits int16
+    return s
+
+
+_LCG_A, _LCG_C, _LCG_M = 29925, 12345, 1 << 30
+_LCG_BLOCK = 4096
+
+
+def _lcg_jumps(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A[j], C[j] with state[i + j] = A[j] * state[i] + C[j] (mod 2**30), j = 1..k."""
+    a = np.empty(k, np.int64)
+    c = np.empty(k, np.int64)
+    aj, cj = 1, 0
+    for j in range(k):  # k <= 4096 constants, computed once per call
+        aj, cj = aj * _LCG_A % _LCG_M, (cj * _LCG_A + _LCG_C) % _LCG_M
+        a[j], c[j] = aj, cj
+    return a, c
+
+
+def random_scores(n, seed, *, profile=None) -> np.ndarray:
+    """The board's seeded LCG scores: top 15 bits of each of the n states after seed.
+
+    Vectorized by jumping ahead in blocks: state[b + j] = A[j] * state[b] + C[j].
+    """
+    if not check.is_int(n) or n < 0:
+        raise errors.bad_count("random scores", n)
+    if n == 0:
+        raise errors.empty("random scores")
+    check.capacity(check.limits(profile), int(n))
+    if not check.is_int(seed) or not 0 <= seed <= errors.MAX_SMALL:
+        raise errors.seed_value(seed)
+    n = int(n)
+    a, c = _lcg_jumps(min(n, _LCG_BLOCK))
+    out = np.empty(n, np.int16)
+    x = int(seed)
+    for b in range(0, n, a.size):
+        states = (a * x + c) % _LCG_M
+        k = min(a.size, n - b)
+        out[b:b + k] = states[:k] >> 15
+        x = int(states[-1])
+    return out
+
+
+def wanda_sumsq(samples) -> np.ndarray:
+    """Per-column sums of x * x over int8 calibration samples (samples x cols), each
+    saturated at 2**30 - 1, in the order the board adds them."""
+    x = check.int8(samples, "activations")
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    sq = x.astype(np.int64) ** 2
+    # Saturation is sticky on the board: once a running sum would pass the limit it stays
+    # at the limit; a plain cumulative sum reaches the limit at the same sample.
+    return np.minimum(sq.sum(axis=0), errors.MAX_SMALL).astype(np.int64)
+
+
+def isqrt(v: np.ndarray) -> np.ndarray:
+    r = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
+    r -= (r * r > v)             # float sqrt can be one too high or too low near squares
+    r += ((r + 1) * (r + 1) <= v)
+    return r
+
+
+def wanda_scores(w, col_sumsq, rows, cols, *, profile=None) -> np.ndarray:
+    """Wanda: min(32767, (|w| * isqrt(col_sumsq[c])) >> 4) as int16."""
+    shape = np.shape(w)
+    flat, rows, cols = check.layer(w, rows, cols, profile)
+    ss = np.asarray(col_sumsq)
+    if ss.ndim != 1 or ss.size != cols:
+        raise errors.sumsq_mismatch(int(ss.size), cols)
+    if not np.issubdtype(ss.dtype, np.integer):
+        bad = next(i for i, v in enumerate(ss.tolist()) if not check.is_int(v))
+        raise errors.sumsq_value(ss.tolist()[bad], bad)
+    out_of_range = np.flatnonzero((ss < 0) | (ss > errors.MAX_SMALL))
+    if out_of_range.size:
+        i = int(out_of_range[0])
+        raise errors.sumsq_value(int(ss[i]), i)
+    norms = isqrt(ss.astype(np.int64))
+    s = (abs16(flat).reshape(rows, cols).astype(np.int32) * norms.astype(np.int32)) >> 4
+    return np.minimum(s, MAX_SCORE).astype(np.int16).reshape(shape)
+
+
+def max_blocks(profile) -> int | None:
+    """The board's block capacity: max(max_units, max_weights // 4)."""
+    limits = check.limits(profile)
+    return None if limits is None else max(limits[1], limits[0] // 4)
+
+
+def block_scores(w, rows, cols, br, bc, *, profile=None) -> np.ndarray:
+    """L1 sum of each br x bc block (int32), blocks row-major over the block grid."""
+    flat, rows, cols = check.layer(w, rows, cols, profile)
+    if not (check.is_int(br) and check.is_int(bc)) or br < 1 or bc < 1:
+        raise errors.block_values(br, bc)
+    if rows % br:
+        raise errors.block_fit("rows", rows, int(br), "br")
+    if cols % bc:
+        raise errors.block_fit("cols", cols, int(bc), "bc")
+    br, bc = int(br), int(bc)
+    nb = (rows // br) * (cols // bc)
+    limit = max_blocks(profile)
+    if limit is not None and nb > limit:
+        raise errors.capacity_blocks(nb, limit)
+    aw = abs16(flat).reshape(rows // br, br, cols // bc, bc)
+    return aw.sum(axis=(1, 3), dtype=np.int32).reshape(-1)
