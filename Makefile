@@ -12,7 +12,7 @@ EVAL_STAMP := $(VENV)/.prune8-eval-installed
 # The virtual board's Node side: package.json/package-lock.json pin the MicroPython VM.
 VBOARD_NODE := host/prune8_host/vboard
 
-.PHONY: install test demo bench build eval clean vboard
+.PHONY: install test lint demo bench build eval clean vboard
 
 $(STAMP): pyproject.toml $(VBOARD_NODE)/package.json $(VBOARD_NODE)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ $(EVAL_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,eval]'
 	touch $@
 
-test: $(EVAL_STAMP)
+# The lint (ruff, pinned in pyproject.toml: pyflakes and import order) runs first.
+LINTED := host firmware boards tests bench examples
+
+lint: $(STAMP)
+	$(BIN)/ruff check --no-cache $(LINTED)
+
+test: $(EVAL_STAMP) lint
 	$(BIN)/python -m pytest
 
 demo: install
@@ -46,8 +52,8 @@ bench: install
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md
 eval: $(EVAL_STAMP)
-	$(BIN)/python -m prune8_host.evaluate --out docs/eval
-	$(BIN)/python -m prune8_host.boardeval --out docs/eval $(if $(PORT),--port $(PORT))
+	$(BIN)/python -m prune8_host.study.evaluate --out docs/eval
+	$(BIN)/python -m prune8_host.study.onboard --out docs/eval $(if $(PORT),--port $(PORT))
 
 build: install
 	$(BIN)/prune8 build --board $(BOARD) $(if $(NATIVE),--native)
