@@ -10,7 +10,6 @@ import struct
 
 from . import store
 from .protocol import (
-    ABORT,
     COMMIT,
     DATA,
     END,
@@ -41,8 +40,7 @@ class FileServer(Receiver):
     def __init__(self, link=None):
         Receiver.__init__(self, link)
         self.handlers = {OPEN: self.open, READ: self.read, WRITE: self.write,
-                         DATA: self.data, COMMIT: self.commit, END: self.end,
-                         ABORT: self.end}
+                         DATA: self.data, COMMIT: self.commit, END: self.end}
         self.chunk = bytearray(MAX_PAYLOAD)
         self.f = None
         self.wpath = None

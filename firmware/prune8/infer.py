@@ -14,7 +14,7 @@ import struct
 
 from . import dense, store
 from .link import crc32_halves
-from .protocol import ABORT, END, EVAL_FMT, IMAGES, MASKS_PATH, PACKED_PATH
+from .protocol import END, EVAL_FMT, IMAGES, MASKS_PATH, PACKED_PATH
 from .prune_model import zero_pruned
 from .receiver import Receiver
 
@@ -65,7 +65,7 @@ class ImageReceiver(Receiver):
 
     def __init__(self, link=None):
         Receiver.__init__(self, link)
-        self.handlers = {IMAGES: self.images, END: self.end, ABORT: self.abort}
+        self.handlers = {IMAGES: self.images, END: self.end}
         self.stride = 0
 
     def images(self, data):
@@ -78,9 +78,6 @@ class ImageReceiver(Receiver):
     def end(self, payload):
         self.done = True
         return self.result()
-
-    def abort(self, payload):
-        self.done = True
 
 
 class Calibration(ImageReceiver):

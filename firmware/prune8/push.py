@@ -11,7 +11,6 @@ from . import dense, errors, scores, store
 from .link import crc32_halves
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import (
-    ABORT,
     BEGIN,
     BEGIN_FMT,
     DATA,
@@ -37,7 +36,7 @@ class ModelReceiver(Receiver):
     def __init__(self, link=None):
         Receiver.__init__(self, link)
         self.handlers = {BEGIN: self.begin, LAYER: self.layer, DATA: self.data,
-                         KEEP: self.keep, END: self.end, ABORT: self.abort}
+                         KEEP: self.keep, END: self.end}
         self.w = bytearray(MAX_WEIGHTS)
         self.a = bytearray(MAX_WEIGHTS)
         self.sumsq = array("i", bytes(4 * MAX_UNITS))   # Wanda sums of the layer
@@ -168,9 +167,6 @@ class ModelReceiver(Receiver):
         store.commit(self.tmp, MODEL_PATH)
         self.done = True
         return mid
-
-    def abort(self, payload):
-        self.done = True  # close() drops the temporary file
 
     def close(self):
         if self.f is not None:

@@ -4,7 +4,7 @@
 # to the host as an ERROR frame with its message.
 
 from .link import Link
-from .protocol import REPLY
+from .protocol import ABORT, REPLY
 
 try:
     import micropython
@@ -43,6 +43,10 @@ class Receiver:
     other frame delivered twice is acknowledged without being applied again. A failed
     handler is answered with an ERROR frame, which ends the receiver unless
     `keep_going`. A failed start() is reported as the answer to the first frame.
+
+    ABORT ends every receiver in every state, whatever its seq: a new host session
+    starts with one (seq 0) to end a receiver its killed predecessor left running, and
+    that receiver's last good frame may well have had seq 0 too.
     """
 
     doing = "receiving"     # for messages: "... while saving the model"
@@ -71,6 +75,9 @@ class Receiver:
                 failed = error_text(e, self.doing)
             while not self.done:
                 t = link.recv()
+                if t == ABORT:  # before the duplicate check: see the docstring
+                    link.ok()
+                    return
                 if failed is not None:
                     link.error(failed)
                     return
