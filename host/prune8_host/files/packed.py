@@ -28,6 +28,8 @@ from prune8_host.errors import FileFormatError, UsageError
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.mask import mask_from_keep, mask_to_keep
 
+from .output import write_output
+
 FORMATS = PACKED_FORMATS
 BLOCK_SIZES = ((1, 4), (4, 1), (2, 2), (4, 4), (2, 8), (8, 2))  # tried by pack_layer
 
@@ -180,10 +182,7 @@ def packed_bytes(layers: dict[str, Packed]) -> bytes:
 
 def write_packed(path, layers: dict[str, Packed]) -> int:
     """Write a packed model (docs/sparse.md); returns the file size."""
-    data = packed_bytes(layers)
-    with open(path, "wb") as f:
-        f.write(data)
-    return len(data)
+    return write_output(path, packed_bytes(layers))
 
 
 def read_packed(path) -> dict[str, Packed]:

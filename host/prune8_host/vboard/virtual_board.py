@@ -17,7 +17,9 @@ Limitations, by construction:
   (xtensawin, rv32imc) do not: this is not an ESP32 CPU.
 - Board output is never lost: when nobody reads the port, the VM's print() blocks
   (like USB-CDC), where a real UART would drop the bytes.
-- One virtual board per flash directory at a time.
+- One virtual board per flash directory at a time: a board holds a lock on its flash
+  directory (an flock on .NAME.lock beside it) while it runs; a second one with the
+  same directory waits for it (`on_flash_busy` is told first).
 """
 
 from __future__ import annotations
@@ -102,13 +104,15 @@ class VirtualBoard:
     where nothing answers; micropython_version: e.g. (1, 19, 1) to make code see an
     older MicroPython in sys.implementation.version, sys.version and os.uname();
     flash_bytes: the flash's capacity for file contents (None: unlimited); past it a
-    write fails with ENOSPC, as on a full littlefs partition.
+    write fails with ENOSPC, as on a full littlefs partition; on_flash_busy: called with
+    the flash directory when another virtual board holds it, before waiting for it.
     """
 
     def __init__(self, board: str | BoardProfile | None = "esp32", baud: int | None = None,
                  flash_dir: str | os.PathLike | None = None, *, mode: str = "micropython",
                  micropython_version: tuple[int, ...] | None = None,
-                 flash_bytes: int | None = None):
+                 flash_bytes: int | None = None,
+                 on_flash_busy: Callable[[Path], None] | None = None):
         self.profile: BoardProfile = load_board(board)
         if flash_bytes is not None and flash_bytes < 0:
             raise UsageError(f"flash_bytes must be >= 0, got {flash_bytes}")
@@ -126,6 +130,8 @@ class VirtualBoard:
                                  f"got {micropython_version!r}")
         self.micropython_version = micropython_version
         self._own_flash = flash_dir is None
+        self.on_flash_busy = on_flash_busy
+        self._flash_lock: int | None = None
         self.flash_dir = Path(flash_dir) if flash_dir is not None else None
         self.rx_hook: Callable[[bytes], bytes] | None = None
         self.port: str | None = None
@@ -176,7 +182,31 @@ class VirtualBoard:
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         if not self.flash_dir.is_dir():
             raise VirtualBoardError(f"flash directory {self.flash_dir} is not a directory")
+        if not self._own_flash:
+            self._lock_flash()
+        try:
+            self._open_and_boot()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
+    def _lock_flash(self) -> None:
+        path = self.flash_dir.parent / f".{self.flash_dir.name}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if self.on_flash_busy:
+                    self.on_flash_busy(self.flash_dir)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # until the other board stops
+        except BaseException:
+            os.close(fd)
+            raise
+        self._flash_lock = fd
+
+    def _open_and_boot(self) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no CR/LF translation: a plain byte pipe
         os.set_blocking(self._master, False)
@@ -195,12 +225,7 @@ class VirtualBoard:
                                         daemon=True)
         self._thread.start()
         if self.mode == "micropython":
-            try:
-                self._wait_booted(1, BOOT_TIMEOUT_S)
-            except BaseException:
-                self.stop()
-                raise
-        return self
+            self._wait_booted(1, BOOT_TIMEOUT_S)
 
     def hard_reset(self, timeout: float = BOOT_TIMEOUT_S) -> None:
         """Press RESET: drop the running VM (even mid-execution), power on a fresh one
@@ -240,6 +265,9 @@ class VirtualBoard:
             self._link_dir = None
         if self._own_flash and self.flash_dir is not None:
             shutil.rmtree(self.flash_dir, ignore_errors=True)
+        if self._flash_lock is not None:
+            os.close(self._flash_lock)  # releases the flock
+            self._flash_lock = None
 
     def __enter__(self) -> "VirtualBoard":
         return self.start()
