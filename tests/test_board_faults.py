@@ -51,7 +51,7 @@ def test_busy_port_is_named(fresh_vboard):
 
 
 def test_missing_port_suggests_port():
-    one_line_error(cli("ls", "--port", "/dev/ttyUSB-not-there"), "pass --port")
+    one_line_error(cli("ls", "--port", "/dev/ttyUSB-not-there"), "--port names the board")
 
 
 def test_older_micropython_is_refused(fresh_vboard):

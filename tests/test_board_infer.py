@@ -93,9 +93,13 @@ def test_eval_refuses_a_model_the_board_does_not_hold(port, tmp_path):
     path = tmp_path / "other.npz"
     save_model(path, other)
     code, err = cli(port, "eval", str(path))
-    assert code == 2 and "push MODEL first" in err
+    assert code == 2 and "pass --push" in err
     code, err = cli(port, "eval", "examples/example_model.npz")
     assert code == 2 and "not a quantized model" in err
+    # --push sends it, and then evaluates it (its dense form: the old masks are stale)
+    code, report = cli(port, "eval", str(path), "--push")
+    assert code == 0 and report["logits_identical"] and report["masks"] == []
+    assert cli(port, "eval", str(path))[0] == 0  # the board holds it now
 
 
 @pytest.mark.parametrize("fmt", ["dense", "native", "csr", "coo", "block"])

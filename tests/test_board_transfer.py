@@ -221,6 +221,20 @@ def test_cli_push_prune_pull_verify_on_a_port(board, tmp_path):
     assert "fc1 32x64" in ls.stdout and "rows 8/32" in ls.stdout
 
 
+def test_progress_bars_only_on_a_terminal(board, tmp_path):
+    # 16 KB at 115200 baud: about 1.5 s, over the bar's one-second delay
+    vb = board(baud=115200)
+    rng = np.random.default_rng(7)
+    path = tmp_path / "big.npz"
+    save_model(path, {f"fc{i}": Layer(f"fc{i}", rng.integers(-128, 128, (32, 64)).astype(
+        np.int8)) for i in range(8)})
+    proc = subprocess.run([sys.executable, "-m", "prune8_host.cli", "push", str(path),
+                           "--port", vb.port], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "push:" not in proc.stderr  # a log gets no bar
+    assert proc.stdout.startswith("pushed 8 layer(s)")
+
+
 def test_ctrl_c_bytes_in_the_weights_are_data(board):
     # Every weight 0x03: with Ctrl-C enabled the board would raise KeyboardInterrupt.
     vb = board()

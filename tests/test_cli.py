@@ -12,6 +12,7 @@ from prune8_host.cli import main
 from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.npzio import load_arrays
+from prune8_host.twin import reference as twin_reference
 
 EXAMPLE = "examples/example_model.npz"
 
@@ -88,8 +89,8 @@ def test_gradient_with_activations_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["mask", "missing.npz", "--method", "rows", "--sparsity", "0.5"], "no such file"),
-    (["mask", EXAMPLE, "--method", "rows", "--sparsity", "1.5"], "must be in [0, 1]"),
-    (["mask", EXAMPLE, "--method", "rows"], "no sparsity given"),
+    (["mask", EXAMPLE, "--method", "rows", "--sparsity", "1.5"], "--sparsity must be a fraction"),
+    (["mask", EXAMPLE, "--method", "rows"], "give --sparsity S"),
     (["mask", EXAMPLE, "--method", "magnitude", "--sparsity", "0.5", "--board", "nope"],
      "unknown board 'nope'"),
     (["mask", EXAMPLE, "--method", "magnitude", "--sparsity", "0.5", "--layer", "fc9"],
@@ -242,3 +243,59 @@ def test_pack_then_unpack_gives_the_pruned_model(tmp_path, capsys):
     assert run(capsys, "apply", EXAMPLE, str(masks), "-o", str(pruned))[0] == 0
     a, u = load_model(pruned), load_model(back)
     assert all((a[n].weights == u[n].weights).all() for n in ("fc1", "fc2"))
+
+
+def test_an_interrupt_during_start_up_is_one_line(monkeypatch, capsys):
+    from prune8_host import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["ls"]) == 130
+    assert capsys.readouterr().err == "prune8: interrupted\n"
+
+
+def test_every_argument_explains_itself():
+    import argparse
+
+    from prune8_host.cli import build_parser
+    parser = build_parser()
+    missing = []
+
+    def walk(p, prog):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{prog} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{prog}: {action.dest}")
+
+    walk(parser, "prune8")
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("argv", [["model", "info", "LONG"],
+                                  ["report", "LONG", "--method", "magnitude"]])
+def test_tables_stay_aligned_with_long_layer_names(tmp_path, capsys, argv):
+    from prune8_host.files.npzio import save_npz
+    path = tmp_path / "long.npz"
+    name = "encoder.block3.attention.output_projection"
+    save_npz(path, {name: np.ones((4, 8), np.int8), "fc": np.ones((2, 4), np.int8)})
+    code, out, _ = run(capsys, *[str(path) if a == "LONG" else a for a in argv])
+    assert code == 0
+    head, *rows = [line for line in out.splitlines() if not line.startswith("model:")]
+    second = head.split()[1]
+    column = head.index(second)  # where the second column starts, in every row
+    for row in rows:
+        assert row[column - 1] == " " and row[column] != " ", (head, row)
+
+
+def test_steps_must_be_at_least_one_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    code, _, err = run(capsys, "mask", EXAMPLE, "--method", "magnitude", "--sparsity", "0.5",
+                       "--steps", "0", "-o", str(out))
+    assert code == 2 and "steps must be an integer in 1..100000" in err and not out.exists()
+    layer = load_model(EXAMPLE)["fc1"]
+    with pytest.raises(twin.errors.ScheduleError, match=r"steps must be an integer in 0\.\."):
+        twin_reference.layer_mask(layer, "magnitude", sparsity_bp=5000, steps=-1)

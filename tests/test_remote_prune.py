@@ -86,3 +86,16 @@ def test_prune_one_layer_keeps_the_other_masks(stored_model):
     masks = board_prune(root, "rows", 2500, "exact", 1, 0, ["fc2"])
     by_name = {m.name: m for m in masks}
     assert by_name["fc1"].method == "magnitude" and by_name["fc2"].method == "rows"
+
+
+def test_the_board_refuses_a_bad_step_count_before_writing(stored_model):
+    root, _ = stored_model
+    board_prune(root, "magnitude", 5000)
+    before = open(root + "/masks.bin", "rb").read()
+    call = "prune_model.prune('magnitude', 5000, steps=-1)"
+    out = subprocess.run([sys.executable, "-c", PREAMBLE.format(root=root) + call],
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result == {"ok": False, "type": "ScheduleError", "error":
+                      "steps must be an integer in 0..100000 (0: prune in one shot); got -1"}
+    assert open(root + "/masks.bin", "rb").read() == before

@@ -212,6 +212,11 @@ def schedule_steps(steps, limit):
     return ScheduleError("steps must be an integer in 1..%d; got %r" % (limit, steps))
 
 
+def steps_value(steps, limit):
+    return ScheduleError("steps must be an integer in 0..%d (0: prune in one shot); got %r"
+                         % (limit, steps))
+
+
 def schedule_step(step, steps):
     return ScheduleError("step must be an integer in 0..%r (steps); got %r" % (steps, step))
 

@@ -41,6 +41,8 @@ REPLY = const(0x64)         # d: data
 ERROR = const(0x21)         # !: UTF-8 message; the receiver refuses the request
 
 BEGIN_FMT = "<H"            # layer count
+MAX_NAME = const(233)       # UTF-8 bytes of a layer name: what a LAYER frame holds beside
+                            # LAYER_FMT, MAX_PAYLOAD - 1 - calcsize(LAYER_FMT)
 # rows, cols, activation bytes, calibration samples, then the int8 inference parameters:
 # quantized flag, multiplier, shift, input and output zero points, fused ReLU
 LAYER_FMT = "<HHIIBibbbB"

@@ -5,10 +5,11 @@
 import json
 from array import array
 
-from . import errors, store
+from . import check, errors, store
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import MASKS_MAGIC, MASKS_PATH, SCORERS
 from .receiver import oserror_text
+from .schedule import MAX_STEPS
 
 
 def _score(p, method, info, w, a, sumsq, seed, block):
@@ -99,6 +100,8 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
     try:
         if method not in SCORERS:
             raise errors.option("method", method, SCORERS)
+        if not check.is_int(steps) or steps < 0 or steps > MAX_STEPS:
+            raise errors.steps_value(steps, MAX_STEPS)
         mid, index = store.read_model_index()
         names = [i.name for i in index]
         for name in layers or ():

@@ -40,8 +40,15 @@ COMMAND_MODULES = [
 INPUTS = ("weights", "model", "masks", "packed", "file", "activations", "images", "test")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line, like every other prune8 error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="prune8",
         description="int8 pruning for ESP32 boards running MicroPython: a bit-exact NumPy "
                     "twin on the host, and the tools to prune on the board and verify.",
@@ -54,8 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports every command: an interrupt here is no traceback
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("prune8: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:  # --help, --version, or a usage error (already printed)
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

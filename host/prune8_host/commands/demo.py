@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-from prune8_host import twin
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.device.connect import port_or_fresh_vboard
 from prune8_host.device.deploy import deploy_build
@@ -19,6 +18,9 @@ from prune8_host.device.workflow import prune, push, verify_on_board
 from prune8_host.files.model import load_model
 from prune8_host.twin.layer import UNITS
 from prune8_host.twin.reference import PruneOptions
+
+from .options import fraction_bp
+from .table import verify_table
 
 EXAMPLE = "examples/example_model.npz"
 DEMO_BLOCK = (2, 2)
@@ -57,7 +59,7 @@ def _methods(model):
 def run(args) -> int:
     profile = load_board(args.board)
     model = load_model(args.model)
-    bp = twin.to_bp(args.sparsity)
+    bp = fraction_bp("--sparsity", args.sparsity)
     rows = []
     note = None if args.quiet else \
         f"prune8 demo: no --port given: starting a virtual {profile.name} board"
@@ -74,11 +76,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"verified": ok, "layers": rows}))
         return 0 if ok else 1
-    print(f"{'layer':<8} {'method':<10} {'pruned':>18} {'sparsity':>9}  verified")
-    for r in rows:
-        pruned = f"{r['pruned']}/{r['n']} {r['unit']}s"
-        print(f"{r['layer']:<8} {r['method']:<10} {pruned:>18} {r['sparsity_bp'] / 100:>8.2f}%  "
-              + ("yes" if r["verified"] else f"NO: {r['note']}"))
+    print(verify_table(rows, layer_width=8, pruned_width=18))
     print(f"{sum(r['verified'] for r in rows)} of {len(rows)} masks made on the board "
           f"verified bit for bit against the twin")
     return 0 if ok else 1

@@ -64,6 +64,8 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     if not args.quiet:
-        print(f"flashed {report.size} bytes (md5 {report.md5}) to {report.chip_name} at "
+        chip = report.chip_name + (" (the board profile's chip: the ROM did not identify "
+                                   "itself)" if report.chip_source == "profile" else "")
+        print(f"flashed {report.size} bytes (md5 {report.md5}) to {chip} at "
               f"{report.offset:#x}, verified against {args.firmware}, reset")
     return 0

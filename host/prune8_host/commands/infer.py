@@ -43,6 +43,8 @@ def register(sub) -> None:
                    help="int8 images: .npz with 'images' (n x inputs) "
                         "(default examples/digits_calib.npz)")
     add_board_args(p)
+    p.add_argument("--push", action="store_true",
+                   help="push MODEL first when the board holds another model (or none)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_calibrate)
 
@@ -60,6 +62,9 @@ def register(sub) -> None:
                    help="run the packed model the board stores (prune8 pack --push) from "
                         "its sparse form")
     add_board_args(p)
+    p.add_argument("--push", action="store_true",
+                   help="push MODEL first when the board holds another model (or none); "
+                        "its masks are then the board's no more")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_eval)
 
@@ -69,7 +74,7 @@ def run_calibrate(args) -> int:
     dense.qlayers(model)  # refuses a model without int8 inference parameters
     images, _ = load_images(args.images, with_labels=False)
     with open_board(**board_kwargs(args)) as s:
-        check_board_model(s, model)
+        check_board_model(s, model, args.push, args.quiet)
         got = calibrate_on_board(s, images, quiet=args.quiet)
     twin_acts = dense.activation_stats(model, images)
     rows, off = [], 0
@@ -94,7 +99,7 @@ def run_eval(args) -> int:
     dense.qlayers(model)
     images, labels = load_images(args.test, with_labels=True)
     with open_board(**board_kwargs(args)) as s:
-        listing = check_board_model(s, model)
+        listing = check_board_model(s, model, args.push, args.quiet)
         masks, packed = [], None
         if args.packed:
             if not holds_file(listing, PACKED_PATH):

@@ -9,6 +9,8 @@ from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.files.model import load_model
 from prune8_host.files.records import check_fits, layer_bytes
 
+from .table import table
+
 
 def register(sub) -> None:
     p = sub.add_parser("model", help="inspect model files (prune8 model info FILE)",
@@ -18,7 +20,7 @@ def register(sub) -> None:
     q = msub.add_parser("info", help="layers, shapes, sizes and whether each fits the board",
                         description="List the layers of FILE with their shapes, sizes, "
                                     "activations, and whether each fits the board profile.")
-    q.add_argument("file", metavar="FILE")
+    q.add_argument("file", metavar="FILE", help="a model file (.npz of int8 layers, or one .npy)")
     q.add_argument("--board", default=DEFAULT_BOARD, metavar="B",
                    help=f"board profile whose capacity to check (default {DEFAULT_BOARD})")
     q.add_argument("--json", action="store_true", help="print JSON")
@@ -45,10 +47,9 @@ def run_info(args) -> int:
     if args.json:
         print(json.dumps({"board": profile.name, "layers": rows}))
         return 0
-    print(f"{'layer':<12} {'shape':<10} {'weights':>7} {'bytes':>6}  {'activations':<11} "
-          f"fits {profile.name} ({profile.max_weights} weights, {profile.max_units} units)")
-    for r in rows:
-        shape = "x".join(map(str, r["shape"]))
-        print(f"{r['layer']:<12} {shape:<10} {r['weights']:>7} {r['bytes']:>6}  "
-              f"{r['activations']:<11} {r['fits']}")
+    fits = f"fits {profile.name} ({profile.max_weights} weights, {profile.max_units} units)"
+    print(table([("layer", "<", 12), ("shape", "<", 10), ("weights", ">", 7),
+                 ("bytes", ">", 6), (" activations", "<", 12), (fits, "<", 0)],
+                [[r["layer"], "x".join(map(str, r["shape"])), r["weights"], r["bytes"],
+                  " " + r["activations"], r["fits"]] for r in rows]))
     return 0

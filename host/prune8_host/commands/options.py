@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 
+from prune8.errors import SparsityError
 from prune8.protocol import SCORERS, TIES
 from prune8_host import twin
+from prune8_host.errors import UsageError
 from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.schedule import MAX_STEPS
 
 
 def add_board_args(p) -> None:
@@ -44,6 +47,17 @@ def _nm(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _steps(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"steps must be an integer in 1..{MAX_STEPS}, got "
+                                         f"{text!r}")
+    return n
+
+
 def add_method_args(p, required: bool = True) -> None:
     p.add_argument("--method", choices=SCORERS, required=required, help=METHOD_HELP)
     p.add_argument("--seed", type=int, default=0, metavar="S",
@@ -65,14 +79,40 @@ def add_mask_args(p) -> None:
                    help="also prune every score below T (default 0: off)")
     p.add_argument("--nm", type=_nm, metavar="N:M",
                    help="N:M pattern instead of a sparsity: keep N of every M along a row")
-    p.add_argument("--steps", type=int, default=0, metavar="N",
-                   help="gradual: walk the cubic schedule to the sparsity in N steps")
+    p.add_argument("--steps", type=_steps, default=0, metavar="N",
+                   help=f"gradual: walk the cubic schedule to the sparsity in N steps "
+                        f"(1..{MAX_STEPS}; default: one shot)")
+
+
+def sparsity_bp(sparsity, bp, optional: bool = False) -> int:
+    """The basis points of --sparsity S or --sparsity-bp BP, refused in the command
+    line's own words (the library's name them as keyword arguments)."""
+    if sparsity is not None and bp is not None:
+        raise UsageError("give --sparsity or --sparsity-bp, not both")
+    if sparsity is None and bp is None:
+        if optional:
+            return 0
+        raise UsageError("give --sparsity S (a fraction 0..1) or --sparsity-bp BP (0..10000)")
+    if sparsity is not None:
+        return fraction_bp("--sparsity", sparsity, "; use --sparsity-bp for an exact value")
+    try:
+        return twin.resolve_bp(None, bp)
+    except SparsityError:
+        raise UsageError(f"--sparsity-bp must be an integer in 0..10000; got {bp}") from None
+
+
+def fraction_bp(flag: str, value, hint: str = "") -> int:
+    """The basis points of a fraction given as `flag` (SPEC.md, "Numbers")."""
+    try:
+        return twin.to_bp(value)
+    except SparsityError:
+        raise UsageError(f"{flag} must be a fraction in 0..1 in whole basis points (steps of "
+                         f"0.0001); got {value!r}{hint}") from None
 
 
 def _bp(args) -> int:
-    if args.nm is not None and args.sparsity is None and args.sparsity_bp is None:
-        return 0  # an N:M pattern fixes the sparsity itself
-    return twin.resolve_bp(args.sparsity, args.sparsity_bp)
+    # an N:M pattern fixes the sparsity itself
+    return sparsity_bp(args.sparsity, args.sparsity_bp, optional=args.nm is not None)
 
 
 def prune_options(args, method: str | None = None) -> PruneOptions:

@@ -17,6 +17,7 @@ from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import masked_model
 
 from .options import add_board_args, board_kwargs
+from .table import table
 
 
 def register(sub) -> None:
@@ -25,7 +26,7 @@ def register(sub) -> None:
                                    "which every layer takes the smallest of dense, native "
                                    "(mask + values), CSR, COO and block-sparse "
                                    "(docs/sparse.md). Reports bytes before and after.")
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", help="the model to pack (.npz)")
     p.add_argument("masks", metavar="MASKS", nargs="?",
                    help="masks file (default: pack MODEL's zeros as they are)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="packed model to write")
@@ -38,7 +39,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("unpack", help="turn a packed model back into a dense model file",
                        description="Decode a packed model (prune8 pack) into a dense .npz.")
-    p.add_argument("packed", metavar="PACKED")
+    p.add_argument("packed", metavar="PACKED", help="a packed model from 'prune8 pack'")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="model .npz to write")
     p.set_defaults(run=run_unpack)
 
@@ -70,10 +71,10 @@ def run_pack(args) -> int:
         print(json.dumps({"layers": rows, "dense_bytes": before, "packed_bytes": after,
                           "file_bytes": total, "out": args.out}))
         return 0
-    print(f"{'layer':<12} {'format':<10} {'nnz':>6} {'dense':>7} {'packed':>7}")
-    for r in rows:
-        print(f"{r['layer']:<12} {r['format']:<10} {r['nnz']:>6} {r['dense_bytes']:>7} "
-              f"{r['packed_bytes']:>7}")
+    print(table([("layer", "<", 12), ("format", "<", 10), ("nnz", ">", 6), ("dense", ">", 7),
+                 ("packed", ">", 7)],
+                [[r["layer"], r["format"], r["nnz"], r["dense_bytes"], r["packed_bytes"]]
+                 for r in rows]))
     print(f"{before} bytes dense -> {after} packed ({after / before:.1%}); "
           f"{total} bytes with headers -> {args.out}"
           + (f" and the board's {PACKED_PATH}" if args.push else ""))

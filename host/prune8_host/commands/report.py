@@ -12,7 +12,8 @@ from prune8_host.files.model import load_model
 from prune8_host.files.npzio import load_arrays
 from prune8_host.twin.reference import layer_scores, weight_keep
 
-from .options import add_method_args
+from .options import add_method_args, fraction_bp
+from .table import table
 
 
 def register(sub) -> None:
@@ -21,7 +22,8 @@ def register(sub) -> None:
                                    "and the whole model's weights pruned. A model: per layer "
                                    "its zeros and the statistics of a scorer (min, max, mean, "
                                    "median, standard deviation) with the top-k scores.")
-    p.add_argument("file", metavar="MODEL|MASKS")
+    p.add_argument("file", metavar="MODEL|MASKS",
+                   help="a model (.npz of int8 layers) or a masks file (from prune8 mask)")
     add_method_args(p, required=False)
     p.add_argument("--top", type=int, default=5, metavar="K",
                    help="list the K highest scores per layer (model reports; default 5)")
@@ -84,29 +86,31 @@ def run_report(args) -> int:
         print(json.dumps(r))
         return 0
     if is_masks:
-        print(f"{'layer':<12} {'method':<10} {'pruned':>16} {'sparsity':>9} {'weights':>13}")
-        for l in r["layers"]:
-            pruned = f"{l['pruned']}/{l['n']} {l['unit']}s"
-            print(f"{l['layer']:<12} {l['method']:<10} {pruned:>16} {_pct(l['sparsity_bp']):>9} "
-                  f"{l['weights_pruned']:>6}/{l['weights']:<6}")
+        print(table([("layer", "<", 12), ("method", "<", 10), ("pruned", ">", 16),
+                     ("sparsity", ">", 9), ("weights", ">", 13)],
+                    [[e["layer"], e["method"], f"{e['pruned']}/{e['n']} {e['unit']}s",
+                      _pct(e["sparsity_bp"]), f"{e['weights_pruned']}/{e['weights']}"]
+                     for e in r["layers"]]))
         print(f"model: {r['weights_pruned']} of {r['weights']} weights pruned "
               f"({_pct(r['sparsity_bp'])})")
         return 0
-    print(f"{'layer':<12} {'shape':<8} {'zeros':>12}  {r['method']} scores: "
-          f"min max mean median std; top {args.top} (index: score)")
-    for l in r["layers"]:
-        s = l["scores"]
-        shape = "x".join(map(str, l["shape"]))
-        zeros = f"{l['zeros']} ({_pct(l['sparsity_bp'])})"
-        top = ", ".join(f"{i}: {v}" for i, v in l["top"])
-        print(f"{l['layer']:<12} {shape:<8} {zeros:>12}  {s['min']} {s['max']} {s['mean']:.2f} "
-              f"{s['median']:.1f} {s['std']:.2f}; {top}")
+    rows = []
+    for e in r["layers"]:
+        s = e["scores"]
+        top = ", ".join(f"{i}: {v}" for i, v in e["top"])
+        rows.append([e["layer"], "x".join(map(str, e["shape"])),
+                     f"{e['zeros']} ({_pct(e['sparsity_bp'])})",
+                     f" {s['min']} {s['max']} {s['mean']:.2f} {s['median']:.1f} "
+                     f"{s['std']:.2f}; {top}"])
+    print(table([("layer", "<", 12), ("shape", "<", 8), ("zeros", ">", 12),
+                 (f" {r['method']} scores: min max mean median std; top {args.top} "
+                  f"(index: score)", "<", 0)], rows))
     print(f"model: {r['zeros']} of {r['weights']} weights are zero ({_pct(r['sparsity_bp'])})")
     return 0
 
 
 def run_schedule(args) -> int:
-    final, initial = twin.to_bp(args.final), twin.to_bp(args.initial)
+    final, initial = fraction_bp("--final", args.final), fraction_bp("--initial", args.initial)
     values = [twin.sparsity_at(t, args.steps, final, initial) for t in range(args.steps + 1)]
     if args.json:
         print(json.dumps({"steps": args.steps, "final_bp": final, "initial_bp": initial,

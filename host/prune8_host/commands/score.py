@@ -11,7 +11,7 @@ import numpy as np
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import ModelError
 from prune8_host.files.masks import load_masks, save_masks
-from prune8_host.files.model import layer_arrays, load_model
+from prune8_host.files.model import check_activations, layer_arrays, load_model
 from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.twin.layer import ACT_SUFFIX, Layer
 from prune8_host.twin.reference import apply_layer_mask, layer_scores
@@ -78,10 +78,20 @@ def _layers(args) -> dict[str, Layer]:
                 raise ModelError(f"{args.activations}: a .npy holds one layer's activations, "
                                  f"but {args.weights} has {len(model)} layers: use an .npz")
             acts = {next(iter(model)): next(iter(acts.values()))}
+        names = list(load_model(args.weights, args.rows, args.cols)) if args.layer else \
+            list(model)
+        strays = [k for k in acts if k not in names and k.removesuffix(ACT_SUFFIX) not in names]
+        if strays:
+            raise ModelError(f"{args.activations}: array {strays[0]!r} matches no layer of "
+                             f"{args.weights} (layers: {', '.join(names)}): name each array "
+                             f"after its layer")
         fixed = {}
         for name, layer in model.items():
-            a = acts.get(name, acts.get(name + ACT_SUFFIX))
-            fixed[name] = replace(layer, activations=a if a is not None else layer.activations)
+            key = name if name in acts else name + ACT_SUFFIX
+            if key in acts:
+                check_activations(args.activations, key, layer.weights, acts[key])
+                layer = replace(layer, activations=acts[key])
+            fixed[name] = layer
         model = fixed
     return model
 

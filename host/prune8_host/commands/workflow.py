@@ -26,6 +26,7 @@ from prune8_host.files.masks import save_masks
 from prune8_host.files.model import load_model
 
 from .options import add_board_args, add_mask_args, add_method_args, board_kwargs, prune_options
+from .table import verify_table
 
 
 def register(sub) -> None:
@@ -41,7 +42,7 @@ def register(sub) -> None:
     p = sub.add_parser("push", help="send a model's int8 layers to the board's flash",
                        description="Send MODEL (.npz of int8 layers) to /prune8/model.bin on "
                                    "the board. Nothing is committed unless every layer arrives.")
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", help="the model to send (.npz of int8 layers)")
     add_board_args(p)
     p.add_argument("--layer", action="append", metavar="NAME",
                    help="send only this layer (repeatable); the board keeps its others")
@@ -69,7 +70,8 @@ def register(sub) -> None:
     p = sub.add_parser("verify", help="recompute the board's masks with the twin and compare",
                        description="Recompute every mask stored on the board with the twin from "
                                    "MODEL and compare bit for bit. Exit status 1 on any mismatch.")
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL",
+                   help="the model the board's masks were made for (as pushed)")
     add_board_args(p)
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_verify)
@@ -78,7 +80,7 @@ def register(sub) -> None:
                        description="Push MODEL, prune it on the board, pull the masks into "
                                    "MASKS.npz and verify them against the twin (deploying the "
                                    "firmware first when the board lacks it).")
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", help="the model to prune (.npz of int8 layers)")
     add_board_args(p)
     add_prune_args(p)
     p.add_argument("-o", "--out", required=True, metavar="MASKS", help="masks file to write")
@@ -154,22 +156,13 @@ def run_pull(args) -> int:
     return 0
 
 
-def _verify_table(checks) -> str:
-    lines = [f"{'layer':<12} {'method':<10} {'pruned':>14} {'sparsity':>9}  verified"]
-    for c in checks:
-        pruned = f"{c.pruned}/{c.n} {c.unit}s"
-        lines.append(f"{c.layer:<12} {c.method:<10} {pruned:>14} {c.sparsity_bp / 100:>8.2f}%  "
-                     + ("yes" if c.verified else f"NO: {c.note}"))
-    return "\n".join(lines)
-
-
 def run_verify(args) -> int:
     model = load_model(args.model)
     with open_board(**board_kwargs(args)) as s:
         checks, _ = verify_on_board(s, model, args.quiet)
     ok = all(c.verified for c in checks)
     _emit(args, {"verified": ok, "layers": [c.as_dict() for c in checks]},
-          _verify_table(checks))
+          verify_table([c.as_dict() for c in checks]))
     return 0 if ok else 1
 
 
@@ -188,7 +181,7 @@ def run_run(args) -> int:
     ok = all(c.verified for c in checks)
     _emit(args, {"push": pushed, "prune": pruned, "verified": ok, "out": args.out,
                  "layers": [c.as_dict() for c in checks]},
-          _verify_table(checks) + f"\nmasks -> {args.out}")
+          verify_table([c.as_dict() for c in checks]) + f"\nmasks -> {args.out}")
     return 0 if ok else 1
 
 

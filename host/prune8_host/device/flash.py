@@ -105,6 +105,7 @@ class FlashReport:
     written: bool
     verified: bool
     reset: bool
+    chip_source: str = "detected"  # or "profile": the ROM did not say, the profile did
 
 
 def _rom_class(profile: BoardProfile) -> type[ESPLoader]:
@@ -259,6 +260,11 @@ def _esptool_output(out: _EsptoolOutput) -> Iterator[None]:
         EspLog.instance = previous
 
 
+def _is_terminal(f) -> bool:
+    """Progress bars are drawn on a terminal only: a log or a pipe gets no \\r updates."""
+    return bool(getattr(f, "isatty", lambda: False)())
+
+
 class TqdmProgress:
     """A ProgressCallback drawing one tqdm bar per esptool task (on stderr by default).
 
@@ -276,7 +282,7 @@ class TqdmProgress:
             self.close()
             self._bar = tqdm(total=total, desc=task, unit="B", unit_scale=True,
                              unit_divisor=1024, file=self.file, leave=True,
-                             dynamic_ncols=True)
+                             dynamic_ncols=True, disable=not _is_terminal(self.file))
             self._key = (task, total)
         self._bar.update(done - self._bar.n)
         if done >= total:
@@ -292,7 +298,8 @@ class TqdmProgress:
             self._key = None
 
 
-def _unreachable(port: str, reason: str, hint: str = "check the cable, or pass --port"):
+def _unreachable(port: str, reason: str,
+                 hint: str = "check the cable, and that --port names the board's serial device"):
     return BoardNotFoundError(f"no board answered on {port}: {reason.rstrip('.')}; {hint}")
 
 
@@ -330,6 +337,7 @@ def resolve_baud(profile: BoardProfile, baud: int | None) -> int:
 class _Session:
     esp: ESPLoader        # the stub loader, once running
     out: _EsptoolOutput
+    chip_source: str      # "detected" (esptool read the chip's id) or "profile"
 
 
 @contextmanager
@@ -345,19 +353,31 @@ def _connect(port: str, profile: BoardProfile, baud: int, out: _EsptoolOutput,
         # The ROM bootloader talks at 115200 (it autobauds below that); faster rates
         # are switched to once the stub runs, as the esptool CLI does.
         initial = min(baud, ESPLoader.ESP_ROM_BAUD)
+        source = "detected"
         try:
             esp = cmds.detect_chip(ser, initial, connect_mode="default-reset",
                                    connect_attempts=connect_attempts)
         except (FatalError, serial.SerialException, OSError) as e:
             reason = _first_line(e)
             # esptool 5.6 words a sync failure "Failed to connect ..."; anything else
-            # came after a bootloader answered (e.g. a chip id it does not know).
-            if isinstance(e, FatalError) and not reason.startswith("Failed to connect"):
-                raise FlashWriteError(f"the board on {port} answered, but esptool could "
-                                      f"not identify it: {reason}") from None
-            raise _unreachable(port, reason, "check the cable and that the board is in "
-                                             "download mode, or pass --port") from None
-        if esp.CHIP_NAME != want:
+            # came after a bootloader answered: a ROM that does not answer the chip-magic
+            # read (esptool's own --chip auto fails the same way), or an id it does not
+            # know. Then the profile says which chip it is, as --chip would.
+            if not isinstance(e, FatalError) or reason.startswith("Failed to connect"):
+                raise _unreachable(port, reason, "check the cable, that the board is in "
+                                                 "download mode and that --port names its "
+                                                 "serial device") from None
+            out.note(f"esptool could not identify the chip ({reason}); using the board "
+                     f"profile's: {want}")
+            esp = _rom_class(profile)(ser, initial)
+            try:
+                esp.connect("default-reset", connect_attempts, detecting=False)
+            except (FatalError, serial.SerialException, OSError) as e2:
+                raise FlashWriteError(f"the board on {port} answered, but neither esptool's "
+                                      f"detection ({reason}) nor a connection as the "
+                                      f"profile's {want} ({_first_line(e2)}) worked") from None
+            source = "profile"
+        if source == "detected" and esp.CHIP_NAME != want:
             raise ChipMismatchError(_mismatch_message(port, esp.CHIP_NAME, profile, want))
         out.task = "stub"
         try:
@@ -368,7 +388,7 @@ def _connect(port: str, profile: BoardProfile, baud: int, out: _EsptoolOutput,
         except (FatalError, serial.SerialException, OSError) as e:
             raise FlashWriteError(f"{want} on {port}: could not start esptool's flasher "
                                   f"stub: {_first_line(e)}") from None
-        yield _Session(esp=esp, out=out)
+        yield _Session(esp=esp, out=out, chip_source=source)
     finally:
         ser.close()
 
@@ -460,7 +480,7 @@ def flash_firmware(port: str, path: str | os.PathLike, profile: BoardProfile | s
             owned_bar.close()
     return FlashReport(port=port, board=profile.name, chip_name=image.chip_name, offset=offset,
                        size=len(image.data), md5=image.md5, baud=baud, erased=erase,
-                       written=True, verified=True, reset=True)
+                       written=True, verified=True, reset=True, chip_source=s.chip_source)
 
 
 def verify_flash(port: str, path: str | os.PathLike, profile: BoardProfile | str | None = None,
@@ -486,4 +506,5 @@ def verify_flash(port: str, path: str | os.PathLike, profile: BoardProfile | str
             _reset(s, where)
     return FlashReport(port=port, board=profile.name, chip_name=image.chip_name,
                        offset=profile.flash_offset, size=len(image.data), md5=image.md5,
-                       baud=baud, erased=False, written=False, verified=True, reset=reset)
+                       baud=baud, erased=False, written=False, verified=True, reset=reset,
+                       chip_source=s.chip_source)

@@ -89,7 +89,7 @@ class BoardSession:
             return (f"port {self.port} is busy: another program (mpremote, a serial monitor, "
                     f"another prune8) has it open; close it and retry")
         return (f"cannot open {self.port} ({text.strip() or type(e).__name__}): check the "
-                f"cable and the device name, or pass --port")
+                f"cable, and that --port names the board's serial device")
 
     def _enter_raw_repl(self) -> None:
         serial = self.transport.serial

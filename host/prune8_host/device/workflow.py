@@ -86,15 +86,24 @@ def verify_on_board(session: BoardSession, model, quiet: bool = False):
     return check_masks(model, masks, crcs, acts), masks
 
 
-def check_board_model(session: BoardSession, model) -> dict:
-    """The board's listing, after checking it holds exactly this model."""
-    listing = board_listing(session)
+def holds_model(listing: dict, model) -> bool:
+    """Whether a board listing shows exactly this model (every layer's CRC)."""
     board = {e["name"]: e["crc"] for e in (listing["model"] or {"layers": []})["layers"]}
-    host = {name: layer_crc(layer) for name, layer in model.items()}
-    if board != host:
-        raise BoardError("the board holds another model than this one: run prune8 push "
-                         "MODEL first")
-    return listing
+    return board == {name: layer_crc(layer) for name, layer in model.items()}
+
+
+def check_board_model(session: BoardSession, model, push_it: bool = False,
+                      quiet: bool = True) -> dict:
+    """The board's listing, after checking it holds exactly this model; with `push_it`,
+    a board that holds another one (or none) is sent this one first."""
+    listing = board_listing(session)
+    if holds_model(listing, model):
+        return listing
+    if not push_it:
+        raise BoardError("the board holds another model than this one: pass --push to send "
+                         "it first (or run prune8 push MODEL)")
+    push(session, model, quiet=quiet)
+    return board_listing(session)
 
 
 def calibrate_on_board(session: BoardSession, images, quiet: bool = True) -> bytes:

@@ -9,42 +9,128 @@ random seed, block size, N:M pattern and schedule steps.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from prune8_host.errors import FileFormatError
-from prune8_host.twin.layer import LayerMask
+from prune8 import errors
+from prune8.protocol import SCORERS, TIES
+from prune8_host.errors import FileFormatError, UsageError
+from prune8_host.twin.layer import META_NAME, UNITS, LayerMask, name_problem
+from prune8_host.twin.schedule import MAX_STEPS
 
 from .npzio import load_arrays, save_npz
 
-META_KEY = "__prune8__"
+META_KEY = META_NAME
 FORMAT = 1
+FIELDS = tuple(f.name for f in fields(LayerMask) if f.name not in ("name", "words"))
 
 
 def save_masks(path: str | Path, masks: list[LayerMask]) -> None:
+    for m in masks:
+        problem = name_problem(m.name)
+        if problem:
+            raise UsageError(f"{path}: cannot store a mask for layer {m.name[:60]!r}: {problem}")
     meta = {"format": FORMAT, "layers": {m.name: m.meta() for m in masks}}
     arrays = {m.name: m.words.astype(np.uint32) for m in masks}
     arrays[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
     save_npz(path, arrays)
 
 
+def _int(m: dict, key: str, lo: int, hi: int | None = None) -> int:
+    v = m[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        allowed = f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
+        raise ValueError(f"{key!r} must be {allowed}; got {v!r}")
+    return v
+
+
+def _check_entry(m) -> None:
+    """The metadata of one mask: every field there, of its type and range, consistent."""
+    if not isinstance(m, dict):
+        raise ValueError(f"its entry must be an object of {', '.join(FIELDS)}; got "
+                         f"{type(m).__name__}")
+    missing = [k for k in FIELDS if k not in m]
+    extra = sorted(k for k in m if k not in FIELDS)
+    if missing or extra:
+        raise ValueError("its entry " + "; ".join(
+            ([f"lacks {', '.join(map(repr, missing))}"] if missing else [])
+            + ([f"has unknown {', '.join(map(repr, extra))}"] if extra else [])))
+    if m["method"] not in SCORERS:
+        raise ValueError(f"'method' must be one of {', '.join(SCORERS)}; got {m['method']!r}")
+    if m["unit"] != UNITS[m["method"]]:
+        raise ValueError(f"'unit' of a {m['method']} mask is {UNITS[m['method']]!r}; got "
+                         f"{m['unit']!r}")
+    if m["tie"] not in TIES:
+        raise ValueError(f"'tie' must be one of {', '.join(TIES)}; got {m['tie']!r}")
+    rows, cols = _int(m, "rows", 1), _int(m, "cols", 1)
+    _int(m, "sparsity_bp", 0, errors.MAX_BP)
+    _int(m, "min_score", 0, errors.MAX_SMALL)
+    _int(m, "seed", 0, errors.MAX_SMALL)
+    _int(m, "steps", 0, MAX_STEPS)
+    br, bc = _int(m, "br", 0), _int(m, "bc", 0)
+    nm_n, nm_m = _int(m, "nm_n", 0, 32), _int(m, "nm_m", 0, 32)
+    if m["unit"] == "block":
+        if not (br and bc) or rows % br or cols % bc:
+            raise ValueError(f"a block mask's 'br' x 'bc' must tile {rows} x {cols}; got "
+                             f"{br} x {bc}")
+        n = (rows // br) * (cols // bc)
+    elif br or bc:
+        raise ValueError(f"'br' and 'bc' are for block masks (0 here); got {br}, {bc}")
+    else:
+        n = {"weight": rows * cols, "row": rows, "col": cols}[m["unit"]]
+    if nm_n or nm_m:
+        if m["unit"] != "weight" or not 1 <= nm_n <= nm_m or cols % nm_m:
+            raise ValueError(f"'nm_n':'nm_m' must be an N:M pattern (1 <= N <= M <= 32, M "
+                             f"dividing cols = {cols}) of a per-weight mask; got "
+                             f"{nm_n}:{nm_m}")
+    if _int(m, "n", 1) != n:
+        raise ValueError(f"'n' of a {rows} x {cols} {m['unit']} mask is {n}; got {m['n']}")
+    _int(m, "min_keep", 0, n)
+
+
+def _words(a: np.ndarray, n: int) -> np.ndarray:
+    need = (n + 31) // 32
+    if not np.issubdtype(a.dtype, np.integer) or a.ndim != 1:
+        raise ValueError(f"its words must be 1-D uint32; got {a.dtype.name} {a.shape}")
+    if a.size != need:
+        raise ValueError(f"{a.size} words for n = {n}: need ceil(n / 32) = {need}")
+    if a.size and (int(a.min()) < 0 or int(a.max()) > 0xFFFFFFFF):
+        raise ValueError(f"its words must be uint32 values; got {int(a.min())}.."
+                         f"{int(a.max())}")
+    return a.astype(np.uint32)
+
+
 def load_masks(path: str | Path) -> list[LayerMask]:
+    """The masks of a masks file, every field and word checked; errors name the file
+    and the layer."""
     arrays = load_arrays(path)
     if META_KEY not in arrays:
         raise FileFormatError(f"{path}: not a prune8 masks file (no {META_KEY!r} entry)")
     try:
         meta = json.loads(str(arrays[META_KEY]))
-        layers = meta["layers"]
-    except (ValueError, KeyError, TypeError) as e:
+    except ValueError as e:
         raise FileFormatError(f"{path}: unreadable {META_KEY!r} entry ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("layers"), dict):
+        raise FileFormatError(f"{path}: the {META_KEY!r} entry must be an object with "
+                              f"'format' and 'layers' (an object per layer)")
     if meta.get("format") != FORMAT:
         raise FileFormatError(f"{path}: masks format {meta.get('format')!r}, expected {FORMAT}")
+    layers = meta["layers"]
+    strays = [k for k in arrays if k != META_KEY and k not in layers]
+    if strays:
+        raise FileFormatError(f"{path}: array {strays[0]!r} has no entry in {META_KEY!r}")
     out = []
     for name, m in layers.items():
         if name not in arrays:
             raise FileFormatError(f"{path}: layer {name!r} listed but its words are missing")
-        lm = LayerMask(name=name, words=arrays[name].astype(np.uint32), **m)
-        lm.stats()  # checks word count and stray bits
+        try:
+            _check_entry(m)
+            words = _words(arrays[name], m["n"])
+            lm = LayerMask(name=name, words=words, **m)
+            lm.stats()  # no bits set past n
+        except (ValueError, errors.Prune8Error) as e:
+            raise FileFormatError(f"{path}: layer {name!r}: {e}") from None
         out.append(lm)
     return out

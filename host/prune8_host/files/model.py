@@ -18,8 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from prune8 import errors
 from prune8_host.errors import ModelError
-from prune8_host.twin.layer import ACT_SUFFIX, CALIB_SUFFIX, MAX_CALIB_SAMPLES, QUANT_FIELDS, Layer
+from prune8_host.twin import dense
+from prune8_host.twin.layer import (
+    ACT_SUFFIX,
+    CALIB_SUFFIX,
+    MAX_CALIB_SAMPLES,
+    QUANT_FIELDS,
+    Layer,
+    name_problem,
+)
 
 from .npzio import load_arrays, save_npz
 
@@ -28,6 +37,29 @@ def _check_int8(path, what: str, a: np.ndarray) -> None:
     if a.dtype != np.int8:
         hint = ": quantize to int8 first" if a.dtype.kind in "fc" else ""
         raise ModelError(f"{path}: {what} is {a.dtype.name}, not int8{hint}")
+
+
+def check_activations(path, key: str, w: np.ndarray, act: np.ndarray) -> None:
+    """Activations (array `key` of file `path`) for a layer of weights `w`: int8, one per
+    weight or one per column."""
+    _check_int8(path, f"activations {key!r}", act)
+    if not (act.shape == w.shape or (w.ndim == 2 and act.shape == (w.shape[1],))):
+        raise ModelError(f"{path}: activations {key!r} have shape {act.shape}: need "
+                         f"{w.shape} (one per weight)"
+                         + (f" or ({w.shape[1]},) (one per column)" if w.ndim == 2 else ""))
+
+
+def _check_quant(path, layer: Layer) -> None:
+    """A quantized layer (every int8 inference parameter given) has each in the kernel's
+    range; a layer with only some of them is not quantized, and keeps them as data."""
+    if any(f not in layer.quant for f in dense.REQUIRED):
+        return
+    try:
+        dense.qlayer(layer)
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}") from None
+    except errors.Prune8Error as e:  # a parameter out of the kernel's range
+        raise ModelError(f"{path}: layer {layer.name!r}: {e}") from None
 
 
 def load_model(path: str | Path, rows: int | None = None, cols: int | None = None,
@@ -39,6 +71,9 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
     for name, w in arrays.items():
         if name.endswith((ACT_SUFFIX, CALIB_SUFFIX)) or name in quant:
             continue  # belongs to a layer: activations, calibration, quantization data
+        problem = name_problem(name)
+        if problem:
+            raise ModelError(f"{path}: layer {name[:60]!r}: {problem}")
         _check_int8(path, f"layer {name!r}", w)
         if rows is not None or cols is not None:
             if rows is None or cols is None or rows * cols != w.size or rows < 1 or cols < 1:
@@ -50,13 +85,7 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
                              f"2-D (rows, cols) array, or 1-D with --rows/--cols")
         act = arrays.get(name + ACT_SUFFIX)
         if act is not None:
-            _check_int8(path, f"activations {name + ACT_SUFFIX!r}", act)
-            ok = act.shape == w.shape or (w.ndim == 2 and act.shape == (w.shape[1],))
-            if not ok:
-                raise ModelError(f"{path}: activations {name + ACT_SUFFIX!r} have shape "
-                                 f"{act.shape}: need {w.shape} (one per weight)"
-                                 + (f" or ({w.shape[1]},) (one per column)" if w.ndim == 2
-                                    else ""))
+            check_activations(path, name + ACT_SUFFIX, w, act)
         calib = arrays.get(name + CALIB_SUFFIX)
         if calib is not None:
             _check_int8(path, f"calibration {name + CALIB_SUFFIX!r}", calib)
@@ -67,6 +96,7 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
                                  f"{MAX_CALIB_SAMPLES} samples")
         q = {k[len(name) + 1:]: arrays[k] for k in arrays if quant.get(k) == name}
         model[name] = Layer(name, w, act, calib=calib, quant=q)
+        _check_quant(path, model[name])
     orphans = [k for k in arrays if k.endswith((ACT_SUFFIX, CALIB_SUFFIX))
                and k.rsplit(".", 1)[0] not in model]
     if orphans:

@@ -80,6 +80,25 @@ def expected_size(fmt: str, w: np.ndarray, br: int = 0, bc: int = 0) -> int:
     return 4 * ((nb + 31) // 32) + br * bc * nzb
 
 
+def expected_payload(p: Packed) -> int:
+    """The payload size a packed layer's record announces (the block format's also
+    counts the blocks its mask keeps)."""
+    rows, cols, nnz = p.rows, p.cols, p.nnz
+    iw = index_width(rows, cols)
+    if p.format == "dense":
+        return rows * cols
+    if p.format == "native":
+        return 4 * ((rows * cols + 31) // 32) + nnz
+    if p.format == "csr":
+        return iw * (rows + 1) + iw * nnz + nnz
+    if p.format == "coo":
+        return (2 * iw + 1) * nnz
+    nb = (rows // p.br) * (cols // p.bc)
+    nw = 4 * ((nb + 31) // 32)
+    kept = int(np.unpackbits(np.frombuffer(p.payload[:nw], np.uint8)).sum())
+    return nw + p.br * p.bc * kept
+
+
 def encode(fmt: str, w: np.ndarray, br: int = 0, bc: int = 0) -> Packed:
     w = np.asarray(w)
     if w.dtype != np.int8 or w.ndim != 2:
@@ -115,7 +134,24 @@ def encode(fmt: str, w: np.ndarray, br: int = 0, bc: int = 0) -> Packed:
                   bc if fmt == "block" else 0)
 
 
-def decode(p: Packed) -> np.ndarray:
+def decode(p: Packed, where: str = "packed layer") -> np.ndarray:
+    """The dense int8 layer a packed one holds (FileFormatError if it cannot)."""
+    if p.rows < 1 or p.cols < 1 or not 0 <= p.nnz <= p.rows * p.cols:
+        raise FileFormatError(f"{where}: a {p.rows} x {p.cols} layer with {p.nnz} non-zeros")
+    if p.format == "block" and (p.br < 1 or p.bc < 1 or p.rows % p.br or p.cols % p.bc):
+        raise FileFormatError(f"{where}: blocks of {p.br} x {p.bc} do not tile "
+                              f"{p.rows} x {p.cols}")
+    if p.size != expected_payload(p):
+        raise FileFormatError(f"{where}: a {p.format} payload of {p.size} bytes; its "
+                              f"shape and {p.nnz} non-zeros make {expected_payload(p)}")
+    try:
+        return _decode(p)
+    except (ValueError, IndexError) as e:
+        raise FileFormatError(f"{where}: its {p.format} payload does not decode ({e})") \
+            from None
+
+
+def _decode(p: Packed) -> np.ndarray:
     rows, cols, nnz, data = p.rows, p.cols, p.nnz, p.payload
     n = rows * cols
     iw = index_width(rows, cols)
@@ -131,10 +167,14 @@ def decode(p: Packed) -> np.ndarray:
         ptr = np.frombuffer(data, idx, rows + 1).astype(np.int64)
         cidx = np.frombuffer(data, idx, nnz, iw * (rows + 1)).astype(np.int64)
         vals = np.frombuffer(data, np.int8, nnz, iw * (rows + 1 + nnz))
+        if ptr[0] != 0 or ptr[-1] != nnz or np.any(np.diff(ptr) < 0) or np.any(cidx >= cols):
+            raise ValueError("row pointers or column indices out of range")
         r = np.repeat(np.arange(rows), np.diff(ptr))
         out[r * cols + cidx] = vals
     elif p.format == "coo":
         rec = np.frombuffer(data, dtype=[("r", idx), ("c", idx), ("v", "i1")], count=nnz)
+        if np.any(rec["r"] >= rows) or np.any(rec["c"] >= cols):
+            raise ValueError("row or column indices out of range")
         out[rec["r"].astype(np.int64) * cols + rec["c"]] = rec["v"]
     elif p.format == "block":
         br, bc = p.br, p.bc
@@ -191,24 +231,41 @@ def read_packed(path) -> dict[str, Packed]:
 
 
 def parse_packed(data: bytes, where: str = "packed model") -> dict[str, Packed]:
+    """The layers of a packed model; a truncated or inconsistent file is refused whole
+    (each layer's payload must decode to its shape)."""
     if data[:len(PACKED_MAGIC)] != PACKED_MAGIC:
         raise FileFormatError(f"{where}: not a prune8 packed model (magic {data[:4]!r})")
-    (count,) = struct.unpack_from(PACKED_HEAD, data, len(PACKED_MAGIC))
-    pos, out = len(PACKED_MAGIC) + struct.calcsize(PACKED_HEAD), {}
-    for _ in range(count):
-        k = data[pos]
-        name = data[pos + 1:pos + 1 + k].decode()
-        pos += 1 + k
-        f, rows, cols, nnz, br, bc, size, quant, *params = struct.unpack_from(PACKED_RECORD,
-                                                                              data, pos)
-        pos += struct.calcsize(PACKED_RECORD)
+    pos = len(PACKED_MAGIC)
+
+    def take(n: int, what: str) -> bytes:
+        nonlocal pos
+        if pos + n > len(data):
+            raise FileFormatError(f"{where}: truncated ({len(data)} bytes) in {what}")
+        pos += n
+        return data[pos - n:pos]
+
+    (count,) = struct.unpack(PACKED_HEAD, take(struct.calcsize(PACKED_HEAD), "the header"))
+    out = {}
+    for i in range(count):
+        raw = take(take(1, f"layer {i}'s name")[0], f"layer {i}'s name")
+        try:
+            name = raw.decode()
+        except UnicodeDecodeError:
+            raise FileFormatError(f"{where}: layer {i}'s name is not UTF-8") from None
+        f, rows, cols, nnz, br, bc, size, quant, *params = struct.unpack(
+            PACKED_RECORD, take(struct.calcsize(PACKED_RECORD), f"layer {name!r}'s record"))
+        if f >= len(FORMATS) or name in out:
+            raise FileFormatError(f"{where}: layer {name!r}: " + (
+                f"unknown format {f}" if f < 256 and name not in out else "listed twice"))
         q = None
         if quant:
-            nbias = struct.calcsize(BIAS) * rows
-            q = (*params, data[pos:pos + nbias])
-            pos += nbias
-        out[name] = Packed(FORMATS[f], rows, cols, nnz, data[pos:pos + size], br, bc, q)
-        pos += size
+            q = (*params, take(struct.calcsize(BIAS) * rows, f"layer {name!r}'s biases"))
+        p = Packed(FORMATS[f], rows, cols, nnz, take(size, f"layer {name!r}'s payload"),
+                   br, bc, q)
+        decode(p, f"{where}: layer {name!r}")  # refuses a payload of another shape
+        out[name] = p
+    if pos != len(data):
+        raise FileFormatError(f"{where}: {len(data) - pos} bytes after the last layer")
     return out
 
 

@@ -36,7 +36,7 @@ BIAS_LIMIT = 1 << 29        # |bias| < 2**29 keeps the accumulator a MicroPython
 MAX_UNITS = errors.MAX_UNITS_LIMIT
 MAX_CALIB = 32767           # calibration images: 127 * 255 * 32767 < 2**30 on the board
 SAT = 1 << 29               # the firmware reports requantized values beyond this as +-SAT
-_REQUIRED = ("bias", "mult", "shift", "relu", "in_zp", "out_zp")
+REQUIRED = ("bias", "mult", "shift", "relu", "in_zp", "out_zp")
 
 
 def _is_int(x) -> bool:
@@ -194,25 +194,31 @@ def _scalar(layer: Layer, field: str, kind: str):
     return a.reshape(()).item()
 
 
+def qlayer(layer: Layer) -> QLayer:
+    """One layer's inference parameters, checked: every one present and in range."""
+    missing = [f for f in REQUIRED if f not in layer.quant]
+    if missing:
+        raise ModelError(f"layer {layer.name!r} has no {layer.name}.{missing[0]}: not a "
+                         f"quantized model (docs/spec-decisions.md, 'int8 inference')")
+    if layer.weights.ndim != 2:
+        raise ModelError(f"layer {layer.name!r} is not 2-D (rows, cols)")
+    scales = {f: _scalar(layer, f, "float") if f in layer.quant else None
+              for f in ("in_scale", "w_scale", "out_scale")}
+    relu = _scalar(layer, "relu", "int")
+    q = QLayer(layer.name, layer.weights, np.asarray(layer.quant["bias"]),
+               _scalar(layer, "mult", "int"), _scalar(layer, "shift", "int"),
+               _scalar(layer, "in_zp", "int"), _scalar(layer, "out_zp", "int"),
+               relu if relu not in (0, 1) else bool(relu), **scales)
+    _check_params(q.weights, q.bias, q.multiplier, q.shift, q.in_zp, q.out_zp, q.relu)
+    return q
+
+
 def qlayers(model: Mapping[str, Layer]) -> list[QLayer]:
     """The layers of a quantized model, checked: every parameter present and in range, and
     each layer's input the previous layer's output (cols, zero point)."""
     out: list[QLayer] = []
     for layer in model.values():
-        missing = [f for f in _REQUIRED if f not in layer.quant]
-        if missing:
-            raise ModelError(f"layer {layer.name!r} has no {layer.name}.{missing[0]}: not a "
-                             f"quantized model (docs/spec-decisions.md, 'int8 inference')")
-        if layer.weights.ndim != 2:
-            raise ModelError(f"layer {layer.name!r} is not 2-D (rows, cols)")
-        scales = {f: _scalar(layer, f, "float") if f in layer.quant else None
-                  for f in ("in_scale", "w_scale", "out_scale")}
-        relu = _scalar(layer, "relu", "int")
-        q = QLayer(layer.name, layer.weights, np.asarray(layer.quant["bias"]),
-                   _scalar(layer, "mult", "int"), _scalar(layer, "shift", "int"),
-                   _scalar(layer, "in_zp", "int"), _scalar(layer, "out_zp", "int"),
-                   relu if relu not in (0, 1) else bool(relu), **scales)
-        _check_params(q.weights, q.bias, q.multiplier, q.shift, q.in_zp, q.out_zp, q.relu)
+        q = qlayer(layer)
         if out:
             prev = out[-1]
             i = len(out)

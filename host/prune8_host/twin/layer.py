@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from prune8.protocol import SCORERS
+from prune8.protocol import MAX_NAME, SCORERS
 
 from .mask import mask_stats, mask_to_keep
 
+META_NAME = "__prune8__"  # a masks file's metadata entry: no layer may have this name
 ACT_SUFFIX = ".act"
 CALIB_SUFFIX = ".calib"
 MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
@@ -32,6 +33,22 @@ UNITS = {"magnitude": "weight", "l2": "weight", "gradient": "weight", "wanda": "
          "mincut": "weight", "random": "weight", "rows": "row", "cols": "col",
          "blocks": "block"}
 assert set(UNITS) == set(SCORERS)
+
+
+def name_problem(name) -> str | None:
+    """What is wrong with a layer name, or None (docs/spec-decisions.md, "Files"): 1 to
+    MAX_NAME UTF-8 bytes (what the board's frames and records hold), no control
+    characters, and not the masks file's metadata entry."""
+    if not isinstance(name, str) or not name:
+        return "a layer name must be a non-empty string"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME:
+        return f"the name is {size} UTF-8 bytes long; at most {MAX_NAME} fit the board's records"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "the name holds a control character"
+    if name == META_NAME:
+        return f"{META_NAME!r} is reserved for a masks file's metadata"
+    return None
 
 
 @dataclass(frozen=True)

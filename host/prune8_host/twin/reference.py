@@ -10,13 +10,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from prune8 import errors
 from prune8.protocol import SCORERS
 from prune8_host.errors import ModelError, UsageError
 
+from .check import is_int
 from .layer import ACT_SUFFIX, CALIB_SUFFIX, UNITS, Layer, LayerMask
 from .mask import apply_mask, mask_from_keep, mask_to_keep, prune_mask
 from .patterns import nm_mask
-from .schedule import sparsity_at
+from .schedule import MAX_STEPS, sparsity_at
 from .scores import (
     block_scores,
     col_scores,
@@ -132,6 +134,8 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
     steps: walk the cubic schedule to sparsity_bp, AND-ing each step's mask into the
     result and zeroing what it prunes before scoring the next step.
     """
+    if not is_int(steps) or not 0 <= steps <= MAX_STEPS:
+        raise errors.steps_value(steps, MAX_STEPS)
     rows, cols = layer_dims(layer, method)
     unit = UNITS[method]
     kwargs = dict(seed=seed, block=block)
