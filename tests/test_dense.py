@@ -170,14 +170,24 @@ def layers(draw):
     bias = brng.integers(-span, span + 1, rows).astype(np.int32)
     if draw(st.booleans()):
         bias[brng.integers(0, rows)] = draw(st.sampled_from([(1 << 29) - 1, -(1 << 29)]))
-    return {"w": w, "bias": bias, "multiplier": draw(multipliers), "shift": draw(shifts),
+    if draw(st.booleans()):  # per channel: a multiplier and a shift for every row
+        multiplier = np.array(draw(st.lists(multipliers, min_size=rows, max_size=rows)))
+        shift = np.array(draw(st.lists(shifts, min_size=rows, max_size=rows)))
+    else:
+        multiplier, shift = draw(multipliers), draw(shifts)
+    return {"w": w, "bias": bias, "multiplier": multiplier, "shift": shift,
             "in_zp": draw(st.integers(-128, 127)), "out_zp": draw(st.integers(-128, 127)),
             "relu": draw(st.booleans())}
 
 
+def _ints(v):
+    """An int, or a list of them (the board takes a per-channel parameter as a list)."""
+    return v.tolist() if isinstance(v, np.ndarray) else int(v)
+
+
 def firmware_layer(p):
     rows, cols = p["w"].shape
-    d = dense.Dense(rows, cols, int(p["multiplier"]), int(p["shift"]), int(p["in_zp"]),
+    d = dense.Dense(rows, cols, _ints(p["multiplier"]), _ints(p["shift"]), int(p["in_zp"]),
                     int(p["out_zp"]), bool(p["relu"]))
     d.load(bytearray(p["w"].tobytes()), array("i", p["bias"].tolist()))
     return d
@@ -353,10 +363,10 @@ def _checked_run(checked_dense, p, x):
     """Run p's layer, requantization extremes and calibration in the instrumented module."""
     mod, state = checked_dense
     rows, cols = p["w"].shape
-    d = mod.Dense(rows, cols, int(p["multiplier"]), int(p["shift"]), int(p["in_zp"]),
+    d = mod.Dense(rows, cols, _ints(p["multiplier"]), _ints(p["shift"]), int(p["in_zp"]),
                   int(p["out_zp"]), bool(p["relu"]))
     d.load(bytearray(p["w"].tobytes()), p["bias"].tolist())
-    m2, m1, m0 = mod.multiplier_limbs(int(p["multiplier"]))
+    m2, m1, m0 = mod.multiplier_limbs(int(np.max(p["multiplier"])))
     out = bytearray(rows)
     stats = mod.ColumnStats(cols)
     state["watch"], state["max"] = True, 0
@@ -420,7 +430,9 @@ def test_the_check_sees_a_big_value(checked_dense):
 GOOD = {"rows": 2, "cols": 3, "multiplier": 1 << 30, "shift": -1, "in_zp": 0, "out_zp": 0,
         "relu": False}
 BAD = [("rows", 0), ("cols", 4097), ("multiplier", (1 << 30) - 1), ("multiplier", -1),
-       ("multiplier", 1 << 31), ("shift", 31), ("shift", -32), ("in_zp", 128),
+       ("multiplier", 1 << 31), ("shift", 31), ("shift", -32),
+       ("multiplier", [1 << 30]), ("multiplier", [1 << 30, 5]), ("shift", [0, 31]),
+       ("shift", [0, 1, 2]), ("in_zp", 128),
        ("out_zp", -129), ("relu", 1), ("bias", (1 << 29)), ("bias", -(1 << 29) - 1),
        ("bias_len", 3), ("x_len", 2)]
 

@@ -96,6 +96,18 @@ def seed(value):
         raise errors.seed_value(value)
 
 
+def scale_value(v, row):
+    if not is_int(v) or v < 0 or v > errors.MAX_SCALE:
+        raise errors.scale_value(v, row)
+
+
+def scales(values, rows):
+    if len(values) != rows:
+        raise errors.scale_mismatch(len(values), rows)
+    for r in range(rows):
+        scale_value(values[r], r)
+
+
 def sumsq(values):
     for c in range(len(values)):
         v = values[c]

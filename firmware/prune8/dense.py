@@ -111,6 +111,39 @@ def check_int(name, value, lo, hi):
         raise errors.quant_int(name, value, lo, hi)
 
 
+class Requant:
+    """A layer's requantization, per output channel (row): the multiplier as 15-bit limbs
+    (see high_mul) and the shift split into its left and right parts. `multiplier` and
+    `shift` are one integer for every row (per tensor), or a sequence of one per row (per
+    channel); every multiplier is checked, then every shift."""
+
+    def __init__(self, rows, multiplier, shift):
+        per_m = not check.is_int(multiplier) and hasattr(multiplier, "__len__")
+        per_s = not check.is_int(shift) and hasattr(shift, "__len__")
+        if per_m and len(multiplier) != rows:
+            raise errors.dense_length("multiplier", len(multiplier), rows)
+        if per_s and len(shift) != rows:
+            raise errors.dense_length("shift", len(shift), rows)
+        self.m2 = bytearray(rows)
+        self.m1 = array("H", bytes(2 * rows))
+        self.m0 = array("H", bytes(2 * rows))
+        self.left = bytearray(rows)
+        self.right = bytearray(rows)
+        for r in range(rows):
+            self.m2[r], self.m1[r], self.m0[r] = multiplier_limbs(
+                multiplier[r] if per_m else multiplier)
+        for r in range(rows):
+            s = shift[r] if per_s else shift
+            check_int("shift", s, -31, 30)
+            self.left[r] = s if s > 0 else 0
+            self.right[r] = -s if s < 0 else 0
+
+    def __call__(self, acc, r):
+        """MultiplyByQuantizedMultiplier(acc, M[r], shift[r]) (+-SAT beyond 2**29)."""
+        return requantize(acc, self.m2[r], self.m1[r], self.m0[r], self.left[r],
+                          self.right[r])
+
+
 class Dense:
     """One int8 fully connected layer of a fixed shape, as TFLM computes it.
 
@@ -122,11 +155,11 @@ class Dense:
     """
 
     def __init__(self, rows, cols, multiplier, shift, in_zp, out_zp, relu=False):
+        # multiplier, shift: per tensor (ints) or per output channel (a sequence per row)
         if not (check.is_int(rows) and check.is_int(cols)) \
                 or not (1 <= rows <= MAX_UNITS and 1 <= cols <= MAX_UNITS):
             raise errors.dense_shape(rows, cols)
-        self._m2, self._m1, self._m0 = multiplier_limbs(multiplier)
-        check_int("shift", shift, -31, 30)
+        self.rq = Requant(rows, multiplier, shift)
         check_int("in_zp", in_zp, -128, 127)
         check_int("out_zp", out_zp, -128, 127)
         if relu is not True and relu is not False:
@@ -135,8 +168,6 @@ class Dense:
         self.cols = cols
         self.multiplier = multiplier
         self.shift = shift
-        self._left = shift if shift > 0 else 0
-        self._right = -shift if shift < 0 else 0
         self.in_zp = in_zp
         self.out_zp = out_zp
         self.relu = relu
@@ -170,9 +201,10 @@ class Dense:
         for r in range(self.rows):
             self.bias[r] = bias[r]
 
-    def requantize(self, acc):
-        """MultiplyByQuantizedMultiplier(acc, multiplier, shift), +-SAT beyond 2**29."""
-        return requantize(acc, self._m2, self._m1, self._m0, self._left, self._right)
+    def requantize(self, acc, r=0):
+        """MultiplyByQuantizedMultiplier(acc, row r's multiplier and shift), +-SAT beyond
+        2**29."""
+        return self.rq(acc, r)
 
     def forward(self, x, out):
         """out[r] = the layer's int8 output r for input x. Allocates nothing."""
@@ -189,8 +221,12 @@ class Dense:
             xs[c] = t[x[c]] - zp
         w = self.w
         bias = self.bias
-        m2, m1, m0 = self._m2, self._m1, self._m0
-        left, right = self._left, self._right
+        rq = self.rq
+        m2 = rq.m2
+        m1 = rq.m1
+        m0 = rq.m0
+        left = rq.left
+        right = rq.right
         out_zp = self.out_zp
         lo = self.lo
         raw = isinstance(out, bytearray)
@@ -200,7 +236,7 @@ class Dense:
             for c in range(cols):
                 acc += xs[c] * w[i]      # |term| <= 255 * 128; |acc| < 2**30 (see top)
                 i += 1
-            v = requantize(acc, m2, m1, m0, left, right) + out_zp
+            v = requantize(acc, m2[r], m1[r], m0[r], left[r], right[r]) + out_zp
             if v < lo:
                 v = lo
             elif v > 127:

@@ -10,6 +10,8 @@
 # a MicroPython small int (31-bit signed), so comparisons never build a big int.
 MAX_SMALL = 0x3FFFFFFF
 MAX_BP = 10000
+# The scale-aware score's per-row multiplier: 32768 for the row with the largest scale.
+MAX_SCALE = 32768
 
 
 class Prune8Error(ValueError):
@@ -202,6 +204,20 @@ def seed_value(seed):
 def sumsq_value(value, index):
     return DtypeError("sums of squares must be integers in 0..%d; got %r at column %d"
                       % (MAX_SMALL, value, index))
+
+
+def scale_value(value, row):
+    return DtypeError("scale multipliers must be integers in 0..%d; got %r at row %d"
+                      % (MAX_SCALE, value, row))
+
+
+def scale_mismatch(got, rows):
+    return LengthMismatchError("%d scale multipliers for %d rows" % (got, rows))
+
+
+def scope_weights():
+    return EmptyInputError("a per-channel mask needs one score per weight of a rows x cols "
+                           "layer: score it with a per-weight scorer first")
 
 
 def sumsq_mismatch(got, cols):

@@ -39,8 +39,9 @@ def network(with_masks=True):
         if not info.quant:
             raise ValueError("layer %r has no int8 inference parameters: push a quantized "
                              "model (e.g. examples/digits_mlp.npz)" % info.name)
-        d = dense.Dense(info.rows, info.cols, info.multiplier, info.shift, info.in_zp,
-                        info.out_zp, bool(info.relu))
+        multiplier, shift = store.requant_params(info)
+        d = dense.Dense(info.rows, info.cols, multiplier, shift, info.in_zp, info.out_zp,
+                        bool(info.relu))
         store.load_layer(info, d.w, bytearray(info.act_len), None, d.bias)
         m = masks.get(info.name)
         if m is not None:

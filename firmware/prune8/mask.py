@@ -77,6 +77,42 @@ class Mask:
         self.n = n
         self.pruned = pruned
 
+    def fill_rows(self, src, rows, cols, ts, ties):
+        """A per-channel fill over rows x cols entries: in row r, prune entries with
+        src[i] < ts[r], and the first ties[r] entries equal to ts[r] (ties is used up)."""
+        bits = self._bits
+        pruned = 0
+        byte = 0
+        bit = 1
+        j = 0
+        i = 0
+        for r in range(rows):
+            t = ts[r]
+            left = ties[r]
+            for _ in range(cols):
+                s = src[i]
+                if s < t:
+                    pruned += 1
+                elif s == t and left > 0:
+                    left -= 1
+                    pruned += 1
+                else:
+                    byte |= bit
+                bit <<= 1
+                if bit == 256:
+                    bits[j] = byte
+                    j += 1
+                    byte = 0
+                    bit = 1
+                i += 1
+        if bit != 1:
+            bits[j] = byte
+            j += 1
+        for z in range(j, _nbytes(i)):
+            bits[z] = 0
+        self.n = i
+        self.pruned = pruned
+
     def load(self, data, n):
         """Take n entries from wire bytes (ceil(n/32) little-endian words)."""
         if n > self.capacity:

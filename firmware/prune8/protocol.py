@@ -41,11 +41,16 @@ REPLY = const(0x64)         # d: data
 ERROR = const(0x21)         # !: UTF-8 message; the receiver refuses the request
 
 BEGIN_FMT = "<H"            # layer count
-MAX_NAME = const(233)       # UTF-8 bytes of a layer name: what a LAYER frame holds beside
+MAX_NAME = const(232)       # UTF-8 bytes of a layer name: what a LAYER frame holds beside
                             # LAYER_FMT, MAX_PAYLOAD - 1 - calcsize(LAYER_FMT)
 # rows, cols, activation bytes, calibration samples, then the int8 inference parameters:
-# quantized flag, multiplier, shift, input and output zero points, fused ReLU
-LAYER_FMT = "<HHIIBibbbB"
+# quantization (QUANT_*), multiplier, shift (per tensor; per channel they follow the
+# biases), input and output zero points, fused ReLU; and whether the layer comes with
+# the scale-aware score's per-row multipliers (SCALE values, after everything else)
+LAYER_FMT = "<HHIIBibbbBB"
+QUANT_NONE = const(0)       # no int8 inference parameters
+QUANT_TENSOR = const(1)     # one multiplier and shift for the layer
+QUANT_CHANNEL = const(2)    # one per row (output channel): rows MULT, then rows SHIFT
 MODEL_ID_FMT = "<I"         # END's reply to a push: the committed model's id
 SIZE_FMT = "<I"             # OPEN's reply: the file's size
 READ_FMT = "<IH"            # offset, length (at most MAX_PAYLOAD)
@@ -70,13 +75,19 @@ GOLDEN_MAGIC = b"P8G1"
 STORE_HEAD = "<IH"          # after the magic of model, masks and calib: id, record count
 # per stored layer, after u8 name length and name: rows, cols, activation bytes,
 # calibration samples, CRC-32 of the stored data, then LAYER_FMT's inference parameters
-LAYER_RECORD = "<HHIIIBibbbB"
+# and scale flag. The layer's data: weights, activations, Wanda's sums (cols SUM, when
+# calibration samples came), biases (rows BIAS, when quantized), per-channel multipliers
+# and shifts (QUANT_CHANNEL), scale multipliers (rows SCALE, when flagged)
+LAYER_RECORD = "<HHIIIBibbbBB"
 # per stored mask, after the name: scorer, tie, bp, min_keep, min_score, n, rows, cols,
-# seed, block height and width, N and M of an N:M pattern, schedule steps
-MASK_RECORD = "<BBHHIHHHIBBBBI"
+# seed, block height and width, N and M of an N:M pattern, schedule steps, scope
+MASK_RECORD = "<BBHIIIHHIBBBBIB"
 CALIB_RECORD = "<H"         # per calibrated layer, after the name: its column count
 SUM = "<I"                  # one of Wanda's per-column sums of squares
 BIAS = "<i"                 # one int32 bias
+MULT = "<i"                 # one per-channel requantization multiplier
+SHIFT = "<b"                # one per-channel requantization shift
+SCALE = "<H"                # one row's scale multiplier for the scale-aware score
 # packed model: PACKED_MAGIC, PACKED_HEAD, then per layer a name and PACKED_RECORD:
 # format, rows, cols, nnz, block height and width, payload bytes, then the inference
 # parameters as in LAYER_FMT (rows BIAS values follow when quantized)
@@ -89,6 +100,7 @@ GOLDEN_CASE = "<H"          # length of the case's JSON header
 
 # Names whose index a record stores: their order is part of the format.
 SCORERS = ("magnitude", "gradient", "mincut", "rows", "cols", "l2", "random", "wanda",
-           "blocks")
+           "blocks", "scaled")
 TIES = ("exact", "strict")
+SCOPES = ("layer", "channel")   # one k for the layer, or the same k in every row
 PACKED_FORMATS = ("dense", "native", "csr", "coo", "block")

@@ -7,12 +7,12 @@ from array import array
 
 from . import check, errors, store
 from .profile import MAX_UNITS, MAX_WEIGHTS
-from .protocol import MASKS_MAGIC, MASKS_PATH, SCORERS
+from .protocol import MASKS_MAGIC, MASKS_PATH, SCOPES, SCORERS
 from .receiver import oserror_text
 from .schedule import MAX_STEPS
 
 
-def _score(p, method, info, w, a, sumsq, seed, block):
+def _score(p, method, info, w, a, sumsq, seed, block, scale):
     # Score the first n bytes of the preallocated buffers in place: a memoryview slice
     # is a view, not a second copy of the layer.
     wv = memoryview(w)[:info.n]
@@ -35,6 +35,8 @@ def _score(p, method, info, w, a, sumsq, seed, block):
         p.wanda(wv, info.rows, info.cols, memoryview(sumsq)[:info.cols])
     elif method == "mincut":
         p.mincut(wv, info.rows, info.cols)
+    elif method == "scaled":  # the stored per-row multipliers, or all 32768 (per tensor)
+        p.scaled(wv, info.rows, info.cols, memoryview(scale)[:info.rows])
     elif method == "rows":
         p.rows(wv, info.rows, info.cols)
     elif method == "cols":
@@ -62,21 +64,27 @@ def zero_pruned(w, mask, method, info, block):
         mask.apply(w, info.n)
 
 
-def _layer_mask(p, method, info, w, a, sumsq, opts):
-    """The layer's mask, exactly as prune8_host.reference.layer_mask computes it."""
+def _mask(p, info, bp, opts, margs):
+    if opts["scope"] == "channel":
+        return p.channel_mask(info.rows, info.cols, sparsity_bp=bp, **margs)
+    return p.mask(sparsity_bp=bp, **margs)
+
+
+def _layer_mask(p, method, info, w, a, sumsq, scale, opts):
+    """The layer's mask, exactly as prune8_host.twin.reference.layer_mask computes it."""
     from .schedule import sparsity_at
     seed, block, nm, steps = opts["seed"], opts["block"], opts["nm"], opts["steps"]
     margs = {"tie": opts["tie"], "min_keep": opts["min_keep"], "min_score": opts["min_score"]}
     if nm:
-        _score(p, method, info, w, a, sumsq, seed, block)
+        _score(p, method, info, w, a, sumsq, seed, block, scale)
         return p.nm_mask(nm[0], nm[1], info.rows, info.cols)
     if not steps:
-        _score(p, method, info, w, a, sumsq, seed, block)
-        return p.mask(sparsity_bp=opts["bp"], **margs)
+        _score(p, method, info, w, a, sumsq, seed, block, scale)
+        return _mask(p, info, opts["bp"], opts, margs)
     running = None
     for t in range(1, steps + 1):
-        _score(p, method, info, w, a, sumsq, seed, block)
-        m = p.mask(sparsity_bp=sparsity_at(t, steps, opts["bp"]), **margs)
+        _score(p, method, info, w, a, sumsq, seed, block, scale)
+        m = _mask(p, info, sparsity_at(t, steps, opts["bp"]), opts, margs)
         if running is None:
             running = m.copy()
         else:
@@ -94,7 +102,7 @@ def _layer_mask(p, method, info, w, a, sumsq, opts):
 
 
 def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None, seed=0,
-          block=None, nm=None, steps=0):
+          block=None, nm=None, steps=0, scope="layer"):
     """Mask the stored model's layers; write /prune8/masks.bin. Prints one JSON line."""
     from .pruner import Pruner
     try:
@@ -102,6 +110,8 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
             raise errors.option("method", method, SCORERS)
         if not check.is_int(steps) or steps < 0 or steps > MAX_STEPS:
             raise errors.steps_value(steps, MAX_STEPS)
+        if scope not in SCOPES:
+            raise errors.option("scope", scope, SCOPES)
         mid, index = store.read_model_index()
         names = [i.name for i in index]
         for name in layers or ():
@@ -118,8 +128,9 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
         w = bytearray(MAX_WEIGHTS)
         a = bytearray(MAX_WEIGHTS)
         sumsq = array("i", bytes(4 * MAX_UNITS))
+        scale = array("i", bytes(4 * MAX_UNITS))
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
-                "seed": seed, "block": block, "nm": nm, "steps": steps}
+                "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
         br, bc = block or (0, 0)
         nm_n, nm_m = nm or (0, 0)
         tmp = store.tmp_path(MASKS_PATH)
@@ -135,14 +146,16 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
                     f.write(src.read(m.nbytes))
             calibrated = store.read_calib(mid) if method == "gradient" else {}
             for info in chosen:
-                store.load_layer(info, w, a, sumsq)
+                for r in range(info.rows):
+                    scale[r] = errors.MAX_SCALE  # one scale for the layer, unless stored
+                store.load_layer(info, w, a, sumsq, scale=scale)
                 if info.name in calibrated:  # the board's own statistic wins
                     info.act_len = len(calibrated[info.name])
                     a[:info.act_len] = calibrated[info.name]
-                mask = _layer_mask(p, method, info, w, a, sumsq, opts)
+                mask = _layer_mask(p, method, info, w, a, sumsq, scale, opts)
                 minfo = store.MaskInfo(info.name, method, tie, sparsity_bp, min_keep,
                                        min_score, mask.n, info.rows, info.cols, 0, seed, br,
-                                       bc, nm_n, nm_m, steps)
+                                       bc, nm_n, nm_m, steps, scope)
                 f.write(minfo.record_header())
                 f.write(mask.bytes())
                 report.append({"layer": info.name, "n": mask.n, "pruned": mask.pruned})

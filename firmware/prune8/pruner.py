@@ -48,6 +48,10 @@ class Pruner:
         self._norms = array("i", bytes(4 * max_units))
         self._sumsq_cols = 0
         self._hist = array("i", bytes(4 * 256))             # radix select counts
+        self._row_t = array("i", bytes(4 * max_units))      # channel_mask: per-row cut
+        self._row_ties = array("i", bytes(4 * max_units))
+        self._t = 0                                         # _cut's result
+        self._ties = 0
         self._mask = Mask(0, max_weights if max_weights > max_units else max_units)
         self.n = 0
         self._kind = _NONE
@@ -135,6 +139,16 @@ class Pruner:
         self._kind = _WEIGHT
         return n
 
+    def scaled(self, w, rows, cols, mults):
+        """Score |w| scaled by its row's multiplier: (|w| * mults[r]) >> 7, saturated at
+        32767 (the scale-aware magnitude of a per-channel quantized layer)."""
+        n = self._layer(w, rows, cols)
+        check.scales(mults, rows)
+        scores.scaled(w, rows, cols, mults, self.scores)
+        self.n = n
+        self._kind = _WEIGHT
+        return n
+
     def blocks(self, w, rows, cols, br, bc):
         """Score each br x bc block by its L1 sum; mask() then masks blocks."""
         self._layer(w, rows, cols)
@@ -209,31 +223,67 @@ class Pruner:
             raise IndexError("position %d out of range 0..%d" % (pos, self.n - 1))
         return self._threshold(pos, method)
 
-    def _threshold(self, pos, method):
-        n = self.n
+    def _threshold(self, pos, method, n=None, off=0):
+        """The value at sorted position pos of scores[off:off + n] (default: all)."""
+        if n is None:
+            n = self.n
         unit = self._kind == _UNIT
         src = self.units if unit else self.scores
         if method == "bubble" or (method == "auto" and n <= _select.BUBBLE_MAX):
-            return _select.bubble(src, n, pos, self._uscratch if unit else self._scratch)
+            return _select.bubble(src, n, pos, self._uscratch if unit else self._scratch, off)
         # unit scores (block sums included) are < 128 * 2**20 < 2**32; weight scores < 2**15
-        return _select.radix(src, n, pos, self._hist, 24 if unit else 8)
+        return _select.radix(src, n, pos, self._hist, 24 if unit else 8, off)
 
-    def _fill_mask(self, k, strict, min_score, method):
-        n = self.n
+    def _cut(self, k, strict, min_score, method, n, off):
+        """SPEC's rule for the n scores at off: prune those below self._t and the first
+        self._ties equal to it. (Attributes, not a returned tuple: a tuple would be a heap
+        allocation on every call.)"""
         src = self.units if self._kind == _UNIT else self.scores
         t = 0  # k <= 0: no score is below 0, so nothing is pruned by rank
         ties = 0
         if k > 0:
-            t = self._threshold(k - 1 if not strict else (k if k < n - 1 else n - 1), method)
+            t = self._threshold(k - 1 if not strict else (k if k < n - 1 else n - 1), method,
+                                n, off)
             if not strict:  # exact: prune the first k - count(< t) entries equal to t
                 ties = k
-                for i in range(n):
+                for i in range(off, off + n):
                     if src[i] < t:
                         ties -= 1
         if min_score > t:
             t = min_score
             ties = 0
-        self._mask.fill(src, n, t, ties)
+        self._t = t
+        self._ties = ties
+
+    def _fill_mask(self, k, strict, min_score, method):
+        n = self.n
+        self._cut(k, strict, min_score, method, n, 0)
+        self._mask.fill(self.units if self._kind == _UNIT else self.scores, n, self._t,
+                        self._ties)
+        return self._mask
+
+    def channel_mask(self, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact",
+                     min_keep=1, min_score=0, method="auto"):
+        """Mask the current weight scores of a rows x cols layer per channel: in every row
+        prune k = min(cols * bp // 10000, cols - min_keep) lowest, by the same rules as
+        mask() within the row. Returns the pruner's own Mask."""
+        strict = check.tie(tie)
+        check.method(method)
+        bp = _bp.resolve(sparsity, sparsity_bp)
+        if self._kind != _WEIGHT:
+            raise errors.scope_weights()
+        check.shape(self.n, rows, cols)
+        check.units("rows", rows, self.max_units)
+        check.min_keep(min_keep, cols)
+        check.min_score(min_score)
+        k = _bp.prune_count(cols, bp, min_keep)
+        ts = self._row_t
+        ties = self._row_ties
+        for r in range(rows):
+            self._cut(k, strict, min_score, method, cols, r * cols)
+            ts[r] = self._t
+            ties[r] = self._ties
+        self._mask.fill_rows(self.scores, rows, cols, ts, ties)
         return self._mask
 
     def mask(self, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1, min_score=0,

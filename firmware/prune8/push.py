@@ -7,7 +7,7 @@
 import struct
 from array import array
 
-from . import dense, errors, scores, store
+from . import check, dense, errors, scores, store
 from .link import crc32_halves
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import (
@@ -21,6 +21,11 @@ from .protocol import (
     MODEL_ID_FMT,
     MODEL_MAGIC,
     MODEL_PATH,
+    MULT,
+    QUANT_CHANNEL,
+    QUANT_TENSOR,
+    SCALE,
+    SHIFT,
     SUM,
 )
 from .receiver import Receiver
@@ -40,7 +45,9 @@ class ModelReceiver(Receiver):
         self.w = bytearray(MAX_WEIGHTS)
         self.a = bytearray(MAX_WEIGHTS)
         self.sumsq = array("i", bytes(4 * MAX_UNITS))   # Wanda sums of the layer
-        self.bias = bytearray(4 * MAX_UNITS)           # int32 biases, as received
+        # what follows the sums, as received: biases (4), per-channel multipliers (4) and
+        # shifts (1), scale multipliers (2) per row
+        self.tail = bytearray(11 * MAX_UNITS)
         self.col = 0
         self.f = None
         self.tmp = store.tmp_path(MODEL_PATH)
@@ -58,8 +65,8 @@ class ModelReceiver(Receiver):
     def layer(self, payload):
         k = payload[0]
         name = bytes(payload[1:1 + k]).decode()
-        (rows, cols, act_len, calib, quant, mult, shift, in_zp, out_zp,
-         relu) = struct.unpack(LAYER_FMT, payload[1 + k:1 + k + _LAYER_FMT_SIZE])
+        (rows, cols, act_len, calib, quant, mult, shift, in_zp, out_zp, relu,
+         scaled) = struct.unpack(LAYER_FMT, payload[1 + k:1 + k + _LAYER_FMT_SIZE])
         n = rows * cols
         # Same checks and messages as a Pruner call on this layer would give.
         if n == 0:
@@ -74,11 +81,13 @@ class ModelReceiver(Receiver):
             raise errors.activations_mismatch(act_len, n, cols)
         if calib > 65536:  # 65536 * 128 * 128 = 2**30: sums past that would saturate
             raise ValueError("%d calibration samples: at most 65536" % calib)
-        if quant:  # the same checks as building the layer's Dense would make
+        if quant > QUANT_CHANNEL or scaled > 1:
+            raise ValueError("unknown quantization %d or scale flag %d" % (quant, scaled))
+        if quant == QUANT_TENSOR:  # the same checks as building the layer's Dense would make
             dense.multiplier_limbs(mult)
             dense.check_int("shift", shift, -31, 30)
         self.cur = store.LayerInfo(name, rows, cols, act_len, calib, 0, 0, quant, mult, shift,
-                                   in_zp, out_zp, relu)
+                                   in_zp, out_zp, relu, scaled)
         self.got = 0
         self.col = 0
         for c in range(cols):
@@ -87,13 +96,13 @@ class ModelReceiver(Receiver):
     def data(self, payload):
         """A layer's bytes in order: weights and activations into the buffers, calibration
         samples straight into the per-column sums of squares (never held whole), then the
-        biases of a quantized layer."""
+        tail (store.LayerInfo: biases, per-channel parameters, scale multipliers)."""
         cur = self.cur
         if cur is None:
             raise ValueError("data before a layer header")
         n, na = cur.n, cur.act_len
         ends = (n, n + na, n + na + cur.calib * cur.cols,
-                n + na + cur.calib * cur.cols + (4 * cur.rows if cur.quant else 0))
+                n + na + cur.calib * cur.cols + cur.tail_len)
         m = len(payload)
         if self.got + m > ends[3]:
             raise ValueError("data beyond the announced layer")
@@ -111,7 +120,7 @@ class ModelReceiver(Receiver):
                                               cur.cols)
             else:
                 k = m - i
-                self.bias[pos - ends[2]:pos - ends[2] + k] = payload[i:i + k]
+                self.tail[pos - ends[2]:pos - ends[2] + k] = payload[i:i + k]
             i, pos = i + k, pos + k
         self.got = pos
         if self.got == ends[3]:
@@ -124,14 +133,29 @@ class ModelReceiver(Receiver):
         sums = b""
         if cur.calib:
             sums = b"".join(struct.pack(SUM, self.sumsq[c]) for c in range(cur.cols))
-        bias = bytes(self.bias[:4 * cur.rows]) if cur.quant else b""
-        data = bytes(w) + bytes(a) + sums + bias
+        tail = bytes(self.tail[:cur.tail_len])
+        self._check_tail(cur, tail)
+        data = bytes(w) + bytes(a) + sums + tail
         c = crc32_halves(data, len(data))
         cur.crc = c[0] | (c[1] << 16)
         self.f.write(cur.record_header())
         self.f.write(data)
         self.layers.append(cur)
         self.cur = None
+
+    def _check_tail(self, cur, tail):
+        """Per-channel parameters and scale multipliers: the checks Dense and the
+        scale-aware score make, before anything is written."""
+        rows = cur.rows
+        if cur.quant == QUANT_CHANNEL:
+            for r in range(rows):
+                dense.multiplier_limbs(struct.unpack_from(MULT, tail, 4 * rows + 4 * r)[0])
+                dense.check_int("shift", struct.unpack_from(SHIFT, tail, 8 * rows + r)[0],
+                                -31, 30)
+        if cur.scaled:
+            at = cur.scale_offset - cur.bias_offset
+            for r in range(rows):
+                check.scale_value(struct.unpack_from(SCALE, tail, at + 2 * r)[0], r)
 
     def keep(self, payload):
         """Copy a layer record unchanged from the current model.bin."""

@@ -104,6 +104,19 @@ def random(n, seed, out):
         out[i] = hi & _MASK15
 
 
+def scaled(w, rows, cols, mults, out):
+    """out[r*cols+c] = min(32767, (|w| * mults[r]) >> 7): |w| in units of the largest
+    scale's (docs/spec-decisions.md, "Scale-aware magnitude")."""
+    t = ABS
+    i = 0
+    for r in range(rows):
+        m = mults[r]
+        for _ in range(cols):
+            s = (t[w[i]] * m) >> 7  # <= 128 * 32768 = 2**22: a small int
+            out[i] = s if s < _MAX_SCORE else _MAX_SCORE
+            i += 1
+
+
 def isqrt(v):
     """floor(sqrt(v)) for 0 <= v < 2**30, bit by bit: every value stays below 2**30."""
     res = 0

@@ -1,5 +1,5 @@
 # Threshold selection (SPEC.md, "Threshold and mask"): the value at position `pos` of
-# the first n scores sorted ascending. Both algorithms return the same value on every
+# the n scores src[off:off + n] sorted ascending (off: a row of a per-channel mask). Both algorithms return the same value on every
 # input; the board picks bubble for small n and radix select above.
 
 try:
@@ -11,10 +11,10 @@ except ImportError:  # CPython
 BUBBLE_MAX = const(64)  # method="auto" uses bubble sort up to this many entries
 
 
-def bubble(src, n, pos, scratch):
+def bubble(src, n, pos, scratch, off=0):
     """The seed's algorithm: bubble-sort a copy of the scores, read position pos. O(n^2)."""
     for i in range(n):
-        scratch[i] = src[i]
+        scratch[i] = src[off + i]
     for end in range(n - 1, 0, -1):
         swapped = False
         for j in range(end):
@@ -29,7 +29,7 @@ def bubble(src, n, pos, scratch):
     return scratch[pos]
 
 
-def radix(src, n, pos, hist, top_shift):
+def radix(src, n, pos, hist, top_shift, off=0):
     """Most-significant-byte-first radix select. O(n) per byte of the score range.
 
     Each pass counts the next byte of the scores whose higher bytes equal the prefix
@@ -42,11 +42,11 @@ def radix(src, n, pos, hist, top_shift):
         for d in range(256):
             hist[d] = 0
         if shift == top_shift:
-            for i in range(n):
+            for i in range(off, off + n):
                 hist[src[i] >> shift] += 1
         else:
             hi = shift + 8
-            for i in range(n):
+            for i in range(off, off + n):
                 v = src[i]
                 if (v >> hi) == prefix:
                     hist[(v >> shift) & 255] += 1

@@ -15,10 +15,13 @@ from .protocol import (
     BIAS,
     COO_ENTRY,
     COO_ENTRY_WIDE,
+    MULT,
     PACKED_FORMATS,
     PACKED_HEAD,
     PACKED_MAGIC,
     PACKED_RECORD,
+    QUANT_CHANNEL,
+    SHIFT,
 )
 
 _REC_SIZE = struct.calcsize(PACKED_RECORD)
@@ -32,9 +35,8 @@ class SparseDense:
         # The same parameter checks (and errors) as a dense layer of this shape.
         self._dense = dense.Dense(rows, cols, multiplier, shift, in_zp, out_zp, bool(relu)) \
             if fmt == "dense" else None
-        if self._dense is None:
-            dense.multiplier_limbs(multiplier)
-            dense.check_int("shift", shift, -31, 30)
+        self.rq = self._dense.rq if self._dense is not None else \
+            dense.Requant(rows, multiplier, shift)
         self.format = fmt
         self.rows, self.cols, self.nnz = rows, cols, nnz
         self.in_zp, self.out_zp, self.relu = in_zp, out_zp, bool(relu)
@@ -44,9 +46,6 @@ class SparseDense:
             if b < -dense.SAT or b >= dense.SAT:
                 raise errors.quant_bias(b, r)
             self.bias[r] = b
-        self._m2, self._m1, self._m0 = dense.multiplier_limbs(multiplier)
-        self._left = shift if shift > 0 else 0
-        self._right = -shift if shift < 0 else 0
         self.lo = (out_zp if out_zp > -128 else -128) if relu else -128
         self._xs = array("h", bytes(2 * cols))
         self._acc = array("i", bytes(4 * rows))
@@ -162,12 +161,16 @@ class SparseDense:
                             s += xs[c] * vals[k]
                             k += 1
                         acc[r] = s
-        m2, m1, m0 = self._m2, self._m1, self._m0
-        left, right = self._left, self._right
+        rq = self.rq
+        m2 = rq.m2
+        m1 = rq.m1
+        m0 = rq.m0
+        left = rq.left
+        right = rq.right
         out_zp, lo = self.out_zp, self.lo
         raw = isinstance(out, bytearray)
         for r in range(rows):
-            v = dense.requantize(acc[r], m2, m1, m0, left, right) + out_zp
+            v = dense.requantize(acc[r], m2[r], m1[r], m0[r], left[r], right[r]) + out_zp
             if v < lo:
                 v = lo
             elif v > 127:
@@ -190,6 +193,10 @@ def read_packed(path):
                 raise ValueError("packed layer %r has no int8 inference parameters" % name)
             raw = f.read(4 * rows)
             bias = [struct.unpack_from(BIAS, raw, 4 * r)[0] for r in range(rows)]
+            if quant == QUANT_CHANNEL:  # per-channel multipliers and shifts follow
+                raw = f.read(5 * rows)
+                mult = [struct.unpack_from(MULT, raw, 4 * r)[0] for r in range(rows)]
+                shift = [struct.unpack_from(SHIFT, raw, 4 * rows + r)[0] for r in range(rows)]
             layers.append((name, SparseDense(PACKED_FORMATS[fmt], rows, cols, nnz, br, bc,
                                              f.read(size), mult, shift, in_zp, out_zp,
                                              relu, bias)))

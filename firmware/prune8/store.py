@@ -7,8 +7,8 @@ import os
 import struct
 
 from .errors import StoreError
-from .protocol import BIAS as _BIAS
 from .protocol import (
+    BIAS,
     CALIB_MAGIC,
     CALIB_PATH,
     CALIB_RECORD,
@@ -18,13 +18,18 @@ from .protocol import (
     MASKS_PATH,
     MODEL_MAGIC,
     MODEL_PATH,
+    MULT,
+    QUANT_CHANNEL,
     ROOT,
+    SCALE,
+    SCOPES,
     SCORERS,
+    SHIFT,
     STORE_HEAD,
+    SUM,
     TIES,
     TMP_SUFFIX,
 )
-from .protocol import SUM as _SUM
 
 _LAYER_SIZE = struct.calcsize(LAYER_RECORD)
 _MASK_SIZE = struct.calcsize(MASK_RECORD)
@@ -82,11 +87,13 @@ def _name(f):
 
 class LayerInfo:
     """A stored layer: weights (n bytes), activations (act_len bytes), then, when it came
-    with calibration samples, Wanda's per-column sums of squares (cols x u32), and, for a
-    quantized layer, its int32 biases (rows x i32)."""
+    with calibration samples, Wanda's per-column sums of squares (cols x u32), for a
+    quantized layer its int32 biases (rows x i32) and, quantized per channel, its
+    multipliers (rows x i32) and shifts (rows x i8), and, when `scaled`, the scale-aware
+    score's multipliers (rows x u16)."""
 
     def __init__(self, name, rows, cols, act_len, calib, crc, offset, quant=0,
-                 multiplier=0, shift=0, in_zp=0, out_zp=0, relu=0):
+                 multiplier=0, shift=0, in_zp=0, out_zp=0, relu=0, scaled=0):
         self.name = name
         self.rows = rows
         self.cols = cols
@@ -100,6 +107,7 @@ class LayerInfo:
         self.in_zp = in_zp
         self.out_zp = out_zp
         self.relu = relu
+        self.scaled = scaled    # 1: per-row scale multipliers are stored
 
     @property
     def n(self):
@@ -114,8 +122,21 @@ class LayerInfo:
         return self.sums_offset + (4 * self.cols if self.calib else 0)
 
     @property
+    def channel_offset(self):
+        return self.bias_offset + (4 * self.rows if self.quant else 0)
+
+    @property
+    def scale_offset(self):
+        return self.channel_offset + (5 * self.rows if self.quant == QUANT_CHANNEL else 0)
+
+    @property
     def data_len(self):
-        return self.bias_offset - self.offset + (4 * self.rows if self.quant else 0)
+        return self.scale_offset - self.offset + (2 * self.rows if self.scaled else 0)
+
+    @property
+    def tail_len(self):
+        """Bytes after the sums: biases, per-channel parameters, scale multipliers."""
+        return self.offset + self.data_len - self.bias_offset
 
     body_len = data_len
 
@@ -123,7 +144,7 @@ class LayerInfo:
         name = self.name.encode()
         return bytes([len(name)]) + name + struct.pack(
             LAYER_RECORD, self.rows, self.cols, self.act_len, self.calib, self.crc, self.quant,
-            self.multiplier, self.shift, self.in_zp, self.out_zp, self.relu)
+            self.multiplier, self.shift, self.in_zp, self.out_zp, self.relu, self.scaled)
 
 
 def _read_index(path, magic, what, fmt, size, make):
@@ -153,15 +174,16 @@ def read_model_index(path=None):
 
 
 def _read_ints(f, fmt, out, count):
-    raw = read_exact(f, 4 * count)
+    size = struct.calcsize(fmt)
+    raw = read_exact(f, size * count)
     for i in range(count):
-        out[i] = struct.unpack_from(fmt, raw, 4 * i)[0]
+        out[i] = struct.unpack_from(fmt, raw, size * i)[0]
 
 
-def load_layer(info, w, a, sumsq=None, bias=None, path=None):
+def load_layer(info, w, a, sumsq=None, bias=None, path=None, scale=None):
     """Read a layer's weights into w[:n], activations into a[:act_len] and, when stored
-    and asked for, its sums of squares into sumsq[:cols] and its biases into bias[:rows]
-    (array('i')s)."""
+    and asked for, its sums of squares into sumsq[:cols], its biases into bias[:rows]
+    and its scale multipliers into scale[:rows] (arrays)."""
     with open(path or MODEL_PATH, "rb") as f:
         f.seek(info.offset)
         if f.readinto(memoryview(w)[:info.n]) != info.n:
@@ -169,10 +191,26 @@ def load_layer(info, w, a, sumsq=None, bias=None, path=None):
         if info.act_len and f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
             raise StoreError("truncated activations of %s" % info.name)
         if info.calib and sumsq is not None:
-            _read_ints(f, _SUM, sumsq, info.cols)
+            _read_ints(f, SUM, sumsq, info.cols)
         if info.quant and bias is not None:
             f.seek(info.bias_offset)
-            _read_ints(f, _BIAS, bias, info.rows)
+            _read_ints(f, BIAS, bias, info.rows)
+        if info.scaled and scale is not None:
+            f.seek(info.scale_offset)
+            _read_ints(f, SCALE, scale, info.rows)
+
+
+def requant_params(info, path=None):
+    """(multiplier, shift) of a quantized layer: its two ints, or for a per-channel one
+    two lists of one per row (setup code: allocates)."""
+    if info.quant != QUANT_CHANNEL:
+        return info.multiplier, info.shift
+    mult, shift = [0] * info.rows, [0] * info.rows
+    with open(path or MODEL_PATH, "rb") as f:
+        f.seek(info.channel_offset)
+        _read_ints(f, MULT, mult, info.rows)
+        _read_ints(f, SHIFT, shift, info.rows)
+    return mult, shift
 
 
 def model_id(layers):
@@ -187,7 +225,7 @@ def model_id(layers):
 
 class MaskInfo:
     def __init__(self, name, method, tie, bp, min_keep, min_score, n, rows, cols, offset,
-                 seed=0, br=0, bc=0, nm_n=0, nm_m=0, steps=0):
+                 seed=0, br=0, bc=0, nm_n=0, nm_m=0, steps=0, scope="layer"):
         self.name = name
         self.method = method
         self.tie = tie
@@ -204,6 +242,7 @@ class MaskInfo:
         self.nm_n = nm_n
         self.nm_m = nm_m
         self.steps = steps
+        self.scope = scope
 
     @property
     def nbytes(self):
@@ -216,7 +255,7 @@ class MaskInfo:
         return bytes([len(name)]) + name + struct.pack(
             MASK_RECORD, SCORERS.index(self.method), TIES.index(self.tie), self.bp, self.min_keep,
             self.min_score, self.n, self.rows, self.cols, self.seed, self.br, self.bc,
-            self.nm_n, self.nm_m, self.steps)
+            self.nm_n, self.nm_m, self.steps, SCOPES.index(self.scope))
 
 
 def read_masks_index(path=None):
@@ -224,7 +263,8 @@ def read_masks_index(path=None):
     return _read_index(path or MASKS_PATH, MASKS_MAGIC, "masks", MASK_RECORD, _MASK_SIZE,
                        lambda name, v, pos: MaskInfo(name, SCORERS[v[0]], TIES[v[1]], v[2],
                                                      v[3], v[4], v[5], v[6], v[7], pos,
-                                                     *v[8:]))
+                                                     v[8], v[9], v[10], v[11], v[12], v[13],
+                                                     SCOPES[v[14]]))
 
 
 def write_header(f, magic, ident, count):

@@ -73,6 +73,8 @@ def run_case(h, b):
                 p.gradient(w, a, h["grad_cols"])
             elif op == "wanda":
                 p.wanda(w, rows, cols, x["sumsq"])
+            elif op == "scaled":
+                p.scaled(w, rows, cols, x["mults"])
             elif op == "blocks":
                 p.blocks(w, rows, cols, x["block"][0], x["block"][1])
             else:
@@ -80,6 +82,8 @@ def run_case(h, b):
             stage = "mask"
             if "nm" in x:
                 m = p.nm_mask(x["nm"][0], x["nm"][1], rows, cols)
+            elif "channel" in x:
+                m = p.channel_mask(rows, cols, **margs)
             else:
                 m = p.mask(**margs) if margs is not None else None
     except prune8.Prune8Error as e:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.device.connect import port_or_fresh_vboard
 from prune8_host.device.deploy import deploy_build
@@ -53,6 +55,9 @@ def _methods(model):
             continue
         if method == "wanda" and any(l.calib is None for l in layers):
             continue
+        if method == "scaled" and not any(np.size(l.quant.get("w_scale", 1)) > 1
+                                          for l in layers):
+            continue  # one scale per layer: scaled is magnitude itself
         yield method
 
 

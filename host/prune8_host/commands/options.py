@@ -6,7 +6,7 @@ import argparse
 import re
 
 from prune8.errors import SparsityError
-from prune8.protocol import SCORERS, TIES
+from prune8.protocol import SCOPES, SCORERS, TIES
 from prune8_host import twin
 from prune8_host.errors import UsageError
 from prune8_host.twin.reference import PruneOptions
@@ -29,8 +29,10 @@ def board_kwargs(args) -> dict:
     return dict(port=args.port, board=args.board, baud=args.baud, quiet=args.quiet)
 
 
-METHOD_HELP = ("scorer: magnitude |w|, l2 w*w, gradient |w*a|>>4, wanda |w|*||x||>>4, "
-               "mincut edge importance, random (seeded), rows / cols / blocks L1")
+METHOD_HELP = ("scorer: magnitude |w|, scaled (|w| times its row's weight scale: the real "
+               "magnitude of a per-channel quantized layer), l2 w*w, gradient |w*a|>>4, "
+               "wanda |w|*||x||>>4, mincut edge importance, random (seeded), rows / cols / "
+               "blocks L1")
 
 
 def _block(text: str) -> tuple[int, int]:
@@ -79,6 +81,10 @@ def add_mask_args(p) -> None:
                    help="also prune every score below T (default 0: off)")
     p.add_argument("--nm", type=_nm, metavar="N:M",
                    help="N:M pattern instead of a sparsity: keep N of every M along a row")
+    p.add_argument("--scope", choices=SCOPES, default="layer",
+                   help="layer: rank the whole layer (default); channel: prune the same "
+                        "fraction of every row (output channel), which keeps each channel's "
+                        "quantization range meaningful; a per-weight scorer only")
     p.add_argument("--steps", type=_steps, default=0, metavar="N",
                    help=f"gradual: walk the cubic schedule to the sparsity in N steps "
                         f"(1..{MAX_STEPS}; default: one shot)")
@@ -120,4 +126,4 @@ def prune_options(args, method: str | None = None) -> PruneOptions:
     any file or board is touched)."""
     return PruneOptions(method=method or args.method, sparsity_bp=_bp(args), tie=args.tie,
                         min_keep=args.min_keep, min_score=args.min_score, seed=args.seed,
-                        block=args.block, nm=args.nm, steps=args.steps)
+                        block=args.block, nm=args.nm, steps=args.steps, scope=args.scope)

@@ -32,7 +32,7 @@ def parse_masks(data: bytes) -> tuple[int, list[LayerMask]]:
                              method=m.method, tie=m.tie, sparsity_bp=m.bp,
                              min_keep=m.min_keep, min_score=m.min_score, rows=m.rows,
                              cols=m.cols, seed=m.seed, br=m.br, bc=m.bc, nm_n=m.nm_n,
-                             nm_m=m.nm_m, steps=m.steps))
+                             nm_m=m.nm_m, steps=m.steps, scope=m.scope))
     return model_id, out
 
 

@@ -62,6 +62,8 @@ def _twin_scores(c: Case) -> np.ndarray:
         return twin.gradient_scores(c.w, c.a, c.grad_cols, profile=prof)
     if c.op == "wanda":
         return twin.wanda_scores(c.w, x["sumsq"], c.rows, c.cols, profile=prof)
+    if c.op == "scaled":
+        return twin.scaled_scores(c.w, x["mults"], c.rows, c.cols, profile=prof)
     if c.op == "blocks":
         return twin.block_scores(c.w, c.rows, c.cols, *x["block"], profile=prof)
     fn = {"mincut": twin.mincut_scores, "rows": twin.row_scores, "cols": twin.col_scores}
@@ -103,6 +105,8 @@ def compute(c: Case) -> Case:
     try:
         if "nm" in c.extra:
             words = twin.nm_mask(s, c.rows, c.cols, *c.extra["nm"])
+        elif "channel" in c.extra:
+            words = twin.prune_mask_channels(s, c.rows, c.cols, **c.mask)
         else:
             words = twin.prune_mask(s, **c.mask)
     except errors.Prune8Error as e:
@@ -147,6 +151,9 @@ def generate(seed: int = 8, max_weights: int = 2048, max_units: int = 64) -> lis
                     extra = {"n": n, "seed": int(rng.integers(0, 2**30))}
                 elif op == "wanda":
                     extra = {"sumsq": errors_free_sumsq(rng, cols)}
+                elif op == "scaled":
+                    extra = {"mults": [int(v) for v in rng.choice(
+                        [0, 1, 12345, 32767, 32768], rows)]}
                 elif op == "blocks":
                     extra = {"block": [_divisor(rng, rows), _divisor(rng, cols)]}
                     if (rows // extra["block"][0]) * (cols // extra["block"][1]) > \
@@ -165,6 +172,22 @@ def generate(seed: int = 8, max_weights: int = 2048, max_units: int = 64) -> lis
                 mask["min_keep"] = min(mask["min_keep"], units)
                 add(name=f"{op}-{rows}x{cols}-{kind}", op=op, w=w, rows=rows, cols=cols, a=a,
                     grad_cols=cols if per_col else None, mask=mask, extra=extra,
+                    buffer=str(rng.choice(["bytearray", "array"])))
+    # Per-channel masks: the same k in every row, over per-weight scorers.
+    for op in ("magnitude", "scaled", "mincut"):
+        for rows, cols in shapes[1:]:
+            for kind in ("full", "ties"):
+                w = _values(rng, rows * cols, kind)
+                extra = {"channel": True}
+                if op == "scaled":
+                    extra["mults"] = [int(v) for v in rng.integers(0, 32769, rows)]
+                mask = {"sparsity_bp": int(rng.choice([0, 2500, 5000, 9999, 10000])),
+                        "tie": str(rng.choice(twin.TIES)),
+                        "method": str(rng.choice(twin.SELECTIONS)),
+                        "min_keep": min(cols, int(rng.choice([0, 1, 3]))),
+                        "min_score": int(rng.choice([0, 0, 2, 40]))}
+                add(name=f"channel-{op}-{rows}x{cols}-{kind}", op=op, w=w, rows=rows,
+                    cols=cols, mask=mask, extra=extra,
                     buffer=str(rng.choice(["bytearray", "array"])))
     # N:M patterns over a per-weight scorer.
     for n_, m_ in ((2, 4), (1, 4), (3, 8)):
@@ -238,6 +261,18 @@ def generate(seed: int = 8, max_weights: int = 2048, max_units: int = 64) -> lis
                                                            "initial": 0, "at": [0]})),
         ("schedule-bp", dict(op="schedule", w=w8, extra={"steps": 4, "final": 10001,
                                                         "initial": 0, "at": [1]})),
+        ("scaled-count", dict(op="scaled", w=w8, rows=2, cols=4, extra={"mults": [1]})),
+        ("scaled-range", dict(op="scaled", w=w8, rows=2, cols=4,
+                              extra={"mults": [1, 32769]})),
+        ("channel-unit-scores", dict(op="rows", w=w8, rows=2, cols=4, extra={"channel": True},
+                                     mask={"sparsity_bp": 5000})),
+        ("channel-min-keep", dict(op="magnitude", w=w8, rows=2, cols=4,
+                                  extra={"channel": True},
+                                  mask={"sparsity_bp": 5000, "min_keep": 5})),
+        ("channel-shape", dict(op="magnitude", w=w8, rows=3, cols=3, extra={"channel": True},
+                               mask={"sparsity_bp": 5000})),
+        ("channel-tie", dict(op="magnitude", w=w8, rows=2, cols=4, extra={"channel": True},
+                             mask={"sparsity_bp": 5000, "tie": "x"})),
     ]
     for name, kw in bad:
         add(name=f"error-{name}", **kw)

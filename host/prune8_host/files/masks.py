@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import SCORERS, TIES
+from prune8.protocol import SCOPES, SCORERS, TIES
 from prune8_host.errors import FileFormatError, UsageError
 from prune8_host.twin.layer import META_NAME, UNITS, LayerMask, name_problem
 from prune8_host.twin.schedule import MAX_STEPS
@@ -25,6 +25,7 @@ from .npzio import load_arrays, save_npz
 META_KEY = META_NAME
 FORMAT = 1
 FIELDS = tuple(f.name for f in fields(LayerMask) if f.name not in ("name", "words"))
+DEFAULTS = {"scope": "layer"}  # fields newer than the format: an older file has the default
 
 
 def save_masks(path: str | Path, masks: list[LayerMask]) -> None:
@@ -51,6 +52,8 @@ def _check_entry(m) -> None:
     if not isinstance(m, dict):
         raise ValueError(f"its entry must be an object of {', '.join(FIELDS)}; got "
                          f"{type(m).__name__}")
+    for key, value in DEFAULTS.items():
+        m.setdefault(key, value)
     missing = [k for k in FIELDS if k not in m]
     extra = sorted(k for k in m if k not in FIELDS)
     if missing or extra:
@@ -64,6 +67,9 @@ def _check_entry(m) -> None:
                          f"{m['unit']!r}")
     if m["tie"] not in TIES:
         raise ValueError(f"'tie' must be one of {', '.join(TIES)}; got {m['tie']!r}")
+    if m["scope"] not in SCOPES or (m["scope"] == "channel" and m["unit"] != "weight"):
+        raise ValueError(f"'scope' must be one of {', '.join(SCOPES)} ('channel' for a "
+                         f"per-weight mask); got {m['scope']!r}")
     rows, cols = _int(m, "rows", 1), _int(m, "cols", 1)
     _int(m, "sparsity_bp", 0, errors.MAX_BP)
     _int(m, "min_score", 0, errors.MAX_SMALL)
@@ -87,7 +93,7 @@ def _check_entry(m) -> None:
                              f"{nm_n}:{nm_m}")
     if _int(m, "n", 1) != n:
         raise ValueError(f"'n' of a {rows} x {cols} {m['unit']} mask is {n}; got {m['n']}")
-    _int(m, "min_keep", 0, n)
+    _int(m, "min_keep", 0, cols if m["scope"] == "channel" else n)
 
 
 def _words(a: np.ndarray, n: int) -> np.ndarray:

@@ -23,12 +23,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prune8.protocol import BIAS, PACKED_FORMATS, PACKED_HEAD, PACKED_MAGIC, PACKED_RECORD
+from prune8.protocol import (
+    BIAS,
+    MULT,
+    PACKED_FORMATS,
+    PACKED_HEAD,
+    PACKED_MAGIC,
+    PACKED_RECORD,
+    QUANT_CHANNEL,
+    QUANT_NONE,
+    QUANT_TENSOR,
+    SHIFT,
+)
 from prune8_host.errors import FileFormatError, UsageError
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.mask import mask_from_keep, mask_to_keep
 
 from .output import write_output
+from .records import QuantParams
 
 FORMATS = PACKED_FORMATS
 BLOCK_SIZES = ((1, 4), (4, 1), (2, 2), (4, 4), (2, 8), (8, 2))  # tried by pack_layer
@@ -37,7 +49,8 @@ BLOCK_SIZES = ((1, 4), (4, 1), (2, 2), (4, 4), (2, 8), (8, 2))  # tried by pack_
 @dataclass(frozen=True)
 class Packed:
     """One layer in one format: `payload` decodes back to the layer exactly. `quant`
-    carries a quantized layer's inference parameters (multiplier, shift, in_zp, out_zp,
+    carries a quantized layer's inference parameters (records.QuantParams: multiplier, shift,
+    in_zp, out_zp,
     relu, int32 bias bytes) so a board can run the layer from its packed form."""
     format: str
     rows: int
@@ -46,7 +59,7 @@ class Packed:
     payload: bytes
     br: int = 0
     bc: int = 0
-    quant: tuple | None = None
+    quant: QuantParams | None = None
 
     @property
     def size(self) -> int:
@@ -213,9 +226,9 @@ def packed_bytes(layers: dict[str, Packed]) -> bytes:
         q = p.quant
         out += bytes([len(raw)]) + raw + struct.pack(
             PACKED_RECORD, FORMATS.index(p.format), p.rows, p.cols, p.nnz, p.br, p.bc, p.size,
-            1 if q else 0, *(q[:5] if q else (0, 0, 0, 0, 0)))
+            *(q.header if q else (QUANT_NONE, 0, 0, 0, 0, 0)))
         if q:
-            out += q[5]
+            out += q.tail
         out += p.payload
     return bytes(out)
 
@@ -258,8 +271,14 @@ def parse_packed(data: bytes, where: str = "packed model") -> dict[str, Packed]:
             raise FileFormatError(f"{where}: layer {name!r}: " + (
                 f"unknown format {f}" if f < 256 and name not in out else "listed twice"))
         q = None
+        if quant > QUANT_CHANNEL:
+            raise FileFormatError(f"{where}: layer {name!r}: unknown quantization {quant}")
         if quant:
-            q = (*params, take(struct.calcsize(BIAS) * rows, f"layer {name!r}'s biases"))
+            bias = take(struct.calcsize(BIAS) * rows, f"layer {name!r}'s biases")
+            channels = b"" if quant == QUANT_TENSOR else take(
+                (struct.calcsize(MULT) + struct.calcsize(SHIFT)) * rows,
+                f"layer {name!r}'s per-channel parameters")
+            q = QuantParams(quant, *params, bias=bias, channels=channels)
         p = Packed(FORMATS[f], rows, cols, nnz, take(size, f"layer {name!r}'s payload"),
                    br, bc, q)
         decode(p, f"{where}: layer {name!r}")  # refuses a payload of another shape
@@ -274,10 +293,16 @@ def packed_model(layers: dict[str, Packed]):
     out = {}
     for name, p in layers.items():
         quant = {}
-        if p.quant:
-            mult, shift, in_zp, out_zp, relu, bias = p.quant
-            quant = {"bias": np.frombuffer(bias, "<i4").astype(np.int32),
-                     "mult": np.int32(mult), "shift": np.int32(shift), "relu": np.int8(relu),
-                     "in_zp": np.int32(in_zp), "out_zp": np.int32(out_zp)}
+        q = p.quant
+        if q:
+            rows = p.rows
+            mult, shift = np.int32(q.multiplier), np.int32(q.shift)
+            if q.kind == QUANT_CHANNEL:
+                mult = np.frombuffer(q.channels, np.dtype(MULT), rows).astype(np.int32)
+                shift = np.frombuffer(q.channels, np.dtype(SHIFT), rows,
+                                      np.dtype(MULT).itemsize * rows).astype(np.int32)
+            quant = {"bias": np.frombuffer(q.bias, np.dtype(BIAS)).astype(np.int32),
+                     "mult": mult, "shift": shift, "relu": np.int8(q.relu),
+                     "in_zp": np.int32(q.in_zp), "out_zp": np.int32(q.out_zp)}
         out[name] = Layer(name, decode(p), quant=quant)
     return out

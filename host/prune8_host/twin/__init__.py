@@ -25,23 +25,32 @@ from prune8.check import SELECTIONS
 from prune8.protocol import TIES
 
 from .bp import resolve_bp, to_bp
-from .mask import apply_mask, mask_from_keep, mask_stats, mask_to_keep, prune_mask
+from .mask import (
+    apply_mask,
+    mask_from_keep,
+    mask_stats,
+    mask_to_keep,
+    prune_mask,
+    prune_mask_channels,
+)
 from .patterns import nm_mask
 from .pruner import prune_cols, prune_rows
 from .schedule import MAX_STEPS, sparsity_at
 from .scores import (
-                     MAX_SCORE,
-                     block_scores,
-                     col_scores,
-                     gradient_scores,
-                     l2_scores,
-                     magnitude_scores,
-                     max_blocks,
-                     mincut_scores,
-                     random_scores,
-                     row_scores,
-                     wanda_scores,
-                     wanda_sumsq,
+    MAX_SCORE,
+    block_scores,
+    col_scores,
+    gradient_scores,
+    l2_scores,
+    magnitude_scores,
+    max_blocks,
+    mincut_scores,
+    random_scores,
+    row_scores,
+    scale_multipliers,
+    scaled_scores,
+    wanda_scores,
+    wanda_sumsq,
 )
 from .select import threshold
 from .stats import score_stats, top_k
@@ -55,4 +64,5 @@ __all__ = [
     "mask_from_keep", "mask_to_keep", "threshold",
     "l2_scores", "random_scores", "wanda_sumsq", "wanda_scores", "block_scores", "nm_mask",
     "sparsity_at", "score_stats", "top_k", "max_blocks",
+    "scaled_scores", "scale_multipliers", "prune_mask_channels",
 ]

@@ -83,26 +83,30 @@ def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
     return np.where(overflow, INT32_MAX, high)
 
 
-def rounding_divide_by_pot(x, exponent: int) -> np.ndarray:
-    """gemmlowp's RoundingDivideByPOT: x / 2**exponent rounded half away from zero."""
-    if not 0 <= exponent <= 31:
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT: x / 2**exponent rounded half away from zero
+    (exponent an int, or one per element of the last axis)."""
+    e = np.asarray(exponent, np.int64)
+    if np.any((e < 0) | (e > 31)):
         raise ValueError(f"exponent must be in 0..31; got {exponent}")
     x = np.asarray(x, np.int64)
-    mask = (1 << exponent) - 1
+    mask = np.left_shift(np.int64(1), e) - 1
     remainder = x & mask
     threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
+    return (x >> e) + (remainder > threshold)
 
 
-def multiply_by_quantized_multiplier(x, multiplier: int, shift: int) -> np.ndarray:
-    """TFLM's MultiplyByQuantizedMultiplier (double rounding, the default build).
+def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
+    """TFLM's MultiplyByQuantizedMultiplier (double rounding, the default build), with one
+    multiplier and shift, or one per output channel (arrays over the last axis of x).
 
     TFLM forms x * (1 << left_shift) in int32, which is undefined when it overflows;
     prune8 saturates it to int32 there (the int8 output saturates either way).
     """
     x = np.asarray(x, np.int64)
-    left = shift if shift > 0 else 0
-    right = -shift if shift < 0 else 0
+    shift = np.asarray(shift, np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
     shifted = np.clip(x << left, INT32_MIN, INT32_MAX)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier),
                                   right)
@@ -116,14 +120,31 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
     return int(value)
 
 
+def _per_row(name: str, value, rows: int):
+    """An int (per tensor), or a 1-D integer array of one per row (per channel)."""
+    if _is_int(value):
+        return value
+    a = np.asarray(value)
+    if a.ndim == 0:
+        return a.item()
+    if a.ndim != 1 or a.size != rows:
+        raise errors.dense_length(name, int(a.size), rows)
+    return a.tolist()
+
+
 def _check_params(w, bias, multiplier, shift, in_zp, out_zp, relu):
     """The firmware's checks (Dense() and Dense.load), in its order, with its messages."""
     w = np.asarray(w)
     if w.ndim != 2 or not (1 <= w.shape[0] <= MAX_UNITS and 1 <= w.shape[1] <= MAX_UNITS):
         raise errors.dense_shape(*(w.shape if w.ndim == 2 else (w.size, 1)))
-    if not _is_int(multiplier) or (multiplier != 0 and not 1 << 30 <= multiplier <= INT32_MAX):
-        raise errors.quant_multiplier(multiplier)
-    shift = _check_int("shift", shift, -31, 30)
+    rows = w.shape[0]
+    multiplier = _per_row("multiplier", multiplier, rows)
+    for m in np.atleast_1d(multiplier).tolist() if not _is_int(multiplier) else [multiplier]:
+        if not _is_int(m) or (m != 0 and not 1 << 30 <= m <= INT32_MAX):
+            raise errors.quant_multiplier(m)
+    shift = _per_row("shift", shift, rows)
+    for s in np.atleast_1d(shift).tolist() if not _is_int(shift) else [shift]:
+        _check_int("shift", s, -31, 30)
     in_zp = _check_int("in_zp", in_zp, -128, 127)
     out_zp = _check_int("out_zp", out_zp, -128, 127)
     if not isinstance(relu, (bool, np.bool_)):
@@ -139,7 +160,12 @@ def _check_params(w, bias, multiplier, shift, in_zp, out_zp, relu):
     bad = np.flatnonzero((b < -BIAS_LIMIT) | (b >= BIAS_LIMIT))
     if bad.size:
         raise errors.quant_bias(int(b[bad[0]]), int(bad[0]))
-    return w, b.astype(np.int64), int(multiplier), shift, in_zp, out_zp, bool(relu)
+    if _is_int(multiplier):
+        multiplier = int(multiplier)
+    else:
+        multiplier = np.asarray(multiplier, np.int64)
+    shift = int(shift) if _is_int(shift) else np.asarray(shift, np.int64)
+    return w, b.astype(np.int64), multiplier, shift, in_zp, out_zp, bool(relu)
 
 
 def dense(x, w, bias, multiplier, shift, out_zero_point, relu, *, in_zero_point) -> np.ndarray:
@@ -170,13 +196,13 @@ class QLayer:
     name: str
     weights: np.ndarray      # int8 (rows, cols)
     bias: np.ndarray         # int32 (rows,)
-    multiplier: int
-    shift: int
+    multiplier: int | np.ndarray    # one, or one per row (per channel)
+    shift: int | np.ndarray
     in_zp: int
     out_zp: int
     relu: bool
     in_scale: float | None = None   # real = scale * (q - zp); informative, not used by the kernel
-    w_scale: float | None = None
+    w_scale: float | np.ndarray | None = None
     out_scale: float | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -194,6 +220,20 @@ def _scalar(layer: Layer, field: str, kind: str):
     return a.reshape(()).item()
 
 
+def _channels(layer: Layer, field: str, kind: str):
+    """A parameter given per tensor (one value) or per output channel (one per row)."""
+    a = np.asarray(layer.quant[field])
+    rows = layer.weights.shape[0]
+    if a.size == 1:
+        return _scalar(layer, field, kind)
+    ok = np.issubdtype(a.dtype, np.integer) if kind == "int" else a.dtype.kind == "f"
+    if a.ndim != 1 or a.size != rows or not ok:
+        raise ModelError(f"layer {layer.name!r}: {layer.name}.{field} must be one "
+                         f"{'integer' if kind == 'int' else 'float'}, or one per row "
+                         f"({rows}); got {a.dtype.name} {a.shape}")
+    return a.astype(np.int64 if kind == "int" else np.float32)
+
+
 def qlayer(layer: Layer) -> QLayer:
     """One layer's inference parameters, checked: every one present and in range."""
     missing = [f for f in REQUIRED if f not in layer.quant]
@@ -203,10 +243,12 @@ def qlayer(layer: Layer) -> QLayer:
     if layer.weights.ndim != 2:
         raise ModelError(f"layer {layer.name!r} is not 2-D (rows, cols)")
     scales = {f: _scalar(layer, f, "float") if f in layer.quant else None
-              for f in ("in_scale", "w_scale", "out_scale")}
+              for f in ("in_scale", "out_scale")}
+    scales["w_scale"] = _channels(layer, "w_scale", "float") if "w_scale" in layer.quant \
+        else None
     relu = _scalar(layer, "relu", "int")
     q = QLayer(layer.name, layer.weights, np.asarray(layer.quant["bias"]),
-               _scalar(layer, "mult", "int"), _scalar(layer, "shift", "int"),
+               _channels(layer, "mult", "int"), _channels(layer, "shift", "int"),
                _scalar(layer, "in_zp", "int"), _scalar(layer, "out_zp", "int"),
                relu if relu not in (0, 1) else bool(relu), **scales)
     _check_params(q.weights, q.bias, q.multiplier, q.shift, q.in_zp, q.out_zp, q.relu)

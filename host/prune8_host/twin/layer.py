@@ -31,7 +31,7 @@ QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", 
 # What each scorer's mask covers: one bit per weight, row, column or block.
 UNITS = {"magnitude": "weight", "l2": "weight", "gradient": "weight", "wanda": "weight",
          "mincut": "weight", "random": "weight", "rows": "row", "cols": "col",
-         "blocks": "block"}
+         "blocks": "block", "scaled": "weight"}
 assert set(UNITS) == set(SCORERS)
 
 
@@ -91,6 +91,7 @@ class LayerMask:
     nm_n: int = 0           # N:M pattern (0: none): keep nm_n of every nm_m
     nm_m: int = 0
     steps: int = 0          # gradual pruning: schedule steps walked (0: one shot)
+    scope: str = "layer"    # "layer": one k for the layer; "channel": the same k per row
 
     def keep(self) -> np.ndarray:
         return mask_to_keep(self.words, self.n)

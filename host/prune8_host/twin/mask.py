@@ -79,6 +79,40 @@ def prune_mask(scores, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep
     return mask_from_keep(kept(s, prune_count(s.size, bp, min_keep), tie, min_score))
 
 
+def prune_mask_channels(scores, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact",
+                        min_keep=1, min_score=0, method="auto", profile=None) -> np.ndarray:
+    """Per-channel mask words of rows x cols weight scores: every row prunes its own
+    k = min(cols * bp // 10000, cols - min_keep) lowest, by prune_mask's rules within
+    the row (Pruner.channel_mask)."""
+    check.options(tie, method)
+    bp = resolve_bp(sparsity, sparsity_bp)
+    s = np.asarray(scores).reshape(-1)
+    if not np.issubdtype(s.dtype, np.integer) or s.dtype.itemsize > 2:
+        raise errors.scope_weights()  # weight scores are int16; unit scores int32
+    if s.size == 0:
+        raise errors.empty("scores")
+    rows, cols = check.shape(s.size, rows, cols)
+    check.capacity(check.limits(profile), s.size, rows)
+    min_keep = check.min_keep(min_keep, cols)
+    min_score = check.min_score(min_score)
+    if int(s.min()) < 0:
+        raise errors.score_range(int(s.min()), int(s.max()))
+    k = prune_count(cols, bp, min_keep)
+    s2 = s.reshape(rows, cols)
+    if k <= 0:
+        return mask_from_keep(s2 >= min_score)
+    pos = k - 1 if tie == "exact" else min(k, cols - 1)
+    t = np.partition(s2, pos, axis=1)[:, pos].astype(np.int64)
+    keep = s2 >= t[:, None]
+    if tie == "exact":
+        ties = k - (cols - np.count_nonzero(keep, axis=1))   # per row: k minus those < t
+        eq = s2 == t[:, None]
+        keep &= ~(eq & (np.cumsum(eq, axis=1) <= ties[:, None]))
+    floor = np.maximum(t, min_score)[:, None]
+    keep = np.where(min_score > t[:, None], s2 >= floor, keep)
+    return mask_from_keep(keep)
+
+
 def apply_mask(w, words, *, profile=None) -> np.ndarray:
     """A copy of w with every weight whose mask bit is 0 set to 0."""
     w = check.int8(w, "weights")

@@ -11,12 +11,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import SCORERS
+from prune8.protocol import SCOPES, SCORERS
 from prune8_host.errors import ModelError, UsageError
 
 from .check import is_int
 from .layer import ACT_SUFFIX, CALIB_SUFFIX, UNITS, Layer, LayerMask
-from .mask import apply_mask, mask_from_keep, mask_to_keep, prune_mask
+from .mask import apply_mask, mask_from_keep, mask_to_keep, prune_mask, prune_mask_channels
 from .patterns import nm_mask
 from .schedule import MAX_STEPS, sparsity_at
 from .scores import (
@@ -28,6 +28,8 @@ from .scores import (
     mincut_scores,
     random_scores,
     row_scores,
+    scale_multipliers,
+    scaled_scores,
     wanda_scores,
     wanda_sumsq,
 )
@@ -48,12 +50,13 @@ class PruneOptions:
     block: tuple[int, int] | None = None
     nm: tuple[int, int] | None = None
     steps: int = 0
+    scope: str = "layer"
 
     def mask_kwargs(self) -> dict:
         """layer_mask's keyword arguments (all but the method)."""
         return dict(sparsity_bp=self.sparsity_bp, tie=self.tie, min_keep=self.min_keep,
                     min_score=self.min_score, seed=self.seed, block=self.block, nm=self.nm,
-                    steps=self.steps)
+                    steps=self.steps, scope=self.scope)
 
     def mask(self, layer: Layer, profile=None) -> LayerMask:
         return layer_mask(layer, self.method, profile=profile, **self.mask_kwargs())
@@ -97,6 +100,9 @@ def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
         s = wanda_scores(w, wanda_sumsq(layer.calib), rows, cols, profile=profile)
     elif method == "mincut":
         s = mincut_scores(w, rows, cols, profile=profile)
+    elif method == "scaled":
+        s = scaled_scores(w, layer_scale_multipliers(layer, rows), rows, cols,
+                          profile=profile)
     elif method == "rows":
         s = row_scores(w, rows, cols, profile=profile)
     elif method == "cols":
@@ -108,6 +114,14 @@ def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
     else:
         raise UsageError(f"method must be one of {', '.join(SCORERS)}; got {method!r}")
     return s.reshape(-1)
+
+
+def layer_scale_multipliers(layer: Layer, rows: int) -> np.ndarray:
+    """The scale-aware score's multipliers of a layer: from its weight scales (w_scale,
+    one or one per row), or 32768 for every row when it has none (one scale)."""
+    if "w_scale" not in layer.quant:
+        return np.full(rows, errors.MAX_SCALE, np.int64)
+    return scale_multipliers(layer.quant["w_scale"], rows)
 
 
 def _expand(keep: np.ndarray, unit: str, rows: int, cols: int,
@@ -127,15 +141,19 @@ def _expand(keep: np.ndarray, unit: str, rows: int, cols: int,
 def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "exact",
                min_keep: int = 1, min_score: int = 0, seed: int = 0,
                block: tuple[int, int] | None = None, nm: tuple[int, int] | None = None,
-               steps: int = 0, profile=None) -> LayerMask:
+               steps: int = 0, scope: str = "layer", profile=None) -> LayerMask:
     """The mask the board must produce for this layer and these options, bit for bit.
 
     nm: N:M pattern over a per-weight scorer (sparsity, min_keep, min_score unused).
     steps: walk the cubic schedule to sparsity_bp, AND-ing each step's mask into the
     result and zeroing what it prunes before scoring the next step.
+    scope: "layer" (one k for the whole layer) or "channel" (the same k in every row,
+    prune_mask_channels; a per-weight scorer only).
     """
     if not is_int(steps) or not 0 <= steps <= MAX_STEPS:
         raise errors.steps_value(steps, MAX_STEPS)
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise errors.option("scope", scope, SCOPES)
     rows, cols = layer_dims(layer, method)
     unit = UNITS[method]
     kwargs = dict(seed=seed, block=block)
@@ -149,16 +167,16 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
         for t in range(1, steps + 1):
             bp = sparsity_at(t, steps, sparsity_bp)
             s = layer_scores(layer, method, profile, weights=w, **kwargs)
-            k = mask_to_keep(prune_mask(s, sparsity_bp=bp, tie=tie,
-                                                  min_keep=min_keep, min_score=min_score,
-                                                  profile=profile), s.size)
+            k = mask_to_keep(_mask(s, rows, cols, scope, sparsity_bp=bp, tie=tie,
+                                   min_keep=min_keep, min_score=min_score, profile=profile),
+                             s.size)
             keep = k if keep is None else keep & k
             w[~_expand(keep, unit, rows, cols, block)] = 0
         words = mask_from_keep(keep)
     else:
         s = layer_scores(layer, method, profile, **kwargs)
-        words = prune_mask(s, sparsity_bp=sparsity_bp, tie=tie, min_keep=min_keep,
-                                min_score=min_score, profile=profile)
+        words = _mask(s, rows, cols, scope, sparsity_bp=sparsity_bp, tie=tie,
+                      min_keep=min_keep, min_score=min_score, profile=profile)
     n = {"weight": rows * cols, "row": rows, "col": cols}.get(unit)
     if n is None:
         n = (rows // block[0]) * (cols // block[1])
@@ -167,7 +185,13 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
     return LayerMask(name=layer.name, words=words, n=n, unit=unit, method=method, tie=tie,
                      sparsity_bp=sparsity_bp, min_keep=min_keep, min_score=min_score,
                      rows=rows, cols=cols, seed=seed, br=br, bc=bc, nm_n=nm_n, nm_m=nm_m,
-                     steps=steps)
+                     steps=steps, scope=scope)
+
+
+def _mask(scores, rows, cols, scope, **kwargs) -> np.ndarray:
+    if scope == "channel":
+        return prune_mask_channels(scores, rows, cols, **kwargs)
+    return prune_mask(scores, **kwargs)
 
 
 def weight_keep(mask: LayerMask) -> np.ndarray:

@@ -167,6 +167,37 @@ def isqrt(v: np.ndarray) -> np.ndarray:
     return r
 
 
+def scale_multipliers(scales, rows: int) -> np.ndarray:
+    """The scale-aware score's per-row multipliers (host only: from the file's float32
+    scales): floor(scale_r / max(scale) * 32768 + 0.5), in float64, 0..32768. One
+    scale (per tensor) gives 32768 for every row."""
+    s = np.asarray(scales, np.float64).reshape(-1)
+    if s.size not in (1, rows) or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise errors.scale_mismatch(int(s.size), rows) if s.size not in (1, rows) else \
+            errors.scale_value(float(s[~(np.isfinite(s) & (s > 0))][0]), 0)
+    m = np.floor(s / s.max() * errors.MAX_SCALE + 0.5).astype(np.int64)
+    return np.broadcast_to(m, (rows,)).copy()
+
+
+def scaled_scores(w, mults, rows, cols, *, profile=None) -> np.ndarray:
+    """Scale-aware magnitude: min(32767, (|w| * mults[r]) >> 7) as int16, mults the
+    per-row multipliers (scale_multipliers) of a per-channel quantized layer."""
+    shape = np.shape(w)
+    flat, rows, cols = check.layer(w, rows, cols, profile)
+    m = np.asarray(mults)
+    if m.ndim != 1 or m.size != rows:
+        raise errors.scale_mismatch(int(m.size), rows)
+    if not np.issubdtype(m.dtype, np.integer):
+        bad = next(i for i, v in enumerate(m.tolist()) if not check.is_int(v))
+        raise errors.scale_value(m.tolist()[bad], bad)
+    out_of_range = np.flatnonzero((m < 0) | (m > errors.MAX_SCALE))
+    if out_of_range.size:
+        r = int(out_of_range[0])
+        raise errors.scale_value(int(m[r]), r)
+    s = (abs16(flat).reshape(rows, cols).astype(np.int32) * m.astype(np.int32)[:, None]) >> 7
+    return np.minimum(s, MAX_SCORE).astype(np.int16).reshape(shape)
+
+
 def wanda_scores(w, col_sumsq, rows, cols, *, profile=None) -> np.ndarray:
     """Wanda: min(32767, (|w| * isqrt(col_sumsq[c])) >> 4) as int16."""
     shape = np.shape(w)
