@@ -50,9 +50,11 @@ bench: install
 	$(BIN)/python bench/bench_inference.py
 	$(BIN)/python bench/run_on_board.py bench/bench_board.py $(if $(PORT),--port $(PORT))
 
-# Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md
+# Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md; the
+# digits CNN as a .tflite: docs/eval/cnn.{csv,png,md}; the board check: docs/eval/board.md
 eval: $(EVAL_STAMP)
 	$(BIN)/python -m prune8_host.study.evaluate --out docs/eval
+	$(BIN)/python -m prune8_host.study.cnn_eval --out docs/eval
 	$(BIN)/python -m prune8_host.study.onboard --out docs/eval $(if $(PORT),--port $(PORT))
 
 build: install

@@ -127,3 +127,27 @@ def test_packed_model_runs_on_the_board_with_the_dense_logits(port, fmt, tmp_pat
     images = np.load("examples/digits_test.npz")
     expected = int((qnn.predict(masked, images["images"]) == images["labels"]).sum())
     assert report["board_correct"] == report["twin_correct"] == expected
+
+
+@pytest.mark.parametrize("source, method, scope", [
+    ("examples/digits_fc.tflite", "magnitude", "layer"),
+    ("examples/digits_fc_channel.tflite", "scaled", "layer"),
+    ("examples/digits_fc_channel.tflite", "magnitude", "channel")])
+def test_a_tflite_round_trip_on_the_board_agrees_with_tflm(port, tmp_path, source, method,
+                                                          scope):
+    """run a .tflite on the board (push, prune, pull, verify), write the pruned .tflite,
+    and classify on the board: every logit equals TFLM's on the pruned file."""
+    from prune8_host.files import tflite
+    from prune8_host.twin import tflm
+    masks, pruned = tmp_path / "m.npz", tmp_path / "pruned.tflite"
+    code, report = cli(port, "run", source, "--method", method, "--scope", scope,
+                       "--sparsity", "0.5", "-o", str(masks))
+    assert code == 0 and report["verified"], report
+    assert subprocess.run([sys.executable, "-m", "prune8_host.cli", "apply", source,
+                           str(masks), "-o", str(pruned)], capture_output=True).returncode == 0
+    code, report = cli(port, "eval", source)
+    assert code == 0 and report["logits_identical"], report
+    test = np.load("examples/digits_test.npz")
+    theirs = tflm.outputs(pruned.read_bytes(), test["images"])
+    assert report["board_correct"] == int((theirs.argmax(1) == test["labels"]).sum())
+    assert len(tflite.read(pruned).layers) == 2

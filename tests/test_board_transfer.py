@@ -195,7 +195,8 @@ def test_layer_over_capacity_is_refused_before_anything_is_sent(board):
         push(s, {"fc2": load_model(EXAMPLE)["fc2"]}, quiet=True)
         before = stored(s)
         with pytest.raises(errors.CapacityError,
-                           match="4096 weights exceed capacity: max_weights=2048"):
+                           match=r"layer 'big' \(64 x 64\) does not fit the board: 4096 "
+                                 r"weights exceed capacity: max_weights=2048"):
             push(s, big, quiet=True)
         assert stored(s) == before
 

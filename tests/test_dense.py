@@ -545,7 +545,7 @@ for c in spec["cases"]:
 
 def test_vm_matches_twin_on_digits_and_random_layers(tmp_path, digits):
     """On real MicroPython: the digits logits and calibration statistic for every test
-    image, and 60 random layers at the extremes, equal the twin's."""
+    image, and 60 random layers at the extremes (a third per channel), equal the twin's."""
     model, images, _, _ = digits
     blob = bytearray()
     spec = {"layers": [], "cases": []}
@@ -570,6 +570,9 @@ def test_vm_matches_twin_on_digits_and_random_layers(tmp_path, digits):
              "shift": int(rng.integers(-31, 31)) if i % 4 else int(rng.integers(-10, 3)),
              "in_zp": int(rng.integers(-128, 128)), "out_zp": int(rng.integers(-128, 128)),
              "relu": bool(i % 5 == 0)}
+        if i % 3 == 1:  # per channel: a list of one multiplier and one shift per row
+            p["multiplier"] = [int(v) for v in rng.integers(1 << 30, 1 << 31, rows)]
+            p["shift"] = [int(v) for v in rng.integers(-31, 31, rows)]
         spec["cases"].append({k: (v.tolist() if k == "bias" else v) for k, v in p.items()
                               if k != "w"} | {"rows": rows, "cols": cols, "w": len(blob),
                                               "x": len(blob) + w.size})

@@ -126,3 +126,25 @@ def test_imp_series_magnitude_masks_are_the_twins():
             ours = imp.magnitude_keep(layer.weights, np.ones(layer.weights.shape, bool), k)
             twin_keep = weight_keep(layer_mask(layer, "magnitude", sparsity_bp=bp))
             assert np.array_equal(ours, twin_keep), (layer.name, bp)
+
+
+def test_the_cnn_study_writes_its_report(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (the eval extra)")
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    from prune8_host.study import cnn_eval
+    run = cnn_eval.sweep(step_bp=5000, epochs=1, series=[("magnitude", "layer"),
+                                                          ("scaled", "layer"),
+                                                          ("scaled", "channel")],
+                         log=lambda *_: None)
+    by = {(r["method"], r["scope"], r["finetuned"], r["sparsity_bp"]): r for r in run["rows"]}
+    assert len(run["rows"]) == 3 * 2 * 2
+    for key, r in by.items():
+        if key[3] == 0 and not key[2]:  # unpruned: the model's own accuracy
+            assert r["pruned"] == 0 and r["correct"] == run["int8_correct"]
+        if key[3] == 5000:
+            assert r["pruned"] == run["weights"] // 2 or key[1] == "channel"
+    paths = cnn_eval.write(tmp_path, run)
+    text = paths[2].read_text()
+    assert "## What wins" in text and "Scale-aware against raw int8 magnitude" in text
+    assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[0].read_text().startswith(f"# made by: {cnn_eval.COMMAND}")

@@ -118,8 +118,10 @@ class Requant:
     channel); every multiplier is checked, then every shift."""
 
     def __init__(self, rows, multiplier, shift):
-        per_m = not check.is_int(multiplier) and hasattr(multiplier, "__len__")
-        per_s = not check.is_int(shift) and hasattr(shift, "__len__")
+        # (a sequence is a list, tuple or array: MicroPython's builtins have no __len__
+        # attribute to test for)
+        per_m = isinstance(multiplier, (list, tuple, array))
+        per_s = isinstance(shift, (list, tuple, array))
         if per_m and len(multiplier) != rows:
             raise errors.dense_length("multiplier", len(multiplier), rows)
         if per_s and len(shift) != rows:

@@ -17,11 +17,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "firmware")]
 
+from prune8_host.files import tflite, tflite_build  # noqa: E402
 from prune8_host.files.masks import META_KEY, save_masks  # noqa: E402
 from prune8_host.files.npzio import save_npz  # noqa: E402
 from prune8_host.files.packed import pack_layer, packed_bytes  # noqa: E402
@@ -138,6 +140,23 @@ def write(out: Path) -> list[Path]:
     save_npz(path("masks-no-metadata.npz"), {"fc1": np.zeros(4, np.uint32)})
     save_npz(path("masks-unreadable-metadata.npz"),
              {"fc1": np.zeros(4, np.uint32), META_KEY: np.array("{not json")})
+
+    # -- .tflite models
+    chain = {n: Layer(n, w, quant={"bias": np.zeros(w.shape[0], np.int32),
+                                   "mult": np.int32(1 << 30), "shift": np.int32(-8),
+                                   "relu": np.int8(1), "in_zp": np.int32(-128),
+                                   "out_zp": np.int32(-128), "in_scale": np.float32(0.01),
+                                   "w_scale": np.float32(0.02), "out_scale": np.float32(0.03)})
+             for n, w in layers().items()}
+    tfl = tflite_build.fc_chain({"fc1": chain["fc1"]})
+    path("model-damaged.tflite").write_bytes(tfl[:120])
+    fb = tflite.schema()
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(tfl, 0))
+    weights = next(t for t in m.subgraphs[0].tensors if t.name == b"fc1/weights")
+    weights.type = 0  # float32, with the int8 bytes: refused before they are read
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=tflite.IDENTIFIER)
+    path("model-float-weights.tflite").write_bytes(bytes(b.Output()))
 
     # -- packed models
     packed = packed_bytes({n: pack_layer(w) for n, w in good.items()})

@@ -23,11 +23,14 @@ from prune8_host.device.workflow import (
     holds_file,
     pull,
 )
-from prune8_host.errors import BoardError
+from prune8_host.errors import BoardError, ModelError, UsageError
+from prune8_host.files import tflite
 from prune8_host.files.images import load_images
+from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.packed import parse_packed
-from prune8_host.twin import dense
+from prune8_host.twin import dense, tflm
+from prune8_host.twin.reference import apply_layer_mask
 
 from .options import add_board_args, board_kwargs
 
@@ -49,14 +52,19 @@ def register(sub) -> None:
     p.set_defaults(run=run_calibrate)
 
     p = sub.add_parser("eval", help="accuracy of the stored model (and its masks), computed "
-                                    "on the board, beside the twin's",
+                                    "on the board, beside the twin's; of a .tflite, by TFLM",
                        description="Classify the test split on the board with MODEL as stored "
                                    "there and its current masks; print the board's accuracy "
-                                   "and the twin's, and whether every logit agrees.")
-    p.add_argument("model", metavar="MODEL", help="the quantized model the board holds")
-    p.add_argument("--test", default="examples/digits_test.npz", metavar="FILE",
-                   help="int8 images and labels: .npz with 'images' and 'labels' "
-                        "(default examples/digits_test.npz)")
+                                   "and the twin's, and whether every logit agrees. A .tflite "
+                                   "MODEL without --port is evaluated on the host by TFLM's "
+                                   "interpreter, as it is and with --masks applied.")
+    p.add_argument("model", metavar="MODEL", help="the quantized model the board holds, or a "
+                                                  ".tflite")
+    p.add_argument("--test", "--data", dest="test", default="examples/digits_test.npz",
+                   metavar="FILE", help="int8 images and labels: .npz with 'images' and "
+                                        "'labels' (default examples/digits_test.npz)")
+    p.add_argument("--masks", metavar="MASKS",
+                   help="a .tflite on the host: also its accuracy with these masks applied")
     p.add_argument("--no-masks", action="store_true", help="evaluate the unpruned model")
     p.add_argument("--packed", action="store_true",
                    help="run the packed model the board stores (prune8 pack --push) from "
@@ -94,7 +102,47 @@ def run_calibrate(args) -> int:
     return 0 if ok else 1
 
 
+def run_eval_tflite(args) -> int:
+    """A .tflite's accuracy by TFLM's interpreter, as it is and with --masks applied."""
+    tm = tflite.read(args.model)
+    images, labels = load_images(args.test, with_labels=True)
+    rows = [{"model": args.model, "masks": None,
+             **_accuracy(tflm.accuracy(tm.data, images, labels))}]
+    if args.masks:
+        masks = load_masks(args.masks)
+        missing = [m.name for m in masks if m.name not in tm.layers]
+        if missing:
+            raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which "
+                             f"{args.model} does not have")
+        pruned = {m.name: apply_layer_mask(tm.layers[m.name].weights, m) for m in masks}
+        stats = [m.stats() for m in masks]
+        rows.append({"model": args.model, "masks": args.masks,
+                     "sparsity_bp": sum(s["pruned"] for s in stats) * 10000 //
+                     sum(s["n"] for s in stats),
+                     **_accuracy(tflm.accuracy(tflite.pruned_bytes(tm, pruned), images,
+                                               labels))})
+    if args.json:
+        print(json.dumps({"evaluated_by": "TFLM", "images": len(labels), "runs": rows}))
+        return 0
+    for r in rows:
+        what = "as it is" if r["masks"] is None else \
+            f"with {r['masks']} ({r['sparsity_bp'] / 100:.2f}% of the masked entries pruned)"
+        print(f"accuracy by TFLM of {args.model} {what}: {r['correct']}/{r['images']} = "
+              f"{r['accuracy']:.2%}")
+    return 0
+
+
+def _accuracy(result) -> dict:
+    correct, n = result
+    return {"correct": correct, "images": n, "accuracy": correct / n}
+
+
 def run_eval(args) -> int:
+    if tflite.is_tflite(args.model) and not args.port:
+        return run_eval_tflite(args)
+    if args.masks:
+        raise UsageError("--masks is for a .tflite evaluated on the host; on a board, eval "
+                         "uses the masks the board holds")
     model = load_model(args.model)
     dense.qlayers(model)
     images, labels = load_images(args.test, with_labels=True)

@@ -1,34 +1,64 @@
-"""prune8 model info: what a model file holds and whether each layer fits a board."""
+"""prune8 model info / import: what a model file holds, whether each layer fits a board,
+and a .tflite model in the project's own .npz format."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from prune8 import errors
 from prune8_host.boards import DEFAULT_BOARD, load_board
-from prune8_host.files.model import load_model
-from prune8_host.files.records import check_fits, layer_bytes
+from prune8_host.errors import FileFormatError
+from prune8_host.files import tflite
+from prune8_host.files.model import load_model, save_model
+from prune8_host.files.records import check_fits, layer_bytes, quant_params
 
 from .table import table
 
+MODEL_HELP = "a model: .tflite, or .npz of int8 layers (or one .npy)"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("model", help="inspect model files (prune8 model info FILE)",
-                       description="Inspect a model file: an .npz of named 2-D int8 layers "
-                                   "with optional NAME.act activations.")
+    p = sub.add_parser("model", help="inspect model files (prune8 model info FILE), or "
+                                     "convert a .tflite (prune8 model import)",
+                       description="Inspect a model file (a .tflite, or an .npz of named 2-D "
+                                   "int8 layers with optional NAME.act activations), or "
+                                   "convert a .tflite model to the .npz format.")
     msub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
-    q = msub.add_parser("info", help="layers, shapes, sizes and whether each fits the board",
-                        description="List the layers of FILE with their shapes, sizes, "
+    q = msub.add_parser("info", help="layers, shapes, quantization, and whether each fits "
+                                     "the board",
+                        description="List the layers of FILE (for a .tflite: its prunable "
+                                    "FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D weights) "
+                                    "with their operator, 2-D shape, size, quantization, "
                                     "activations, and whether each fits the board profile.")
-    q.add_argument("file", metavar="FILE", help="a model file (.npz of int8 layers, or one .npy)")
+    q.add_argument("file", metavar="FILE", help=MODEL_HELP)
     q.add_argument("--board", default=DEFAULT_BOARD, metavar="B",
                    help=f"board profile whose capacity to check (default {DEFAULT_BOARD})")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(run=run_info)
 
+    q = msub.add_parser("import", help="write a .tflite model's layers as a prune8 .npz",
+                        description="Write the prunable layers of MODEL.tflite to an .npz "
+                                    "model file: the int8 weights as 2-D layers, their "
+                                    "scales, and, for chains of FULLY_CONNECTED layers, the "
+                                    "int8 inference parameters TFLM computes (so prune8 eval, "
+                                    "shrink and the board's kernel run them).")
+    q.add_argument("model", metavar="MODEL", help="a .tflite file")
+    q.add_argument("-o", "--out", required=True, metavar="OUT", help="model .npz to write")
+    q.add_argument("--json", action="store_true", help="print a JSON report")
+    q.set_defaults(run=run_import)
+
+
+def _quantization(layer) -> str:
+    scales = np.size(layer.quant.get("w_scale", 1)) if "w_scale" in layer.quant else 0
+    kind = "per channel" if scales > 1 else "per tensor" if scales else "-"
+    return kind + (", int8 inference" if quant_params(layer) else "")
+
 
 def run_info(args) -> int:
     profile = load_board(args.board)
+    placements = tflite.read(args.file).placements if tflite.is_tflite(args.file) else {}
     rows = []
     for layer in load_model(args.file).values():
         if layer.activations is None:
@@ -42,14 +72,35 @@ def run_info(args) -> int:
             fits = "yes"
         except errors.Prune8Error as e:
             fits = f"no: {e}"
-        rows.append({"layer": layer.name, "shape": list(layer.weights.shape), "weights": layer.n,
-                     "bytes": len(layer_bytes(layer)), "activations": act, "fits": fits})
+        p = placements.get(layer.name)
+        rows.append({"layer": layer.name, "operator": p.op if p else None,
+                     "shape": list(layer.weights.shape), "weights": layer.n,
+                     "bytes": len(layer_bytes(layer)), "quantization": _quantization(layer),
+                     "activations": act, "fits": fits})
     if args.json:
         print(json.dumps({"board": profile.name, "layers": rows}))
         return 0
     fits = f"fits {profile.name} ({profile.max_weights} weights, {profile.max_units} units)"
-    print(table([("layer", "<", 12), ("shape", "<", 10), ("weights", ">", 7),
-                 ("bytes", ">", 6), (" activations", "<", 12), (fits, "<", 0)],
-                [[r["layer"], "x".join(map(str, r["shape"])), r["weights"], r["bytes"],
-                  " " + r["activations"], r["fits"]] for r in rows]))
+    op = [("operator", "<", 8)] if placements else []
+    print(table([("layer", "<", 12)] + op + [
+        ("shape", "<", 10), ("weights", ">", 7), ("bytes", ">", 6), (" quantization", "<", 12),
+        ("activations", "<", 11), (fits, "<", 0)],
+        [[r["layer"]] + ([r["operator"]] if placements else []) + [
+            "x".join(map(str, r["shape"])), r["weights"], r["bytes"], " " + r["quantization"],
+            r["activations"], r["fits"]] for r in rows]))
+    return 0
+
+
+def run_import(args) -> int:
+    if not tflite.is_tflite(args.model):
+        raise FileFormatError(f"{args.model}: not a .tflite file (a TFLite flatbuffer)")
+    model = tflite.read(args.model).layers
+    save_model(args.out, model)
+    inference = [n for n, layer in model.items() if quant_params(layer)]
+    if args.json:
+        print(json.dumps({"layers": list(model), "inference": inference, "out": args.out}))
+    else:
+        print(f"imported {len(model)} layer(s) from {args.model}"
+              + (f", {len(inference)} with int8 inference parameters" if inference else "")
+              + f" -> {args.out}")
     return 0

@@ -60,8 +60,18 @@ def _steps(text: str) -> int:
     return n
 
 
-def add_method_args(p, required: bool = True) -> None:
-    p.add_argument("--method", choices=SCORERS, required=required, help=METHOD_HELP)
+# The scorer when none is named: the real magnitude |w| * scale. On a layer with one scale
+# it ranks exactly as magnitude; on a per-channel quantized layer (a .tflite's conv and
+# dense layers) it compares channels fairly, where raw int8 |w| would not
+# (docs/tflite.md, "Per-channel scales").
+DEFAULT_SCORER = "scaled"
+
+
+def add_method_args(p, default: str | None = DEFAULT_SCORER) -> None:
+    p.add_argument("--method", choices=SCORERS, default=default,
+                   help=METHOD_HELP + (f" (default {default}: the real magnitude, which is "
+                                       f"magnitude on a layer with one scale)"
+                                       if default else ""))
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="seed of --method random (0..2**30-1, default 0)")
     p.add_argument("--block", type=_block, metavar="BRxBC",

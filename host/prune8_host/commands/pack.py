@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 from prune8.protocol import PACKED_PATH
@@ -25,11 +26,13 @@ def register(sub) -> None:
                        description="Apply MASKS to MODEL and write OUT, a packed model in "
                                    "which every layer takes the smallest of dense, native "
                                    "(mask + values), CSR, COO and block-sparse "
-                                   "(docs/sparse.md). Reports bytes before and after.")
-    p.add_argument("model", metavar="MODEL", help="the model to pack (.npz)")
+                                   "(docs/sparse.md). Reports bytes per layer before and "
+                                   "after, and what the whole model file would take.")
+    p.add_argument("model", metavar="MODEL", help="the model to pack (.tflite or .npz)")
     p.add_argument("masks", metavar="MASKS", nargs="?",
                    help="masks file (default: pack MODEL's zeros as they are)")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="packed model to write")
+    p.add_argument("-o", "--out", metavar="OUT",
+                   help="packed model to write (default: only report the sizes)")
     p.add_argument("--push", action="store_true",
                    help="also store it on the board as /prune8/packed.bin (prune8 eval "
                         "--packed runs it from there)")
@@ -61,23 +64,30 @@ def run_pack(args) -> int:
         packed[name] = p
         rows.append({"layer": name, "format": p.format + (f" {p.br}x{p.bc}" if p.br else ""),
                      "nnz": p.nnz, "dense_bytes": layer.n, "packed_bytes": p.size})
-    total = packed_files.write_packed(args.out, packed)
+    data = packed_files.packed_bytes(packed)
+    total = packed_files.write_packed(args.out, packed) if args.out else len(data)
     if args.push:
         with open_board(**board_kwargs(args)) as s:
-            put_file(s, PACKED_PATH, packed_files.packed_bytes(packed), quiet=args.quiet)
+            put_file(s, PACKED_PATH, data, quiet=args.quiet)
     before = sum(r["dense_bytes"] for r in rows)
     after = sum(r["packed_bytes"] for r in rows)
+    model_bytes = os.path.getsize(args.model)
+    report = {"layers": rows, "dense_bytes": before, "packed_bytes": after,
+              "file_bytes": total, "out": args.out, "model_file_bytes": model_bytes,
+              "model_packed_bytes": model_bytes - before + after}
     if args.json:
-        print(json.dumps({"layers": rows, "dense_bytes": before, "packed_bytes": after,
-                          "file_bytes": total, "out": args.out}))
+        print(json.dumps(report))
         return 0
     print(table([("layer", "<", 12), ("format", "<", 10), ("nnz", ">", 6), ("dense", ">", 7),
                  ("packed", ">", 7)],
                 [[r["layer"], r["format"], r["nnz"], r["dense_bytes"], r["packed_bytes"]]
                  for r in rows]))
-    print(f"{before} bytes dense -> {after} packed ({after / before:.1%}); "
-          f"{total} bytes with headers -> {args.out}"
-          + (f" and the board's {PACKED_PATH}" if args.push else ""))
+    where = [args.out] if args.out else []
+    where += [f"the board's {PACKED_PATH}"] if args.push else []
+    print(f"weights: {before} bytes dense -> {after} packed ({after / before:.1%})"
+          + (f"; {total} bytes with headers -> {' and '.join(where)}" if where else ""))
+    print(f"model: {args.model} is {model_bytes} bytes; with these layers packed "
+          f"{report['model_packed_bytes']} ({report['model_packed_bytes'] / model_bytes:.1%})")
     return 0
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from prune8_host import twin
+from prune8_host.files import tflite
 from prune8_host.files.masks import META_KEY, load_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.npzio import load_arrays
@@ -23,8 +24,8 @@ def register(sub) -> None:
                                    "its zeros and the statistics of a scorer (min, max, mean, "
                                    "median, standard deviation) with the top-k scores.")
     p.add_argument("file", metavar="MODEL|MASKS",
-                   help="a model (.npz of int8 layers) or a masks file (from prune8 mask)")
-    add_method_args(p, required=False)
+                   help="a model (.tflite, or .npz of int8 layers) or a masks file (from prune8 mask)")
+    add_method_args(p, default=None)
     p.add_argument("--top", type=int, default=5, metavar="K",
                    help="list the K highest scores per layer (model reports; default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -77,7 +78,7 @@ def model_report(path, method: str, seed: int, block, top: int) -> dict:
 
 
 def run_report(args) -> int:
-    is_masks = META_KEY in load_arrays(args.file)
+    is_masks = not tflite.is_tflite(args.file) and META_KEY in load_arrays(args.file)
     if is_masks:
         r = masks_report(args.file)
     else:

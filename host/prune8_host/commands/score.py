@@ -10,6 +10,7 @@ import numpy as np
 
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import ModelError
+from prune8_host.files import tflite
 from prune8_host.files.masks import load_masks, save_masks
 from prune8_host.files.model import check_activations, layer_arrays, load_model
 from prune8_host.files.npzio import load_arrays, save_npz
@@ -19,12 +20,12 @@ from prune8_host.twin.reference import apply_layer_mask, layer_scores
 from .options import add_mask_args, add_method_args, prune_options
 
 
-def add_layer_args(p, method_required: bool = True) -> None:
+def add_layer_args(p) -> None:
     p.add_argument("weights", metavar="WEIGHTS",
-                   help="int8 layers: .npz of named 2-D arrays, or one .npy")
+                   help="int8 layers: a .tflite, an .npz of named 2-D arrays, or one .npy")
     p.add_argument("--layer", action="append", metavar="NAME",
                    help="only this layer (repeatable; default: every layer)")
-    add_method_args(p, method_required)
+    add_method_args(p)
     p.add_argument("--activations", metavar="FILE",
                    help="int8 activations for --method gradient (.npy for one layer, or .npz "
                         "with one array per layer name); default: NAME.act in WEIGHTS")
@@ -51,10 +52,13 @@ def register(sub) -> None:
     p.set_defaults(run=run_mask)
 
     p = sub.add_parser("apply", help="zero the pruned weights of a model",
-                       description="Apply a masks file to WEIGHTS and save the pruned model.")
+                       description="Apply a masks file to WEIGHTS and save the pruned model: "
+                                   "an .npz, or for a .tflite WEIGHTS a .tflite that differs "
+                                   "from it only in the pruned weights.")
     p.add_argument("weights", metavar="WEIGHTS", help="the model the masks were made for")
     p.add_argument("masks", metavar="MASKS", help="masks file from 'prune8 mask' or 'prune8 pull'")
-    p.add_argument("-o", "--out", metavar="OUT", required=True, help="pruned model (.npz)")
+    p.add_argument("-o", "--out", metavar="OUT", required=True,
+                   help="pruned model (.npz; .tflite for a .tflite WEIGHTS)")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of a line")
     p.set_defaults(run=run_apply)
 
@@ -154,9 +158,14 @@ def run_apply(args) -> int:
             zeroed += int(np.count_nonzero(w) - np.count_nonzero(pruned))
             w = pruned
         # activations and quantization parameters travel with the pruned weights, so a
-        # pruned quantized model still runs (prune8_host.qnn)
+        # pruned quantized model still runs (prune8_host.twin.dense)
         out.update(layer_arrays(replace(layer, weights=w)))
-    save_npz(args.out, out)
+    if tflite.is_tflite(args.weights):
+        # the .tflite as it was but for the pruned weights' bytes (files.tflite)
+        tm = tflite.read(args.weights)
+        tflite.write_pruned(tm, {n: out[n] for n in masks}, args.out)
+    else:
+        save_npz(args.out, out)
     if args.json:
         print(json.dumps({"layers_masked": len(masks), "weights_zeroed": zeroed,
                           "out": args.out}))

@@ -40,9 +40,9 @@ def register(sub) -> None:
     p.set_defaults(run=run_deploy)
 
     p = sub.add_parser("push", help="send a model's int8 layers to the board's flash",
-                       description="Send MODEL (.npz of int8 layers) to /prune8/model.bin on "
+                       description="Send MODEL (.tflite, or .npz of int8 layers) to /prune8/model.bin on "
                                    "the board. Nothing is committed unless every layer arrives.")
-    p.add_argument("model", metavar="MODEL", help="the model to send (.npz of int8 layers)")
+    p.add_argument("model", metavar="MODEL", help="the model to send (.tflite, or .npz of int8 layers)")
     add_board_args(p)
     p.add_argument("--layer", action="append", metavar="NAME",
                    help="send only this layer (repeatable); the board keeps its others")
@@ -80,7 +80,7 @@ def register(sub) -> None:
                        description="Push MODEL, prune it on the board, pull the masks into "
                                    "MASKS.npz and verify them against the twin (deploying the "
                                    "firmware first when the board lacks it).")
-    p.add_argument("model", metavar="MODEL", help="the model to prune (.npz of int8 layers)")
+    p.add_argument("model", metavar="MODEL", help="the model to prune (.tflite, or .npz of int8 layers)")
     add_board_args(p)
     add_prune_args(p)
     p.add_argument("-o", "--out", required=True, metavar="MASKS", help="masks file to write")

@@ -10,6 +10,7 @@ import struct
 
 import numpy as np
 
+from prune8 import errors
 from prune8.protocol import (
     BEGIN,
     BEGIN_FMT,
@@ -46,7 +47,12 @@ def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] |
     for layer in model.values():
         if layer.weights.ndim != 2:
             raise UsageError(f"layer {layer.name!r} must be 2-D (rows, cols) to push")
-        check_fits(layer, session.info["max_weights"], session.info["max_units"])
+        try:
+            check_fits(layer, session.info["max_weights"], session.info["max_units"])
+        except errors.CapacityError as e:
+            rows, cols = layer.weights.shape
+            raise errors.CapacityError(f"layer {layer.name!r} ({rows} x {cols}) does not fit "
+                                       f"the board: {e}") from None
     if only:
         order = [("keep", n) if n not in only else ("send", n) for n in board_layers or []]
         order += [("send", n) for n in only if n not in (board_layers or [])]

@@ -53,7 +53,8 @@ def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
     expected = layer_mask(layer, mask.method, sparsity_bp=mask.sparsity_bp, tie=mask.tie,
                           min_keep=mask.min_keep, min_score=mask.min_score, seed=mask.seed,
                           block=(mask.br, mask.bc) if mask.unit == "block" else None,
-                          nm=(mask.nm_n, mask.nm_m) if mask.nm_m else None, steps=mask.steps)
+                          nm=(mask.nm_n, mask.nm_m) if mask.nm_m else None, steps=mask.steps,
+                          scope=mask.scope)
     if expected.n != mask.n:
         check.note = f"mask covers {mask.n} {mask.unit}s, the twin {expected.n}"
         return check

@@ -30,6 +30,7 @@ from prune8_host.twin.layer import (
     name_problem,
 )
 
+from . import tflite
 from .npzio import load_arrays, save_npz
 
 
@@ -64,7 +65,13 @@ def _check_quant(path, layer: Layer) -> None:
 
 def load_model(path: str | Path, rows: int | None = None, cols: int | None = None,
                layers: list[str] | None = None) -> dict[str, Layer]:
-    """Layers of a model file, in file order; `rows`/`cols` reshape flat (.npy) layers."""
+    """Layers of a model file, in file order; `rows`/`cols` reshape flat (.npy) layers.
+    A .tflite file (a TFLite flatbuffer) gives its prunable layers (files.tflite)."""
+    if tflite.is_tflite(path):
+        if rows is not None or cols is not None:
+            raise ModelError(f"{path}: --rows/--cols are for flat .npy layers; a .tflite "
+                             f"layer has its shape")
+        return _select(path, tflite.load_tflite(path), layers)
     arrays = load_arrays(path)
     quant = _quant_keys(arrays)
     model: dict[str, Layer] = {}
@@ -103,6 +110,10 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
         raise ModelError(f"{path}: {orphans[0]!r} belongs to no layer")
     if not model:
         raise ModelError(f"{path}: no layers (int8 arrays) in the file")
+    return _select(path, model, layers)
+
+
+def _select(path, model: dict[str, Layer], layers: list[str] | None) -> dict[str, Layer]:
     if layers:
         missing = [n for n in layers if n not in model]
         if missing:

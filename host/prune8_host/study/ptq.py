@@ -46,37 +46,54 @@ def quantize_activations(x, scale, zp: int) -> np.ndarray:
     return np.clip(q, -128, 127).astype(np.int8)
 
 
-def _weights(w: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    top = float(np.max(np.abs(w)))
-    scale = np.float32(top / 127.0) if top > 0 else np.float32(1.0)
-    return np.clip(round_half_away(w / float(scale)), -127, 127).astype(np.int8), scale
+def weight_scales(w: np.ndarray, per_channel: bool = False) -> np.ndarray:
+    """Symmetric int8 weight scales, max|w| / 127 (1 where a row or the layer is all 0):
+    one for the layer, or one per row (output channel), float32."""
+    top = np.max(np.abs(w), axis=tuple(range(1, w.ndim))) if per_channel else \
+        np.max(np.abs(w))
+    return np.where(top > 0, top / 127.0, 1.0).astype(np.float32)
 
 
-def _layer(name, w, b, in_q, out_q, relu) -> Layer:
+def quantize_weights(w: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """int8 weights at these scales (one, or one per row), -127..127."""
+    s = np.asarray(scales, np.float64).reshape((-1,) + (1,) * (w.ndim - 1))
+    return np.clip(round_half_away(w / s), -127, 127).astype(np.int8)
+
+
+def _layer(name, w, b, in_q, out_q, relu, per_channel: bool = False) -> Layer:
     (in_scale, in_zp), (out_scale, out_zp) = in_q, out_q
-    wq, w_scale = _weights(w)
-    bias_scale = float(in_scale) * float(w_scale)
+    scales = weight_scales(w, per_channel)
+    wq = quantize_weights(w, scales)
+    bias_scale = float(in_scale) * scales.astype(np.float64)   # per channel: one per row
     bias = round_half_away(b / bias_scale)
     if np.any(np.abs(bias) >= dense.BIAS_LIMIT):
         raise ValueError(f"layer {name!r}: a bias quantizes beyond the kernel's 2**29 limit")
-    mult, shift = dense.quantize_multiplier(bias_scale / float(out_scale))
-    quant = {"bias": bias.astype(np.int32), "mult": np.int32(mult), "shift": np.int32(shift),
+    if per_channel:
+        pairs = [dense.quantize_multiplier(float(s) / float(out_scale))
+                 for s in np.atleast_1d(bias_scale)]
+        mult = np.array([m for m, _ in pairs], np.int32)
+        shift = np.array([s for _, s in pairs], np.int32)
+        w_scale = scales
+    else:
+        m, s = dense.quantize_multiplier(float(bias_scale) / float(out_scale))
+        mult, shift, w_scale = np.int32(m), np.int32(s), np.float32(scales)
+    quant = {"bias": bias.astype(np.int32), "mult": mult, "shift": shift,
              "relu": np.int8(relu), "in_zp": np.int32(in_zp), "out_zp": np.int32(out_zp),
-             "in_scale": np.float32(in_scale), "w_scale": np.float32(w_scale),
+             "in_scale": np.float32(in_scale), "w_scale": w_scale,
              "out_scale": np.float32(out_scale)}
     return Layer(name, wq, quant=quant)
 
 
-def quantize_mlp(m: MLP, calib: np.ndarray) -> dict[str, Layer]:
+def quantize_mlp(m: MLP, calib: np.ndarray, per_channel: bool = False) -> dict[str, Layer]:
     """The int8 model of m ("fc1" with ReLU, then "fc2"), activation ranges from the
-    float calibration inputs `calib` (n, inputs)."""
+    float calibration inputs `calib` (n, inputs); weight scales per layer, or per row."""
     from . import mlp
     _, h, z = mlp.forward(m, calib)
     q_in = activation_params(calib.min(), calib.max())
     q_h = activation_params(0.0, h.max())
     q_out = activation_params(z.min(), z.max())
-    return {"fc1": _layer("fc1", m.w1, m.b1, q_in, q_h, 1),
-            "fc2": _layer("fc2", m.w2, m.b2, q_h, q_out, 0)}
+    return {"fc1": _layer("fc1", m.w1, m.b1, q_in, q_h, 1, per_channel),
+            "fc2": _layer("fc2", m.w2, m.b2, q_h, q_out, 0, per_channel)}
 
 
 def dequantize_mlp(model: dict[str, Layer]) -> MLP:
@@ -84,8 +101,8 @@ def dequantize_mlp(model: dict[str, Layer]) -> MLP:
     b = in_scale * w_scale * bias (pruned weights stay exactly 0)."""
     def real(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
         q = layer.quant
-        ws = float(q["w_scale"])
-        return (layer.weights.astype(np.float64) * ws,
+        ws = np.asarray(q["w_scale"], np.float64).reshape(-1)   # one, or one per row
+        return (layer.weights.astype(np.float64) * ws[:, None],
                 q["bias"].astype(np.float64) * (float(q["in_scale"]) * ws))
     w1, b1 = real(model["fc1"])
     w2, b2 = real(model["fc2"])
