@@ -14,7 +14,7 @@ VBOARD_NODE := host/prune8_host/vboard
 
 .PHONY: install test lint demo bench build eval clean vboard
 
-$(STAMP): pyproject.toml $(VBOARD_NODE)/package.json $(VBOARD_NODE)/package-lock.json
+$(STAMP): pyproject.toml firmware/prune8/__init__.py $(VBOARD_NODE)/package.json $(VBOARD_NODE)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	cd $(VBOARD_NODE) && npm ci --no-audit --no-fund --ignore-scripts
@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/bench_sparse.py examples/digits_mlp.npz
 	$(BIN)/python bench/bench_inference.py
 	$(BIN)/python bench/run_on_board.py bench/bench_board.py $(if $(PORT),--port $(PORT))
+	$(BIN)/python bench/bench_stream.py $(if $(PORT),--port $(PORT))
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md; the
 # digits CNN as a .tflite: docs/eval/cnn.{csv,png,md}; the board check: docs/eval/board.md

@@ -172,31 +172,47 @@ def test_host_killed_mid_push_then_the_retried_push_succeeds(board, tmp_path):
         assert stored(s) == expected(new)
 
 
-def test_full_filesystem_is_reported_and_the_old_model_kept(board):
-    vb = board(flash_bytes=70_000)  # the firmware (~31 KB) and one small model fit
+def test_a_model_too_big_for_the_filesystem_is_refused_before_anything_is_sent(board):
+    vb = board(flash_bytes=70_000)  # the firmware (~60 KB) and one small model fit
     small = {"fc2": load_model(EXAMPLE)["fc2"]}
     with BoardSession(vb.port) as s:
         push(s, small, quiet=True)
         before = stored(s)
         big = {f"l{i}": Layer(f"l{i}", np.ones((32, 64), np.int8)) for i in range(20)}
-        with pytest.raises(BoardError, match="filesystem is full"):
+        sent = []
+        vb.rx_hook = lambda data: sent.append(data) or data
+        with pytest.raises(errors.CapacityError,
+                           match=r"the model needs 41,\d{3} bytes of the board's filesystem "
+                                 r"but only [\d,]+ are free \(69,632 in all\)"):
             push(s, big, quiet=True)
+        vb.rx_hook = None
+        assert not sent                     # not one frame went out
         assert stored(s) == before
-        files = [f[0] for f in board_listing(s)["files"]]
-        assert "model.bin.tmp" not in files    # the partial file is gone
-        push(s, small, quiet=True)          # and there is room to retry
-        assert stored(s) == before
+
+
+def test_a_full_filesystem_while_pruning_is_reported_and_the_masks_kept(board):
+    """The board's own ENOSPC: a layer streamed from flash needs scratch space for its
+    scores (2 bytes a weight); without it the prune fails and changes nothing."""
+    vb = board(flash_bytes=100_000)
+    wide = {"wide": Layer("wide", np.arange(64 * 300).astype(np.int8).reshape(64, 300))}
+    with BoardSession(vb.port) as s:
+        push(s, wide, quiet=True)           # 19,200 weights: fits, its 38 KB of scores not
+        with pytest.raises(BoardError, match="filesystem is full while saving the masks"):
+            prune(s, PruneOptions("magnitude", sparsity_bp=5000))
+        files = [f[0] for f in board_listing(s)["files"] if f[0].endswith((".bin", ".tmp"))]
+        assert files == ["model.bin"]       # no masks, no scratch file left
+        assert stored(s) == expected(wide)
 
 
 def test_layer_over_capacity_is_refused_before_anything_is_sent(board):
     vb = board()
-    big = {"big": Layer("big", np.ones((64, 64), np.int8))}
+    big = {"big": Layer("big", np.ones((2, 4097), np.int8))}
     with BoardSession(vb.port) as s:
         push(s, {"fc2": load_model(EXAMPLE)["fc2"]}, quiet=True)
         before = stored(s)
         with pytest.raises(errors.CapacityError,
-                           match=r"layer 'big' \(64 x 64\) does not fit the board: 4096 "
-                                 r"weights exceed capacity: max_weights=2048"):
+                           match=r"layer 'big' \(2 x 4097\) does not fit the board: 4097 "
+                                 r"cols exceed capacity: max_units=4096"):
             push(s, big, quiet=True)
         assert stored(s) == before
 

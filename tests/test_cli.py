@@ -156,15 +156,18 @@ def test_demo_prunes_on_a_virtual_board_and_verifies_every_layer(capsys):
 def test_model_info_reports_fit_per_layer(tmp_path, capsys):
     path = tmp_path / "m.npz"
     np.savez(path, small=np.ones((4, 8), np.int8), wide=np.ones((2, 100), np.int8),
-             **{"small.act": np.ones(8, np.int8)})
+             huge=np.ones((1, 4097), np.int8), **{"small.act": np.ones(8, np.int8)})
     code, out, _ = run(capsys, "model", "info", str(path), "--json")
-    layers = {r["layer"]: r for r in json.loads(out)["layers"]}
+    info = json.loads(out)
+    layers = {r["layer"]: r for r in info["layers"]}
     assert code == 0
-    assert layers["small"]["fits"] == "yes" and layers["small"]["activations"] == "per column"
+    assert layers["small"]["fits"] == "in RAM" and layers["small"]["activations"] == "per column"
     assert layers["small"]["bytes"] == 32 + 8
-    assert layers["wide"]["fits"] == "no: 100 cols exceed capacity: max_units=64"
+    assert layers["wide"]["fits"] == "from flash"  # 100 cols > max_units=64: streamed
+    assert layers["huge"]["fits"] == "no: 4097 cols exceed capacity: max_units=4096"
+    assert info["fs_bytes"] == 0x200000 and 32 + 8 + 200 < info["stored_bytes"] < 400
     code, out, _ = run(capsys, "model", "info", str(path), "--board", "esp32s3")
-    assert code == 0 and "wide" in out and out.count("yes") == 2  # S3: 128 units
+    assert code == 0 and "wide" in out and out.count("in RAM") == 3  # S3: 128 units
 
 
 def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):

@@ -13,12 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 FILES = ("digits_mlp.npz", "digits_test.npz", "digits_calib.npz")
 
 
-def load_make_digits():
-    spec = importlib.util.spec_from_file_location("make_digits",
-                                                  ROOT / "examples" / "make_digits.py")
+def load_example(name="make_digits"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_make_digits():
+    return load_example("make_digits")
 
 
 def test_make_digits_regenerates_the_shipped_files_byte_for_byte(tmp_path):
@@ -26,6 +29,16 @@ def test_make_digits_regenerates_the_shipped_files_byte_for_byte(tmp_path):
     for name in FILES:
         assert filecmp.cmp(tmp_path / name, ROOT / "examples" / name, shallow=False), \
             f"examples/{name} is not what examples/make_digits.py makes: rerun it"
+    assert built["float_accuracy"] >= 0.95
+
+
+def test_make_wide_regenerates_the_shipped_files_byte_for_byte(tmp_path):
+    """examples/digits_wide.npz (a 256 x 256 layer: pruned and run from flash on the
+    board) and its test split."""
+    built = load_example("make_wide").write(tmp_path)
+    for name in ("digits_wide.npz", "digits_wide_test.npz"):
+        assert filecmp.cmp(tmp_path / name, ROOT / "examples" / name, shallow=False), \
+            f"examples/{name} is not what examples/make_wide.py makes: rerun it"
     assert built["float_accuracy"] >= 0.95
 
 

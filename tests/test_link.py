@@ -186,16 +186,30 @@ def test_faults_are_recovered_and_data_applied_once(board, kind):
         assert link.retries >= 1
 
 
+def test_a_layer_bigger_than_the_pruner_is_stored_as_sent(board):
+    """Layers past the Pruner's capacity go to flash as they arrive (prune8.stream
+    prunes them there): 64 x 64 = 4096 > max_weights = 2048, with calibration samples
+    folded into the sums on the way and per-channel parameters in the tail."""
+    rng = np.random.default_rng(5)
+    big = Layer("big", rng.integers(-128, 128, (64, 64)).astype(np.int8),
+                rng.integers(0, 128, 64).astype(np.int8),
+                calib=rng.integers(-128, 128, (40, 64)).astype(np.int8))
+    p = board("push.push()")
+    push(HostLink(PipePort(p)), [big])
+    assert p.wait(10) == 0
+    assert stored(board.root) == expected([big])
+
+
 def test_over_capacity_layer_is_refused_and_nothing_committed(board):
     p = board("push.push()")
     push(HostLink(PipePort(p)), layers(2))
     p.wait(10)
     before = stored(board.root)
     p = board("push.push()")
-    big = Layer("big", np.zeros((64, 64), np.int8))  # 4096 > max_weights = 2048
+    big = Layer("big", np.zeros((4097, 1), np.int8))  # rows past the kernels' 4096
     with pytest.raises(BoardError) as info:
         push(HostLink(PipePort(p)), [big])
-    assert str(errors.capacity_weights(4096, 2048)) in str(info.value)
+    assert str(errors.capacity_units("rows", 4097, errors.MAX_UNITS_LIMIT)) in str(info.value)
     assert p.wait(10) == 0
     assert stored(board.root) == before
     assert not os.path.exists(os.path.join(board.root, "model.bin.tmp"))

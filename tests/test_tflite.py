@@ -312,7 +312,8 @@ def test_model_info_and_import(tmp_path, capsys):
     assert rows["dw/weights"]["operator"] == "DEPTHWISE_CONV_2D"
     assert rows["dw/weights"]["shape"] == [8, 9]
     assert rows["dw/weights"]["quantization"] == "per channel"
-    assert rows["fc/weights"]["fits"].startswith("no: 128 cols exceed")
+    assert rows["fc/weights"]["fits"] == "from flash"  # 128 cols > max_units = 64
+    assert rows["dw/weights"]["fits"] == "in RAM"
     out = tmp_path / "fc.npz"
     assert main(["model", "import", str(FC_CHANNEL), "-o", str(out)]) == 0
     capsys.readouterr()

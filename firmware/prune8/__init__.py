@@ -31,7 +31,7 @@ from .profile import MAX_UNITS, MAX_WEIGHTS
 from .pruner import Pruner
 from .schedule import sparsity_at
 
-__version__ = "0.2.0"  # the one place the version is written (pyproject.toml, manifest.py read it)
+__version__ = "0.3.0"  # the one place the version is written (pyproject.toml, manifest.py read it)
 
 __all__ = ["MAX_UNITS", "MAX_WEIGHTS", "to_bp", "CapacityError", "DtypeError",
            "EmptyInputError", "LengthMismatchError", "MinKeepError", "MinScoreError",

@@ -121,7 +121,8 @@ def nm(n, m):
 
 
 def blocks(rows, cols, br, bc, max_blocks):
-    if not (is_int(br) and is_int(bc)) or br < 1 or bc < 1:
+    if not (is_int(br) and is_int(bc)) or not (1 <= br <= errors.MAX_BLOCK
+                                               and 1 <= bc <= errors.MAX_BLOCK):
         raise errors.block_values(br, bc)
     if rows % br:
         raise errors.block_fit("rows", rows, br, "br")

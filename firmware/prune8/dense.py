@@ -246,6 +246,25 @@ class Dense:
             out[r] = v & 255 if raw else v
 
 
+def requantize_rows(rq, acc, out, out_zp, lo):
+    """out[r] = the int8 output of accumulator acc[r] (bias included): row r's
+    requantization (rq, a Requant), plus out_zp, clamped to lo..127. The kernels that
+    sum a row in pieces (prune8.sparse, prune8.flash) finish here, as Dense.forward does."""
+    m2 = rq.m2
+    m1 = rq.m1
+    m0 = rq.m0
+    left = rq.left
+    right = rq.right
+    raw = isinstance(out, bytearray)
+    for r in range(len(out)):
+        v = requantize(acc[r], m2[r], m1[r], m0[r], left[r], right[r]) + out_zp
+        if v < lo:
+            v = lo
+        elif v > 127:
+            v = 127
+        out[r] = v & 255 if raw else v
+
+
 class ColumnStats:
     """The gradient proxy's activation statistic, accumulated over calibration inputs.
 
@@ -317,6 +336,12 @@ class Network:
         self.layers = tuple(layers)
         self.outs = tuple(array("b", bytes(d.rows)) for d in layers)
         self.stats = tuple(ColumnStats(d.cols) for d in layers)
+
+    def close(self):
+        """Close the files of layers run from flash (prune8.flash, prune8.sparse)."""
+        for d in self.layers:
+            if hasattr(d, "close"):
+                d.close()
 
     def forward(self, x, calibrate=False):
         """The last layer's int8 outputs (the network's own buffer). Allocates nothing."""

@@ -190,7 +190,8 @@ def nm_cols(cols, m):
 
 
 def block_values(br, bc):
-    return PatternError("block sizes must be positive integers; got br=%r, bc=%r" % (br, bc))
+    return PatternError("block sizes must be integers in 1..%d (what a mask record holds); "
+                        "got br=%r, bc=%r" % (MAX_BLOCK, br, bc))
 
 
 def block_fit(what, size, block, name):
@@ -291,6 +292,8 @@ def read_only(what):
     return DtypeError("%s is read-only (bytes): pass a bytearray or array('b') to prune "
                       "in place" % what)
 
+
+MAX_BLOCK = 255           # block height and width: a u8 each in a mask record
 
 # Profile sanity bounds: every intermediate value then stays a small int on the board
 # (128 * 128 * MAX_UNITS_LIMIT < 2**30).

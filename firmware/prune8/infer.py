@@ -14,7 +14,8 @@ import struct
 
 from . import dense, store
 from .link import crc32_halves
-from .protocol import END, EVAL_FMT, IMAGES, MASKS_PATH, PACKED_PATH
+from .profile import MAX_WEIGHTS
+from .protocol import END, EVAL_FMT, IMAGES, MASKS_PATH, MODEL_PATH, PACKED_PATH
 from .prune_model import zero_pruned
 from .receiver import Receiver
 
@@ -30,37 +31,55 @@ def _current_masks(mid):
 def network(with_masks=True):
     """(model id, the stored model as a dense.Network, names): with its current masks
     applied, as prune8_host.twin.reference.masked_model defines it (a pruned row's bias is
-    zeroed too, so the neuron outputs its zero point)."""
-    from .mask import Mask
+    zeroed too, so the neuron outputs its zero point). A layer bigger than the Pruner's
+    capacity runs from flash (prune8.flash): close the network when done."""
     mid, index = store.read_model_index()
     masks = _current_masks(mid) if with_masks else {}
     layers = []
-    for info in index:
-        if not info.quant:
-            raise ValueError("layer %r has no int8 inference parameters: push a quantized "
-                             "model (e.g. examples/digits_mlp.npz)" % info.name)
-        multiplier, shift = store.requant_params(info)
-        d = dense.Dense(info.rows, info.cols, multiplier, shift, info.in_zp, info.out_zp,
-                        bool(info.relu))
-        store.load_layer(info, d.w, bytearray(info.act_len), None, d.bias)
-        m = masks.get(info.name)
-        if m is not None:
-            with open(MASKS_PATH, "rb") as f:
-                f.seek(m.offset)
-                mask = Mask(0, m.n)
-                mask.load(f.read(m.nbytes), m.n)
-            zero_pruned(d.w, mask, m.method, info, (m.br, m.bc))
-            if m.method == "rows":
-                for r in range(info.rows):
-                    if not mask.is_kept(r):
-                        d.bias[r] = 0
-        layers.append(d)
-    return mid, dense.Network(layers), [i.name for i in index]
+    ok = False
+    try:
+        for info in index:
+            layers.append(_layer(info, masks.get(info.name)))
+        net = dense.Network(layers)
+        ok = True
+    finally:
+        if not ok:
+            for d in layers:
+                if hasattr(d, "close"):
+                    d.close()
+    return mid, net, [i.name for i in index]
+
+
+def _layer(info, m):
+    """A stored layer as a kernel, with its mask m (a store.MaskInfo, or None) applied."""
+    from .mask import Mask
+    if not info.quant:
+        raise ValueError("layer %r has no int8 inference parameters: push a quantized "
+                         "model (e.g. examples/digits_mlp.npz)" % info.name)
+    multiplier, shift = store.requant_params(info)
+    if info.n > MAX_WEIGHTS:
+        from .flash import FlashDense
+        return FlashDense(info, MODEL_PATH, multiplier, shift, m, MASKS_PATH, MAX_WEIGHTS)
+    d = dense.Dense(info.rows, info.cols, multiplier, shift, info.in_zp, info.out_zp,
+                    bool(info.relu))
+    store.load_layer(info, d.w, bytearray(info.act_len), None, d.bias)
+    if m is not None:
+        with open(MASKS_PATH, "rb") as f:
+            f.seek(m.offset)
+            mask = Mask(0, m.n)
+            mask.load(f.read(m.nbytes), m.n)
+        zero_pruned(d.w, mask, m.method, info, (m.br, m.bc))
+        if m.method == "rows":
+            for r in range(info.rows):
+                if not mask.is_kept(r):
+                    d.bias[r] = 0
+    return d
 
 
 class ImageReceiver(Receiver):
     """Receives items of `stride` bytes (an image, the network's input, optionally
-    followed by a label byte) and calls one(item) on each; END replies with result()."""
+    followed by a label byte), back to back across IMAGES frames (an item may be
+    longer than a frame), and calls one(item) on each; END replies with result()."""
 
     doing = "receiving images"
 
@@ -68,17 +87,38 @@ class ImageReceiver(Receiver):
         Receiver.__init__(self, link)
         self.handlers = {IMAGES: self.images, END: self.end}
         self.stride = 0
+        self.item = None
+        self.got = 0
 
     def images(self, data):
         stride = self.stride
-        if len(data) % stride:
-            raise ValueError("an image frame must hold whole images of %d bytes" % stride)
-        for off in range(0, len(data), stride):
-            self.one(data[off:off + stride])
+        if self.item is None:
+            self.item = bytearray(stride)
+        item = self.item
+        i = 0
+        m = len(data)
+        while i < m:
+            k = stride - self.got
+            if k > m - i:
+                k = m - i
+            item[self.got:self.got + k] = data[i:i + k]
+            self.got += k
+            i += k
+            if self.got == stride:
+                self.one(item)
+                self.got = 0
 
     def end(self, payload):
+        if self.got:
+            raise ValueError("the images ended %d bytes into an item of %d"
+                             % (self.got, self.stride))
         self.done = True
         return self.result()
+
+    def close(self):
+        net = getattr(self, "net", None)
+        if net is not None:
+            net.close()
 
 
 class Calibration(ImageReceiver):
@@ -113,7 +153,7 @@ class Evaluation(ImageReceiver):
 
     def one(self, item):
         cols = self.cols
-        out = self.net.forward(item[:cols])
+        out = self.net.forward(memoryview(item)[:cols])
         best = 0
         for j in range(1, len(out)):
             if out[j] > out[best]:
@@ -137,7 +177,7 @@ def calibrate():
 def packed_network():
     """The packed model in /prune8/packed.bin as a network of sparse layers."""
     from .sparse import read_packed
-    layers = read_packed(PACKED_PATH)
+    layers = read_packed(PACKED_PATH, MAX_WEIGHTS)
     return None, dense.Network([d for _, d in layers]), [n for n, _ in layers]
 
 

@@ -49,12 +49,36 @@ class Mask:
 
     def fill(self, src, n, t, ties):
         """Prune entries with src[i] < t, and the first `ties` entries equal to t."""
+        if n > self.capacity:
+            raise errors.capacity_weights(n, self.capacity)
+        self.pruned = 0
+        self.fill_span(src, 0, 0, n, t, ties)
+        self.n = n
+        self.clear_from(n)
+
+    def fill_rows(self, src, rows, cols, ts, ties):
+        """A per-channel fill over rows x cols entries: in row r, prune entries with
+        src[i] < ts[r], and the first ties[r] entries equal to ts[r]."""
+        self.pruned = 0
+        i = 0
+        for r in range(rows):
+            self.fill_span(src, i, i, cols, ts[r], ties[r])
+            i += cols
+        self.n = i
+        self.clear_from(i)
+
+    def fill_span(self, src, off, start, count, t, ties):
+        """Bits start .. start + count - 1 from src[off:off + count]: pruned where the
+        score is below t, and the first `ties` scores equal to t; kept otherwise. The bits
+        of the byte holding `start` below it stay as they are, those above it must be 0.
+        Adds the pruned entries to self.pruned and returns the ties not used (a tiled
+        fill carries them into its next tile)."""
         bits = self._bits
         pruned = 0
-        byte = 0
-        bit = 1
-        j = 0
-        for i in range(n):
+        j = start >> 3
+        bit = 1 << (start & 7)
+        byte = bits[j] & (bit - 1)
+        for i in range(off, off + count):
             s = src[i]
             if s < t:
                 pruned += 1
@@ -71,47 +95,14 @@ class Mask:
                 bit = 1
         if bit != 1:
             bits[j] = byte
-            j += 1
-        for z in range(j, _nbytes(n)):
-            bits[z] = 0
-        self.n = n
-        self.pruned = pruned
+        self.pruned += pruned
+        return ties
 
-    def fill_rows(self, src, rows, cols, ts, ties):
-        """A per-channel fill over rows x cols entries: in row r, prune entries with
-        src[i] < ts[r], and the first ties[r] entries equal to ts[r] (ties is used up)."""
+    def clear_from(self, n):
+        """Zero the bytes after entry n's (the stray bits of the last word)."""
         bits = self._bits
-        pruned = 0
-        byte = 0
-        bit = 1
-        j = 0
-        i = 0
-        for r in range(rows):
-            t = ts[r]
-            left = ties[r]
-            for _ in range(cols):
-                s = src[i]
-                if s < t:
-                    pruned += 1
-                elif s == t and left > 0:
-                    left -= 1
-                    pruned += 1
-                else:
-                    byte |= bit
-                bit <<= 1
-                if bit == 256:
-                    bits[j] = byte
-                    j += 1
-                    byte = 0
-                    bit = 1
-                i += 1
-        if bit != 1:
-            bits[j] = byte
-            j += 1
-        for z in range(j, _nbytes(i)):
+        for z in range((n + 7) >> 3, _nbytes(n)):
             bits[z] = 0
-        self.n = i
-        self.pruned = pruned
 
     def load(self, data, n):
         """Take n entries from wire bytes (ceil(n/32) little-endian words)."""

@@ -5,11 +5,23 @@
 def nm_fill(mask, src, count, n, m):
     """Fill `mask` over count entries (count % m == 0) from scores `src`. No allocation."""
     bits = mask._bits
-    for j in range(((count + 31) >> 5) << 2):
+    for j in range(((count + 31) >> 5) << 2):  # the bits past count too
         bits[j] = 0
+    mask.pruned = 0
+    nm_span(mask, src, 0, 0, count, n, m)
+    mask.n = count
+
+
+def nm_span(mask, src, off, start, count, n, m):
+    """Bits start .. start + count - 1 of `mask` from the whole groups of m scores in
+    src[off:off + count] (count % m == 0; a tiled pass hands over whole groups); adds the
+    pruned entries to mask.pruned. Other bits stay as they are."""
+    bits = mask._bits
     pruned = 0
-    g = 0
-    while g < count:  # range() with a variable step would allocate a range object
+    g = off
+    end = off + count
+    d = start - off  # bit index - score index
+    while g < end:  # range() with a variable step would allocate a range object
         for i in range(g, g + m):
             s = src[i]
             better = 0
@@ -17,10 +29,11 @@ def nm_fill(mask, src, count, n, m):
                 t = src[j]
                 if t > s or (t == s and j < i):
                     better += 1
+            b = i + d
             if better < n:
-                bits[i >> 3] |= 1 << (i & 7)
+                bits[b >> 3] |= 1 << (b & 7)
             else:
+                bits[b >> 3] &= 255 ^ (1 << (b & 7))
                 pruned += 1
         g += m
-    mask.n = count
-    mask.pruned = pruned
+    mask.pruned += pruned

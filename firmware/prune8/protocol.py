@@ -34,7 +34,8 @@ OPEN = const(0x4F)          # O: open a file for reading (payload: its path); RE
 READ = const(0x52)          # R: READ_FMT; REPLY with those bytes
 WRITE = const(0x57)         # W: open PATH.tmp for writing (payload: PATH)
 COMMIT = const(0x43)        # C: rename PATH.tmp over PATH
-IMAGES = const(0x49)        # I: whole images (calibrate), or images and label bytes (evaluate)
+IMAGES = const(0x49)        # I: images (calibrate), or images and label bytes (evaluate), back
+                            # to back: an item may continue in the next frame
 ABORT = const(0x58)         # X: end any receiver; nothing is committed
 # Frame types, board to host (same seq as the frame they answer).
 REPLY = const(0x64)         # d: data
@@ -63,8 +64,14 @@ MODEL_PATH = ROOT + "/model.bin"      # the pushed model
 MASKS_PATH = ROOT + "/masks.bin"      # the masks computed for it
 CALIB_PATH = ROOT + "/calib.bin"      # the gradient proxy's activations calibrated there
 PACKED_PATH = ROOT + "/packed.bin"    # a packed (sparse) model, docs/sparse.md
+PRUNED_PATH = ROOT + "/pruned.bin"    # the model with its masks applied (apply_model)
 GOLDEN_PATH = ROOT + "/golden.bin"    # the on-board suite's golden vectors
 MANIFEST_PATH = ROOT + "/manifest.json"   # which build is deployed
+# scratch files of a layer pruned from flash (prune8.stream), removed when it is done
+SCORES_PATH = ROOT + "/scores.tmp"    # the layer's scores: int16 per weight, int32 per unit
+MASK_STEP_PATH = ROOT + "/step.tmp"   # a gradual prune's mask of one step
+RUNNING_PATH = ROOT + "/running.tmp"  # ... the AND of its steps so far
+WORK_PATH = ROOT + "/work.tmp"        # ... the weights as pruned so far
 TMP_SUFFIX = ".tmp"         # every file is written as NAME.tmp, then renamed over NAME
 
 MODEL_MAGIC = b"P8M1"

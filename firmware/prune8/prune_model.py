@@ -1,15 +1,22 @@
 # prune(): score and mask the model stored on the board (/prune8/model.bin) layer by
 # layer, exactly as prune8_host.twin.reference.layer_mask computes each mask, and save
 # the masks in /prune8/masks.bin. Prints one JSON line for the host.
+#
+# A layer that fits the Pruner's buffers is read whole and pruned in RAM; a bigger one
+# is pruned from flash tile by tile (prune8.stream), with the same result bit for bit.
 
+import gc
 import json
 from array import array
 
 from . import check, errors, store
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import MASKS_MAGIC, MASKS_PATH, SCOPES, SCORERS
+from .pruner import Pruner
 from .receiver import oserror_text
-from .schedule import MAX_STEPS
+from .schedule import MAX_STEPS, sparsity_at
+from .stream import LayerStream
+from .tiles import BLOCK, COL, ROW, UNIT_OF, WEIGHT, TiledMask
 
 
 def _score(p, method, info, w, a, sumsq, seed, block, scale):
@@ -49,19 +56,35 @@ def _score(p, method, info, w, a, sumsq, seed, block, scale):
 
 def zero_pruned(w, mask, method, info, block):
     """Zero, in w, the weights a mask prunes (whole rows, columns or blocks for those)."""
-    bits = mask._bits
-    rows, cols = info.rows, info.cols
-    if method in ("rows", "cols", "blocks"):
-        br, bc = (1, cols) if method == "rows" else (rows, 1) if method == "cols" else block
-        gc = cols // bc
-        for u in range(mask.n):
-            if not (bits[u >> 3] >> (u & 7)) & 1:
-                r0, c0 = (u // gc) * br, (u % gc) * bc
-                for r in range(r0, r0 + br):
-                    for c in range(c0, c0 + bc):
-                        w[r * cols + c] = 0
-    else:
+    unit = UNIT_OF.get(method, WEIGHT)
+    if unit == WEIGHT:
         mask.apply(w, info.n)
+        return
+    br, bc = block or (1, 1)
+    tiled = TiledMask(unit, info.rows, info.cols, br, bc, 0)
+    tiled.use(mask._bits)
+    tiled.zero(w, 0, info.n, 0)
+
+
+def mask_count(info, method, block):
+    """Entries of a layer's mask: one per weight, row, column or block."""
+    unit = UNIT_OF.get(method, WEIGHT)
+    if unit == ROW:
+        return info.rows
+    if unit == COL:
+        return info.cols
+    if unit == BLOCK:
+        return (info.rows // block[0]) * (info.cols // block[1])
+    return info.n
+
+
+def in_ram(p, info, method, block):
+    """Whether the Pruner's buffers hold the layer (and its blocks) whole."""
+    if info.n > p.max_weights or info.rows > p.max_units or info.cols > p.max_units:
+        return False
+    return method != "blocks" or not block or block[0] < 1 or block[1] < 1 \
+        or info.rows % block[0] or info.cols % block[1] \
+        or mask_count(info, method, block) <= p.max_blocks
 
 
 def _mask(p, info, bp, opts, margs):
@@ -72,7 +95,6 @@ def _mask(p, info, bp, opts, margs):
 
 def _layer_mask(p, method, info, w, a, sumsq, scale, opts):
     """The layer's mask, exactly as prune8_host.twin.reference.layer_mask computes it."""
-    from .schedule import sparsity_at
     seed, block, nm, steps = opts["seed"], opts["block"], opts["nm"], opts["steps"]
     margs = {"tie": opts["tie"], "min_keep": opts["min_keep"], "min_score": opts["min_score"]}
     if nm:
@@ -101,10 +123,33 @@ def _layer_mask(p, method, info, w, a, sumsq, scale, opts):
     return running
 
 
+def _mask_info(info, n, opts, method, bp):
+    br, bc = opts["block"] or (0, 0)
+    nm_n, nm_m = opts["nm"] or (0, 0)
+    return store.MaskInfo(info.name, method, opts["tie"], bp, opts["min_keep"],
+                          opts["min_score"], n, info.rows, info.cols, 0, opts["seed"], br, bc,
+                          nm_n, nm_m, opts["steps"], opts["scope"])
+
+
 def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None, seed=0,
-          block=None, nm=None, steps=0, scope="layer"):
-    """Mask the stored model's layers; write /prune8/masks.bin. Prints one JSON line."""
-    from .pruner import Pruner
+          block=None, nm=None, steps=0, scope="layer", tile=None):
+    """Mask the stored model's layers; write /prune8/masks.bin. Prints prune_result()'s
+    report as one JSON line (what the host reads)."""
+    print(json.dumps(prune_result(method, sparsity_bp, tie, min_keep, min_score, layers,
+                                  seed, block, nm, steps, scope, tile)))
+
+
+def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None,
+                 seed=0, block=None, nm=None, steps=0, scope="layer", tile=None):
+    """prune(), returning its report: {"ok": True, "model_id", "layers": [each layer's
+    mask counts and whether it was streamed from flash], "heap_peak": the most allocated
+    after a collection at the end of each pass, less what was allocated before}; or
+    {"ok": False, "error", "type"}.
+
+    tile: stream every layer in tiles of this many weights (default: only the layers
+    too big for the Pruner, in tiles of its capacity)."""
+    gc.collect()
+    base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     try:
         if method not in SCORERS:
             raise errors.option("method", method, SCORERS)
@@ -125,16 +170,16 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
             if old_id == mid:
                 kept = [m for m in old if m.name not in layers]
         p = Pruner(MAX_WEIGHTS, MAX_UNITS)
+        streamer = None
         w = bytearray(MAX_WEIGHTS)
         a = bytearray(MAX_WEIGHTS)
         sumsq = array("i", bytes(4 * MAX_UNITS))
         scale = array("i", bytes(4 * MAX_UNITS))
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
                 "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
-        br, bc = block or (0, 0)
-        nm_n, nm_m = nm or (0, 0)
         tmp = store.tmp_path(MASKS_PATH)
         report = []
+        top = base
         f = open(tmp, "wb")
         done = False
         try:  # try/finally, not a bare re-raise: the native emitter has no bare raise
@@ -146,27 +191,41 @@ def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None
                     f.write(src.read(m.nbytes))
             calibrated = store.read_calib(mid) if method == "gradient" else {}
             for info in chosen:
-                for r in range(info.rows):
-                    scale[r] = errors.MAX_SCALE  # one scale for the layer, unless stored
-                store.load_layer(info, w, a, sumsq, scale=scale)
-                if info.name in calibrated:  # the board's own statistic wins
-                    info.act_len = len(calibrated[info.name])
-                    a[:info.act_len] = calibrated[info.name]
-                mask = _layer_mask(p, method, info, w, a, sumsq, scale, opts)
-                minfo = store.MaskInfo(info.name, method, tie, sparsity_bp, min_keep,
-                                       min_score, mask.n, info.rows, info.cols, 0, seed, br,
-                                       bc, nm_n, nm_m, steps, scope)
-                f.write(minfo.record_header())
-                f.write(mask.bytes())
-                report.append({"layer": info.name, "n": mask.n, "pruned": mask.pruned})
+                streamed = tile is not None or not in_ram(p, info, method, block)
+                if streamed:
+                    if streamer is None:
+                        streamer = LayerStream(p, tile, w, a)
+                    streamer.prepare(info, method, opts, calibrated.get(info.name))
+                    minfo = _mask_info(info, streamer.count, opts, method, sparsity_bp)
+                    f.write(minfo.record_header())
+                    pruned = streamer.write_mask(f)
+                    peak = streamer.peak
+                else:
+                    for r in range(info.rows):
+                        scale[r] = errors.MAX_SCALE  # one scale for the layer, unless stored
+                    store.load_layer(info, w, a, sumsq, scale=scale)
+                    if info.name in calibrated:  # the board's own statistic wins
+                        info.act_len = len(calibrated[info.name])
+                        a[:info.act_len] = calibrated[info.name]
+                    mask = _layer_mask(p, method, info, w, a, sumsq, scale, opts)
+                    minfo = _mask_info(info, mask.n, opts, method, sparsity_bp)
+                    f.write(minfo.record_header())
+                    f.write(mask.bytes())
+                    pruned = mask.pruned
+                    gc.collect()
+                    peak = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+                if peak > top:
+                    top = peak
+                report.append({"layer": info.name, "n": minfo.n, "pruned": pruned,
+                               "streamed": streamed})
             done = True
         finally:
             f.close()
             if not done:
                 store.discard(tmp)
         store.commit(tmp, MASKS_PATH)
-        print(json.dumps({"ok": True, "model_id": mid, "layers": report}))
+        return {"ok": True, "model_id": mid, "layers": report, "heap_peak": top - base}
     except OSError as e:
-        print(json.dumps({"ok": False, "error": oserror_text(e, "saving the masks")}))
+        return {"ok": False, "error": oserror_text(e, "saving the masks")}
     except Exception as e:
-        print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}))
+        return {"ok": False, "error": str(e), "type": type(e).__name__}

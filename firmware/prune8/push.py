@@ -8,16 +8,18 @@ import struct
 from array import array
 
 from . import check, dense, errors, scores, store
+from .errors import MAX_UNITS_LIMIT
 from .link import crc32_halves
-from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import (
     BEGIN,
     BEGIN_FMT,
+    CRC,
     DATA,
     END,
     KEEP,
     LAYER,
     LAYER_FMT,
+    MAX_PAYLOAD,
     MODEL_ID_FMT,
     MODEL_MAGIC,
     MODEL_PATH,
@@ -34,7 +36,12 @@ _LAYER_FMT_SIZE = struct.calcsize(LAYER_FMT)
 
 
 class ModelReceiver(Receiver):
-    """One push: the temporary file, the layer being filled, what was written."""
+    """One push: the temporary file, the layer being written, what was written.
+
+    A layer goes to the file as its bytes arrive (it may be far bigger than RAM), behind
+    a record header whose CRC is filled in when the layer is complete; calibration
+    samples are folded into the per-column sums of squares on the way. RAM per layer:
+    the sums (4 * cols bytes)."""
 
     doing = "saving the model"
 
@@ -42,12 +49,8 @@ class ModelReceiver(Receiver):
         Receiver.__init__(self, link)
         self.handlers = {BEGIN: self.begin, LAYER: self.layer, DATA: self.data,
                          KEEP: self.keep, END: self.end}
-        self.w = bytearray(MAX_WEIGHTS)
-        self.a = bytearray(MAX_WEIGHTS)
-        self.sumsq = array("i", bytes(4 * MAX_UNITS))   # Wanda sums of the layer
-        # what follows the sums, as received: biases (4), per-channel multipliers (4) and
-        # shifts (1), scale multipliers (2) per row
-        self.tail = bytearray(11 * MAX_UNITS)
+        self.copy = bytearray(MAX_PAYLOAD)   # KEEP's copy buffer
+        self.sumsq = None
         self.col = 0
         self.f = None
         self.tmp = store.tmp_path(MODEL_PATH)
@@ -55,6 +58,10 @@ class ModelReceiver(Receiver):
         self.count = 0
         self.cur = None
         self.got = 0
+        self.crc_at = 0     # file offset of the current layer's CRC
+        self.lo = 0         # its running CRC-32, in halves
+        self.hi = 0
+        self.value = bytearray(4)   # a tail value split across frames
 
     def begin(self, payload):
         self.count = struct.unpack(BEGIN_FMT, payload)[0]
@@ -68,15 +75,14 @@ class ModelReceiver(Receiver):
         (rows, cols, act_len, calib, quant, mult, shift, in_zp, out_zp, relu,
          scaled) = struct.unpack(LAYER_FMT, payload[1 + k:1 + k + _LAYER_FMT_SIZE])
         n = rows * cols
-        # Same checks and messages as a Pruner call on this layer would give.
+        # Same checks and messages as the host gives (prune8_host.files.records): any
+        # size the filesystem holds, rows and columns within the kernels' limit.
         if n == 0:
             raise errors.empty("weights")
-        if n > MAX_WEIGHTS:
-            raise errors.capacity_weights(n, MAX_WEIGHTS)
-        if rows > MAX_UNITS:
-            raise errors.capacity_units("rows", rows, MAX_UNITS)
-        if cols > MAX_UNITS:
-            raise errors.capacity_units("cols", cols, MAX_UNITS)
+        if rows > MAX_UNITS_LIMIT:
+            raise errors.capacity_units("rows", rows, MAX_UNITS_LIMIT)
+        if cols > MAX_UNITS_LIMIT:
+            raise errors.capacity_units("cols", cols, MAX_UNITS_LIMIT)
         if act_len not in (0, cols, n):
             raise errors.activations_mismatch(act_len, n, cols)
         if calib > 65536:  # 65536 * 128 * 128 = 2**30: sums past that would saturate
@@ -86,76 +92,90 @@ class ModelReceiver(Receiver):
         if quant == QUANT_TENSOR:  # the same checks as building the layer's Dense would make
             dense.multiplier_limbs(mult)
             dense.check_int("shift", shift, -31, 30)
-        self.cur = store.LayerInfo(name, rows, cols, act_len, calib, 0, 0, quant, mult, shift,
-                                   in_zp, out_zp, relu, scaled)
+        cur = store.LayerInfo(name, rows, cols, act_len, calib, 0, 0, quant, mult, shift,
+                              in_zp, out_zp, relu, scaled)
+        self.cur = cur
         self.got = 0
         self.col = 0
-        for c in range(cols):
-            self.sumsq[c] = 0
+        self.sumsq = array("i", bytes(4 * cols)) if calib else None
+        self.lo = self.hi = 0
+        self.crc_at = self.f.tell() + 1 + len(name.encode()) + store.CRC_AT
+        self.f.write(cur.record_header())
+
+    def _put(self, data):
+        """Append stored bytes of the current layer to the file and to its CRC."""
+        self.f.write(data)
+        self.lo, self.hi = crc32_halves(data, len(data), self.lo, self.hi)
 
     def data(self, payload):
-        """A layer's bytes in order: weights and activations into the buffers, calibration
-        samples straight into the per-column sums of squares (never held whole), then the
-        tail (store.LayerInfo: biases, per-channel parameters, scale multipliers)."""
+        """A layer's bytes in order: weights and activations straight to the file,
+        calibration samples into the per-column sums of squares (stored when the last
+        sample is in), then the tail (store.LayerInfo: biases, per-channel parameters,
+        scale multipliers), checked value by value."""
         cur = self.cur
         if cur is None:
             raise ValueError("data before a layer header")
         n, na = cur.n, cur.act_len
-        ends = (n, n + na, n + na + cur.calib * cur.cols,
+        ends = (n + na, n + na + cur.calib * cur.cols,
                 n + na + cur.calib * cur.cols + cur.tail_len)
         m = len(payload)
-        if self.got + m > ends[3]:
+        if self.got + m > ends[2]:
             raise ValueError("data beyond the announced layer")
         pos, i = self.got, 0
+        mv = memoryview(payload)
         while i < m:
             if pos < ends[0]:
                 k = min(m - i, ends[0] - pos)
-                self.w[pos:pos + k] = payload[i:i + k]
+                self._put(mv[i:i + k])
             elif pos < ends[1]:
                 k = min(m - i, ends[1] - pos)
-                self.a[pos - n:pos - n + k] = payload[i:i + k]
-            elif pos < ends[2]:
-                k = min(m - i, ends[2] - pos)
-                self.col = scores.add_squares(self.sumsq, payload[i:i + k], k, self.col,
+                self.col = scores.add_squares(self.sumsq, mv[i:i + k], k, self.col,
                                               cur.cols)
             else:
                 k = m - i
-                self.tail[pos - ends[2]:pos - ends[2] + k] = payload[i:i + k]
+                self._check_tail(mv[i:i + k], pos - ends[1])
+                self._put(mv[i:i + k])
             i, pos = i + k, pos + k
+            if pos == ends[1] and cur.calib and self.sumsq is not None:
+                sums = b"".join(struct.pack(SUM, v) for v in self.sumsq)
+                self._put(sums)
+                self.sumsq = None
         self.got = pos
-        if self.got == ends[3]:
-            self._write_layer()
+        if pos == ends[2]:
+            self._end_layer()
 
-    def _write_layer(self):
+    def _end_layer(self):
         cur = self.cur
-        w = memoryview(self.w)[:cur.n]
-        a = memoryview(self.a)[:cur.act_len]
-        sums = b""
-        if cur.calib:
-            sums = b"".join(struct.pack(SUM, self.sumsq[c]) for c in range(cur.cols))
-        tail = bytes(self.tail[:cur.tail_len])
-        self._check_tail(cur, tail)
-        data = bytes(w) + bytes(a) + sums + tail
-        c = crc32_halves(data, len(data))
-        cur.crc = c[0] | (c[1] << 16)
-        self.f.write(cur.record_header())
-        self.f.write(data)
+        cur.crc = self.lo | (self.hi << 16)
+        self.f.seek(self.crc_at)
+        self.f.write(struct.pack(CRC, cur.crc))
+        self.f.seek(0, 2)
         self.layers.append(cur)
         self.cur = None
 
-    def _check_tail(self, cur, tail):
-        """Per-channel parameters and scale multipliers: the checks Dense and the
-        scale-aware score make, before anything is written."""
+    def _check_tail(self, data, at):
+        """Per-channel parameters and scale multipliers, value by value as their bytes
+        arrive (at: the first byte's offset in the tail): the checks Dense and the
+        scale-aware score make, before the model is committed."""
+        cur = self.cur
         rows = cur.rows
-        if cur.quant == QUANT_CHANNEL:
-            for r in range(rows):
-                dense.multiplier_limbs(struct.unpack_from(MULT, tail, 4 * rows + 4 * r)[0])
-                dense.check_int("shift", struct.unpack_from(SHIFT, tail, 8 * rows + r)[0],
-                                -31, 30)
-        if cur.scaled:
-            at = cur.scale_offset - cur.bias_offset
-            for r in range(rows):
-                check.scale_value(struct.unpack_from(SCALE, tail, at + 2 * r)[0], r)
+        mult_at = 4 * rows if cur.quant == QUANT_CHANNEL else -1  # after the biases
+        shift_at = 8 * rows
+        scale_at = cur.scale_offset - cur.bias_offset if cur.scaled else -1
+        value = self.value
+        for j in range(len(data)):
+            t = at + j
+            if 0 <= mult_at <= t < shift_at:
+                value[(t - mult_at) & 3] = data[j]
+                if (t - mult_at) & 3 == 3:
+                    dense.multiplier_limbs(struct.unpack(MULT, value)[0])
+            elif 0 <= mult_at and shift_at <= t < shift_at + rows:
+                value[0] = data[j]
+                dense.check_int("shift", struct.unpack(SHIFT, value[:1])[0], -31, 30)
+            elif 0 <= scale_at <= t:
+                value[(t - scale_at) & 1] = data[j]
+                if (t - scale_at) & 1:
+                    check.scale_value(struct.unpack(SCALE, value[:2])[0], (t - scale_at) >> 1)
 
     def keep(self, payload):
         """Copy a layer record unchanged from the current model.bin."""
@@ -170,9 +190,9 @@ class ModelReceiver(Receiver):
         with open(MODEL_PATH, "rb") as src:
             src.seek(info.offset)
             left = info.data_len
-            mv = memoryview(self.w)
+            mv = memoryview(self.copy)
             while left:
-                k = src.readinto(mv[:min(left, MAX_WEIGHTS)])
+                k = src.readinto(mv[:min(left, MAX_PAYLOAD)])
                 if not k:
                     raise errors.StoreError("truncated layer %s" % name)
                 self.f.write(mv[:k])

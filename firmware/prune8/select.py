@@ -41,22 +41,46 @@ def radix(src, n, pos, hist, top_shift, off=0):
     while True:
         for d in range(256):
             hist[d] = 0
-        if shift == top_shift:
-            for i in range(off, off + n):
-                hist[src[i] >> shift] += 1
-        else:
-            hi = shift + 8
-            for i in range(off, off + n):
-                v = src[i]
-                if (v >> hi) == prefix:
-                    hist[(v >> shift) & 255] += 1
-        d = 0
-        c = hist[0]
-        while pos >= c:  # pos becomes the rank within the bucket
-            pos -= c
-            d += 1
-            c = hist[d]
+        radix_count(src, off, n, hist, shift, top_shift, prefix)
+        d = radix_bucket(hist, pos)
+        pos -= radix_below(hist, d)
         prefix = (prefix << 8) | d
         if shift == 0:
             return prefix
         shift -= 8
+
+
+# One radix pass in pieces, for scores that never are in RAM at once (prune8.stream):
+# radix_count adds a piece's counts, radix_bucket and radix_below walk them.
+
+def radix_count(src, off, n, hist, shift, top_shift, prefix):
+    """hist[byte at `shift`] += 1 for each of src[off:off + n] whose bytes above `shift`
+    equal prefix (all of them in the first pass, shift == top_shift)."""
+    if shift == top_shift:
+        for i in range(off, off + n):
+            hist[src[i] >> shift] += 1
+        return
+    hi = shift + 8
+    for i in range(off, off + n):
+        v = src[i]
+        if (v >> hi) == prefix:
+            hist[(v >> shift) & 255] += 1
+
+
+def radix_bucket(hist, pos):
+    """The bucket holding position pos of the counted scores."""
+    d = 0
+    c = hist[0]
+    while pos >= c:
+        pos -= c
+        d += 1
+        c = hist[d]
+    return d
+
+
+def radix_below(hist, d):
+    """How many counted scores lie in the buckets below d."""
+    below = 0
+    for j in range(d):
+        below += hist[j]
+    return below

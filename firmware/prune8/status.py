@@ -13,13 +13,20 @@ from .protocol import MASKS_PATH, ROOT
 
 
 def info():
-    """Firmware version, capacity and free heap, as one JSON line."""
+    """Firmware version, capacity, free heap and filesystem space, as one JSON line."""
     import gc
     gc.collect()
     impl = sys.implementation
-    print(json.dumps({"prune8": __version__, "board": NAME, "max_weights": MAX_WEIGHTS,
-                      "max_units": MAX_UNITS, "micropython": list(impl.version[:3]),
-                      "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}))
+    out = {"prune8": __version__, "board": NAME, "max_weights": MAX_WEIGHTS,
+           "max_units": MAX_UNITS, "micropython": list(impl.version[:3]),
+           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}
+    try:
+        st = os.statvfs("/")  # block size, fragment size, blocks, free blocks, ...
+        out["fs_total"] = st[1] * st[2]
+        out["fs_free"] = st[1] * st[3]
+    except (AttributeError, OSError):
+        pass
+    print(json.dumps(out))
 
 
 def _count_pruned(path, info):

@@ -32,6 +32,7 @@ from .protocol import (
 )
 
 _LAYER_SIZE = struct.calcsize(LAYER_RECORD)
+CRC_AT = struct.calcsize(LAYER_RECORD[:5])  # rows, cols, act_len, calib, then the CRC
 _MASK_SIZE = struct.calcsize(MASK_RECORD)
 _HEAD_SIZE = struct.calcsize(STORE_HEAD)
 
@@ -198,6 +199,12 @@ def load_layer(info, w, a, sumsq=None, bias=None, path=None, scale=None):
         if info.scaled and scale is not None:
             f.seek(info.scale_offset)
             _read_ints(f, SCALE, scale, info.rows)
+
+
+def load_bias(info, bias, f):
+    """A quantized layer's biases into bias[:rows], from its open model file f."""
+    f.seek(info.bias_offset)
+    _read_ints(f, BIAS, bias, info.rows)
 
 
 def requant_params(info, path=None):

@@ -2,7 +2,8 @@
 
 A profile fixes what the host needs to talk to a board (esptool chip, flash offset,
 baud rates), how to build for it (mpy-cross arch) and what the firmware may use
-(heap budget, capacity). `load_board("esp32")` returns a validated `BoardProfile`.
+(heap budget, filesystem size, capacity). `load_board("esp32")` returns a validated
+`BoardProfile`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class BoardProfile:
     flash_baud: int
     mpy_arch: str
     heap_bytes: int
+    fs_bytes: int
     max_weights: int
     max_units: int
     firmware_image: str
@@ -73,7 +75,7 @@ def _check(path: Path, data: dict) -> None:
     for key in ("flash_offset",):
         if data[key] < 0:
             raise BoardProfileError(f"{where}: key {key!r} must be >= 0, got {data[key]}")
-    for key in ("baud", "flash_baud", "heap_bytes"):
+    for key in ("baud", "flash_baud", "heap_bytes", "fs_bytes"):
         if data[key] <= 0:
             raise BoardProfileError(f"{where}: key {key!r} must be > 0, got {data[key]}")
     if not 1 <= data["max_weights"] <= fw_errors.MAX_WEIGHTS_LIMIT:

@@ -12,7 +12,7 @@ from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import FileFormatError
 from prune8_host.files import tflite
 from prune8_host.files.model import load_model, save_model
-from prune8_host.files.records import check_fits, layer_bytes, quant_params
+from prune8_host.files.records import check_fits, in_ram, layer_bytes, quant_params, stored_size
 
 from .table import table
 
@@ -60,6 +60,7 @@ def run_info(args) -> int:
     profile = load_board(args.board)
     placements = tflite.read(args.file).placements if tflite.is_tflite(args.file) else {}
     rows = []
+    board_layers = []
     for layer in load_model(args.file).values():
         if layer.activations is None:
             act = "none"
@@ -68,8 +69,10 @@ def run_info(args) -> int:
         try:
             if layer.weights.ndim != 2:
                 raise errors.LengthMismatchError("not 2-D: rows and cols unknown")
-            check_fits(layer, profile.max_weights, profile.max_units)
-            fits = "yes"
+            check_fits(layer)
+            fits = "in RAM" if in_ram(layer, profile.max_weights, profile.max_units) \
+                else "from flash"
+            board_layers.append(layer)
         except errors.Prune8Error as e:
             fits = f"no: {e}"
         p = placements.get(layer.name)
@@ -77,10 +80,12 @@ def run_info(args) -> int:
                      "shape": list(layer.weights.shape), "weights": layer.n,
                      "bytes": len(layer_bytes(layer)), "quantization": _quantization(layer),
                      "activations": act, "fits": fits})
+    size = stored_size(board_layers)
     if args.json:
-        print(json.dumps({"board": profile.name, "layers": rows}))
+        print(json.dumps({"board": profile.name, "layers": rows, "stored_bytes": size,
+                          "fs_bytes": profile.fs_bytes}))
         return 0
-    fits = f"fits {profile.name} ({profile.max_weights} weights, {profile.max_units} units)"
+    fits = f"on {profile.name} ({profile.max_weights} weights, {profile.max_units} units in RAM)"
     op = [("operator", "<", 8)] if placements else []
     print(table([("layer", "<", 12)] + op + [
         ("shape", "<", 10), ("weights", ">", 7), ("bytes", ">", 6), (" quantization", "<", 12),
@@ -88,6 +93,9 @@ def run_info(args) -> int:
         [[r["layer"]] + ([r["operator"]] if placements else []) + [
             "x".join(map(str, r["shape"])), r["weights"], r["bytes"], " " + r["quantization"],
             r["activations"], r["fits"]] for r in rows]))
+    print(f"model: {size:,} bytes on the board, of its {profile.fs_bytes:,}-byte filesystem"
+          + ("" if size <= profile.fs_bytes else " (too big: push fewer layers)")
+          + "; layers from flash are pruned and run tile by tile")
     return 0
 
 

@@ -142,8 +142,20 @@ def run_prune(args) -> int:
         r = prune(s, opts, args.layer)
     n, pruned = sum(l["n"] for l in r["layers"]), sum(l["pruned"] for l in r["layers"])
     _emit(args, r, f"pruned {len(r['layers'])} layer(s) on the board with {args.method} at "
-                   f"{r['sparsity_bp'] / 100:.2f}% ({args.tie}): {pruned} of {n} entries")
+                   f"{r['sparsity_bp'] / 100:.2f}% ({args.tie}): {pruned} of {n} entries\n"
+                   + heap_line(r, load_board(args.board)))
     return 0
+
+
+def heap_line(result: dict, profile) -> str:
+    """What the board's prune used: its peak heap, and which layers came from flash."""
+    streamed = [l["layer"] for l in result["layers"] if l.get("streamed")]
+    where = ("streamed from flash: " + ", ".join(streamed)) if streamed else "all in RAM"
+    peak = result.get("heap_peak")
+    if peak is None:  # firmware older than the streaming prune
+        return where
+    return (f"board heap while pruning: peak {peak:,} bytes (the {profile.name} budget is "
+            f"{profile.heap_bytes:,}); {where}")
 
 
 def run_pull(args) -> int:
@@ -181,7 +193,8 @@ def run_run(args) -> int:
     ok = all(c.verified for c in checks)
     _emit(args, {"push": pushed, "prune": pruned, "verified": ok, "out": args.out,
                  "layers": [c.as_dict() for c in checks]},
-          verify_table([c.as_dict() for c in checks]) + f"\nmasks -> {args.out}")
+          verify_table([c.as_dict() for c in checks]) + f"\nmasks -> {args.out}\n"
+          + heap_line(pruned, profile))
     return 0 if ok else 1
 
 

@@ -19,25 +19,25 @@ from .session import BoardSession
 
 def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
     """Install `build` on the board; returns the firmware's info() afterwards."""
-    t = session.transport
-    if not t.fs_exists(ROOT):
-        t.fs_mkdir(ROOT)
-    files = sorted(build.package_dir.iterdir())
-    total = sum(p.stat().st_size for p in files)
-    with progress_bar(total, "deploy", quiet) as update:
-        for path in files:
-            dest = f"{ROOT}/{path.name}"
-            t.fs_writefile(dest + TMP_SUFFIX, path.read_bytes())
-            session.exec(f"import os\ntry:\n os.remove({dest!r})\nexcept OSError:\n pass\n"
-                         f"os.rename({dest + TMP_SUFFIX!r},{dest!r})")
-            if update:
-                update(path.stat().st_size)
-    wanted = {p.name for p in files}
-    for name, *_ in t.fs_listdir(ROOT):
-        if name.endswith((".py", ".mpy")) and name not in wanted:
-            t.fs_rmfile(f"{ROOT}/{name}")
-    # Which build is on the board: the manifest of its files' hashes.
-    t.fs_writefile(MANIFEST_PATH, (build.root / MANIFEST).read_bytes())
+    with session.filesystem("deploying the firmware") as t:
+        if not t.fs_exists(ROOT):
+            t.fs_mkdir(ROOT)
+        files = sorted(build.package_dir.iterdir())
+        total = sum(p.stat().st_size for p in files)
+        with progress_bar(total, "deploy", quiet) as update:
+            for path in files:
+                dest = f"{ROOT}/{path.name}"
+                t.fs_writefile(dest + TMP_SUFFIX, path.read_bytes())
+                session.exec(f"import os\ntry:\n os.remove({dest!r})\nexcept OSError:\n"
+                             f" pass\nos.rename({dest + TMP_SUFFIX!r},{dest!r})")
+                if update:
+                    update(path.stat().st_size)
+        wanted = {p.name for p in files}
+        for name, *_ in t.fs_listdir(ROOT):
+            if name.endswith((".py", ".mpy")) and name not in wanted:
+                t.fs_rmfile(f"{ROOT}/{name}")
+        # Which build is on the board: the manifest of its files' hashes.
+        t.fs_writefile(MANIFEST_PATH, (build.root / MANIFEST).read_bytes())
     session.exec("import sys\nfor m in list(sys.modules):\n if m.startswith('prune8'):"
                  "\n  del sys.modules[m]")
     try:

@@ -137,6 +137,18 @@ class BoardSession:
                 pass
             self.transport = None
 
+    @contextlib.contextmanager
+    def filesystem(self, doing: str):
+        """Around mpremote's filesystem calls on self.transport: a board that resets or
+        stops answering meanwhile is a BoardUnavailable, as in exec()."""
+        try:
+            yield self.transport
+        except TransportError as e:
+            self.transport.in_raw_repl = False
+            raise BoardUnavailable(f"the board on {self.port} stopped answering while "
+                                   f"{doing} ({e}); it may have reset: run the command "
+                                   f"again") from None
+
     # -- running code ---------------------------------------------------------------------
 
     def exec(self, code: str, timeout: float | None = None) -> str:

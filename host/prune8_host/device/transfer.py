@@ -29,7 +29,7 @@ from prune8.protocol import (
     WRITE,
 )
 from prune8_host.errors import UsageError
-from prune8_host.files.records import check_fits, layer_bytes, layer_header
+from prune8_host.files.records import check_fits, layer_bytes, layer_header, stored_size
 from prune8_host.twin.layer import Layer
 
 from . import calls
@@ -38,21 +38,26 @@ from .session import BoardSession
 
 
 def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] | None = None,
-               board_layers: list[str] | None = None, quiet: bool = False):
+               board_layers: list[str] | None = None, quiet: bool = False,
+               kept_bytes: int = 0):
     """Send `model` to the board as its new /prune8/model.bin; returns (model id, link).
 
     With `only`, just those layers travel: the board's other layers (`board_layers`, in
-    their order) are kept as they are, and named layers it lacks are added.
+    their order, at most `kept_bytes` of the current model.bin) are kept as they are,
+    and named layers it lacks are added. Refused before anything is sent when a layer's
+    shape is past the board's limits or the new model.bin would not fit its filesystem.
     """
     for layer in model.values():
         if layer.weights.ndim != 2:
             raise UsageError(f"layer {layer.name!r} must be 2-D (rows, cols) to push")
         try:
-            check_fits(layer, session.info["max_weights"], session.info["max_units"])
+            check_fits(layer)
         except errors.CapacityError as e:
             rows, cols = layer.weights.shape
             raise errors.CapacityError(f"layer {layer.name!r} ({rows} x {cols}) does not fit "
                                        f"the board: {e}") from None
+    sent = [model[n] for n in model if not only or n in only]
+    check_space(session, stored_size(sent) + kept_bytes)
     if only:
         order = [("keep", n) if n not in only else ("send", n) for n in board_layers or []]
         order += [("send", n) for n in only if n not in (board_layers or [])]
@@ -75,6 +80,18 @@ def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] |
     return model_id, link
 
 
+def check_space(session: BoardSession, needed: int) -> None:
+    """Refuse a new model.bin of `needed` bytes that the board's filesystem cannot hold
+    beside the current one (a push commits by a rename, so both exist for a moment)."""
+    free, total = session.info.get("fs_free"), session.info.get("fs_total")
+    if free is None or needed <= free:
+        return
+    raise errors.CapacityError(
+        f"the model needs {needed:,} bytes of the board's filesystem but only {free:,} are "
+        f"free ({total:,} in all): remove files from the board, or push fewer layers "
+        f"(--layer)")
+
+
 def pull_file(session: BoardSession, path: str, quiet: bool = False) -> bytes:
     """The whole content of a file under /prune8/ on the board."""
     with session.link(calls.FILES) as link:
@@ -93,21 +110,19 @@ def pull_file(session: BoardSession, path: str, quiet: bool = False) -> bytes:
 
 def stream_images(session: BoardSession, code: str, images: np.ndarray,
                   labels: np.ndarray | None = None, quiet: bool = False) -> bytes:
-    """Send int8 images (and a label byte after each) to the receiver `code` starts, as
-    many whole images per frame as fit; return the board's reply to the end frame."""
+    """Send int8 images (and a label byte after each) to the receiver `code` starts,
+    back to back in full frames (an image may continue in the next); return the board's
+    reply to the end frame."""
     x = np.asarray(images, np.int8)
     items = x.view(np.uint8) if labels is None else \
         np.concatenate([x.view(np.uint8), np.asarray(labels, np.uint8)[:, None]], axis=1)
-    per_frame = max(1, MAX_PAYLOAD // items.shape[1])
-    if items.shape[1] > MAX_PAYLOAD:
-        raise UsageError(f"an image of {items.shape[1]} bytes does not fit a frame "
-                         f"({MAX_PAYLOAD} bytes)")
-    with progress_bar(items.size, "images", quiet) as update, \
+    data = items.tobytes()
+    with progress_bar(len(data), "images", quiet) as update, \
             session.link(code, progress=update) as link:
-        for i in range(0, len(items), per_frame):
-            link.request(IMAGES, items[i:i + per_frame].tobytes())
+        for i in range(0, len(data), MAX_PAYLOAD):
+            link.request(IMAGES, data[i:i + MAX_PAYLOAD])
             if update:
-                update(items[i:i + per_frame].size)
+                update(len(data[i:i + MAX_PAYLOAD]))
         return link.request(END)
 
 

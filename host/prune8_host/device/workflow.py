@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from prune8.protocol import CALIB_PATH, EVAL_FMT, MASKS_PATH
+from prune8.protocol import CALIB_PATH, EVAL_FMT, MASKS_PATH, MODEL_PATH
 from prune8_host.errors import BoardError, FirmwareMissing
 from prune8_host.files.boardstore import parse_calib, parse_masks
 from prune8_host.files.packed import packed_model
@@ -40,11 +40,14 @@ def push(session: BoardSession, model, only: list[str] | None = None,
          quiet: bool = False) -> dict:
     """Push `model` (or only the layers named in `only`); report what went on the wire."""
     board_layers = None
+    kept_bytes = 0
     if only:
         listing = board_listing(session)
         board_layers = [entry["name"] for entry in (listing["model"] or {}).get("layers", [])]
+        kept_bytes = sum(size for name, size in listing["files"]
+                         if name == MODEL_PATH.rsplit("/", 1)[1])
     model_id, link = push_model(session, model, only=only, board_layers=board_layers,
-                                quiet=quiet)
+                                quiet=quiet, kept_bytes=kept_bytes)
     sent = [n for n in model if not only or n in only]
     payload = sum(len(layer_bytes(model[n])) for n in sent)
     return {"model_id": model_id, "layers": sent, "payload_bytes": payload,
@@ -54,11 +57,21 @@ def push(session: BoardSession, model, only: list[str] | None = None,
 def prune(session: BoardSession, options: PruneOptions,
           layers: list[str] | None = None) -> dict:
     """Prune the stored model on the board (every layer, or those in `layers`)."""
-    result = session.call_json(calls.prune(**asdict(options), layers=layers), timeout=120)
+    result = session.call_json(calls.prune(**asdict(options), layers=layers),
+                               timeout=prune_timeout(session, options))
     if not result.get("ok"):
         raise BoardError(result.get("error", "the board could not prune"))
     result["sparsity_bp"] = options.sparsity_bp
     return result
+
+
+def prune_timeout(session: BoardSession, options: PruneOptions) -> float:
+    """Seconds to wait for the board's prune: two minutes, and 2 ms per weight and step
+    on top (a generous bound for portable Python on an ESP32, streamed layers included)."""
+    listing = board_listing(session)
+    weights = sum(entry["rows"] * entry["cols"]
+                  for entry in (listing["model"] or {}).get("layers", []))
+    return 120 + 0.002 * weights * max(1, options.steps)
 
 
 def pull(session: BoardSession, quiet: bool = False):

@@ -18,12 +18,15 @@ from prune8 import errors
 from prune8.protocol import (
     BIAS,
     LAYER_FMT,
+    LAYER_RECORD,
+    MODEL_MAGIC,
     MULT,
     QUANT_CHANNEL,
     QUANT_NONE,
     QUANT_TENSOR,
     SCALE,
     SHIFT,
+    STORE_HEAD,
     SUM,
 )
 from prune8_host.twin.layer import Layer
@@ -119,12 +122,29 @@ def layer_crc(layer: Layer) -> int:
     return zlib.crc32(stored_bytes(layer))
 
 
-def check_fits(layer: Layer, max_weights: int, max_units: int) -> None:
-    """The board's own capacity checks, made before any byte is sent."""
+def check_fits(layer: Layer) -> None:
+    """The board's own checks on a layer's shape, made before any byte is sent: a layer
+    of any size goes to flash (one bigger than the Pruner is pruned there tile by tile),
+    but rows and columns stay within the kernels' limit (docs/streaming.md)."""
     rows, cols = layer.weights.shape
-    if layer.n > max_weights:
-        raise errors.capacity_weights(layer.n, max_weights)
-    if rows > max_units:
-        raise errors.capacity_units("rows", rows, max_units)
-    if cols > max_units:
-        raise errors.capacity_units("cols", cols, max_units)
+    limit = errors.MAX_UNITS_LIMIT
+    if rows > limit:
+        raise errors.capacity_units("rows", rows, limit)
+    if cols > limit:
+        raise errors.capacity_units("cols", cols, limit)
+
+
+def in_ram(layer: Layer, max_weights: int, max_units: int) -> bool:
+    """Whether the board prunes and runs this layer in RAM, or streams it from flash
+    (it does not fit the Pruner's buffers: prune8.stream, prune8.flash)."""
+    rows, cols = layer.weights.shape
+    return layer.n <= max_weights and rows <= max_units and cols <= max_units
+
+
+def stored_size(model) -> int:
+    """Bytes of the board's model.bin for these layers: header, records, stored data."""
+    size = len(MODEL_MAGIC) + struct.calcsize(STORE_HEAD)
+    for layer in model:
+        size += 1 + len(layer.name.encode()) + struct.calcsize(LAYER_RECORD)
+        size += len(stored_bytes(layer))
+    return size

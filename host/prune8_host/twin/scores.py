@@ -226,7 +226,8 @@ def max_blocks(profile) -> int | None:
 def block_scores(w, rows, cols, br, bc, *, profile=None) -> np.ndarray:
     """L1 sum of each br x bc block (int32), blocks row-major over the block grid."""
     flat, rows, cols = check.layer(w, rows, cols, profile)
-    if not (check.is_int(br) and check.is_int(bc)) or br < 1 or bc < 1:
+    if not (check.is_int(br) and check.is_int(bc)) or not (1 <= br <= errors.MAX_BLOCK
+                                                           and 1 <= bc <= errors.MAX_BLOCK):
         raise errors.block_values(br, bc)
     if rows % br:
         raise errors.block_fit("rows", rows, int(br), "br")

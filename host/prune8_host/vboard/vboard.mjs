@@ -480,7 +480,8 @@ async function newVm() {
     py(`exec(compile(${JSON.stringify(vmInitSrc)}, "<vboard>", "exec"))`);
     const version = cfg.version ? `(${cfg.version.join(",")},)` : "None";
     py(`_vboard_info = _vboard_setup(${JSON.stringify(FLASH)}, ${JSON.stringify(cfg.sysname)}, ` +
-        `${JSON.stringify(cfg.machine)}, ${version})`);
+        `${JSON.stringify(cfg.machine)}, ${version}, ` +
+        `${cfg.flashBytes == null ? "None" : Number(cfg.flashBytes)})`);
     const info = JSON.parse(vm.globals.get("_vboard_info"));
     vmBanner = info.vm_banner;
     boardBanner = info.board_banner;

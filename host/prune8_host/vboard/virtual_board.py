@@ -103,7 +103,7 @@ class VirtualBoard:
     directory, deleted again by stop()); mode: "micropython", or "silent" for a port
     where nothing answers; micropython_version: e.g. (1, 19, 1) to make code see an
     older MicroPython in sys.implementation.version, sys.version and os.uname();
-    flash_bytes: the flash's capacity for file contents (None: unlimited); past it a
+    flash_bytes: the flash's capacity for file contents (None: the profile's fs_bytes); past it a
     write fails with ENOSPC, as on a full littlefs partition; on_flash_busy: called with
     the flash directory when another virtual board holds it, before waiting for it.
     """
@@ -116,7 +116,7 @@ class VirtualBoard:
         self.profile: BoardProfile = load_board(board)
         if flash_bytes is not None and flash_bytes < 0:
             raise UsageError(f"flash_bytes must be >= 0, got {flash_bytes}")
-        self.flash_bytes = flash_bytes
+        self.flash_bytes = self.profile.fs_bytes if flash_bytes is None else flash_bytes
         self.baud = self.profile.baud if baud is None else int(baud)
         if self.baud < 0:
             raise UsageError(f"baud must be >= 0 (0 = unpaced), got {self.baud}")

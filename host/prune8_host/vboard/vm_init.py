@@ -8,7 +8,7 @@
 # the top would stay behind in __main__).
 
 
-def _vboard_setup(flash_root, sysname, machine, version):
+def _vboard_setup(flash_root, sysname, machine, version, flash_bytes=None):
     import os
     import sys
 
@@ -80,6 +80,26 @@ def _vboard_setup(flash_root, sysname, machine, version):
         return with_sizes(args[0] if args else "", posix_ilistdir(*args))
 
     os.ilistdir = ilistdir
+
+    if flash_bytes is not None:
+        # VfsPosix reports the host's disk; a board reports its flash partition, which
+        # vboard.mjs makes full at flash_bytes of file contents (4 KB littlefs blocks).
+        def used(path):
+            total = 0
+            for entry in posix_ilistdir(path):
+                sub = path.rstrip("/") + "/" + entry[0]
+                if entry[1] == 0x4000:
+                    total += used(sub)
+                else:
+                    total += os.stat(sub)[6]
+            return total
+
+        def statvfs(path):
+            free = flash_bytes - used("/")
+            free = free // 4096 if free > 0 else 0
+            return (4096, 4096, flash_bytes // 4096, free, free, 0, 0, 0, 0, 255)
+
+        os.statvfs = statvfs
 
     if version:
         _vboard_fake_version(tuple(version), board_version, machine)

@@ -1,0 +1,120 @@
+"""Layers bigger than RAM on the virtual board (MicroPython): pushed to flash as they
+arrive, pruned there tile by tile bit for bit as the twin, run from flash (dense and
+packed) with the twin's logits, and within the esp32 profile's heap budget. CPython runs
+the same firmware code in tests/test_streaming.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from prune8_host.boards import load_board
+from prune8_host.device import calls
+from prune8_host.device.build import build_firmware
+from prune8_host.device.deploy import deploy
+from prune8_host.device.session import BoardSession
+from prune8_host.device.workflow import pull, push
+from prune8_host.twin.layer import Layer
+from prune8_host.twin.reference import layer_mask
+from prune8_host.vboard import VirtualBoard
+from test_streaming import big_layers
+
+pytestmark = pytest.mark.timeout(900)
+WIDE = "examples/digits_wide.npz"          # fc1: 256 x 256, fc2: 10 x 256
+WIDE_TEST = "examples/digits_wide_test.npz"
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory):
+    build = build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
+    with VirtualBoard(board="esp32", baud=0) as vb:
+        with BoardSession(vb.port, check_firmware=False) as s:
+            deploy(s, build, quiet=True)
+        yield vb.port
+
+
+def cli(port, *args):
+    proc = subprocess.run([sys.executable, "-m", "prune8_host.cli", *args, "--port", port,
+                           "--quiet", "--json"], capture_output=True, text=True, timeout=600)
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else proc.stderr
+
+
+def test_run_of_a_256x256_layer_verifies_and_reports_the_peak_heap(port, tmp_path):
+    budget = load_board("esp32").heap_bytes
+    code, report = cli(port, "run", WIDE, "--method", "mincut", "--sparsity", "0.6",
+                       "-o", str(tmp_path / "m.npz"))
+    assert code == 0 and report["verified"], report
+    assert [(l["layer"], l["streamed"]) for l in report["prune"]["layers"]] == \
+        [("fc1", True), ("fc2", True)]
+    assert 0 < report["prune"]["heap_peak"] <= budget
+    proc = subprocess.run([sys.executable, "-m", "prune8_host.cli", "prune", "--method",
+                           "magnitude", "--sparsity", "0.5", "--port", port, "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "board heap while pruning: peak" in proc.stdout
+    assert "streamed from flash: fc1, fc2" in proc.stdout
+
+
+def test_eval_runs_the_big_layer_from_flash_dense_and_packed(port, tmp_path):
+    masks = tmp_path / "m.npz"
+    assert cli(port, "run", WIDE, "--method", "magnitude", "--sparsity", "0.7",
+               "-o", str(masks))[0] == 0
+    code, report = cli(port, "eval", WIDE, "--data", WIDE_TEST)
+    assert code == 0 and report["logits_identical"], report
+    assert report["images"] == 360 and report["board_accuracy"] > 0.9
+    assert [m["pruned"] for m in report["masks"]] == [65536 * 7 // 10, 2560 * 7 // 10]
+    assert cli(port, "pack", WIDE, str(masks), "--push")[0] == 0
+    code, report = cli(port, "eval", WIDE, "--data", WIDE_TEST, "--packed")
+    assert code == 0 and report["logits_identical"], report
+
+
+STREAM_CASES = [
+    ("odd", "magnitude", 5000, {}),
+    ("odd", "scaled", 5000, {"tie": "strict"}),
+    ("odd", "gradient", 4000, {"min_keep": 5}),
+    ("kws", "wanda", 6000, {}),
+    ("kws", "mincut", 5000, {"scope": "channel"}),
+    ("kws", "random", 0, {"nm": (2, 4), "seed": 3}),
+    ("kws", "blocks", 5000, {"block": (2, 8)}),
+    ("conv", "cols", 3000, {"steps": 2}),
+    ("conv", "l2", 9000, {"min_score": 400}),
+]
+
+
+def test_masks_streamed_in_awkward_tiles_on_micropython_equal_the_twins(port):
+    """Tiles of 333 weights end inside rows, N:M groups and block rows; MicroPython's
+    integers, arrays and files give the twin's masks bit for bit."""
+    model = {layer.name: layer for layer in big_layers()}
+    with BoardSession(port) as s:
+        push(s, model, quiet=True)
+        for name, method, bp, opts in STREAM_CASES:
+            kwargs = dict(method=method, sparsity_bp=bp, layers=[name], tile=333, **opts)
+            result = s.call_json(calls.prune(**kwargs), timeout=600)
+            assert result["ok"], (name, method, result)
+            _, masks = pull(s, quiet=True)
+            got = {m.name: m for m in masks}[name]
+            want = layer_mask(model[name], method, sparsity_bp=bp, **opts)
+            assert got.words.tolist() == want.words.tolist(), (name, method, opts)
+
+
+def test_peak_heap_does_not_grow_with_the_layer(port):
+    """16,000 and 65,536 weights streamed, against 2,048 pruned in RAM: the peak heap
+    differs by little more than the O(rows + cols) arrays (the virtual board's
+    conservative collector counts some garbage too), and stays within the budget."""
+    budget = load_board("esp32").heap_bytes
+    rng = np.random.default_rng(2)
+    peaks = {}
+    with BoardSession(port) as s:
+        for rows, cols in [(32, 64), (4, 4000), (256, 256)]:
+            w = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
+            push(s, {"w": Layer("w", w)}, quiet=True)
+            result = s.call_json(calls.prune(method="magnitude", sparsity_bp=5000))
+            assert result["ok"] and result["layers"][0]["streamed"] == (rows * cols > 2048)
+            peaks[rows * cols] = result["heap_peak"]
+    assert max(peaks.values()) <= budget, peaks
+    assert peaks[65536] - peaks[2048] <= 4096, peaks
+    assert peaks[16000] - peaks[2048] <= 4096, peaks
