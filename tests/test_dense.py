@@ -489,6 +489,7 @@ def test_network_refuses_a_broken_chain():
 def run_on_vm(script: Path, data: dict[str, bytes], tmp_path: Path) -> str:
     from prune8_host.device.build import build_firmware
     from prune8_host.device.session import BoardSession
+    from prune8_host.device.suite import script_code
     from prune8_host.vboard import VirtualBoard
 
     flash = tmp_path / "flash"
@@ -497,10 +498,10 @@ def run_on_vm(script: Path, data: dict[str, bytes], tmp_path: Path) -> str:
         (flash / "data" / name).write_bytes(blob)
     build = build_firmware("esp32", out_root=tmp_path / "build")
     shutil.copytree(build.package_dir, flash / "prune8")
-    code = script.read_text() if isinstance(script, Path) else script
+    code = script_code(script, {}) if isinstance(script, Path) else script
     with VirtualBoard(board="esp32", baud=0, flash_dir=flash) as vb, \
             BoardSession(vb.port, check_firmware=False, timeout=600) as s:
-        return s.exec("ARGS = {}\n" + code, timeout=600)
+        return s.exec(code, timeout=600)
 
 
 def test_dense_alloc_on_the_micropython_vm(tmp_path):

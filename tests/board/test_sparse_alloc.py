@@ -1,9 +1,7 @@
 # Sparse inference allocates nothing: SparseDense.forward from every packed format, with
 # the collector disabled, leaves gc.mem_alloc() where it was. The layers are built here
 # from packed payloads of a 32 x 64 layer with a quarter of its weights kept.
-import gc
 import struct
-import time
 from array import array
 
 from prune8 import dense
@@ -53,20 +51,9 @@ for fmt, payload, nnz, br, bc in (("dense", bytes(w), len(nz), 0, 0),
                                   ("block", block, len(nz), 2, 2)):
     layer = SparseDense(fmt, ROWS, COLS, nnz, br, bc, payload, 1 << 30, -7, -128, 3, 1, bias)
     out = array("b", bytes(ROWS))
-    layer.forward(x, out)  # warm
-    gc.collect()
-    gc.disable()
-    try:
-        a0 = gc.mem_alloc()
-        t0 = time.ticks_us()
-        layer.forward(x, out)
-        dt = time.ticks_diff(time.ticks_us(), t0)
-        alloc = gc.mem_alloc() - a0
-    finally:
-        gc.enable()
+    alloc, dt, problem = measure(lambda: layer.forward(x, out))  # noqa: F821 - measure.py
     if out != want:
         print("CASE sparse-%s FAIL outputs differ from the dense kernel" % fmt)
-    elif alloc:
-        print("CASE sparse-%s FAIL allocated %d bytes: us=%d alloc=%d" % (fmt, alloc, dt, alloc))
     else:
-        print("CASE sparse-%s PASS us=%d alloc=%d" % (fmt, dt, alloc))
+        print("CASE sparse-%s %s us=%d alloc=%d" % (fmt, verdict(alloc, problem), dt,  # noqa: F821
+                                                    alloc))

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import re
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from prune8.protocol import GOLDEN_PATH
+import numpy as np
+
+from prune8.protocol import GOLDEN_PATH, ROOT
 from prune8_host.boards import BoardProfile
 from prune8_host.files import golden
+from prune8_host.twin.layer import Layer
+from prune8_host.twin.reference import layer_mask
 
 from .session import BoardSession
 from .transfer import put_file
 
 BOARD_TESTS = Path(__file__).resolve().parents[3] / "tests" / "board"
+MEASURE = "measure.py"  # prepended to every script: how allocation is measured
 _LINE = re.compile(r"^CASE (\S+) (PASS|FAIL)(.*)$")
 
 
@@ -66,26 +72,62 @@ def push_golden(session: BoardSession, quiet: bool = True) -> int:
     return len(cases)
 
 
+def script_code(script: Path, args: dict) -> str:
+    """What a board runs for one tests/board script: ARGS, measure.py, the script."""
+    return (f"ARGS = {args!r}\n" + (BOARD_TESTS / MEASURE).read_text() + "\n"
+            + script.read_text())
+
+
 def run_suite(session: BoardSession, script: Path, args: dict,
               timeout: float = 600) -> list[CaseResult]:
     """Run one tests/board script; a crash becomes a failed case naming the error."""
-    code = f"ARGS = {args!r}\n" + script.read_text()
+    return run_script(lambda code: session.exec(code, timeout=timeout), script, args)
+
+
+def run_script(run, script: Path, args: dict) -> list[CaseResult]:
+    """Run one tests/board script with run(code) -> its output (on a board, or on the
+    unix port); a crash becomes a failed case naming the error."""
     suite = script.stem
     try:
-        text = session.exec(code, timeout=timeout)
+        text = run(script_code(script, args))
     except Exception as e:  # the board raised: report it as a case, keep going
         out = getattr(e, "error_output", "") or str(e)
-        return [CaseResult(suite, suite, False, f"crashed: {out.strip().splitlines()[-1]}")]
+        lines = out.strip().splitlines() or ["(no output)"]
+        return [CaseResult(suite, suite, False, f"crashed: {lines[-1]}")]
     results = parse_report(suite, text)
     if not results:
         return [CaseResult(suite, suite, False, f"printed no CASE lines: {text[-200:]!r}")]
     return results
 
 
+STREAM_SIDE = 256          # tests/board/test_stream.py's layer: 256 x 256
+STREAM_METHODS = ("magnitude", "mincut")
+
+
+def stream_expectations() -> list[tuple[str, int]]:
+    """What tests/board/test_stream.py must find: (method, CRC-32 of the twin's mask
+    words at 50 %) for the layer its LCG makes."""
+    seed, raw = 12345, bytearray(STREAM_SIDE * STREAM_SIDE)
+    for i in range(len(raw)):  # the script's LCG, byte for byte
+        seed = (seed * 1103515245 + 12345) & 0x3FFFFFFF
+        raw[i] = seed >> 22
+    w = np.frombuffer(bytes(raw), np.int8).reshape(STREAM_SIDE, STREAM_SIDE)
+    layer = Layer("conv", w)
+    return [(m, zlib.crc32(layer_mask(layer, m, sparsity_bp=5000).words.astype("<u4")
+                           .tobytes())) for m in STREAM_METHODS]
+
+
+def suite_args(profile: BoardProfile, golden_path: str, scratch: str) -> dict:
+    """ARGS of every tests/board script: where the golden vectors and a scratch store
+    are, the heap budget, what the streaming case must find."""
+    return {"golden": golden_path, "heap_bytes": profile.heap_bytes, "scratch": scratch,
+            "stream_masks": stream_expectations()}
+
+
 def run_board_tests(session: BoardSession, profile: BoardProfile,
                     only: list[str] | None = None) -> list[CaseResult]:
     push_golden(session)
-    args = {"golden": GOLDEN_PATH, "heap_bytes": profile.heap_bytes}
+    args = suite_args(profile, GOLDEN_PATH, ROOT + "/suite")
     results = []
     for script in board_test_files():
         if only and script.stem not in only:

