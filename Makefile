@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python bench/bench_inference.py
 	$(BIN)/python bench/run_on_board.py bench/bench_board.py $(if $(PORT),--port $(PORT))
 	$(BIN)/python bench/bench_stream.py $(if $(PORT),--port $(PORT))
+	$(BIN)/python bench/bench_kernels.py
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md; the
 # digits CNN as a .tflite: docs/eval/cnn.{csv,png,md}; the board check: docs/eval/board.md
@@ -58,8 +59,11 @@ eval: $(EVAL_STAMP)
 	$(BIN)/python -m prune8_host.study.cnn_eval --out docs/eval
 	$(BIN)/python -m prune8_host.study.onboard --out docs/eval $(if $(PORT),--port $(PORT))
 
+# NATIVE=1 builds every profile (xtensawin and rv32imc: docs/kernels.md) unless BOARD= is given
+BUILD_BOARDS = $(if $(filter command line environment,$(origin BOARD)),$(BOARD),$(if $(NATIVE),esp32 esp32s3 esp32c3,$(BOARD)))
+
 build: install
-	$(BIN)/prune8 build --board $(BOARD) $(if $(NATIVE),--native)
+	for b in $(BUILD_BOARDS); do $(BIN)/prune8 build --board $$b $(if $(NATIVE),--native) || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

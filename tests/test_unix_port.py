@@ -8,9 +8,8 @@ profile's budget on top of their imports, where needing more is a MemoryError.""
 import pytest
 
 from prune8_host.boards import load_board
-from prune8_host.device.build import build_firmware
 from prune8_host.device.suite import board_test_files, run_script, suite_args
-from prune8_host.device.unix_port import BUDGET_SCRIPTS, UnixPort, heap_for
+from prune8_host.device.unix_port import BUDGET_SCRIPTS, UnixPort, heap_for, unix_build
 from prune8_host.files import golden
 
 
@@ -18,21 +17,31 @@ from prune8_host.files import golden
 def unix(tmp_path_factory):
     profile = load_board("esp32")
     d = tmp_path_factory.mktemp("unix")
-    build = build_firmware(profile, out_root=d / "build")
+    root = unix_build(profile, d / "build")
     golden.write(d / "golden.bin", golden.generate(max_weights=profile.max_weights,
                                                    max_units=profile.max_units))
-    port = UnixPort(build.package_dir.parent, profile.heap_bytes, d)
+    port = UnixPort(root, profile.heap_bytes, d)
     args = dict(suite_args(profile, str(d / "golden.bin"), str(d / "store")), heap_lock=True)
     return port, profile, args
 
 
+@pytest.mark.parametrize("kernels", ["viper", "python"])
 @pytest.mark.parametrize("script", board_test_files(), ids=lambda p: p.stem)
-def test_the_on_board_suite_passes_on_the_unix_port(unix, script):
+def test_the_on_board_suite_passes_on_the_unix_port(unix, script, kernels):
+    """With the viper kernels (this port's choice at import) and the portable ones."""
     port, profile, args = unix
     port.heap_bytes = heap_for(port, script, profile)
-    results = run_script(port.run, script, args)
+    results = run_script(port.run, script, dict(args, kernels=kernels))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert results and not failed, failed
+
+
+def test_the_unix_port_chooses_viper_and_can_be_told_otherwise(unix):
+    port, _, _ = unix
+    port.heap_bytes = 400_000
+    out = port.run("import prune8\nprint(prune8.KERNELS)\n"
+                   "print(prune8.use_kernels('python'), prune8.KERNELS)")
+    assert out.split() == ["viper", "python", "python"]
 
 
 def test_the_heap_lock_is_real_there(unix):

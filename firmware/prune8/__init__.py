@@ -11,6 +11,7 @@
 The rules are SPEC.md's; prune8_host.twin computes the same integers on the host.
 """
 
+from . import kernels as _kernels
 from .bp import to_bp
 from .errors import (
     CapacityError,
@@ -33,7 +34,20 @@ from .schedule import sparsity_at
 
 __version__ = "0.3.0"  # the one place the version is written (pyproject.toml, manifest.py read it)
 
+# Which kernels run the hot loops: 'viper' where this port runs prune8.viper, else
+# 'python' (prune8.kernels, docs/kernels.md).
+KERNELS = _kernels.use(_kernels.available()[-1])
+
+
+def use_kernels(name):
+    """Run the 'python' (portable) or the 'viper' kernels from now on; returns the name.
+    Both give the same scores, thresholds, masks, outputs and errors."""
+    global KERNELS
+    KERNELS = _kernels.use(name)
+    return KERNELS
+
 __all__ = ["MAX_UNITS", "MAX_WEIGHTS", "to_bp", "CapacityError", "DtypeError",
            "EmptyInputError", "LengthMismatchError", "MinKeepError", "MinScoreError",
            "OptionError", "PatternError", "Prune8Error", "ScheduleError", "SeedError",
-           "SparsityError", "Mask", "Pruner", "sparsity_at", "__version__"]
+           "SparsityError", "Mask", "Pruner", "sparsity_at", "__version__", "KERNELS",
+           "use_kernels"]

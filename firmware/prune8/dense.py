@@ -177,6 +177,7 @@ class Dense:
         self.w = array("b", bytes(rows * cols))    # weights, row r = output neuron r
         self.bias = array("i", bytes(4 * rows))
         self._xs = array("h", bytes(2 * cols))     # x - in_zp, -255..255
+        self._acc = array("i", bytes(4 * rows))    # each row's accumulator
 
     def __repr__(self):
         return "Dense(%d x %d, multiplier=%d, shift=%d, in_zp=%d, out_zp=%d, relu=%r)" % (
@@ -221,40 +222,39 @@ class Dense:
         zp = self.in_zp
         for c in range(cols):
             xs[c] = t[x[c]] - zp
-        w = self.w
-        bias = self.bias
+        acc = self._acc
+        dense_acc(self.w, xs, self.bias, rows, cols, acc)
         rq = self.rq
-        m2 = rq.m2
-        m1 = rq.m1
-        m0 = rq.m0
-        left = rq.left
-        right = rq.right
-        out_zp = self.out_zp
-        lo = self.lo
-        raw = isinstance(out, bytearray)
-        i = 0
-        for r in range(rows):
-            acc = bias[r]
-            for c in range(cols):
-                acc += xs[c] * w[i]      # |term| <= 255 * 128; |acc| < 2**30 (see top)
-                i += 1
-            v = requantize(acc, m2[r], m1[r], m0[r], left[r], right[r]) + out_zp
-            if v < lo:
-                v = lo
-            elif v > 127:
-                v = 127
-            out[r] = v & 255 if raw else v
+        requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out, self.out_zp,
+                        self.lo)
 
 
-def requantize_rows(rq, acc, out, out_zp, lo):
+def dot(w, off, xs, c0, count):
+    """sum_j xs[c0 + j] * w[off + j] over count int8 weights (w an array('b'), or raw
+    bytes read through S8): at most 255 * 128 * 4096 < 2**27 (a kernel: prune8.kernels
+    may put prune8.viper's in its place)."""
+    t = S8
+    s = 0
+    for j in range(count):
+        s += xs[c0 + j] * t[w[off + j]]
+    return s
+
+
+def dense_acc(w, xs, bias, rows, cols, acc):
+    """acc[r] = bias[r] + row r's dot product with xs: |acc| < 2**30 (see top). A
+    kernel, as dot and requantize_rows are: prune8.kernels may put prune8.viper's in
+    their place."""
+    i = 0
+    for r in range(rows):
+        acc[r] = bias[r] + dot(w, i, xs, 0, cols)
+        i += cols
+
+
+def requantize_rows(acc, m2, m1, m0, left, right, out, out_zp, lo):
     """out[r] = the int8 output of accumulator acc[r] (bias included): row r's
-    requantization (rq, a Requant), plus out_zp, clamped to lo..127. The kernels that
-    sum a row in pieces (prune8.sparse, prune8.flash) finish here, as Dense.forward does."""
-    m2 = rq.m2
-    m1 = rq.m1
-    m0 = rq.m0
-    left = rq.left
-    right = rq.right
+    requantization (a Requant's limbs and shifts), plus out_zp, clamped to lo..127
+    (written as a raw byte into a bytearray). Every kernel ends here: Dense.forward,
+    and those that sum a row in pieces (prune8.sparse, prune8.flash)."""
     raw = isinstance(out, bytearray)
     for r in range(len(out)):
         v = requantize(acc[r], m2[r], m1[r], m0[r], left[r], right[r]) + out_zp

@@ -17,23 +17,18 @@ def dense_tiles(stream, tiled, xs, acc, rows, cols):
     stream.rewind()
     n = rows * cols
     i0 = 0
-    r = 0
-    c = 0
-    s = acc[0]
     while i0 < n:
         m = stream.more()
         w = stream.buf
         if tiled is not None:
             tiled.zero(w, 0, m, i0)
-        for i in range(m):
-            s += xs[c] * w[i]  # |term| <= 255 * 128; |sum| < 2**30 (dense.py's bound)
-            c += 1
-            if c == cols:
-                acc[r] = s
-                r += 1
-                c = 0
-                if r < rows:
-                    s = acc[r]
+        i = 0
+        while i < m:  # the tile's pieces of rows; |sum| < 2**30 (dense.py's bound)
+            r = (i0 + i) // cols
+            c = (i0 + i) - r * cols
+            k = cols - c if cols - c < m - i else m - i
+            acc[r] += dense.dot(w, i, xs, c, k)
+            i += k
         i0 += m
 
 
@@ -110,4 +105,6 @@ class FlashDense:
         for r in range(self.rows):
             acc[r] = self.bias[r]
         dense_tiles(self.w, self.tiled, xs, acc, self.rows, cols)
-        dense.requantize_rows(self.rq, acc, out, self.out_zp, self.lo)
+        rq = self.rq
+        dense.requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out, self.out_zp,
+                              self.lo)

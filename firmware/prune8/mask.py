@@ -3,6 +3,8 @@
 # i >> 3). Bits are set and cleared bytewise, so no 32-bit integer (a heap-allocated
 # big int in MicroPython) is ever built on a hot path.
 
+from array import array
+
 from . import errors
 
 
@@ -23,6 +25,7 @@ class Mask:
             capacity = n
         self.capacity = capacity
         self._bits = bytearray(_nbytes(capacity))
+        self._counts = array("i", bytes(4))  # the kernels' pruned count
         self.n = 0
         self.pruned = 0
         if n:
@@ -47,12 +50,13 @@ class Mask:
         self.n = n
         self.pruned = 0
 
-    def fill(self, src, n, t, ties):
-        """Prune entries with src[i] < t, and the first `ties` entries equal to t."""
+    def fill(self, src, n, t, ties, wide=False):
+        """Prune entries with src[i] < t, and the first `ties` entries equal to t (src:
+        int16 scores, or int32 with wide)."""
         if n > self.capacity:
             raise errors.capacity_weights(n, self.capacity)
         self.pruned = 0
-        self.fill_span(src, 0, 0, n, t, ties)
+        self.fill_span(src, 0, 0, n, t, ties, wide)
         self.n = n
         self.clear_from(n)
 
@@ -62,40 +66,21 @@ class Mask:
         self.pruned = 0
         i = 0
         for r in range(rows):
-            self.fill_span(src, i, i, cols, ts[r], ties[r])
+            self.fill_span(src, i, i, cols, ts[r], ties[r], False)
             i += cols
         self.n = i
         self.clear_from(i)
 
-    def fill_span(self, src, off, start, count, t, ties):
+    def fill_span(self, src, off, start, count, t, ties, wide=False):
         """Bits start .. start + count - 1 from src[off:off + count]: pruned where the
         score is below t, and the first `ties` scores equal to t; kept otherwise. The bits
         of the byte holding `start` below it stay as they are, those above it must be 0.
         Adds the pruned entries to self.pruned and returns the ties not used (a tiled
-        fill carries them into its next tile)."""
-        bits = self._bits
-        pruned = 0
-        j = start >> 3
-        bit = 1 << (start & 7)
-        byte = bits[j] & (bit - 1)
-        for i in range(off, off + count):
-            s = src[i]
-            if s < t:
-                pruned += 1
-            elif s == t and ties > 0:
-                ties -= 1
-                pruned += 1
-            else:
-                byte |= bit
-            bit <<= 1
-            if bit == 256:
-                bits[j] = byte
-                j += 1
-                byte = 0
-                bit = 1
-        if bit != 1:
-            bits[j] = byte
-        self.pruned += pruned
+        fill carries them into its next tile). src: int16 scores, or int32 with wide."""
+        counts = self._counts
+        counts[0] = 0
+        ties = fill_bits(self._bits, src, off, start, count, t, ties, wide, counts)
+        self.pruned += counts[0]
         return ties
 
     def clear_from(self, n):
@@ -128,17 +113,7 @@ class Mask:
 
     def apply(self, w, n):
         """w[i] = 0 wherever bit i is 0 (n == self.n, checked by the caller)."""
-        bits = self._bits
-        for j in range((n + 7) >> 3):
-            b = bits[j]
-            if b != 255:
-                base = j << 3
-                end = n - base
-                if end > 8:
-                    end = 8
-                for k in range(end):
-                    if not (b >> k) & 1:
-                        w[base + k] = 0
+        apply_bits(self._bits, w, n)
 
     # -- reading -------------------------------------------------------------------
 
@@ -199,3 +174,47 @@ class Mask:
         bp = self.sparsity_bp
         return "Mask(n=%d, pruned=%d, kept=%d, sparsity=%d.%02d%%)" % (
             self.n, self.pruned, self.n - self.pruned, bp // 100, bp % 100)
+
+
+# -- kernels (prune8.kernels may put prune8.viper's in their place) ----------------------
+
+def fill_bits(bits, src, off, start, count, t, ties, wide, counts):
+    """Mask.fill_span's loop: bits start .. start + count - 1 from src[off:off + count];
+    counts[0] += the pruned entries; returns the ties not used."""
+    pruned = 0
+    j = start >> 3
+    bit = 1 << (start & 7)
+    byte = bits[j] & (bit - 1)
+    for i in range(off, off + count):
+        s = src[i]
+        if s < t:
+            pruned += 1
+        elif s == t and ties > 0:
+            ties -= 1
+            pruned += 1
+        else:
+            byte |= bit
+        bit <<= 1
+        if bit == 256:
+            bits[j] = byte
+            j += 1
+            byte = 0
+            bit = 1
+    if bit != 1:
+        bits[j] = byte
+    counts[0] += pruned
+    return ties
+
+
+def apply_bits(bits, w, n):
+    """w[i] = 0 wherever bit i of bits is 0, for i < n."""
+    for j in range((n + 7) >> 3):
+        b = bits[j]
+        if b != 255:
+            base = j << 3
+            end = n - base
+            if end > 8:
+                end = 8
+            for k in range(end):
+                if not (b >> k) & 1:
+                    w[base + k] = 0

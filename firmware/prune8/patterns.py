@@ -16,7 +16,15 @@ def nm_span(mask, src, off, start, count, n, m):
     """Bits start .. start + count - 1 of `mask` from the whole groups of m scores in
     src[off:off + count] (count % m == 0; a tiled pass hands over whole groups); adds the
     pruned entries to mask.pruned. Other bits stay as they are."""
-    bits = mask._bits
+    counts = mask._counts
+    counts[0] = 0
+    nm_bits(mask._bits, src, off, start, count, n, m, counts)
+    mask.pruned += counts[0]
+
+
+def nm_bits(bits, src, off, start, count, n, m, counts):
+    """nm_span's loop over the bits themselves; counts[0] += the pruned entries (a kernel:
+    prune8.kernels may put prune8.viper's in its place)."""
     pruned = 0
     g = off
     end = off + count
@@ -36,4 +44,4 @@ def nm_span(mask, src, off, start, count, n, m):
                 bits[b >> 3] &= 255 ^ (1 << (b & 7))
                 pruned += 1
         g += m
-    mask.pruned += pruned
+    counts[0] += pruned

@@ -46,6 +46,7 @@ class Pruner:
         self._uscratch = array("i", bytes(4 * self.max_blocks))
         self._sumsq = array("i", bytes(4 * max_units))      # Wanda: per-column sums of x*x
         self._norms = array("i", bytes(4 * max_units))
+        self._mults = array("i", bytes(4 * max_units))      # scaled(): its multipliers
         self._sumsq_cols = 0
         self._hist = array("i", bytes(4 * 256))             # radix select counts
         self._row_t = array("i", bytes(4 * max_units))      # channel_mask: per-row cut
@@ -134,7 +135,10 @@ class Pruner:
             if len(sumsq) != cols:
                 raise errors.sumsq_mismatch(len(sumsq), cols)
             check.sumsq(sumsq)
-        scores.wanda(w, rows, cols, sumsq, self._norms, self.scores)
+        norms = self._norms  # the kernels read an int32 array, whatever sumsq is
+        for c in range(cols):
+            norms[c] = sumsq[c]
+        scores.wanda(w, rows, cols, norms, norms, self.scores)
         self.n = n
         self._kind = _WEIGHT
         return n
@@ -144,7 +148,10 @@ class Pruner:
         32767 (the scale-aware magnitude of a per-channel quantized layer)."""
         n = self._layer(w, rows, cols)
         check.scales(mults, rows)
-        scores.scaled(w, rows, cols, mults, self.scores)
+        own = self._mults  # the kernels read an int32 array, whatever mults is
+        for r in range(rows):
+            own[r] = mults[r]
+        scores.scaled(w, rows, cols, own, self.scores)
         self.n = n
         self._kind = _WEIGHT
         return n
@@ -179,7 +186,7 @@ class Pruner:
         check.capacity(n, self.max_weights)
         if cols is not None:
             check.units("cols", cols, self.max_units)
-        scores.gradient(w, a, n, per_column, self.scores)
+        scores.gradient(w, a, n, per_column, self.scores, 0)
         self.n = n
         self._kind = _WEIGHT
         return n
@@ -230,7 +237,8 @@ class Pruner:
         unit = self._kind == _UNIT
         src = self.units if unit else self.scores
         if method == "bubble" or (method == "auto" and n <= _select.BUBBLE_MAX):
-            return _select.bubble(src, n, pos, self._uscratch if unit else self._scratch, off)
+            return _select.bubble(src, n, pos, self._uscratch if unit else self._scratch, off,
+                                  unit)
         # unit scores (block sums included) are < 128 * 2**20 < 2**32; weight scores < 2**15
         return _select.radix(src, n, pos, self._hist, 24 if unit else 8, off)
 
@@ -245,10 +253,7 @@ class Pruner:
             t = self._threshold(k - 1 if not strict else (k if k < n - 1 else n - 1), method,
                                 n, off)
             if not strict:  # exact: prune the first k - count(< t) entries equal to t
-                ties = k
-                for i in range(off, off + n):
-                    if src[i] < t:
-                        ties -= 1
+                ties = k - _select.count_below(src, off, n, t, self._kind == _UNIT)
         if min_score > t:
             t = min_score
             ties = 0
@@ -258,8 +263,8 @@ class Pruner:
     def _fill_mask(self, k, strict, min_score, method):
         n = self.n
         self._cut(k, strict, min_score, method, n, 0)
-        self._mask.fill(self.units if self._kind == _UNIT else self.scores, n, self._t,
-                        self._ties)
+        unit = self._kind == _UNIT
+        self._mask.fill(self.units if unit else self.scores, n, self._t, self._ties, unit)
         return self._mask
 
     def channel_mask(self, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact",

@@ -8,11 +8,15 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-BUBBLE_MAX = const(64)  # method="auto" uses bubble sort up to this many entries
+# method="auto" uses bubble sort up to this many entries: it is faster below about 26
+# on the WebAssembly VM and on the unix port, with either kernel set (measured by
+# bench/bench_kernels.py; docs/kernels.md)
+BUBBLE_MAX = const(24)
 
 
-def bubble(src, n, pos, scratch, off=0):
-    """The seed's algorithm: bubble-sort a copy of the scores, read position pos. O(n^2)."""
+def bubble(src, n, pos, scratch, off, wide):
+    """The seed's algorithm: bubble-sort a copy of the scores, read position pos. O(n^2).
+    wide: the scores are int32 (unit scores; scratch likewise), else int16."""
     for i in range(n):
         scratch[i] = src[off + i]
     for end in range(n - 1, 0, -1):
@@ -48,6 +52,15 @@ def radix(src, n, pos, hist, top_shift, off=0):
         if shift == 0:
             return prefix
         shift -= 8
+
+
+def count_below(src, off, n, t, wide):
+    """How many of src[off:off + n] are below t (wide: int32 scores, else int16)."""
+    k = 0
+    for i in range(off, off + n):
+        if src[i] < t:
+            k += 1
+    return k
 
 
 # One radix pass in pieces, for scores that never are in RAM at once (prune8.stream):

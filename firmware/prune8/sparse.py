@@ -32,6 +32,8 @@ from .protocol import (
 from .tiles import Stream
 
 _REC_SIZE = struct.calcsize(PACKED_RECORD)
+FAST = None  # prune8.viper while the viper kernels run (prune8.kernels): a held payload's
+             # row sums come from its *_sums kernels
 _COO = struct.calcsize(COO_ENTRY)            # u16 row, u16 column, int8 value
 _COO_WIDE = struct.calcsize(COO_ENTRY_WIDE)  # u32 row, u32 column, int8 value
 
@@ -146,9 +148,16 @@ class SparseDense:
         zp = self.in_zp
         for c in range(cols):
             xs[c] = t[x[c]] - zp
+        fmt = self.format
+        rq = self.rq
+        fast = FAST
+        if fast is not None and self.f is None and fmt != "dense":
+            self._fast_sums(fast, xs, acc)
+            dense.requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out,
+                                  self.out_zp, self.lo)
+            return
         for r in range(rows):
             acc[r] = self.bias[r]
-        fmt = self.format
         if fmt == "native":
             self._native(xs, acc)
         elif fmt == "csr":
@@ -159,7 +168,23 @@ class SparseDense:
             self._block(xs, acc)
         else:
             dense_tiles(self.vals, None, xs, acc, rows, cols)
-        dense.requantize_rows(self.rq, acc, out, self.out_zp, self.lo)
+        dense.requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out, self.out_zp,
+                              self.lo)
+
+    def _fast_sums(self, fast, xs, acc):
+        """acc[r] = bias[r] + row r's sum, by the viper kernels (a held payload)."""
+        fmt = self.format
+        b = self.bias
+        if fmt == "native":
+            fast.native_sums(self.bits.buf, self.vals.buf, xs, b, self.rows, self.cols, acc)
+        elif fmt == "csr":
+            fast.csr_sums(self.ptr, self.idx.buf, self.vals.buf, xs, b, self.rows, self.wide,
+                          acc)
+        elif fmt == "coo":
+            fast.coo_sums(self.entries.buf, self.nnz, xs, b, self.rows, self.wide, acc)
+        else:
+            fast.block_sums(self.bits.buf, self.vals.buf, xs, b, self.rows, self.cols,
+                            self.br, self.bc, acc)
 
     def _native(self, xs, acc):
         # Walk the mask a byte (8 weights) at a time, skipping all-zero bytes where the

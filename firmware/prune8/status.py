@@ -19,7 +19,8 @@ def info():
     impl = sys.implementation
     out = {"prune8": __version__, "board": NAME, "max_weights": MAX_WEIGHTS,
            "max_units": MAX_UNITS, "micropython": list(impl.version[:3]),
-           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}
+           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
+           "kernels": sys.modules["prune8"].KERNELS}
     try:
         st = os.statvfs("/")  # block size, fragment size, blocks, free blocks, ...
         out["fs_total"] = st[1] * st[2]

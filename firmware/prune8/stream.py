@@ -206,7 +206,7 @@ class LayerStream:
             self.x = scores.random(m, self.x, out)
         elif method == "gradient":
             if self.a_cols is None:
-                scores.gradient(w, self.a, m, 0, out)
+                scores.gradient(w, self.a, m, 0, out, 0)
             else:
                 scores.gradient(w, self.a_cols, m, cols, out, i0 % cols)
         elif method == "wanda":
@@ -346,7 +346,7 @@ class LayerStream:
         while left:
             m = left if left < limit else limit
             src = self._chunk(f, m)
-            ties = self.window.fill_span(src, 0, self.phase, m, t, ties)
+            ties = self.window.fill_span(src, 0, self.phase, m, t, ties, self.unit != WEIGHT)
             self._flush(out, m)
             left -= m
         return ties

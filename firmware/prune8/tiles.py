@@ -89,34 +89,30 @@ class TiledMask:
 
     def zero(self, w, off, m, i0):
         self._load(i0, m)
-        bits = self.bits
-        b0 = self.b0
-        unit = self.unit
+        zero_tile(w, off, m, i0, self.bits, self.b0, self.unit, self.cols, self.br, self.bc,
+                  self.gc)
+
+
+def zero_tile(w, off, m, i0, bits, b0, unit, cols, br, bc, gc):
+    """w[off + i] = 0 for the weights i0 + i (i < m) whose unit's bit is 0; bits[0] holds
+    mask byte b0 (a kernel: prune8.kernels may put prune8.viper's in its place)."""
+    r = i0 // cols
+    c = i0 - r * cols
+    for i in range(m):
         if unit == WEIGHT:
-            for i in range(m):
-                u = i0 + i
-                if not (bits[(u >> 3) - b0] >> (u & 7)) & 1:
-                    w[off + i] = 0
-            return
-        cols = self.cols
-        r = i0 // cols
-        c = i0 - r * cols
-        br = self.br
-        bc = self.bc
-        gc = self.gc
-        for i in range(off, off + m):
-            if unit == ROW:
-                u = r
-            elif unit == COL:
-                u = c
-            else:
-                u = (r // br) * gc + c // bc
-            if not (bits[(u >> 3) - b0] >> (u & 7)) & 1:
-                w[i] = 0
-            c += 1
-            if c == cols:
-                c = 0
-                r += 1
+            u = i0 + i
+        elif unit == ROW:
+            u = r
+        elif unit == COL:
+            u = c
+        else:
+            u = (r // br) * gc + c // bc
+        if not (bits[(u >> 3) - b0] >> (u & 7)) & 1:
+            w[off + i] = 0
+        c += 1
+        if c == cols:
+            c = 0
+            r += 1
 
 
 class Stream:

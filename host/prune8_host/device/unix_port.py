@@ -21,7 +21,7 @@ from prune8_host.boards import BoardProfile
 from prune8_host.errors import BoardExecError, BoardUnavailable
 from prune8_host.files import golden
 
-from .build import build_firmware
+from .build import VIPER_MODULE, build_firmware, mpy_cross
 from .suite import CaseResult, board_test_files, run_script, suite_args
 
 
@@ -70,16 +70,28 @@ class UnixPort:
         return int(out.split()[-1])
 
 
+def unix_build(profile: BoardProfile, out_root: Path) -> Path:
+    """The profile's bytecode build with the viper kernels compiled for this port's arch
+    (x64), as a native build ships them for an ESP32: nothing to compile at import, so
+    the heap budget is what the work needs. Returns the directory to put on sys.path."""
+    build = build_firmware(profile, out_root=out_root)
+    source = build.package_dir / VIPER_MODULE
+    mpy_cross("-o", str(source.with_suffix(".mpy")), "-s", f"prune8/{VIPER_MODULE}",
+              "-march=x64", str(source))
+    source.unlink()
+    return build.package_dir.parent
+
+
 def run_unix_tests(profile: BoardProfile, only: list[str] | None = None,
                    heap_lock: bool = True) -> list[CaseResult]:
     """The on-board suite on the unix port: golden vectors, zero allocation with the heap
     locked, peak heap, in a heap of the profile's budget."""
     with tempfile.TemporaryDirectory(prefix="prune8-unix-") as d:
         d = Path(d)
-        build = build_firmware(profile, out_root=d / "build")
+        root = unix_build(profile, d / "build")
         cases = golden.generate(max_weights=profile.max_weights, max_units=profile.max_units)
         golden.write(d / "golden.bin", cases)
-        port = UnixPort(build.package_dir.parent, profile.heap_bytes, d)
+        port = UnixPort(root, profile.heap_bytes, d)
         args = dict(suite_args(profile, str(d / "golden.bin"), str(d / "store")),
                     heap_lock=heap_lock)
         results = []
