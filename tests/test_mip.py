@@ -1,0 +1,67 @@
+"""Installing the firmware the way MicroPython users do: `mpremote mip install` with
+firmware/package.json (mip's format), here from a local HTTP server on 127.0.0.1 onto a
+fresh virtual board, which then imports and runs it."""
+
+import functools
+import json
+import subprocess
+import sys
+import threading
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+import prune8
+from prune8_host.device.build import firmware_sources
+from prune8_host.device.session import BoardSession
+from prune8_host.vboard import VirtualBoard
+
+FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+PACKAGE_JSON = FIRMWARE / "package.json"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_package_json_lists_every_module_at_the_version():
+    """package.json is the one place besides __init__.py that names the version and the
+    modules: both must follow the source tree."""
+    pkg = json.loads(PACKAGE_JSON.read_text())
+    assert pkg["version"] == prune8.__version__
+    assert pkg["deps"] == []
+    want = sorted(f"prune8/{p.name}" for p in firmware_sources())
+    assert sorted(dest for dest, _ in pkg["urls"]) == want
+    assert all(dest == src for dest, src in pkg["urls"])  # relative to package.json
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    """firmware/ over HTTP on 127.0.0.1, as a repository's raw files would be."""
+    handler = functools.partial(QuietHandler, directory=str(FIRMWARE))
+    httpd = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_mpremote_mip_install_onto_a_board(server):
+    with VirtualBoard(board="esp32", baud=0) as vb:
+        proc = subprocess.run([sys.executable, "-m", "mpremote", "connect", vb.port, "mip",
+                               "install", "--target", "/lib", f"{server}/package.json"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Done" in proc.stdout
+        with BoardSession(vb.port, check_firmware=False) as s:
+            out = s.exec("import prune8\nprint(prune8.__file__, prune8.__version__, "
+                         "prune8.KERNELS)\np = prune8.Pruner()\n"
+                         "w = bytearray([1, 254, 50, 196, 3, 252, 70, 5])\np.magnitude(w)\n"
+                         "print(p.mask(0.5))")
+    lines = out.strip().splitlines()
+    assert lines[0] == f"/lib/prune8/__init__.py {prune8.__version__} python"
+    assert lines[1] == "Mask(n=8, pruned=4, kept=4, sparsity=50.00%)"
