@@ -27,6 +27,7 @@ from prune8.protocol import TIES
 from .bp import resolve_bp, to_bp
 from .mask import (
     apply_mask,
+    magnitude_mask,
     mask_from_keep,
     mask_stats,
     mask_to_keep,
@@ -60,7 +61,7 @@ METHODS = SELECTIONS  # the name this tuple had before SELECTIONS; kept for user
 __all__ = [
     "TIES", "METHODS", "SELECTIONS", "MAX_SCORE", "MAX_STEPS", "errors",
     "to_bp", "resolve_bp", "magnitude_scores", "gradient_scores", "mincut_scores", "row_scores",
-    "col_scores", "prune_mask", "apply_mask", "prune_rows", "prune_cols", "mask_stats",
+    "col_scores", "prune_mask", "magnitude_mask", "apply_mask", "prune_rows", "prune_cols", "mask_stats",
     "mask_from_keep", "mask_to_keep", "threshold",
     "l2_scores", "random_scores", "wanda_sumsq", "wanda_scores", "block_scores", "nm_mask",
     "sparsity_at", "score_stats", "top_k", "max_blocks",

@@ -10,24 +10,37 @@ from prune8.bp import prune_count
 
 from . import check
 from .bp import resolve_bp
-from .select import threshold, tie_cut
+from .select import Cuts, Magnitudes, Scores, check_range, rank
+
+
+def rule_words(src: Scores, k: int, tie: str, min_score: int) -> np.ndarray:
+    """Mask words that prune the k lowest scores (tie rule), then those < min_score.
+
+    With tie 'exact' the k-th value t prunes its equals only up to the tie cut: the
+    words are the bits of `score >= t + 1` before it and of `score >= t` from it on.
+    """
+    n = src.n
+    if k <= 0:  # nothing pruned by rank; only min_score can prune
+        return words(Cuts(src).add([min_score]).mask_bytes(min_score))
+    t, cuts = rank(src, k - 1 if tie == "exact" else min(k, n - 1))
+    if min_score > t:  # every entry below min_score goes, ties at t included
+        return words(cuts.add([min_score]).mask_bytes(min_score))
+    ties = k - cuts.below(t)  # exact: the equals of t that are pruned (>= 1 as pos = k - 1)
+    if tie != "exact" or ties <= 0:
+        return words(cuts.mask_bytes(t))
+    return words(cuts.mask_bytes(t, before=t + 1, cut=cuts.tie_cut(t, ties)))
+
+
+def words(mask_bytes: np.ndarray) -> np.ndarray:
+    """Mask bytes (SPEC bit order, whole words) -> np.uint32 mask words."""
+    return mask_bytes.view("<u4").astype(np.uint32, copy=False)
 
 
 def kept(s: np.ndarray, k: int, tie: str, min_score: int) -> np.ndarray:
     """Boolean keep flags: the k lowest scores pruned (tie rule), then those < min_score."""
-    n = s.size
-    if k <= 0:  # nothing pruned by rank; only min_score can prune
-        return s >= min_score
-    t = threshold(s, k - 1 if tie == "exact" else min(k, n - 1))
-    if min_score > t:  # every entry below min_score goes, ties at t included
-        return s >= min_score
-    keep = s >= t
-    if tie == "exact":
-        ties = k - (n - int(np.count_nonzero(keep)))  # k minus the count below t
-        if ties > 0:
-            cut = tie_cut(s, t, ties)
-            keep[:cut] &= s[:cut] != t
-    return keep
+    s = s.reshape(-1)
+    bits = rule_words(Scores(s), k, tie, min_score).view(np.uint8)
+    return np.unpackbits(bits, bitorder="little")[:s.size].astype(bool)
 
 
 def mask_from_keep(keep) -> np.ndarray:
@@ -69,14 +82,30 @@ def prune_mask(scores, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep
         raise errors.dtype_scores(s.dtype.name)
     if s.size == 0:
         raise errors.empty("scores")
-    lo = int(s.min())
-    hi = int(s.max()) if s.dtype.itemsize > 2 else 0  # int16 cannot exceed MAX_SMALL
-    if lo < 0 or hi > errors.MAX_SMALL:
-        raise errors.score_range(lo, int(s.max()))
-    check.capacity(check.limits(profile), s.size)
-    min_keep = check.min_keep(min_keep, s.size)
+    try:  # the range is checked during the first pass over the scores, which saves one
+        check.capacity(check.limits(profile), s.size)
+        min_keep = check.min_keep(min_keep, s.size)
+        min_score = check.min_score(min_score)
+    except errors.Prune8Error:
+        check_range(s)  # but a bad range is reported before these, as on the board
+        raise
+    return rule_words(Scores(s, check_range=True), prune_count(s.size, bp, min_keep), tie,
+                      min_score)
+
+
+def magnitude_mask(w, sparsity=None, *, sparsity_bp=None, tie="exact", min_keep=1,
+                   min_score=0, method="auto", profile=None) -> np.ndarray:
+    """prune_mask(magnitude_scores(w), ...) in one step, without the int16 scores:
+    |w| is taken block by block as uint8. Same mask words, same errors."""
+    w = check.int8(w, "weights")  # checks in the order of the two calls it replaces
+    if w.size == 0:
+        raise errors.empty("weights")
+    check.capacity(check.limits(profile), w.size)
+    check.options(tie, method)
+    bp = resolve_bp(sparsity, sparsity_bp)
+    min_keep = check.min_keep(min_keep, w.size)
     min_score = check.min_score(min_score)
-    return mask_from_keep(kept(s, prune_count(s.size, bp, min_keep), tie, min_score))
+    return rule_words(Magnitudes(w), prune_count(w.size, bp, min_keep), tie, min_score)
 
 
 def prune_mask_channels(scores, rows, cols, sparsity=None, *, sparsity_bp=None, tie="exact",

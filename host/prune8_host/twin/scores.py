@@ -10,15 +10,32 @@ import numpy as np
 
 from prune8 import errors
 
-from . import check
+from . import check, threads
 
 MAX_SCORE = 32767
 CHUNK = 1 << 20  # weights per block: bounds temporaries to a few MB
+ABS_BLOCK = 1 << 18  # weights per block of abs16: its int8 buffer stays in L2
+MINCUT_BLOCK = 1 << 18  # weights per block of min-cut's int32 products (1 MB, in L2)
+FLOW_ROWS = 256  # rows per block of the flows: 256 * 128 fits a uint16 column sum
 
 
 def abs16(w: np.ndarray) -> np.ndarray:
-    s = w.astype(np.int16)
-    return np.abs(s, out=s)
+    """|w| of int8 weights as int16, in w's shape. Taken in int8 block by block (abs of
+    -128 wraps to -128, which is 128 read as uint8), then widened: one pass over the
+    int16 output instead of a widening copy and an abs over it."""
+    w = np.asarray(w)
+    out = np.empty(w.shape, np.int16)
+    flat, src = out.reshape(-1), w.reshape(-1)
+
+    def part(b0, b1):
+        buf = np.empty(min(src.size, ABS_BLOCK), np.int8)
+        for i in range(b0 * ABS_BLOCK, min(src.size, b1 * ABS_BLOCK), ABS_BLOCK):
+            b = buf[:src[i:i + ABS_BLOCK].size]
+            np.abs(src[i:i + ABS_BLOCK], out=b)
+            flat[i:i + b.size] = b.view(np.uint8)
+
+    threads.split(part, -(-src.size // ABS_BLOCK), src.size)
+    return out
 
 
 def magnitude_scores(w, *, profile=None) -> np.ndarray:
@@ -64,29 +81,63 @@ def gradient_scores(w, a, cols=None, *, profile=None) -> np.ndarray:
     return out
 
 
-def _flows(aw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return aw.sum(axis=1, dtype=np.int64), aw.sum(axis=0, dtype=np.int64)
+def _parallel(fn, rows: int, cols: int, step: int) -> list:
+    """fn(r0, r1) over row ranges that start on multiples of step (threads.split)."""
+    blocks = -(-rows // step)
+    return threads.split(lambda b0, b1: fn(b0 * step, min(rows, b1 * step)), blocks,
+                         rows * cols)
+
+
+def _abs_rows(flat: np.ndarray, cols: int, r0: int, r1: int, buf: np.ndarray) -> np.ndarray:
+    """|w| of rows r0..r1 as uint8 (abs(-128) wraps to -128: 128 as uint8), in buf."""
+    b = buf[:(r1 - r0) * cols]
+    np.abs(flat[r0 * cols:r1 * cols], out=b)
+    return b.view(np.uint8).reshape(r1 - r0, cols)
+
+
+def _flows(flat: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column sums of |w| (int64), block by block of FLOW_ROWS rows: a block's
+    column sums fit uint16 (FLOW_ROWS * 128 <= 65535), the cheapest accumulator."""
+    row_flow = np.empty(rows, np.int64)
+
+    def part(r0, r1):
+        col = np.zeros(cols, np.int64)
+        buf = np.empty(min(r1 - r0, FLOW_ROWS) * cols, np.int8)
+        for r in range(r0, r1, FLOW_ROWS):
+            a = _abs_rows(flat, cols, r, min(r1, r + FLOW_ROWS), buf)
+            row_flow[r:r + a.shape[0]] = a.sum(axis=1, dtype=np.int64 if cols >= 1 << 24
+                                                else np.int32)
+            col += a.sum(axis=0, dtype=np.uint16)
+        return col
+
+    return row_flow, sum(_parallel(part, rows, cols, FLOW_ROWS))
 
 
 def mincut_scores(w, rows, cols, *, profile=None) -> np.ndarray:
     """Min-cut edge importance: min(32767, (|w| * min(col_flow, row_flow)) >> 10)."""
     shape = np.shape(w)
     flat, rows, cols = check.layer(w, rows, cols, profile)
-    aw = abs16(flat).reshape(rows, cols)
-    row_flow, col_flow = _flows(aw)
+    row_flow, col_flow = _flows(flat, rows, cols)
     # The product is at most 128 * min(max flow); use int32 while that fits.
     bound = 128 * int(min(row_flow.max(), col_flow.max()))
     wide = np.int32 if bound < 2**31 else np.int64
     row_flow, col_flow = row_flow.astype(wide), col_flow.astype(wide)
     out = np.empty((rows, cols), np.int16)
-    step = max(1, CHUNK // cols)
-    for r0 in range(0, rows, step):  # blocks of rows: temporaries stay small
-        blk = slice(r0, r0 + step)
-        m = np.minimum(row_flow[blk, None], col_flow[None, :])
-        m *= aw[blk]
-        m >>= 10
-        np.minimum(m, MAX_SCORE, out=m)
-        out[blk] = m
+    step = max(1, MINCUT_BLOCK // cols)
+
+    def part(r0, r1):  # blocks of rows: the temporaries stay in cache
+        m = np.empty((min(step, r1 - r0), cols), wide)
+        buf = np.empty(m.size, np.int8)
+        for r in range(r0, r1, step):
+            a = _abs_rows(flat, cols, r, min(r1, r + step), buf)
+            mb = m[:a.shape[0]]
+            np.minimum(row_flow[r:r + a.shape[0], None], col_flow[None, :], out=mb)
+            np.multiply(mb, a, out=mb)
+            np.right_shift(mb, 10, out=mb)
+            np.minimum(mb, MAX_SCORE, out=mb)
+            out[r:r + a.shape[0]] = mb
+
+    _parallel(part, rows, cols, step)
     return out.reshape(shape)
 
 
