@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=16 * 1024 * 1024, help="weights (default 16M)")
     ap.add_argument("--side", type=int, default=4096, help="min-cut layer side (default 4096)")
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--json", action="store_true", help="print the measurements as JSON")
     ap.add_argument("--only-found", action="store_true",
                     help="measure with the SIMD NumPy found only (no second, AVX2-only run)")

@@ -210,14 +210,19 @@ class Cuts:
         """Index just past the `count`-th score equal to t (ascending index order);
         t and t + 1 must be held."""
         seen = 0
-        step = 1 << 15  # bytes per look: small temporaries, which malloc reuses
+        step = 1 << 18  # bytes (2M scores) per look, into one reused buffer
+        buf = np.empty(min(step, self.nbytes), np.uint8)
         for at in range(0, self.nbytes, step):
             # `>= t + 1` implies `>= t`: the bits that differ are the scores equal to t
-            equal = self.bits[t][at:at + step] ^ self.bits[t + 1][at:at + step]
+            a, b = self.bits[t][at:at + step], self.bits[t + 1][at:at + step]
+            equal = np.bitwise_xor(a, b, out=buf[:a.size])
             m = popcount(equal)
-            if seen + m >= count:
-                flat = np.flatnonzero(np.unpackbits(equal, bitorder="little"))
-                return 8 * at + int(flat[count - seen - 1]) + 1
+            if seen + m >= count:  # in this piece: find its 64-bit word, then the bit
+                cum = np.cumsum(np.bitwise_count(equal.view(np.uint64)), dtype=np.int64)
+                wd = int(np.searchsorted(cum, count - seen))
+                before = seen + (int(cum[wd - 1]) if wd else 0)
+                bits = np.unpackbits(equal[8 * wd:8 * wd + 8], bitorder="little")
+                return 8 * (at + 8 * wd) + int(np.flatnonzero(bits)[count - before - 1]) + 1
             seen += m
         raise AssertionError("fewer ties than counted")  # unreachable: count <= ties
 
