@@ -42,6 +42,17 @@ def check_range(s: np.ndarray) -> None:
         raise errors.score_range(lo, int(s.max()))
 
 
+_scratch = threading.local()  # per-thread buffers that outlive a call (see _buffers)
+
+
+def _block_flags(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two bool buffers of `size` for one block, kept per thread like _buffers."""
+    flags = getattr(_scratch, "flags", None)
+    if flags is None or flags[0].size < size:
+        flags = _scratch.flags = (np.empty(size, bool), np.empty(size, bool))
+    return flags[0][:size], flags[1][:size]
+
+
 class Scores:
     """Scores read block by block: a 1-D integer array (any integer dtype).
 
@@ -73,7 +84,7 @@ class Scores:
 
         def part(b0, b1):
             buf = self.buffer()
-            scratch = (np.empty(min(self.n, BLOCK), bool), np.empty(min(self.n, BLOCK), bool))
+            scratch = _block_flags(min(self.n, BLOCK))
             ok = True
             for i in range(b0 * BLOCK, min(self.n, b1 * BLOCK), BLOCK):
                 c = self.read(i, buf)
@@ -132,9 +143,6 @@ def popcount(packed: np.ndarray) -> int:
     return int(np.bitwise_count(packed.view(np.uint64)).sum(dtype=np.int64))
 
 
-_scratch = threading.local()
-
-
 def _buffers(count: int, nbytes: int) -> list[np.ndarray]:
     """`count` byte buffers of at least nbytes, kept per thread between calls: fresh
     multi-megabyte arrays cost a page fault per 4 KB, more than packing them."""
@@ -149,6 +157,7 @@ def _buffers(count: int, nbytes: int) -> list[np.ndarray]:
 def release_scratch() -> None:
     """Free this thread's scratch buffers (the next large selection allocates them again)."""
     _scratch.pool = None
+    _scratch.flags = None
 
 
 class Cuts:
