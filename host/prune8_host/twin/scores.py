@@ -13,16 +13,21 @@ from prune8 import errors
 from . import check, threads
 
 MAX_SCORE = 32767
-CHUNK = 1 << 20  # weights per block: bounds temporaries to a few MB
 ABS_BLOCK = 1 << 18  # weights per block of abs16: its int8 buffer stays in L2
 MINCUT_BLOCK = 1 << 18  # weights per block of min-cut's int32 products (1 MB, in L2)
 FLOW_ROWS = 256  # rows per block of the flows: 256 * 128 fits a uint16 column sum
 
 
+def abs_u8(w: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """|w| of int8 weights as uint8, computed into the int8 buffer `out` (same size):
+    abs(-128) wraps to -128 in int8, which is 128 read as uint8, so |w| is exact."""
+    return np.abs(w, out=out).view(np.uint8)
+
+
 def abs16(w: np.ndarray) -> np.ndarray:
-    """|w| of int8 weights as int16, in w's shape. Taken in int8 block by block (abs of
-    -128 wraps to -128, which is 128 read as uint8), then widened: one pass over the
-    int16 output instead of a widening copy and an abs over it."""
+    """|w| of int8 weights as int16, in w's shape. Taken in int8 block by block
+    (abs_u8), then widened: one pass over the int16 output instead of a widening copy
+    and an abs over it."""
     w = np.asarray(w)
     out = np.empty(w.shape, np.int16)
     flat, src = out.reshape(-1), w.reshape(-1)
@@ -30,9 +35,8 @@ def abs16(w: np.ndarray) -> np.ndarray:
     def part(b0, b1):
         buf = np.empty(min(src.size, ABS_BLOCK), np.int8)
         for i in range(b0 * ABS_BLOCK, min(src.size, b1 * ABS_BLOCK), ABS_BLOCK):
-            b = buf[:src[i:i + ABS_BLOCK].size]
-            np.abs(src[i:i + ABS_BLOCK], out=b)
-            flat[i:i + b.size] = b.view(np.uint8)
+            c = src[i:i + ABS_BLOCK]
+            flat[i:i + c.size] = abs_u8(c, buf[:c.size])
 
     threads.split(part, -(-src.size // ABS_BLOCK), src.size)
     return out
@@ -89,10 +93,8 @@ def _parallel(fn, rows: int, cols: int, step: int) -> list:
 
 
 def _abs_rows(flat: np.ndarray, cols: int, r0: int, r1: int, buf: np.ndarray) -> np.ndarray:
-    """|w| of rows r0..r1 as uint8 (abs(-128) wraps to -128: 128 as uint8), in buf."""
-    b = buf[:(r1 - r0) * cols]
-    np.abs(flat[r0 * cols:r1 * cols], out=b)
-    return b.view(np.uint8).reshape(r1 - r0, cols)
+    """|w| of rows r0..r1 as uint8 (abs_u8), in buf."""
+    return abs_u8(flat[r0 * cols:r1 * cols], buf[:(r1 - r0) * cols]).reshape(r1 - r0, cols)
 
 
 def _flows(flat: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ import numpy as np
 from prune8 import errors
 
 from . import threads
+from .scores import abs_u8
 
 BLOCK = 1 << 18   # scores per block (a multiple of 8): block, bools and bits fit in L2
 SAMPLE = 1 << 16  # scores sampled to guess the band (rank error ~ n / 512 at the median)
@@ -116,24 +117,19 @@ class Magnitudes(Scores):
         self.n = self.w.size
         self.unchecked = False
 
-    @staticmethod
-    def _abs(w: np.ndarray, out: np.ndarray) -> np.ndarray:
-        # abs(-128) wraps to -128 in int8, which is 128 read as uint8: exact |w|.
-        return np.abs(w, out=out).view(np.uint8)
-
     def buffer(self):
         return np.empty(min(self.n, BLOCK), np.int8)
 
     def read(self, i: int, buf) -> np.ndarray:
         c = self.w[i:i + BLOCK]
-        return self._abs(c, buf[:c.size])
+        return abs_u8(c, buf[:c.size])
 
     def sample(self, step: int) -> np.ndarray:
         w = self.w[::step]
-        return self._abs(w, np.empty(w.size, np.int8))
+        return abs_u8(w, np.empty(w.size, np.int8))
 
     def values(self) -> np.ndarray:
-        return self._abs(self.w, np.empty(self.n, np.int8))
+        return abs_u8(self.w, np.empty(self.n, np.int8))
 
 
 def popcount(packed: np.ndarray) -> int:
