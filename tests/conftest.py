@@ -9,6 +9,9 @@ import tempfile
 
 import pytest
 
+from prune8_host.device.build import build_firmware
+from prune8_host.device.deploy import deploy
+from prune8_host.device.session import BoardSession
 from prune8_host.vboard import VirtualBoard
 
 
@@ -17,6 +20,17 @@ def vboard():
     """One running, unpaced virtual ESP32 for the whole session (its flash is a fresh
     temporary directory; tests share it, so use distinct file names)."""
     with VirtualBoard(board="esp32", baud=0) as vb:
+        yield vb
+
+
+@pytest.fixture(scope="module")
+def deployed_vboard(tmp_path_factory):
+    """An unpaced virtual ESP32 with the current firmware built and deployed, one per
+    test module (its tests share the board's filesystem)."""
+    build = build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
+    with VirtualBoard(board="esp32", baud=0) as vb:
+        with BoardSession(vb.port, check_firmware=False) as s:
+            deploy(s, build, quiet=True)
         yield vb
 
 

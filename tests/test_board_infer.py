@@ -15,27 +15,20 @@ import numpy as np
 import pytest
 
 from prune8_host import twin
-from prune8_host.device.build import build_firmware
-from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, verify_on_board
 from prune8_host.files.model import load_model, save_model
 from prune8_host.twin import dense as qnn
 from prune8_host.twin.layer import UNITS
 from prune8_host.twin.reference import PruneOptions
-from prune8_host.vboard import VirtualBoard
 
 pytestmark = pytest.mark.timeout(900)
 MODEL = "examples/digits_mlp.npz"
 
 
 @pytest.fixture(scope="module")
-def port(tmp_path_factory):
-    build = build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
-    with VirtualBoard(board="esp32", baud=0) as vb:
-        with BoardSession(vb.port, check_firmware=False) as s:
-            deploy(s, build, quiet=True)
-        yield vb.port
+def port(deployed_vboard):
+    return deployed_vboard.port
 
 
 def cli(port, *args):

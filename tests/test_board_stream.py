@@ -14,13 +14,10 @@ import pytest
 
 from prune8_host.boards import load_board
 from prune8_host.device import calls
-from prune8_host.device.build import build_firmware
-from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import pull, push
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import layer_mask
-from prune8_host.vboard import VirtualBoard
 from test_streaming import big_layers
 
 pytestmark = pytest.mark.timeout(900)
@@ -29,12 +26,8 @@ WIDE_TEST = "examples/digits_wide_test.npz"
 
 
 @pytest.fixture(scope="module")
-def port(tmp_path_factory):
-    build = build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
-    with VirtualBoard(board="esp32", baud=0) as vb:
-        with BoardSession(vb.port, check_firmware=False) as s:
-            deploy(s, build, quiet=True)
-        yield vb.port
+def port(deployed_vboard):
+    return deployed_vboard.port
 
 
 def cli(port, *args):

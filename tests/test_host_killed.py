@@ -18,14 +18,11 @@ import numpy as np
 import pytest
 
 from prune8.protocol import BEGIN, DATA, END, IMAGES, KEEP, LAYER, READ
-from prune8_host.device.build import build_firmware
-from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import board_listing, prune, push
 from prune8_host.files.model import load_model, save_model
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import PruneOptions
-from prune8_host.vboard import VirtualBoard
 
 pytestmark = pytest.mark.timeout(600)
 MODEL = "examples/digits_mlp.npz"   # quantized, so eval runs on it
@@ -50,12 +47,8 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.fixture(scope="module")
-def board(tmp_path_factory):
-    build = build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
-    with VirtualBoard(board="esp32", baud=0) as vb:
-        with BoardSession(vb.port, check_firmware=False) as s:
-            deploy(s, build, quiet=True)
-        yield vb
+def board(deployed_vboard):
+    return deployed_vboard
 
 
 @pytest.fixture(scope="module")
