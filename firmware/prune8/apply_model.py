@@ -85,10 +85,7 @@ def apply(path=PRUNED_PATH):
         if not masks:
             raise ValueError("the board holds no masks for its model: run prune first")
         buf = bytearray(MAX_WEIGHTS)
-        tmp = store.tmp_path(path)
-        out = open(tmp, "wb")
-        done = False
-        try:
+        with store.Replacing(path) as out:
             store.write_header(out, MODEL_MAGIC, 0, len(index))
             with open(MODEL_PATH, "rb") as src, open(MASKS_PATH, "rb") as mf:
                 for info in index:
@@ -102,12 +99,6 @@ def apply(path=PRUNED_PATH):
             new_id = store.model_id(index)
             out.seek(len(MODEL_MAGIC))  # the id leads STORE_HEAD
             out.write(struct.pack(MODEL_ID_FMT, new_id))
-            done = True
-        finally:
-            out.close()
-            if not done:
-                store.discard(tmp)
-        store.commit(tmp, path)
         print(json.dumps({"ok": True, "path": path, "model_id": new_id,
                           "layers": [i.name for i in index]}))
     except OSError as e:

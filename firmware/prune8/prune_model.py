@@ -177,12 +177,9 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         scale = array("i", bytes(4 * MAX_UNITS))
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
                 "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
-        tmp = store.tmp_path(MASKS_PATH)
         report = []
         top = base
-        f = open(tmp, "wb")
-        done = False
-        try:  # try/finally, not a bare re-raise: the native emitter has no bare raise
+        with store.Replacing(MASKS_PATH) as f:
             store.write_header(f, MASKS_MAGIC, mid, len(kept) + len(chosen))
             for m in kept:
                 f.write(m.record_header())
@@ -218,12 +215,6 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     top = peak
                 report.append({"layer": info.name, "n": minfo.n, "pruned": pruned,
                                "streamed": streamed})
-            done = True
-        finally:
-            f.close()
-            if not done:
-                store.discard(tmp)
-        store.commit(tmp, MASKS_PATH)
         return {"ok": True, "model_id": mid, "layers": report, "heap_peak": top - base}
     except OSError as e:
         return {"ok": False, "error": oserror_text(e, "saving the masks")}

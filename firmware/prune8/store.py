@@ -73,6 +73,29 @@ def discard(tmp):
         pass
 
 
+class Replacing:
+    """`with Replacing(path) as f:` writes a new version of path beside it (tmp_path)
+    and commits it when the block ends normally; when it raises, the old file stays
+    and the partial new one is removed."""
+
+    def __init__(self, path):
+        self.path = path
+        self.tmp = tmp_path(path)
+        self.f = None
+
+    def __enter__(self):
+        self.f = open(self.tmp, "wb")
+        return self.f
+
+    def __exit__(self, kind, value, tb):
+        self.f.close()
+        if kind is None:
+            commit(self.tmp, self.path)
+        else:
+            discard(self.tmp)
+        return False
+
+
 def read_exact(f, n):
     data = f.read(n)
     if data is None or len(data) != n:
