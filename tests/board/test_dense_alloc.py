@@ -8,20 +8,11 @@
 # The first case checks requantize() against MultiplyByQuantizedMultiplier written
 # with this port's big ints (TFLM's formulas, nothing shared with prune8.dense).
 # Plain MicroPython (no ARGS needed); prints CASE lines (tests/board/README.md).
+# measure.py, prepended by the runner, gives measure(), verdict(), ticks_us, ticks_diff.
 import gc
-import time
 from array import array
 
 from prune8 import dense
-
-try:
-    ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
-except AttributeError:  # CPython
-    def ticks_us():
-        return int(time.perf_counter() * 1e6)
-
-    def ticks_diff(a, b):
-        return a - b
 
 
 def case(name, fn):
@@ -67,7 +58,7 @@ SHIFTS = (-31, -30, -17, -8, -1, 0, 1, 2, 7, 15, 29, 30)
 ACCS = (0, 1, -1, 2, -2, 127, -128, 255, -255, 32767, -32768, 65535, -65536, 1 << 20,
         -(1 << 20), 670564351, -670564351, (1 << 30) - 1, -(1 << 30) + 1, 123456789,
         -987654321)
-t0 = ticks_us()
+t0 = ticks_us()  # noqa: F821 - measure.py
 bad = None
 for m in MULTS:
     m2, m1, m0 = dense.multiplier_limbs(m)
@@ -78,7 +69,7 @@ for m in MULTS:
             got = dense.requantize(a, m2, m1, m0, s if s > 0 else 0, -s if s < 0 else 0)
             if got != want and bad is None:
                 bad = "requantize(%d, M=%d, shift=%d) = %d, expected %d" % (a, m, s, got, want)
-dt = ticks_diff(ticks_us(), t0)
+dt = ticks_diff(ticks_us(), t0)  # noqa: F821 - measure.py
 if bad is None:
     print("CASE dense-requantize-exact PASS us=%d alloc=0" % dt)
 else:
