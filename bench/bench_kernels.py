@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         d = Path(d)
         build = build_firmware(load_board("esp32"), out_root=d / "build")
         port = UnixPort(build.package_dir.parent, 8 * 1024 * 1024, d)
-        code = f"ARGS = {{'store': {str(d / 'store')!r}}}\n" + SCRIPT.read_text()
+        code = f"ARGS = {{'store': {port.rel(d / 'store')!r}}}\n" + SCRIPT.read_text()
         report = json.loads(port.run(code, timeout=1800).strip().splitlines()[-1])
     report["host"] = f"{platform.machine()} {platform.processor() or ''}".strip()
     if args.json:

@@ -21,7 +21,8 @@ def unix(tmp_path_factory):
     golden.write(d / "golden.bin", golden.generate(max_weights=profile.max_weights,
                                                    max_units=profile.max_units))
     port = UnixPort(root, profile.heap_bytes, d)
-    args = dict(suite_args(profile, str(d / "golden.bin"), str(d / "store")), heap_lock=True)
+    args = dict(suite_args(profile, port.rel(d / "golden.bin"), port.rel(d / "store")),
+                heap_lock=True)
     return port, profile, args
 
 

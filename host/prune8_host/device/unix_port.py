@@ -39,21 +39,36 @@ def executable() -> str:
 
 class UnixPort:
     """Runs MicroPython code on the unix port with `heap_bytes` of heap, `import prune8`
-    finding the build under `build_root`."""
+    finding the build under `build_root`.
+
+    Every run sees the same bytes on every machine: the code arrives on stdin (a script
+    file would put its absolute directory first on sys.path), the process runs in
+    `workdir` with sys.path set by MICROPYPATH alone (the default one holds $HOME), and
+    the build is named relative to `workdir`. Paths the code itself uses should be
+    relative to `workdir` too (`rel`). The heap budget is tight by design, so a few more
+    bytes of path in a temporary directory's name once decided whether a prune fit."""
 
     def __init__(self, build_root: Path, heap_bytes: int, workdir: Path):
         self.exe = executable()
-        self.build_root = Path(build_root)
         self.heap_bytes = heap_bytes
         self.workdir = Path(workdir)
+        self.build_root = self.rel(build_root)
+
+    def rel(self, path: str | Path) -> str:
+        """`path` as the code run here should name it: relative to the working directory
+        when it lies inside it (the same string on every machine), else absolute."""
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.workdir.resolve()))
+        except ValueError:
+            return str(path)
 
     def run(self, code: str, timeout: float = 600) -> str:
         """The output of `code`; raises BoardExecError with the traceback when it fails."""
-        path = self.workdir / "script.py"
-        path.write_text(f"import sys\nsys.path.insert(0, {str(self.build_root)!r})\n" + code)
-        proc = subprocess.run([self.exe, "-X", f"heapsize={self.heap_bytes}", str(path)],
-                              capture_output=True, text=True, timeout=timeout,
-                              cwd=self.workdir)
+        env = {"MICROPYPATH": self.build_root, "PATH": os.environ.get("PATH", "")}
+        proc = subprocess.run([self.exe, "-X", f"heapsize={self.heap_bytes}"],
+                              input=code, capture_output=True, text=True, timeout=timeout,
+                              cwd=self.workdir, env=env)
         if proc.returncode != 0:
             raise BoardExecError((proc.stdout + proc.stderr).strip() or
                                  f"micropython exited with status {proc.returncode}")
@@ -92,7 +107,7 @@ def run_unix_tests(profile: BoardProfile, only: list[str] | None = None,
         cases = golden.generate(max_weights=profile.max_weights, max_units=profile.max_units)
         golden.write(d / "golden.bin", cases)
         port = UnixPort(root, profile.heap_bytes, d)
-        args = dict(suite_args(profile, str(d / "golden.bin"), str(d / "store")),
+        args = dict(suite_args(profile, port.rel(d / "golden.bin"), port.rel(d / "store")),
                     heap_lock=heap_lock)
         results = []
         for script in board_test_files():
