@@ -1,5 +1,6 @@
-"""Every error of SPEC.md: same class and same message on the firmware and the twin,
-and a failed call changes nothing (weights, scores, last mask)."""
+"""Every error of docs/spec.md §6: same class and same message on the firmware and the
+twin (§6.1, in the order of §6.2), and a failed call changes nothing (weights, scores,
+last mask; §6.3)."""
 
 from array import array
 
@@ -190,7 +191,7 @@ def test_memoryview_of_a_preallocated_buffer_scores_in_place(pruner):
 
 def test_order_of_checks_is_the_same(pruner):
     # Several things wrong at once: the option name is reported first, then sparsity,
-    # then the inputs, then min_keep (docs/spec-decisions.md, "Order of checks").
+    # then the inputs, then min_keep (docs/spec.md §6.2).
     w, wb = layer(10)
     same_error(lambda: pruner.prune_rows(wb, 3, 3, 2.0, tie="x", min_keep=-1),
                lambda: twin.prune_rows(w, 3, 3, 2.0, tie="x", min_keep=-1), prune8.OptionError)

@@ -1,4 +1,4 @@
-"""The rest of the toolbox (docs/spec-decisions.md, "More scores and patterns"):
+"""The rest of the toolbox (docs/spec.md §2.5-§2.10, §3.7, §7):
 squared magnitude, seeded random, Wanda, block L1, N:M, the cubic schedule and score
 statistics. The firmware (on CPython) against the twin, plus the rules' own properties."""
 

@@ -1,6 +1,7 @@
 """The unit cases of the pruning libraries prune8 learned from, on the twin and the firmware.
 
-Expected values are written out by hand from SPEC.md, not computed by the code under test.
+Expected values are written out by hand from docs/spec.md, not computed by the code under
+test.
 """
 
 from array import array

@@ -8,7 +8,7 @@
     p.apply(w, m)
     print(m, p.stats(m))
 
-The rules are SPEC.md's; prune8_host.twin computes the same integers on the host.
+The rules are docs/spec.md's; prune8_host.twin computes the same integers on the host.
 """
 
 from . import kernels as _kernels

@@ -1,8 +1,9 @@
-# apply(): the stored model with its masks applied, written tile by tile as a model
-# file of its own (/prune8/pruned.bin, in model.bin's format): the pruned weights on the
+# apply(): the stored model with its masks applied, written tile by tile as a model file
+# of its own (/prune8/pruned.bin, in model.bin's format): the pruned weights on the
 # board's flash, whatever the size of the layers. Its layers run without masks as the
-# model runs with them (prune8_host.twin.reference.masked_model: a pruned row's bias is
-# zeroed too). model.bin and masks.bin stay as they are. Prints one JSON line.
+# model runs with them (the masked model of docs/spec.md §4.3,
+# prune8_host.twin.reference.masked_model: a pruned row's bias is zeroed too). model.bin
+# and masks.bin stay as they are. Prints one JSON line.
 
 import json
 import struct

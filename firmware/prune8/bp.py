@@ -1,4 +1,4 @@
-# Sparsity in basis points (SPEC.md, "Numbers").
+# Sparsity in basis points (docs/spec.md §1.2) and the prune count k (§1.4).
 #
 # A float sparsity is converted once, here; nothing after this point sees a float.
 # The 0.01 bp tolerance absorbs the rounding of 32-bit floats (ESP32) and 64-bit

@@ -1,6 +1,6 @@
 # Argument checks shared by every Pruner call. They run before anything is written,
-# so a failed call leaves weights, scores and mask as they were (SPEC.md, "Errors").
-# The order of checks is part of the contract with the twin (docs/spec-decisions.md).
+# so a failed call leaves weights, scores and mask as they were (docs/spec.md §6.3).
+# The order of checks is part of the contract with the twin (docs/spec.md §6.2).
 
 from array import array
 

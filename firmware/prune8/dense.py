@@ -3,8 +3,8 @@
 #   acc    = bias[r] + sum_c (x[c] - in_zp) * w[r, c]
 #   out[r] = clamp(MultiplyByQuantizedMultiplier(acc, M, shift) + out_zp, lo, 127)
 #
-# with lo = max(-128, out_zp) for a fused ReLU and -128 otherwise
-# (docs/spec-decisions.md, "int8 inference"). The host twin is prune8_host.qnn.
+# with lo = max(-128, out_zp) for a fused ReLU and -128 otherwise (docs/spec.md §8.3;
+# the calibration statistic: §8.7). The host twin is prune8_host.twin.dense.
 #
 # MultiplyByQuantizedMultiplier multiplies a 32-bit accumulator by a 31-bit multiplier:
 # a 62-bit product. On MicroPython every integer of 2**30 or more is a heap-allocated big
@@ -13,7 +13,8 @@
 # tests/board/test_dense_alloc.py; the bounds are also checked on CPython by
 # tests/test_dense.py, which runs this file with every arithmetic result instrumented).
 #
-# The domain that keeps those bounds, checked when a layer is built or loaded:
+# The domain that keeps those bounds (docs/spec.md §8.4), checked when a layer is built
+# or loaded:
 #   rows, cols <= 4096: |sum_c (x - in_zp) * w| <= 255 * 128 * 4096 < 2**27
 #   |bias| < 2**29:     |acc| < 2**29 + 2**27 < 2**30
 #   M = 0 or 2**30 <= M < 2**31 (what QuantizeMultiplier makes), -31 <= shift <= 30
@@ -271,7 +272,7 @@ class ColumnStats:
     For each input column c: sums[c] = sum over images of |x[c] - zp|; result() makes
     a[c] = (127 * sums[c] + max // 2) // max, with max = the largest sum (0 when it is 0):
     int8 activations 0..127 for twin.gradient_scores / Pruner.gradient
-    (docs/spec-decisions.md, "Calibration statistic").
+    (docs/spec.md §8.7).
     """
 
     def __init__(self, cols):

@@ -1,7 +1,7 @@
 # Every error prune8 raises, and its message.
 #
 # The host twin (prune8_host.twin) imports this module, so the board and the host
-# raise the same classes with the same text (SPEC.md, "Errors"). Each builder returns
+# raise the same classes with the same text (docs/spec.md §6.1). Each builder returns
 # an exception instance: `raise errors.capacity_weights(n, limit)`.
 #
 # Only error paths run this code, so allocating here is fine.
@@ -301,7 +301,7 @@ MAX_WEIGHTS_LIMIT = 1 << 20
 MAX_UNITS_LIMIT = 4096
 
 
-# -- int8 inference (prune8.dense and its twin prune8_host.qnn) -----------------
+# -- int8 inference (prune8.dense and its twin prune8_host.twin.dense) ----------
 
 class QuantError(Prune8Error):
     """A quantization parameter (multiplier, shift, zero point, bias) the int8 kernel

@@ -1,5 +1,5 @@
 # files(): serve reads and writes of files under /prune8/ over the link
-# (docs/protocol.md), until the host sends END.
+# (docs/protocol.md; docs/spec.md §9.6), until the host sends END.
 #
 # OPEN and READ read a file in pieces; WRITE, DATA and COMMIT write one: to PATH.tmp,
 # renamed over PATH on COMMIT, so an interrupted write never replaces a file with a

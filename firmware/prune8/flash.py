@@ -1,9 +1,9 @@
-# int8 inference on a layer bigger than RAM (docs/streaming.md): the weights stay in
-# /prune8/model.bin and are read a tile at a time for every input; the layer's mask
-# (any unit) zeroes what it prunes in each tile as it is read. Per output row a
-# partial sum is kept (rows x int32), so a tile may end anywhere in a row; the row is
-# requantized as dense.Dense does once its sum is complete. Outputs equal dense.Dense's
-# on the same pruned weights, bit for bit.
+# int8 inference on a layer bigger than RAM (docs/streaming.md; docs/spec.md §5.3, §8.3,
+# the masked model of §4.3): the weights stay in /prune8/model.bin and are read a tile at
+# a time for every input; the layer's mask (any unit) zeroes what it prunes in each tile
+# as it is read. Per output row a partial sum is kept (rows x int32), so a tile may end
+# anywhere in a row; the row is requantized as dense.Dense does once its sum is complete.
+# Outputs equal dense.Dense's on the same pruned weights, bit for bit.
 
 from array import array
 

@@ -1,4 +1,4 @@
-# int8 inference on the stored model (docs/spec-decisions.md, "int8 inference"):
+# int8 inference on the stored model (docs/spec.md §8; with its masks, §4.3's masked model):
 #
 #   calibrate()  run calibration images through it; keep each layer's gradient-proxy
 #                statistic in /prune8/calib.bin and reply with them
@@ -170,7 +170,7 @@ class Evaluation(ImageReceiver):
 
 def calibrate():
     """Run calibration images through the stored model; keep each layer's gradient-proxy
-    statistic in /prune8/calib.bin and send them back (docs/spec-decisions.md)."""
+    statistic in /prune8/calib.bin and send them back (docs/spec.md §8.7)."""
     Calibration().serve()
 
 

@@ -1,9 +1,10 @@
-# Which kernels run the hot loops (docs/kernels.md): the portable Python ones, written
-# in scores.py, select.py, mask.py, patterns.py, tiles.py and dense.py, or their
-# @micropython.viper twins in viper.py, which give the same results. Chosen at import:
-# viper where the port compiles or loads it (the native emitter: stock ESP32 firmware),
-# the portable ones elsewhere (the WebAssembly VM, CPython). Each kernel is looked up as
-# a module attribute when it is called, so setting those attributes is the switch.
+# Which kernels run the hot loops (docs/kernels.md; docs/spec.md §12): the portable Python
+# ones, written in scores.py, select.py, mask.py, patterns.py, tiles.py and dense.py, or
+# their @micropython.viper twins in viper.py, which give the same results. Chosen at
+# import: viper where the port compiles or loads it (the native emitter: stock ESP32
+# firmware), the portable ones elsewhere (the WebAssembly VM, CPython). Each kernel is
+# looked up as a module attribute when it is called, so setting those attributes is the
+# switch.
 #
 #   prune8.KERNELS               'viper' or 'python': what runs now
 #   prune8.use_kernels('python') the portable kernels (or 'viper', where available)

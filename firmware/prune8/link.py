@@ -1,6 +1,6 @@
-# Board side of the serial link (docs/protocol.md): framed, acknowledged transfers over
-# the REPL UART while a receiver runs from the raw REPL. The frame layout and its
-# constants are in protocol.py.
+# Board side of the serial link (docs/protocol.md; docs/spec.md §12, the REPL UART):
+# framed, acknowledged transfers over the REPL UART while a receiver runs from the raw
+# REPL. The frame layout and its constants are in protocol.py.
 #
 # The host drives every exchange; the board only waits for the next frame, so it needs
 # no timer. One frame buffer is allocated per link; payloads are copied from it into

@@ -1,7 +1,8 @@
-# The keep mask (SPEC.md, "Threshold and mask"): bit i set = keep entry i, stored as
-# little-endian uint32 words, which on the board are plain bytes (bit i & 7 of byte
-# i >> 3). Bits are set and cleared bytewise, so no 32-bit integer (a heap-allocated
-# big int in MicroPython) is ever built on a hot path.
+# The keep mask (docs/spec.md §4.1; loading §4.2, apply §4.3, stats §4.5, the exact and
+# strict fill of §3.2-§3.4): bit i set = keep entry i, stored as little-endian uint32
+# words, which on the board are plain bytes (bit i & 7 of byte i >> 3). Bits are set and
+# cleared bytewise, so no 32-bit integer (a heap-allocated big int in MicroPython) is ever
+# built on a hot path.
 
 from array import array
 

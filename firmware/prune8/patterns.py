@@ -1,4 +1,4 @@
-# N:M masks (docs/spec-decisions.md): in every group of m consecutive weights along a
+# N:M masks (docs/spec.md §3.7): in every group of m consecutive weights along a
 # row, keep the n highest scores; an equal score is ranked by lower index first.
 
 

@@ -1,4 +1,5 @@
-# The wire and storage formats, in one place (docs/protocol.md, docs/sparse.md).
+# The wire and storage formats, in one place (docs/protocol.md, docs/sparse.md;
+# what both sides agree on: docs/spec.md §9.6, §9.7).
 #
 # Frame types and link constants of the serial link, the struct format of every frame
 # payload and of every record stored under /prune8/, the store paths, and the names

@@ -1,6 +1,7 @@
 # prune(): score and mask the model stored on the board (/prune8/model.bin) layer by
 # layer, exactly as prune8_host.twin.reference.layer_mask computes each mask, and save
-# the masks in /prune8/masks.bin. Prints one JSON line for the host.
+# the masks in /prune8/masks.bin. Prints one JSON line for the host. The rules:
+# docs/spec.md §2-§4, §7.2 (steps), §5.3 (layers bigger than RAM), §6.2 (checks).
 #
 # A layer that fits the Pruner's buffers is read whole and pruned in RAM; a bigger one
 # is pruned from flash tile by tile (prune8.stream), with the same result bit for bit.

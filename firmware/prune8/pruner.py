@@ -1,4 +1,5 @@
-# The Pruner: every buffer allocated once, at construction (SPEC.md, "Capacity").
+# The Pruner: every buffer allocated once, at construction (docs/spec.md §5.1, §5.2).
+# Its calls implement docs/spec.md §2 (scores), §3 (threshold, ties), §4 (masks).
 #
 # After __init__, scoring, thresholding, masking, apply and row/column pruning
 # allocate nothing (with sparsity_bp=; a float sparsity is converted to bp first,
@@ -243,9 +244,9 @@ class Pruner:
         return _select.radix(src, n, pos, self._hist, 24 if unit else 8, off)
 
     def _cut(self, k, strict, min_score, method, n, off):
-        """SPEC's rule for the n scores at off: prune those below self._t and the first
-        self._ties equal to it. (Attributes, not a returned tuple: a tuple would be a heap
-        allocation on every call.)"""
+        """The rule of docs/spec.md §3.1-§3.4 for the n scores at off: prune those below
+        self._t and the first self._ties equal to it. (Attributes, not a returned tuple: a
+        tuple would be a heap allocation on every call.)"""
         src = self.units if self._kind == _UNIT else self.scores
         t = 0  # k <= 0: no score is below 0, so nothing is pruned by rank
         ties = 0

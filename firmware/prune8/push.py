@@ -1,4 +1,5 @@
-# push(): receive a model over the link into /prune8/model.bin (docs/protocol.md).
+# push(): receive a model over the link into /prune8/model.bin (docs/protocol.md; what
+# a stored layer may be: docs/spec.md §5.3).
 #
 # Frames BEGIN (layer count), then per layer LAYER (its header) and DATA (its bytes), or
 # KEEP (copy it from the stored model), then END, which commits the new model.bin and

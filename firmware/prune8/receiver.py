@@ -1,7 +1,7 @@
-# What every receiver on the board shares (docs/protocol.md, "Recovery"): Ctrl-C off
-# while it runs (0x03 in the data is data), frames dispatched by a table of handlers,
-# a frame delivered twice answered without being applied twice, and every failure sent
-# to the host as an ERROR frame with its message.
+# What every receiver on the board shares (docs/protocol.md, "Recovery"; docs/spec.md
+# §12): Ctrl-C off while it runs (0x03 in the data is data), frames dispatched by a table
+# of handlers, a frame delivered twice answered without being applied twice, and every
+# failure sent to the host as an ERROR frame with its message.
 
 from .link import Link
 from .protocol import ABORT, REPLY

@@ -1,6 +1,6 @@
 # Gradual pruning schedule: Zhu & Gupta's cubic (TensorFlow Model Optimization's
 # PolynomialDecay with power 3, begin step 0) in integer basis points
-# (docs/spec-decisions.md). Every intermediate is below 2**30.
+# (docs/spec.md §7.1). Every intermediate is below 2**30.
 
 from . import errors
 

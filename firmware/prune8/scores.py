@@ -1,4 +1,4 @@
-# Scorers (SPEC.md, "Scores"). Each writes into a caller-owned buffer and allocates
+# Scorers (docs/spec.md §2). Each writes into a caller-owned buffer and allocates
 # nothing: the loops index bytearrays and arrays and only form small ints.
 #
 # A score that depends on where a weight sits (its row's flow or multiplier, its
@@ -121,7 +121,7 @@ def l2(w, n, out):
         out[i] = v * v
 
 
-# Random scores: an LCG modulo 2**30 (docs/spec-decisions.md). The multiply is done in
+# Random scores: an LCG modulo 2**30 (docs/spec.md §2.6). The multiply is done in
 # 15-bit halves: a * half < 2**30, so the state and every product stay small ints.
 _LCG_A = const(29925)
 _LCG_C = const(12345)
@@ -142,7 +142,7 @@ def random(n, seed, out):
 
 def scaled(w, rows, cols, mults, out):
     """out[r*cols+c] = min(32767, (|w| * mults[r]) >> 7): |w| in units of the largest
-    scale's (docs/spec-decisions.md, "Scale-aware magnitude")."""
+    scale's (docs/spec.md §2.8)."""
     scaled_tile(w, rows * cols, 0, 0, cols, mults, out)
 
 

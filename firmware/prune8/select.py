@@ -1,6 +1,7 @@
-# Threshold selection (SPEC.md, "Threshold and mask"): the value at position `pos` of
-# the n scores src[off:off + n] sorted ascending (off: a row of a per-channel mask). Both algorithms return the same value on every
-# input; the board picks bubble for small n and radix select above.
+# Threshold selection (docs/spec.md §3.1, §3.5): the value at position `pos` of the n
+# scores src[off:off + n] sorted ascending (off: a row of a per-channel mask). Both
+# algorithms return the same value on every input; the board picks bubble for small n
+# and radix select above.
 
 try:
     from micropython import const

@@ -1,4 +1,5 @@
-# Sparse int8 inference: a dense layer run straight from its packed form (docs/sparse.md).
+# Sparse int8 inference: a dense layer run straight from its packed form (docs/sparse.md;
+# docs/spec.md §9.7, §8.3).
 #
 # SparseDense has the interface of dense.Dense (rows, cols, in_zp, out_zp, forward), so a
 # dense.Network chains it. forward() accumulates, per output row, bias[r] plus the

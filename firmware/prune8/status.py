@@ -1,4 +1,5 @@
-# What the host asks the board about itself, each answered with one JSON line:
+# What the host asks the board about itself (capacity: docs/spec.md §5.1), each
+# answered with one JSON line:
 #
 #   info()  firmware version, capacity, MicroPython version, free heap
 #   ls()    what is stored under /prune8/: files, the model's layers, the masks

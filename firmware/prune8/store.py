@@ -1,4 +1,5 @@
-# The board's store under /prune8/ (docs/protocol.md, "Storage on the board"):
+# The board's store under /prune8/ (docs/protocol.md, "Storage on the board";
+# docs/spec.md §9.6, §6.3):
 # model.bin holds the pushed model, masks.bin the masks computed for it. Each file is
 # written to NAME.tmp and renamed over NAME when complete, so a reset during a save
 # leaves the previous version intact. Paths, magics and record formats: protocol.py.

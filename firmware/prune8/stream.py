@@ -1,4 +1,5 @@
-# Pruning a stored layer bigger than RAM, tile by tile (docs/streaming.md).
+# Pruning a stored layer bigger than RAM, tile by tile (docs/streaming.md;
+# docs/spec.md §5.3).
 #
 # The layer stays in /prune8/model.bin. The Pruner's fixed buffers hold one tile at a
 # time: its weights, its scores, its mask bits. Per-weight scores (int16) and unit

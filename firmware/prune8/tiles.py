@@ -1,7 +1,8 @@
-# Tiles of a stored layer (docs/streaming.md): a layer bigger than RAM is read, scored,
-# masked and run a tile of weights at a time, in index order (row-major). What every
-# tiled pass shares: reading a tile into a fixed buffer, and zeroing the weights of a
-# tile that a mask prunes, whatever the mask's unit (weights, rows, columns, blocks).
+# Tiles of a stored layer (docs/streaming.md; docs/spec.md §5.3): a layer bigger than RAM
+# is read, scored, masked and run a tile of weights at a time, in index order (row-major).
+# What every tiled pass shares: reading a tile into a fixed buffer, and zeroing the
+# weights of a tile that a mask prunes, whatever the mask's unit (weights, rows, columns,
+# blocks).
 
 from .errors import StoreError
 

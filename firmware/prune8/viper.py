@@ -1,7 +1,8 @@
-# The hot loops as @micropython.viper functions (docs/kernels.md): the same arguments,
-# results and side effects as the portable kernels they stand in for (scores.py,
-# select.py, mask.py, patterns.py, tiles.py, dense.py, sparse.py), chosen at import by
-# prune8.kernels where the port has the native emitter (stock ESP32 firmware does).
+# The hot loops as @micropython.viper functions (docs/kernels.md; docs/spec.md §12): the
+# same arguments, results and side effects as the portable kernels they stand in for
+# (scores.py, select.py, mask.py, patterns.py, tiles.py, dense.py, sparse.py), chosen at
+# import by prune8.kernels where the port has the native emitter (stock ESP32 firmware
+# does).
 #
 # Viper integers are machine words: 32-bit on an ESP32, 64-bit on the unix port. Every
 # value below stays under 2**31 by construction; the bound is written beside each

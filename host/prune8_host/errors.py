@@ -3,7 +3,7 @@
 Everything the host raises for bad input, an unusable board or a failed tool derives
 from `HostError`; `prune8`'s main prints its message as one line on stderr and exits
 with status 2. The firmware's own `prune8.errors.Prune8Error` (bad arguments, shared
-with the board, SPEC.md "Errors") is treated alike. Code decides on these types, never
+with the board, docs/spec.md §6.1) is treated alike. Code decides on these types, never
 on message text.
 """
 

@@ -1,4 +1,4 @@
-# Zero allocation (SPEC.md): after the Pruner is built, every scorer, every threshold
+# Zero allocation (docs/spec.md §5.2): after the Pruner is built, every scorer, every threshold
 # method, mask, apply and row/column pruning allocate nothing. Measured with the
 # collector disabled (gc.mem_alloc() must not move across the call) and, where the port
 # can, with the heap locked (measure.py, prepended by the runner).

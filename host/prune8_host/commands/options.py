@@ -118,7 +118,7 @@ def sparsity_bp(sparsity, bp, optional: bool = False) -> int:
 
 
 def fraction_bp(flag: str, value, hint: str = "") -> int:
-    """The basis points of a fraction given as `flag` (SPEC.md, "Numbers")."""
+    """The basis points of a fraction given as `flag` (docs/spec.md §1.2)."""
     try:
         return twin.to_bp(value)
     except SparsityError:

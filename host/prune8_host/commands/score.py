@@ -45,7 +45,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("mask", help="compute keep masks with the twin (host reference)",
                        description="Score and mask every layer; masks are uint32 words in the "
-                                   "SPEC layout (bit set = keep), saved as a masks .npz.")
+                                   "layout of docs/spec.md §4.1 (bit set = keep), saved "
+                                   "as a masks .npz.")
     add_layer_args(p)
     add_mask_args(p)
     p.add_argument("-o", "--out", metavar="MASKS", help="write the masks file (.npz)")

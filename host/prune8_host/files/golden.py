@@ -213,7 +213,7 @@ def generate(seed: int = 8, max_weights: int = 2048, max_units: int = 64) -> lis
                 add(name=f"{op}-{rows}x{cols}-{bp}", op=op, w=_values(rng, rows * cols, "ties"),
                     rows=rows, cols=cols,
                     mask={"sparsity_bp": bp, "tie": "exact", "min_keep": 1, "method": "auto"})
-    # Every error of SPEC.md, with its exact message.
+    # Every error of docs/spec.md §6.1, with its exact message.
     w8 = _values(rng, 8, "full")
     bad = [
         ("empty", dict(op="magnitude", w=np.zeros(0, np.int8))),

@@ -1,4 +1,5 @@
-"""Masks files (MASKS.npz): per layer, its mask as uint32 words in the SPEC layout.
+"""Masks files (MASKS.npz, docs/spec.md §9.3): per layer, its mask as uint32 words in the
+layout of docs/spec.md §4.1.
 
 Array NAME holds layer NAME's words; the JSON string array "__prune8__" records, per
 layer, what the mask covers (weights, rows, columns or blocks), its length, and what

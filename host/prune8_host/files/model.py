@@ -1,4 +1,5 @@
-"""Model files: an .npz of named int8 layers (2-D, rows = output neurons).
+"""Model files (docs/spec.md §9.1): an .npz of named int8 layers (2-D, rows = output
+neurons).
 
 Activations for the gradient proxy are optional, stored under NAME + ".act" beside
 layer NAME: int8, one per input column (cols,) or one per weight (rows, cols).

@@ -1,4 +1,4 @@
-"""Reading and writing .npy / .npz files with one-line errors.
+"""Reading and writing .npy / .npz files with one-line errors (docs/spec.md §9.4, §9.5).
 
 `save_npz` writes the same bytes for the same arrays on every run (fixed zip
 timestamps, sorted order kept as given), so shipped examples can be regenerated

@@ -1,4 +1,5 @@
-"""Writing an output file (every -o) so that nothing is lost on a fault.
+"""Writing an output file (every -o) so that nothing is lost on a fault (docs/spec.md
+§9.5).
 
 - A regular file, or a new path: written to a temporary file of a name unique to this
   writer, in the target's own directory, then renamed over the target (atomic on

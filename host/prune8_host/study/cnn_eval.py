@@ -50,8 +50,8 @@ TENSORS = {"conv1/weights": "conv1", "dw/weights": "dw", "pw/weights": "pw",
 
 
 def _stat(values: np.ndarray, zp: int) -> np.ndarray:
-    """The gradient proxy's activation statistic (docs/spec-decisions.md, "Calibration
-    statistic") over the first axis: a = (127 * sum|x - zp| + max // 2) // max."""
+    """The gradient proxy's activation statistic (docs/spec.md §8.7) over the first
+    axis: a = (127 * sum|x - zp| + max // 2) // max."""
     sums = np.abs(values.astype(np.int64) - zp).sum(axis=0)
     top = int(sums.max())
     return ((sums * 127 + top // 2) // top).astype(np.int8) if top else \

@@ -83,7 +83,8 @@ RECON_BPS = (5000, 8000, 9000, 9500)
 # -- masks ------------------------------------------------------------------------------
 
 def prune_count(n: int, bp: int) -> int:
-    """k of SPEC.md with min_keep = 1: what every method prunes, per layer or per unit."""
+    """k of docs/spec.md §1.4 with min_keep = 1: what every method prunes, per layer or
+    per unit."""
     return _spec_k(n, bp, 1)
 
 

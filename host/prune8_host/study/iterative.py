@@ -1,4 +1,5 @@
-"""Iterative magnitude pruning (IMP) with rewinding, on a float MLP (`prune8_host.mlp`).
+"""Iterative magnitude pruning (IMP) with rewinding, on a float MLP (`prune8_host.mlp`;
+docs/spec.md §11.1).
 
 The lottery-ticket procedure (Frankle & Carbin 2019; rewinding to an early step:
 Frankle et al. 2020), with the project's own trainer:
@@ -18,15 +19,15 @@ Frankle et al. 2020), with the project's own trainer:
 Only weights are pruned (fc1 = w1 and fc2 = w2, each at the same sparsity, as `make
 eval` prunes every layer alike); biases are not. Every round trains as many epochs
 whichever the rewind, so the three differ only in where a round starts. Ties in |w| go
-in index order (row-major), as SPEC.md's exact tie rule does. Training is `mlp.train`
-(deterministic bit for bit); round r uses seed `seed + r`.
+in index order (row-major), as the exact tie rule of docs/spec.md §3.2 does. Training is
+`mlp.train` (deterministic bit for bit); round r uses seed `seed + r`.
 
 The round after which layer L has pruned k_r of its n weights:
-k_r = min(k_R, floor(n * (1 - (1 - s)^(r/R)) + 1/2)) for r < R, and k_R = SPEC.md's
-k = min(n * bp // 10000, n - 1): the remaining count is n (1 - p)^r rounded to a whole
-weight (within one weight where a round already reaches k_R, which is a floor), the
-mask only grows, and the last round prunes exactly what every other prune8 method
-prunes at that sparsity.
+k_r = min(k_R, floor(n * (1 - (1 - s)^(r/R)) + 1/2)) for r < R, and k_R = the k of
+docs/spec.md §1.4, min(n * bp // 10000, n - 1): the remaining count is n (1 - p)^r
+rounded to a whole weight (within one weight where a round already reaches k_R, which is
+a floor), the mask only grows, and the last round prunes exactly what every other prune8
+method prunes at that sparsity.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def train_dense(init: MLP, x: np.ndarray, y: np.ndarray, *, epochs: int, rewind_
 
 def magnitude_keep(w: np.ndarray, keep: np.ndarray, count: int) -> np.ndarray:
     """A copy of keep with `count` more weights pruned: those of the kept ones with the
-    lowest |w|, ties by lower row-major index (SPEC.md's exact tie rule)."""
+    lowest |w|, ties by lower row-major index (docs/spec.md §3.2's exact tie rule)."""
     flat_keep = np.asarray(keep, bool).reshape(-1).copy()
     kept = np.flatnonzero(flat_keep)
     count = _check_int("count", count, 0)

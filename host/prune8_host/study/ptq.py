@@ -1,5 +1,5 @@
 """Post-training quantization of a float MLP to int8, as the TensorFlow Lite converter
-does it for TFLM (docs/spec-decisions.md, "int8 inference"):
+does it for TFLM (docs/spec.md §8.1, §8.2):
 
 - weights: symmetric per tensor, zero point 0, scale max|w| / 127, values -127..127;
 - activations (the input, the hidden layer, the logits): asymmetric int8 with a zero

@@ -1,4 +1,5 @@
-"""SparseGPT-style one-shot pruning of a float layer, with OBS weight updates.
+"""SparseGPT-style one-shot pruning of a float layer, with OBS weight updates
+(docs/spec.md §11.2).
 
 Written from the description in Frantar & Alistarh, "SparseGPT: Massive Language Models
 Can Be Accurately Pruned in One-Shot" (ICML 2023), section 3 and Algorithm 1.
@@ -23,8 +24,8 @@ from the blocks before it): the entries of the block with the lowest saliency, a
 all rows, ties by the lower row-major index. The paper's lazy batching of updates only
 changes memory traffic, not the result, and is left out.
 
-A layer of n weights loses exactly k = min(n * bp // 10000, n - 1) (SPEC.md's k with
-min_keep = 1), spread over the blocks in proportion to their columns.
+A layer of n weights loses exactly k = min(n * bp // 10000, n - 1) (docs/spec.md §1.4's
+k with min_keep = 1), spread over the blocks in proportion to their columns.
 
 The compensation is greedy: pruning column j moves its error onto columns j+1.., and
 weights there that a later block prunes take it with them. On the digits model, with
@@ -57,7 +58,8 @@ BLOCK = 8       # columns per mask block; the digits layers have 64 and 32 colum
 
 
 def prune_count(n: int, bp: int) -> int:
-    """SPEC.md's k with min_keep = 1: what every prune8 method prunes from n weights."""
+    """docs/spec.md §1.4's k with min_keep = 1: what every prune8 method prunes from n
+    weights."""
     return min(n * bp // 10000, n - 1)
 
 

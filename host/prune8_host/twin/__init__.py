@@ -1,9 +1,9 @@
 """The NumPy twin of the prune8 firmware: the bit-exact host reference.
 
-Every function implements a rule of SPEC.md (and docs/spec-decisions.md) with
+Every function implements a rule of docs/spec.md (each module cites its sections) with
 vectorized NumPy; loops run over chunks of a million weights, never over weights.
 Errors are the firmware's own classes and messages (`prune8.errors`), raised in the
-same order as on the board:
+same order as on the board (docs/spec.md §6.2):
 
     option names -> sparsity -> inputs (dtype, empty, shape, activations,
     capacity) -> min_keep -> min_score
@@ -15,7 +15,7 @@ the board does it). stats and shrink are host-only. This package re-exports the 
 names it has always had, so `from prune8_host.twin import prune_mask` keeps working.
 
 Scores come back in the shape of `w` (`np.int16`; row/column L1 as `np.int32`);
-masks are `np.uint32` words, bit i % 32 of word i // 32, 1 = keep.
+masks are `np.uint32` words, bit i % 32 of word i // 32, 1 = keep (docs/spec.md §4.1).
 """
 
 from __future__ import annotations

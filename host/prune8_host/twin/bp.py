@@ -1,4 +1,5 @@
-"""Sparsity in basis points (SPEC.md, "Numbers"): the twin of prune8.bp."""
+"""Sparsity in basis points (docs/spec.md §1.2): the twin of prune8.bp. The prune count
+k (§1.4) is prune8.bp.prune_count itself."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from .check import is_int
 
 
 def to_bp(s) -> int:
-    """Float (or 0/1) sparsity -> basis points, SPEC.md "Numbers".
+    """Float (or 0/1) sparsity -> basis points, docs/spec.md §1.2.
 
     A `np.float32` is converted in float32 arithmetic, exactly as on the ESP32.
     """

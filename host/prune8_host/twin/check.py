@@ -1,5 +1,5 @@
-"""Argument checks of the twin, in the order the board makes them (docs/spec-decisions.md,
-"Order of checks"). Each raises the firmware's own error (`prune8.errors`)."""
+"""Argument checks of the twin, in the order the board makes them (docs/spec.md §6.2).
+Each raises the firmware's own error (`prune8.errors`, docs/spec.md §6.1)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Vectorized NumPy with int64 intermediates, written as TFLM and gemmlowp state it
 (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT), so that the firmware's
 15-bit-limb version is checked against the reference formulas, not against itself
-(docs/spec-decisions.md, "int8 inference"). Errors are the firmware's (`prune8.errors`).
+(docs/spec.md §8.2-§8.4; the calibration statistic: §8.7). Errors are the firmware's
+(`prune8.errors`).
 
 A quantized model is a model file (`prune8_host.files.model`) whose layers carry the integer
 parameters under NAME.FIELD keys (`twin.layer.QUANT_FIELDS`), in file order:

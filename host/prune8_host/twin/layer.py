@@ -3,8 +3,9 @@
 `Layer` is one int8 layer of a model (rows = output neurons) with what travels beside it:
 activations for the gradient proxy, calibration samples for Wanda, the integer
 parameters of int8 inference. `LayerMask` is a mask over one layer with what made it.
-How they are named in files (NAME.act, NAME.calib, NAME.FIELD) is fixed here too, so
-messages can name the entry a user has to add; prune8_host.files reads and writes them.
+How they are named in files (NAME.act, NAME.calib, NAME.FIELD: docs/spec.md §9.1) is
+fixed here too, so messages can name the entry a user has to add; prune8_host.files
+reads and writes them. A mask's fields are those of docs/spec.md §9.3.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ META_NAME = "__prune8__"  # a masks file's metadata entry: no layer may have thi
 ACT_SUFFIX = ".act"
 CALIB_SUFFIX = ".calib"
 MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
-# Integer parameters of TFLM-style int8 inference (docs/spec-decisions.md, "int8 inference"):
+# Integer parameters of TFLM-style int8 inference (docs/spec.md §8, §9.1):
 # bias (int32, rows), mult and shift (the requantization multiplier and shift), relu (0/1),
 # in_zp and out_zp (activation zero points); and, informative only, the real scales
 # in_scale, w_scale and out_scale (float32, as a .tflite file stores them).
@@ -36,7 +37,7 @@ assert set(UNITS) == set(SCORERS)
 
 
 def name_problem(name) -> str | None:
-    """What is wrong with a layer name, or None (docs/spec-decisions.md, "Files"): 1 to
+    """What is wrong with a layer name, or None (docs/spec.md §9.2): 1 to
     MAX_NAME UTF-8 bytes (what the board's frames and records hold), no control
     characters, and not the masks file's metadata entry."""
     if not isinstance(name, str) or not name:

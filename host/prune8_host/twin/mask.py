@@ -1,5 +1,7 @@
-"""Keep masks (SPEC.md, "Threshold and mask"): the twin of prune8.mask and of
-Pruner.mask(), masks as np.uint32 words, bit i % 32 of word i // 32, 1 = keep."""
+"""Keep masks: the twin of prune8.mask and of Pruner.mask(), masks as np.uint32 words,
+bit i % 32 of word i // 32, 1 = keep (docs/spec.md §4). The rules: k (§1.4), the
+threshold and ties (§3.1-§3.4), per-channel scope (§3.6), reading, apply, stats
+(§4.2-§4.5)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def rule_words(src: Scores, k: int, tie: str, min_score: int) -> np.ndarray:
 
 
 def words(mask_bytes: np.ndarray) -> np.ndarray:
-    """Mask bytes (SPEC bit order, whole words) -> np.uint32 mask words."""
+    """Mask bytes (docs/spec.md §4.1 bit order, whole words) -> np.uint32 mask words."""
     return mask_bytes.view("<u4").astype(np.uint32, copy=False)
 
 
@@ -44,7 +46,7 @@ def kept(s: np.ndarray, k: int, tie: str, min_score: int) -> np.ndarray:
 
 
 def mask_from_keep(keep) -> np.ndarray:
-    """Boolean keep flags -> mask words (uint32, SPEC layout, bits past n = 0)."""
+    """Boolean keep flags -> mask words (uint32, docs/spec.md §4.1, bits past n = 0)."""
     keep = np.asarray(keep, dtype=bool).reshape(-1)
     packed = np.packbits(keep, bitorder="little")
     buf = np.zeros(4 * ((keep.size + 31) // 32), np.uint8)

@@ -1,4 +1,4 @@
-"""N:M patterns (docs/spec-decisions.md): the twin of prune8.patterns."""
+"""N:M patterns (docs/spec.md §3.7): the twin of prune8.patterns."""
 
 from __future__ import annotations
 

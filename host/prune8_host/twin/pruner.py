@@ -1,5 +1,5 @@
-"""Structured pruning of whole rows or columns by L1 norm: the twin of
-Pruner.prune_rows and Pruner.prune_cols (prune8.pruner)."""
+"""Structured pruning of whole rows or columns by L1 norm (docs/spec.md §4.4): the twin
+of Pruner.prune_rows and Pruner.prune_cols (prune8.pruner)."""
 
 from __future__ import annotations
 

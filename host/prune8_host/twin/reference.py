@@ -1,7 +1,8 @@
 """The reference for a whole layer: score it and mask it, as the board does.
 
 This is what the board is checked against: `layer_mask` gives, for a layer and a
-method, the mask the board must produce bit for bit (SPEC.md).
+method, the mask the board must produce bit for bit (docs/spec.md §2-§4; gradual
+pruning §7.2; the masked model a board runs, `masked_model`: §4.3).
 """
 
 from __future__ import annotations

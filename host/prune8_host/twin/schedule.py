@@ -1,4 +1,4 @@
-"""The gradual pruning schedule (docs/spec-decisions.md): the board's own
+"""The gradual pruning schedule (docs/spec.md §7.1): the board's own
 prune8.schedule.sparsity_at, which the twin does not re-implement (it is not an oracle
 here: host and board must walk the same steps), with NumPy integers accepted."""
 

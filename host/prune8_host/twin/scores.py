@@ -1,4 +1,4 @@
-"""Scores (SPEC.md, "Scores"; docs/spec-decisions.md): the twin of prune8.scores.
+"""Scores (docs/spec.md §2): the twin of prune8.scores.
 
 Vectorized NumPy; loops run over blocks of a million weights, never over weights.
 Scores come back in the shape of `w` as np.int16; row, column and block L1 as np.int32.

@@ -1,4 +1,4 @@
-"""Threshold selection (SPEC.md, "Threshold and mask"): the twin of prune8.select.
+"""Threshold selection (docs/spec.md §3.1, §3.5): the twin of prune8.select.
 
 The exact k-th smallest score without a general sort. np.partition is an introselect
 that NumPy vectorises only with AVX-512; elsewhere it costs ~30x a widening copy on
@@ -157,7 +157,7 @@ def release_scratch() -> None:
 
 
 class Cuts:
-    """Per cut value x: the mask bytes of `score >= x` (SPEC bit order, padded with
+    """Per cut value x: the mask bytes of `score >= x` (docs/spec.md §4.1, padded with
     zeros to whole 64-bit words), packed block by block in one pass over the scores.
     The bytes live in per-thread scratch: mask_bytes copies what it returns."""
 

@@ -10,7 +10,8 @@ columns NAME.calib). What is left is an ordinary dense model, smaller.
 their biases, and L+1's matching columns zeroed (make eval's structured pruning,
 `study.evaluate.apply_keep`, makes exactly this model). Under TFLM's int8 arithmetic
 (`prune8_host.twin.dense`) both give the same int8 outputs for every input, for two reasons,
-each enough on its own (docs/spec-decisions.md, "Shrinking"):
+each enough on its own (the rules: docs/spec.md §10; why: docs/spec-decisions.md,
+"Shrinking"):
 - a zeroed row with a zeroed bias has accumulator 0, which requantizes to 0 whatever
   the multiplier and shift, so the neuron outputs exactly L's output zero point, with or
   without a fused ReLU; L+1's input zero point is that same zero point, so the neuron

@@ -1,4 +1,5 @@
-"""Score statistics for reports (host only: the board has no counterpart)."""
+"""Score statistics for reports (docs/spec.md §2.10; host only: the board has no
+counterpart)."""
 
 from __future__ import annotations
 

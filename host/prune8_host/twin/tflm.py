@@ -1,6 +1,7 @@
 """TensorFlow Lite Micro's own interpreter (PyPI tflite-micro: the reference kernels,
 compiled), the judge of int8 inference: twin.dense must give its outputs bit for bit on
-FULLY_CONNECTED models, and it scores .tflite models prune8 cannot run itself (conv)."""
+FULLY_CONNECTED models (docs/spec.md §8), and it scores .tflite models prune8 cannot run
+itself (conv)."""
 
 from __future__ import annotations
 

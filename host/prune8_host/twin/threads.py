@@ -1,7 +1,8 @@
 """Large passes of the twin split across threads (NumPy releases the GIL in its loops).
 
 Every part writes only its own slice of the result, so the answer is the same for any
-number of threads and any order; small inputs stay on the calling thread.
+number of threads and any order (docs/spec.md §3.5); small inputs stay on the calling
+thread.
 """
 
 from __future__ import annotations
