@@ -450,6 +450,19 @@ def test_errors_match(field, value):
         x_len = value
     else:
         p[field] = value
+    assert_same_error(p, bias, x_len)
+
+
+def test_both_counts_are_checked_before_any_multiplier():
+    """A bad multiplier value and a shift list of the wrong length: both sides name the
+    length (docs/spec.md §8.4's order)."""
+    msg = assert_same_error(dict(GOOD, multiplier=[0, 5], shift=[1]), [5, -7], 3)
+    assert "shift" in msg
+
+
+def assert_same_error(p, bias, x_len):
+    """Dense(p) loaded with bias and run on x_len inputs fails on the firmware and in the
+    twin with the same class and message; returns the message."""
     rows, cols = p["rows"], p["cols"]
     w = np.zeros((max(rows, 1), max(min(cols, 4097), 1)), np.int8)
 
@@ -469,6 +482,7 @@ def test_errors_match(field, value):
     with pytest.raises(errors.Prune8Error) as tw:
         twin()
     assert (type(fw.value), str(fw.value)) == (type(tw.value), str(tw.value))
+    return str(fw.value)
 
 
 def test_network_refuses_a_broken_chain():

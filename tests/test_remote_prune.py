@@ -99,3 +99,19 @@ def test_the_board_refuses_a_bad_step_count_before_writing(stored_model):
     assert result == {"ok": False, "type": "ScheduleError", "error":
                       "steps must be an integer in 0..100000 (0: prune in one shot); got -1"}
     assert open(root + "/masks.bin", "rb").read() == before
+
+
+@pytest.mark.parametrize("method, kwargs", [
+    ("bogus", {"steps": -1, "scope": "row"}),   # the method first, then steps, then scope
+    ("magnitude", {"steps": -1, "scope": "row"}),
+    ("magnitude", {"scope": "row"}),
+])
+def test_bad_options_get_the_twins_error_in_the_twins_order(stored_model, method, kwargs):
+    root, model = stored_model
+    call = f"prune_model.prune({method!r}, 5000, **{kwargs!r})"
+    out = subprocess.run([sys.executable, "-c", PREAMBLE.format(root=root) + call],
+                         capture_output=True, text=True, check=True).stdout
+    board = json.loads(out.strip().splitlines()[-1])
+    with pytest.raises(Exception) as twin:
+        layer_mask(next(iter(model.values())), method, sparsity_bp=5000, **kwargs)
+    assert (board["type"], board["error"]) == (type(twin.value).__name__, str(twin.value))

@@ -139,11 +139,12 @@ def _check_params(w, bias, multiplier, shift, in_zp, out_zp, relu):
     if w.ndim != 2 or not (1 <= w.shape[0] <= MAX_UNITS and 1 <= w.shape[1] <= MAX_UNITS):
         raise errors.dense_shape(*(w.shape if w.ndim == 2 else (w.size, 1)))
     rows = w.shape[0]
+    # both counts, then every multiplier, then every shift (firmware's Requant)
     multiplier = _per_row("multiplier", multiplier, rows)
+    shift = _per_row("shift", shift, rows)
     for m in np.atleast_1d(multiplier).tolist() if not _is_int(multiplier) else [multiplier]:
         if not _is_int(m) or (m != 0 and not 1 << 30 <= m <= INT32_MAX):
             raise errors.quant_multiplier(m)
-    shift = _per_row("shift", shift, rows)
     for s in np.atleast_1d(shift).tolist() if not _is_int(shift) else [shift]:
         _check_int("shift", s, -31, 30)
     in_zp = _check_int("in_zp", in_zp, -128, 127)

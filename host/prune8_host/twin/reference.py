@@ -151,6 +151,9 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
     scope: "layer" (one k for the whole layer) or "channel" (the same k in every row,
     prune_mask_channels; a per-weight scorer only).
     """
+    # the board's order of checks (prune8.prune_model.prune_result): method, steps, scope
+    if not isinstance(method, str) or method not in SCORERS:
+        raise errors.option("method", method, SCORERS)
     if not is_int(steps) or not 0 <= steps <= MAX_STEPS:
         raise errors.steps_value(steps, MAX_STEPS)
     if not isinstance(scope, str) or scope not in SCOPES:

@@ -230,9 +230,11 @@ def scale_multipliers(scales, rows: int) -> np.ndarray:
     scales): floor(scale_r / max(scale) * 32768 + 0.5), in float64, 0..32768. One
     scale (per tensor) gives 32768 for every row."""
     s = np.asarray(scales, np.float64).reshape(-1)
-    if s.size not in (1, rows) or not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise errors.scale_mismatch(int(s.size), rows) if s.size not in (1, rows) else \
-            errors.scale_value(float(s[~(np.isfinite(s) & (s > 0))][0]), 0)
+    if s.size not in (1, rows):
+        raise errors.scale_mismatch(int(s.size), rows)
+    bad = np.flatnonzero(~(np.isfinite(s) & (s > 0)))
+    if bad.size:  # the row that holds it (row 0 for one per-tensor scale)
+        raise errors.scale_value(float(s[bad[0]]), int(bad[0]))
     m = np.floor(s / s.max() * errors.MAX_SCALE + 0.5).astype(np.int64)
     return np.broadcast_to(m, (rows,)).copy()
 
