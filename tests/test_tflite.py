@@ -17,6 +17,7 @@ import flatbuffers
 import numpy as np
 import pytest
 
+from prune8.errors import DtypeError
 from prune8_host.cli import main
 from prune8_host.errors import FileFormatError, ModelError
 from prune8_host.files import tflite, tflite_build
@@ -24,6 +25,7 @@ from prune8_host.files.masks import load_masks
 from prune8_host.twin import dense, tflm
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import apply_layer_mask, layer_mask
+from prune8_host.twin.scores import scale_multipliers
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"
@@ -53,7 +55,6 @@ def edited(tmp_path, change, source=FC) -> Path:
 
 
 def test_the_example_models_are_the_scripts_output():
-    pytest.importorskip("sklearn", reason="scikit-learn (the test extra) makes the data")
     sys.path.insert(0, str(EX))
     try:
         import make_tflite
@@ -260,10 +261,18 @@ def test_eval_on_the_host_by_tflm(tmp_path, capsys):
 
 # -- per-channel scales ------------------------------------------------------------
 
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), float("inf")])
+def test_a_bad_weight_scale_is_named_with_its_row(bad):
+    scales = np.full(6, 0.02, np.float32)
+    scales[4] = bad
+    with pytest.raises(DtypeError, match=r"got (0\.0|-0\.5|nan|inf) at row 4$"):
+        scale_multipliers(scales, 6)
+
+
 def test_the_scale_aware_mask_ranks_the_real_magnitudes():
     # weights and per-row scales whose real magnitudes |w| * scale_r are equal within a
     # row or at least the rounding step apart across rows: then the integer score ranks
-    # exactly as the floats do (ties by index, as SPEC's exact rule)
+    # exactly as the floats do (ties by index, as the exact rule of docs/spec.md §3.2)
     rng = np.random.default_rng(11)
     rows, cols = 16, 32
     scales = rng.uniform(0.002, 0.05, rows).astype(np.float32)
