@@ -12,7 +12,7 @@ EVAL_STAMP := $(VENV)/.prune8-eval-installed
 # The virtual board's Node side: package.json/package-lock.json pin the MicroPython VM.
 VBOARD_NODE := host/prune8_host/vboard
 
-.PHONY: install test lint demo bench build eval clean vboard
+.PHONY: install test test-peers lint demo bench build eval clean vboard
 
 $(STAMP): pyproject.toml firmware/prune8/__init__.py $(VBOARD_NODE)/package.json $(VBOARD_NODE)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml firmware/prune8/__init__.py $(VBOARD_NODE)/package.json
 
 install: $(STAMP)
 
-# The eval extra (PyTorch, scikit-learn, matplotlib): make eval needs it, and make test
-# installs it too so that the PyTorch agreement tests run (in CI as well).
+# The eval extra (PyTorch): make eval and make test-peers need it; make test does not
+# install it (1.3 GB of PyTorch for a handful of agreement tests).
 $(EVAL_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,eval]'
 	touch $@
@@ -34,8 +34,18 @@ LINTED := host firmware boards tests bench examples
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache $(LINTED)
 
-test: $(EVAL_STAMP) lint
-	$(BIN)/python -m pytest
+# The whole suite but the peers group (pyproject.toml's addopts deselect it), on
+# TEST_WORKERS processes (pytest-xdist; each takes whole modules, so a module's shared
+# board stays one board); it refuses to pass when it collected fewer tests than the suite
+# has (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+
+# Agreement with PyTorch's pruning (tests marked `peers`): opt-in, CI may skip it.
+test-peers: $(EVAL_STAMP)
+	$(BIN)/python -m pytest -m peers
 
 demo: install
 	$(BIN)/prune8 demo $(if $(PORT),--port $(PORT))

@@ -24,6 +24,7 @@ from prune8_host.twin.reference import PruneOptions
 
 pytestmark = pytest.mark.timeout(900)
 MODEL = "examples/digits_mlp.npz"
+TEST = "examples/digits_test.npz"   # eval's default data
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +64,25 @@ def methods():
     return [m for m in UNITS if m != "wanda"]  # the digits model has no Wanda samples
 
 
-def test_board_accuracy_equals_the_twin_at_half_sparsity_for_every_scorer(port):
+def test_board_accuracy_equals_the_twin_at_half_sparsity_for_every_scorer(port, tmp_path):
     assert cli(port, "push", MODEL)[0] == 0
     code, report = cli(port, "eval", MODEL, "--no-masks")
     assert code == 0 and report["logits_identical"]
     assert report["board_correct"] == report["twin_correct"] == 355  # 98.61 %
+    # each scorer's masks on the first 90 images: a logit that differed fails as well
+    data = tmp_path / "test90.npz"
+    with np.load(TEST) as f:
+        np.savez(data, images=f["images"][:90], labels=f["labels"][:90])
     for method in methods():
         args = ["prune", "--method", method, "--sparsity", "0.5"]
         if method == "blocks":
             args += ["--block", "2x2"]
         assert cli(port, *args)[0] == 0, method
-        code, report = cli(port, "eval", MODEL)
+        code, report = cli(port, "eval", MODEL, "--data", str(data))
         assert code == 0, (method, report)
         assert report["logits_identical"], method
         assert report["board_correct"] == report["twin_correct"], method
-        assert report["images"] == 360 and len(report["masks"]) == 2
+        assert report["images"] == 90 and len(report["masks"]) == 2
 
 
 def test_eval_refuses_a_model_the_board_does_not_hold(port, tmp_path):

@@ -53,15 +53,20 @@ def test_run_of_a_256x256_layer_verifies_and_reports_the_peak_heap(port, tmp_pat
 
 
 def test_eval_runs_the_big_layer_from_flash_dense_and_packed(port, tmp_path):
+    # The first 30 test images: every image is 65,536 multiply-adds from flash on the
+    # MicroPython VM, and one logit that differed from the twin's fails as well as many.
+    data = tmp_path / "test30.npz"
+    with np.load(WIDE_TEST) as f:
+        np.savez(data, images=f["images"][:30], labels=f["labels"][:30])
     masks = tmp_path / "m.npz"
     assert cli(port, "run", WIDE, "--method", "magnitude", "--sparsity", "0.7",
                "-o", str(masks))[0] == 0
-    code, report = cli(port, "eval", WIDE, "--data", WIDE_TEST)
+    code, report = cli(port, "eval", WIDE, "--data", str(data))
     assert code == 0 and report["logits_identical"], report
-    assert report["images"] == 360 and report["board_accuracy"] > 0.9
+    assert report["images"] == 30 and report["board_accuracy"] > 0.9
     assert [m["pruned"] for m in report["masks"]] == [65536 * 7 // 10, 2560 * 7 // 10]
     assert cli(port, "pack", WIDE, str(masks), "--push")[0] == 0
-    code, report = cli(port, "eval", WIDE, "--data", WIDE_TEST, "--packed")
+    code, report = cli(port, "eval", WIDE, "--data", str(data), "--packed")
     assert code == 0 and report["logits_identical"], report
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,27 @@ PROFILE = load_board(os.environ.get("PRUNE8_BOARD", "esp32"))
 
 
 @pytest.fixture(scope="module")
-def board(tmp_path_factory):
+def board(request, tmp_path_factory):
     """A session on a board with the current firmware deployed and the golden file on it."""
     port = os.environ.get("PRUNE8_PORT")
     vb = None
-    if not port:
-        from prune8_host.vboard import VirtualBoard
-        vb = VirtualBoard(board=PROFILE.name, baud=0).start()
-        port = vb.port
     try:
-        build = build_firmware(PROFILE, out_root=tmp_path_factory.mktemp("build"))
-        with BoardSession(port, baud=PROFILE.baud, check_firmware=False) as s:
-            deploy(s, build, quiet=True)
+        if port:
+            build = build_firmware(PROFILE, out_root=tmp_path_factory.mktemp("build"))
+            with BoardSession(port, baud=PROFILE.baud, check_firmware=False) as s:
+                deploy(s, build, quiet=True)
+        else:
+            from prune8_host.vboard import VirtualBoard
+            flash = None
+            if PROFILE.name == "esp32":  # the session's deployed flash (conftest)
+                flash = tmp_path_factory.mktemp("suite") / "flash"
+                shutil.copytree(request.getfixturevalue("deployed_flash"), flash)
+            vb = VirtualBoard(board=PROFILE.name, baud=0, flash_dir=flash).start()
+            port = vb.port
+            if flash is None:
+                with BoardSession(port, check_firmware=False) as s:
+                    deploy(s, build_firmware(PROFILE, out_root=tmp_path_factory.mktemp(
+                        "build")), quiet=True)
         with BoardSession(port, baud=PROFILE.baud) as s:
             push_golden(s)
             yield s

@@ -19,8 +19,6 @@ import numpy as np
 import pytest
 
 from prune8 import errors
-from prune8_host.device.build import build_firmware
-from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import board_listing, prune, pull, push, verify_on_board
 from prune8_host.errors import BoardError, LinkError
@@ -28,7 +26,6 @@ from prune8_host.files.model import load_model, save_model
 from prune8_host.files.records import layer_crc
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import PruneOptions
-from prune8_host.vboard import VirtualBoard
 
 pytestmark = pytest.mark.timeout(600)
 EXAMPLE = "examples/example_model.npz"
@@ -38,33 +35,15 @@ MARKER = bytes([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77])
 BP = 5000
 
 
-@pytest.fixture(scope="module")
-def firmware(tmp_path_factory):
-    return build_firmware("esp32", out_root=tmp_path_factory.mktemp("build"))
-
-
 def firmware_bytes(build) -> int:
     """Bytes the deployed firmware takes on the board's filesystem (its files' sizes)."""
     return sum(f.stat().st_size for f in build.root.rglob("*") if f.is_file())
 
 
 @pytest.fixture
-def board(firmware, tmp_path, request):
+def board(fresh_vboard):
     """A fresh virtual board with the firmware deployed: board(**VirtualBoard kwargs)."""
-    boards = []
-
-    def make(**kwargs):
-        kwargs.setdefault("baud", 0)
-        vb = VirtualBoard(board="esp32", flash_dir=tmp_path / f"flash{len(boards)}",
-                          **kwargs).start()
-        boards.append(vb)
-        with BoardSession(vb.port, check_firmware=False) as s:
-            deploy(s, firmware, quiet=True)
-        return vb
-
-    yield make
-    for vb in boards:
-        vb.stop()
+    return lambda **kwargs: fresh_vboard(deployed=True, board="esp32", **kwargs)
 
 
 def marked_model(seed=0) -> dict[str, Layer]:

@@ -1,6 +1,7 @@
 """The evaluation (prune8_host.study.evaluate): PyTorch's pruning agrees with ours where there
 is one right answer, the structured methods remove whole neurons, and a short sweep
-writes the report. Skipped, with the reason, when the eval extra is not installed."""
+writes the report. The tests that need PyTorch are the `peers` group: `make test-peers`
+installs the eval extra and runs them; `make test` leaves them out."""
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ def distinct_magnitudes(draw):
     return (mags * signs).astype(np.int8).reshape(rows, cols)
 
 
+@pytest.mark.peers
 @SETTINGS
 @given(distinct_magnitudes(), st.data())
 def test_magnitude_masks_equal_torch_l1_unstructured_when_magnitudes_differ(torch, w, data):
@@ -45,6 +47,7 @@ def test_magnitude_masks_equal_torch_l1_unstructured_when_magnitudes_differ(torc
     assert ours.tolist() == evaluate.torch_l1_keep(w, k).reshape(-1).tolist()
 
 
+@pytest.mark.peers
 @SETTINGS
 @given(st.integers(1, 32), st.integers(1, 64), st.integers(0, 2**32 - 1), st.data())
 def test_row_masks_equal_torch_ln_structured_when_norms_differ(torch, rows, cols, seed, data):
@@ -60,6 +63,7 @@ def test_row_masks_equal_torch_ln_structured_when_norms_differ(torch, rows, cols
         evaluate.torch_ln_rows_keep(w, k).tolist()
 
 
+@pytest.mark.peers
 def test_on_the_digits_model_masks_differ_only_among_ties(torch):
     model = load_model(DIGITS)
     for bp in range(0, 10000, 500):
@@ -80,9 +84,8 @@ def test_structured_pruning_removes_whole_neurons():
     assert pruned["fc2"].weights[:, ~gone].tolist() == model["fc2"].weights[:, ~gone].tolist()
 
 
+@pytest.mark.peers
 def test_a_short_sweep_writes_the_report(torch, tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib is not installed (the eval extra)")
-    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     from prune8_host.study import report, series
     run = evaluate.sweep(epochs=1, step_bp=5000, log=lambda *_: None, imp_rounds=2,
                          imp_epochs=1)
@@ -129,8 +132,6 @@ def test_imp_series_magnitude_masks_are_the_twins():
 
 
 def test_the_cnn_study_writes_its_report(tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib is not installed (the eval extra)")
-    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     from prune8_host.study import cnn_eval
     run = cnn_eval.sweep(step_bp=5000, epochs=1, series=[("magnitude", "layer"),
                                                           ("scaled", "layer"),

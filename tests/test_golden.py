@@ -1,29 +1,12 @@
-"""The golden vectors and the on-board runner agree, checked here under CPython.
+"""The golden vectors (prune8_host.files.golden) cover what the board must check.
 
-tests/board/test_golden.py is plain MicroPython that also runs on CPython; running it
-here catches drift between the generator (prune8_host.golden) and the runner before a
-board does. tests/test_board_suite.py runs it on the MicroPython VM.
+The runner, tests/board/test_golden.py, checks every case on a real MicroPython: the unix
+port with the portable and the viper kernels (tests/test_unix_port.py, seconds) and the
+WebAssembly VM behind the virtual board (tests/test_board_suite.py). Drift between the
+generator and the runner fails there.
 """
 
-import contextlib
-import io
-
-from prune8_host.device.suite import BOARD_TESTS, parse_report
 from prune8_host.files import golden
-
-
-def test_every_golden_case_passes_under_cpython(tmp_path):
-    cases = golden.generate()
-    path = tmp_path / "golden.bin"
-    golden.write(path, cases)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec((BOARD_TESTS / "test_golden.py").read_text(),
-             {"ARGS": {"golden": str(path)}, "__name__": "golden"})
-    results = parse_report("test_golden", out.getvalue())
-    assert [r.name for r in results] == [c.name for c in cases]
-    failed = [(r.name, r.detail) for r in results if not r.passed]
-    assert not failed
 
 
 def test_golden_covers_every_scorer_method_tie_and_error():

@@ -16,7 +16,6 @@ DENSE_EPOCHS, REWIND_EPOCH = 3, 1
 
 @pytest.fixture(scope="module")
 def data():
-    pytest.importorskip("sklearn", reason="scikit-learn is not installed (the test extra)")
     d = digits.load()
     return d.x_train[:400], d.y_train[:400], digits.init_float(d)
 
@@ -53,7 +52,7 @@ def test_round_counts_follow_the_rate_and_end_at_specs_k(n, bp, rounds):
     counts = imp.round_counts(n, bp, rounds)
     p = imp.round_rate(bp / 10000, rounds)
     assert len(counts) == rounds
-    assert counts[-1] == min(n * bp // 10000, n - 1)           # SPEC.md's k, min_keep = 1
+    assert counts[-1] == min(n * bp // 10000, n - 1)           # docs/spec.md §1.4's k
     assert abs(counts[-1] - n * bp / 10000) <= 1                 # within one weight
     assert all(0 <= a <= b for a, b in zip([0] + counts, counts))  # only ever grows
     for r, k in enumerate(counts, 1):
@@ -141,7 +140,6 @@ def test_deterministic(data, runs):
 
 
 def test_the_dense_run_of_the_digits_recipe_is_the_shipped_models_float_model():
-    pytest.importorskip("sklearn", reason="scikit-learn is not installed (the test extra)")
     d = digits.load()
     run = imp.train_dense(digits.init_float(d), d.x_train, d.y_train, epochs=digits.EPOCHS,
                           rewind_epoch=2, lr=digits.LR, seed=digits.TRAIN_SEED,

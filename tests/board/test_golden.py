@@ -1,25 +1,16 @@
 # Golden vectors from the twin (prune8_host.files.golden), checked on the board: scores, mask,
-# pruned weights, or the exact error class and message, for every case.
+# pruned weights, or the exact error class and message, for every case. ticks_us and
+# ticks_diff are measure.py's (the runner puts it before this script).
 import gc
 import json
 import struct
-import time
 from array import array
 
 import prune8
 from prune8.protocol import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC
 
-try:
-    ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
-except AttributeError:  # CPython
-    def ticks_us():
-        return int(time.perf_counter() * 1e6)
-
-    def ticks_diff(a, b):
-        return a - b
-
 PRUNERS = {}
-# gc.mem_alloc is MicroPython's; under CPython (tests/test_golden.py) nothing is measured.
+# gc.mem_alloc is MicroPython's: a port without it measures no allocation.
 MEASURE = hasattr(gc, "mem_alloc")
 
 
