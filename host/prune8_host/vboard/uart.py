@@ -1,6 +1,6 @@
 """The serial line between host and virtual board: pacing and the board's receive FIFO.
 
-Pure bookkeeping with explicit timestamps (no threads, no I/O), so virtual_board.py's bridge
+Pure bookkeeping with explicit timestamps (no threads, no I/O), so pty_bridge.py's bridge
 loop can drive it and tests can reason about it.
 
 Host -> board: bytes go onto the wire (`Wire`, paced at `baud` with 10 bits per byte:

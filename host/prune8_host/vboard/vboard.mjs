@@ -2,10 +2,11 @@
 // package @micropython/micropython-webassembly-pyscript, pinned by package-lock.json)
 // driven the way an ESP32 port's main.c drives pyexec.
 //
-// Started by prune8_host/vboard/board.py, which owns the pseudo-terminal, the UART
-// pacing and the bounded receive FIFO. This process only ever blocks in one place:
-// when the VM wants input (the REPL is idle, or running code reads sys.stdin) it sends
-// "R <interrupt char>" on the control pipe and reads one frame from stdin:
+// Started by prune8_host/vboard/vm_process.py; the bridge thread (pty_bridge.py) owns
+// the pseudo-terminal, the UART pacing and the bounded receive FIFO. This process only
+// ever blocks in one place: when the VM wants input (the REPL is idle, or running code
+// reads sys.stdin) it sends "R <interrupt char>" on the control pipe and reads one
+// frame from stdin:
 // "D" + uint16 LE length + bytes; a zero-length frame is a wake-up (a Ctrl-C arrived).
 // Everything the VM prints goes to stdout. Other control lines: "I <char>" when the
 // interrupt char changes (micropython.kbd_intr, pyexec), "U <n>" when the VM may stay
