@@ -129,12 +129,12 @@ def test_the_layout_rules_see_the_imports():
     assert "prune8_host.commands.options" in GRAPH["prune8_host.commands.workflow"]
 
 
-# A struct format literal passed to struct (or numpy) outside the one table. flash.py
+# A struct format literal passed to struct (or numpy) outside the one table. esp_image.py
 # reads esptool's image header, not a prune8 format.
 FORMAT_LITERAL = re.compile(r"""struct\.\w+\(\s*["'][<>=!@]""")
 FRAME_LETTER = re.compile(r"""ord\(["'][A-Z!d]["']\)|b["'][A-Z]{4,}["']""")
 OWN_FORMATS = [p for m, p in MODULES.items()
-               if m not in ("prune8.protocol", "prune8_host.device.flash")]
+               if m not in ("prune8.protocol", "prune8_host.device.esp_image")]
 
 
 @pytest.mark.parametrize("path", OWN_FORMATS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -79,4 +79,5 @@ class NodeSetupError(HostError):
 
 class FlashError(HostError):
     """Anything `prune8 flash` refuses or fails at; the subclasses in
-    prune8_host.device.flash say how (each also a ValueError or an OSError)."""
+    prune8_host.device.flash and .esp_image (the file) say how (each also a ValueError
+    or an OSError)."""

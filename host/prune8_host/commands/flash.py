@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from prune8_host.boards import DEFAULT_BOARD, board_names, load_board
 
 
@@ -37,16 +35,17 @@ def register(sub) -> None:
 def run(args) -> int:
     # Imported here so that other commands (and --help) do not load esptool.
     from prune8_host.device import flash
+    from prune8_host.device.progress import TaskProgress
 
     profile = load_board(args.board)
-    bar = None if args.quiet else flash.TqdmProgress(file=sys.stderr)
+    bar = TaskProgress(quiet=args.quiet)
 
     # esptool's chatter ("Connecting...", "Stub flasher running.") is shown only with
-    # --verbose; its warnings always, through the bar so they do not garble it.
+    # --verbose; its warnings unless --quiet, through the bar so they do not garble it.
     shown = {"warning", "error"} | ({"info", "note", "debug"} if args.verbose else set())
 
     def on_message(level: str, text: str) -> None:
-        if bar is not None and level in shown:
+        if level in shown:
             bar.write(f"esptool: {text}" if level == "info" else f"esptool {level}: {text}")
 
     # Refuse a bad file or baud rate before saying we are flashing.
@@ -58,11 +57,10 @@ def run(args) -> int:
               f"{', erasing first' if args.erase else ''}", flush=True)
     try:
         report = flash.flash_firmware(args.port, args.firmware, profile, erase=args.erase,
-                                      baud=baud, progress=bar or False,
+                                      baud=baud, progress=bar,
                                       on_message=on_message)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if not args.quiet:
         chip = report.chip_name + (" (the board profile's chip: the ROM did not identify "
                                    "itself)" if report.chip_source == "profile" else "")
