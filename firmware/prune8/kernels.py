@@ -17,7 +17,7 @@ TABLE = (
               "random", "scaled_tile", "wanda_norms", "wanda_tile", "add_squares", "block_l1",
               "add_blocks")),
     (select, ("radix", "radix_count", "bubble", "count_below")),
-    (mask, ("fill_bits", "apply_bits")),
+    (mask, ("fill_bits", "apply_bits", "popcount")),
     (patterns, ("nm_bits",)),
     (tiles, ("zero_tile",)),
     (dense, ("dot", "dense_acc", "requantize_rows")),

@@ -11,6 +11,7 @@ import json
 from array import array
 
 from . import check, errors, store
+from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import MASKS_MAGIC, MASKS_PATH, SCOPES, SCORERS
 from .pruner import Pruner
@@ -88,7 +89,7 @@ def in_ram(p, info, method, block):
         or mask_count(info, method, block) <= p.max_blocks
 
 
-def _mask(p, info, bp, opts, margs):
+def _scoped_mask(p, info, bp, opts, margs):
     if opts["scope"] == "channel":
         return p.channel_mask(info.rows, info.cols, sparsity_bp=bp, **margs)
     return p.mask(sparsity_bp=bp, **margs)
@@ -103,23 +104,19 @@ def _layer_mask(p, method, info, w, a, sumsq, scale, opts):
         return p.nm_mask(nm[0], nm[1], info.rows, info.cols)
     if not steps:
         _score(p, method, info, w, a, sumsq, seed, block, scale)
-        return _mask(p, info, opts["bp"], opts, margs)
+        return _scoped_mask(p, info, opts["bp"], opts, margs)
     running = None
     for t in range(1, steps + 1):
         _score(p, method, info, w, a, sumsq, seed, block, scale)
-        m = _mask(p, info, sparsity_at(t, steps, opts["bp"]), opts, margs)
+        m = _scoped_mask(p, info, sparsity_at(t, steps, opts["bp"]), opts, margs)
         if running is None:
             running = m.copy()
         else:
             rb, mb = running._bits, m._bits
-            pruned = 0
-            for j in range(((m.n + 31) >> 5) << 2):
-                b = rb[j] & mb[j]
-                rb[j] = b
-                while b:
-                    pruned += b & 1
-                    b >>= 1
-            running.pruned = m.n - pruned
+            nbytes = ((m.n + 31) >> 5) << 2
+            for j in range(nbytes):
+                rb[j] &= mb[j]
+            running.pruned = m.n - _mask.popcount(rb, nbytes)
         zero_pruned(w, running, method, info, block)
     return running
 

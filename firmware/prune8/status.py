@@ -9,6 +9,7 @@ import os
 import sys
 
 from . import __version__, store
+from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS, NAME
 from .protocol import MASKS_PATH, ROOT
 
@@ -35,12 +36,7 @@ def _count_pruned(path, info):
     with open(path, "rb") as f:
         f.seek(info.offset)
         data = f.read(info.nbytes)
-    kept = 0
-    for b in data:
-        while b:
-            kept += b & 1
-            b >>= 1
-    return info.n - kept
+    return info.n - _mask.popcount(data, len(data))
 
 
 def ls():

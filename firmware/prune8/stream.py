@@ -20,6 +20,7 @@ from array import array
 
 from . import bp as _bp
 from . import check, errors, scores, select, store
+from . import mask as _mask
 from .mask import Mask
 from .patterns import nm_span
 from .protocol import (
@@ -34,11 +35,6 @@ from .protocol import (
 from .tiles import COL, ROW, UNIT_OF, WEIGHT, TiledMask, read_into, write_from
 
 _NO_LIMIT = errors.MAX_WEIGHTS_LIMIT * 16   # blocks: a stored layer bounds them itself
-
-# POP[b] = the number of set bits of byte b
-POP = bytearray(256)
-for _b in range(256):
-    POP[_b] = POP[_b >> 1] + (_b & 1)
 
 
 class LayerStream:
@@ -515,9 +511,8 @@ class LayerStream:
                 read_into(a, va, k, "running mask")
                 read_into(b, vb, k, "mask")
                 for j in range(k):
-                    v = buf[j] & buf[half + j]
-                    buf[j] = v
-                    kept += POP[v]
+                    buf[j] &= buf[half + j]
+                kept += _mask.popcount(buf, k)
                 write_from(o, va, k)
                 left -= k
         store.commit(tmp, RUNNING_PATH)

@@ -403,6 +403,18 @@ def apply_bits(bits, w, n: int):
 
 
 @micropython.viper
+def popcount(bits, n: int) -> int:
+    pb = ptr8(bits)
+    k = 0
+    for j in range(n):
+        b = pb[j]
+        while b:
+            b &= b - 1
+            k += 1
+    return k  # < 8 * 2**20: a small int
+
+
+@micropython.viper
 def nm_bits(bits, src, off: int, start: int, count: int, n: int, m: int, counts):
     pb = ptr8(bits)
     ps = ptr16(src)
