@@ -1,6 +1,6 @@
 """Layers bigger than RAM, pruned and run tile by tile from flash (prune8.stream,
-prune8.flash, the streamed prune8.sparse), on CPython: every mask equals the twin's on
-the whole layer, for layers of 2049, 16,000 and 65,536 weights and tiles that split
+prune8.stored_dense, the streamed prune8.sparse), on CPython: every mask equals the
+twin's on the whole layer, for layers of 2049, 16,000 and 65,536 weights and tiles that split
 rows, N:M groups and blocks at awkward places; the streamed kernels' outputs equal the
 in-RAM kernels'. The virtual board runs the same code on MicroPython in
 tests/test_board_stream.py."""
@@ -15,7 +15,7 @@ import pytest
 
 from prune8 import dense, errors, store
 from prune8 import sparse as board_sparse
-from prune8.flash import FlashDense
+from prune8.stored_dense import StoredDense
 from prune8_host.device.link import HostLink
 from prune8_host.files import packed
 from prune8_host.files.boardstore import parse_masks
@@ -174,8 +174,8 @@ def test_streamed_errors_are_the_in_ram_errors(stored):
 
 # -- inference from flash ----------------------------------------------------------------
 
-def test_flash_dense_equals_the_dense_kernel_under_every_mask_unit(stored, tmp_path):
-    """FlashDense streams the weights in tiles (here 777: tiles end inside rows) and
+def test_stored_dense_equals_the_dense_kernel_under_every_mask_unit(stored, tmp_path):
+    """StoredDense streams the weights in tiles (here 777: tiles end inside rows) and
     zeroes what each mask prunes as it reads them."""
     root, model = stored
     mid, index = store.read_model_index(root + "/model.bin")
@@ -188,8 +188,8 @@ def test_flash_dense_equals_the_dense_kernel_under_every_mask_unit(stored, tmp_p
         _, masks = board_prune(root, "conv", method, 5000, **kwargs)
         _, mask_index = store.read_masks_index(root + "/masks.bin")
         minfo = {m.name: m for m in mask_index}["conv"]
-        fd = FlashDense(info, root + "/model.bin", 1 << 30, -8, minfo, root + "/masks.bin",
-                        tile=777)
+        fd = StoredDense(info, root + "/model.bin", 1 << 30, -8, minfo, root + "/masks.bin",
+                         tile=777)
         ref = dense.Dense(256, 256, 1 << 30, -8, -3, 5)
         pruned = apply_layer_mask(layer.weights, masks["conv"])
         bias = layer.quant["bias"].copy()

@@ -32,7 +32,7 @@ def network(with_masks=True):
     """(model id, the stored model as a dense.Network, names): with its current masks
     applied, as prune8_host.twin.reference.masked_model defines it (a pruned row's bias is
     zeroed too, so the neuron outputs its zero point). A layer bigger than the Pruner's
-    capacity runs from flash (prune8.flash): close the network when done."""
+    capacity runs from flash (prune8.stored_dense): close the network when done."""
     mid, index = store.read_model_index()
     masks = _current_masks(mid) if with_masks else {}
     layers = []
@@ -58,8 +58,8 @@ def _layer(info, m):
                          "model (e.g. examples/digits_mlp.npz)" % info.name)
     multiplier, shift = store.requant_params(info)
     if info.n > MAX_WEIGHTS:
-        from .flash import FlashDense
-        return FlashDense(info, MODEL_PATH, multiplier, shift, m, MASKS_PATH, MAX_WEIGHTS)
+        from .stored_dense import StoredDense
+        return StoredDense(info, MODEL_PATH, multiplier, shift, m, MASKS_PATH, MAX_WEIGHTS)
     d = dense.Dense(info.rows, info.cols, multiplier, shift, info.in_zp, info.out_zp,
                     bool(info.relu))
     store.load_layer(info, d.w, bytearray(info.act_len), None, d.bias)

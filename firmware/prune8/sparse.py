@@ -17,7 +17,6 @@ import struct
 from array import array
 
 from . import dense, errors
-from .flash import dense_tiles
 from .protocol import (
     BIAS,
     COO_ENTRY,
@@ -168,7 +167,7 @@ class SparseDense:
         elif fmt == "block":
             self._block(xs, acc)
         else:
-            dense_tiles(self.vals, None, xs, acc, rows, cols)
+            dense.dense_tiles(self.vals, None, xs, acc, rows, cols)
         dense.requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out, self.out_zp,
                               self.lo)
 

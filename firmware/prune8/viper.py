@@ -466,7 +466,7 @@ def zero_tile(w, off: int, m: int, i0: int, bits, b0: int, unit: int, cols: int,
             r += 1
 
 
-# -- int8 inference (prune8.dense, prune8.flash, prune8.sparse) -----------------------------
+# -- int8 inference (prune8.dense, prune8.stored_dense, prune8.sparse) ----------------------
 # A signed int32 x with |x| < 2**30 has bit 30 equal to its sign. Read back, it is made
 # whole by v |= ~(2**30 - 1) when that bit is set: the same value whether the load
 # sign-extended (32-bit) or zero-extended (64-bit). (Constants stay below 2**30, the
