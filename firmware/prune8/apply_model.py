@@ -8,7 +8,7 @@
 import json
 import struct
 
-from . import store
+from . import errors, store
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
 from .protocol import BIAS, CRC, MASKS_PATH, MODEL_ID_FMT, MODEL_MAGIC, MODEL_PATH, PRUNED_PATH
@@ -84,7 +84,7 @@ def apply(path=PRUNED_PATH):
             if kid == mid:
                 masks = {m.name: m for m in stored}
         if not masks:
-            raise ValueError("the board holds no masks for its model: run prune first")
+            raise errors.no_masks()
         buf = bytearray(MAX_WEIGHTS)
         with store.Replacing(path) as out:
             store.write_header(out, MODEL_MAGIC, 0, len(index))

@@ -12,7 +12,7 @@
 
 import struct
 
-from . import dense, store
+from . import dense, errors, store
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
 from .protocol import END, EVAL_FMT, IMAGES, MASKS_PATH, MODEL_PATH, PACKED_PATH
@@ -54,8 +54,7 @@ def _layer(info, m):
     """A stored layer as a kernel, with its mask m (a store.MaskInfo, or None) applied."""
     from .mask import Mask
     if not info.quant:
-        raise ValueError("layer %r has no int8 inference parameters: push a quantized "
-                         "model (e.g. examples/digits_mlp.npz)" % info.name)
+        raise errors.no_quant(info.name)
     multiplier, shift = store.requant_params(info)
     if info.n > MAX_WEIGHTS:
         from .stored_dense import StoredDense
@@ -110,8 +109,7 @@ class ImageReceiver(Receiver):
 
     def end(self, payload):
         if self.got:
-            raise ValueError("the images ended %d bytes into an item of %d"
-                             % (self.got, self.stride))
+            raise errors.images_cut(self.got, self.stride)
         self.done = True
         return self.result()
 

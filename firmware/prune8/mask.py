@@ -115,7 +115,7 @@ class Mask:
 
     def _check_index(self, i):
         if i < 0 or i >= self.n:
-            raise IndexError("mask index %d out of range 0..%d" % (i, self.n - 1))
+            raise errors.index_range("mask index", i, self.n)
 
     def is_kept(self, i):
         self._check_index(i)

@@ -33,14 +33,12 @@ def _score(p, method, info, w, a, sumsq, seed, block, scale):
         p.random(info.n, seed)
     elif method == "gradient":
         if not info.act_len:
-            raise ValueError("layer %r has no activations for the gradient proxy: push the "
-                             "model with %s.act" % (info.name, info.name))
+            raise errors.no_activations(info.name)
         p.gradient(wv, memoryview(a)[:info.act_len],
                    None if info.act_len == info.n else info.cols)
     elif method == "wanda":
         if not info.calib:
-            raise ValueError("layer %r has no calibration samples for Wanda: push the model "
-                             "with %s.calib" % (info.name, info.name))
+            raise errors.no_calibration(info.name, info.cols)
         p.wanda(wv, info.rows, info.cols, memoryview(sumsq)[:info.cols])
     elif method == "mincut":
         p.mincut(wv, info.rows, info.cols)
@@ -52,7 +50,7 @@ def _score(p, method, info, w, a, sumsq, seed, block, scale):
         p.cols(wv, info.rows, info.cols)
     else:  # blocks
         if not block:
-            raise ValueError("method blocks needs a block size")
+            raise errors.no_block_size()
         p.blocks(wv, info.rows, info.cols, block[0], block[1])
 
 
@@ -159,8 +157,7 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         names = [i.name for i in index]
         for name in layers or ():
             if name not in names:
-                raise ValueError("no layer %r on the board (layers: %s)"
-                                 % (name, ", ".join(names)))
+                raise errors.no_layer(name, names)
         chosen = [i for i in index if not layers or i.name in layers]
         kept = []  # masks of other layers that stay valid for this model
         if layers and store.exists(MASKS_PATH):

@@ -52,7 +52,7 @@ class LayerStream:
         if tile is None:
             tile = p.max_weights
         if not check.is_int(tile) or not 1 <= tile <= p.max_weights:
-            raise ValueError("tile must be 1..%d weights; got %r" % (p.max_weights, tile))
+            raise errors.tile_size(p.max_weights, tile)
         self.p = p
         self.tile = tile
         self.w = w if w is not None else bytearray(tile)    # a tile of weights
@@ -99,16 +99,14 @@ class LayerStream:
             check.seed(opts["seed"])
         elif method == "gradient":
             if not info.act_len:
-                raise ValueError("layer %r has no activations for the gradient proxy: push "
-                                 "the model with %s.act" % (info.name, info.name))
+                raise errors.no_activations(info.name)
         elif method == "wanda":
             if not info.calib:
-                raise ValueError("layer %r has no calibration samples for Wanda: push the "
-                                 "model with %s.calib" % (info.name, info.name))
+                raise errors.no_calibration(info.name, info.cols)
         elif method == "blocks":
             block = opts["block"]
             if not block:
-                raise ValueError("method blocks needs a block size")
+                raise errors.no_block_size()
             check.blocks(rows, cols, block[0], block[1], _NO_LIMIT)
         with open(MODEL_PATH, "rb") as f:
             self._load_arrays(f, info, method, opts)
@@ -454,7 +452,7 @@ class LayerStream:
         self._tiles(self.weights, self.weights_offset)
         tile = self.tile - self.tile % m if self.tile >= m else 0
         if tile == 0:
-            raise ValueError("an N:M group of %d does not fit a tile of %d" % (m, self.tile))
+            raise errors.nm_tile(m, self.tile)
         i0 = 0
         while i0 < total:
             k = total - i0 if total - i0 < tile else tile
