@@ -133,18 +133,39 @@ def test_streamed_blocks_equal_the_twins(stored, name, block, tile):
     assert masks[name].words.tolist() == expected.words.tolist()
 
 
-def test_a_layer_that_fits_is_pruned_in_ram_unless_a_tile_is_asked_for(tmp_path):
-    root = str(tmp_path / "prune8")
-    small = Layer("small", np.random.default_rng(1).integers(-128, 128, (32, 64)).astype(
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A stored 32 x 64 layer (it fits the Pruner), without activations or calibration
+    samples."""
+    root = str(tmp_path_factory.mktemp("board") / "prune8")
+    layer = Layer("small", np.random.default_rng(1).integers(-128, 128, (32, 64)).astype(
         np.int8))
     p = subprocess.Popen([sys.executable, "-c", PREAMBLE.format(root=root) + "push.push()"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    push(HostLink(PipePort(p)), [small])
+    push(HostLink(PipePort(p)), [layer])
     assert p.wait(10) == 0
+    return root, layer
+
+
+def test_a_layer_that_fits_is_pruned_in_ram_unless_a_tile_is_asked_for(small):
+    root, _ = small
     in_ram, masks = board_prune(root, "small", "mincut", 5000)
     streamed, again = board_prune(root, "small", "mincut", 5000, tile=100)
     assert not in_ram["layers"][0]["streamed"] and streamed["layers"][0]["streamed"]
     assert masks["small"].words.tolist() == again["small"].words.tolist()
+
+
+@pytest.mark.parametrize("tile", [None, 100])  # in RAM, streamed
+@pytest.mark.parametrize("method", ["gradient", "wanda", "blocks"])
+def test_a_layer_without_what_its_scorer_needs_gets_the_twins_error(small, method, tile):
+    """No activations for the gradient proxy, no calibration samples for Wanda, no block
+    size for blocks: the board's prune (in RAM or streamed) and the twin raise the same
+    error (prune8.scorers' needs, prune8.errors' builders)."""
+    root, layer = small
+    result = board_prune(root, "small", method, 5000, tile=tile)
+    with pytest.raises(errors.Prune8Error) as twin:
+        layer_mask(layer, method, sparsity_bp=5000)
+    assert result == {"ok": False, "error": str(twin.value), "type": type(twin.value).__name__}
 
 
 def test_streamed_errors_are_the_in_ram_errors(stored):

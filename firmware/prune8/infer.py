@@ -12,12 +12,13 @@
 
 import struct
 
-from . import dense, errors, store
+from . import dense, errors, scorers, store
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
 from .protocol import END, EVAL_FMT, IMAGES, MASKS_PATH, MODEL_PATH, PACKED_PATH
 from .prune_model import zero_pruned
 from .receiver import Receiver
+from .tiles import ROW
 
 
 def _current_masks(mid):
@@ -68,7 +69,7 @@ def _layer(info, m):
             mask = Mask(0, m.n)
             mask.load(f.read(m.nbytes), m.n)
         zero_pruned(d.w, mask, m.method, info, (m.br, m.bc))
-        if m.method == "rows":
+        if scorers.unit(m.method) == ROW:
             for r in range(info.rows):
                 if not mask.is_kept(r):
                     d.bias[r] = 0

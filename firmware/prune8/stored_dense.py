@@ -8,7 +8,7 @@
 
 from array import array
 
-from . import dense, errors
+from . import dense, errors, scorers
 from .tiles import ROW, Stream, TiledMask
 
 
@@ -45,8 +45,7 @@ class StoredDense:
             self.w.start(self.f, info.offset, info.n)
             self.tiled = None
             if mask is not None:
-                from .tiles import UNIT_OF
-                unit = UNIT_OF.get(mask.method, 0)
+                unit = scorers.unit(mask.method)
                 self.tiled = TiledMask(unit, rows, cols, mask.br, mask.bc, tile)
                 self.mf = open(masks_path, "rb")
                 self.tiled.attach(self.mf, mask.offset)

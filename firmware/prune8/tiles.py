@@ -6,12 +6,11 @@
 
 from . import errors
 
-WEIGHT = 0  # mask units (the twin's UNITS): one bit per weight,
+# Mask units (the twin's UNITS; prune8.scorers gives each scorer's):
+WEIGHT = 0  # one bit per weight,
 ROW = 1     # per row,
 COL = 2     # per column,
 BLOCK = 3   # per br x bc block, blocks row-major over the grid
-
-UNIT_OF = {"rows": ROW, "cols": COL, "blocks": BLOCK}  # any other scorer: WEIGHT
 
 
 def read_into(f, view, m, what, size=1):
