@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from prune8 import errors as fw_errors
-from prune8 import store
 from prune8_host import errors
 from prune8_host.cli import main
 
@@ -22,10 +21,10 @@ def test_the_family_covers_every_tool_error():
     from prune8_host.vboard import NodeSetupError, VirtualBoardError
     for cls in (BuildError, VirtualBoardError, NodeSetupError):
         assert issubclass(cls, errors.HostError)
-    assert issubclass(store.StoreError, fw_errors.Prune8Error)
+    assert issubclass(fw_errors.StoreError, fw_errors.Prune8Error)
 
 
-@pytest.mark.parametrize("cls", FAMILY + [fw_errors.SparsityError, store.StoreError],
+@pytest.mark.parametrize("cls", FAMILY + [fw_errors.SparsityError, fw_errors.StoreError],
                          ids=lambda c: c.__name__)
 def test_each_error_is_one_line_with_status_2(monkeypatch, capsys, cls):
     from prune8_host.commands import boards

@@ -9,10 +9,13 @@ import sys
 
 import pytest
 
+from prune8 import scorers, tiles
+from prune8.protocol import SCORERS
 from prune8_host.device.link import HostLink
 from prune8_host.device.verify import check_masks
 from prune8_host.files.boardstore import parse_masks
 from prune8_host.files.model import load_model
+from prune8_host.twin.layer import UNITS
 from prune8_host.twin.reference import layer_mask
 from test_link import PREAMBLE, PipePort, push
 
@@ -74,6 +77,14 @@ def test_board_prune_equals_the_reference(stored_model, method, bp, opts):
         assert m.words.tolist() == expected.words.tolist(), m.name
     checks = check_masks(model, masks)
     assert all(c.verified for c in checks), [c.note for c in checks]
+
+
+def test_the_scorer_table_covers_every_stored_scorer_with_the_twins_unit():
+    """masks.bin stores a scorer by its index in protocol.SCORERS; the board's table has
+    an entry for each, whose mask unit is the twin's."""
+    names = {tiles.WEIGHT: "weight", tiles.ROW: "row", tiles.COL: "col", tiles.BLOCK: "block"}
+    assert sorted(scorers.TABLE) == sorted(SCORERS)
+    assert {m: names[scorers.unit(m)] for m in SCORERS} == UNITS
 
 
 def opts_of(opts):

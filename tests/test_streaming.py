@@ -1,6 +1,6 @@
 """Layers bigger than RAM, pruned and run tile by tile from flash (prune8.stream,
-prune8.flash, the streamed prune8.sparse), on CPython: every mask equals the twin's on
-the whole layer, for layers of 2049, 16,000 and 65,536 weights and tiles that split
+prune8.stored_dense, the streamed prune8.sparse), on CPython: every mask equals the
+twin's on the whole layer, for layers of 2049, 16,000 and 65,536 weights and tiles that split
 rows, N:M groups and blocks at awkward places; the streamed kernels' outputs equal the
 in-RAM kernels'. The virtual board runs the same code on MicroPython in
 tests/test_board_stream.py."""
@@ -15,7 +15,7 @@ import pytest
 
 from prune8 import dense, errors, store
 from prune8 import sparse as board_sparse
-from prune8.flash import FlashDense
+from prune8.stored_dense import StoredDense
 from prune8_host.device.link import HostLink
 from prune8_host.files import packed
 from prune8_host.files.boardstore import parse_masks
@@ -133,18 +133,39 @@ def test_streamed_blocks_equal_the_twins(stored, name, block, tile):
     assert masks[name].words.tolist() == expected.words.tolist()
 
 
-def test_a_layer_that_fits_is_pruned_in_ram_unless_a_tile_is_asked_for(tmp_path):
-    root = str(tmp_path / "prune8")
-    small = Layer("small", np.random.default_rng(1).integers(-128, 128, (32, 64)).astype(
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A stored 32 x 64 layer (it fits the Pruner), without activations or calibration
+    samples."""
+    root = str(tmp_path_factory.mktemp("board") / "prune8")
+    layer = Layer("small", np.random.default_rng(1).integers(-128, 128, (32, 64)).astype(
         np.int8))
     p = subprocess.Popen([sys.executable, "-c", PREAMBLE.format(root=root) + "push.push()"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    push(HostLink(PipePort(p)), [small])
+    push(HostLink(PipePort(p)), [layer])
     assert p.wait(10) == 0
+    return root, layer
+
+
+def test_a_layer_that_fits_is_pruned_in_ram_unless_a_tile_is_asked_for(small):
+    root, _ = small
     in_ram, masks = board_prune(root, "small", "mincut", 5000)
     streamed, again = board_prune(root, "small", "mincut", 5000, tile=100)
     assert not in_ram["layers"][0]["streamed"] and streamed["layers"][0]["streamed"]
     assert masks["small"].words.tolist() == again["small"].words.tolist()
+
+
+@pytest.mark.parametrize("tile", [None, 100])  # in RAM, streamed
+@pytest.mark.parametrize("method", ["gradient", "wanda", "blocks"])
+def test_a_layer_without_what_its_scorer_needs_gets_the_twins_error(small, method, tile):
+    """No activations for the gradient proxy, no calibration samples for Wanda, no block
+    size for blocks: the board's prune (in RAM or streamed) and the twin raise the same
+    error (prune8.scorers' needs, prune8.errors' builders)."""
+    root, layer = small
+    result = board_prune(root, "small", method, 5000, tile=tile)
+    with pytest.raises(errors.Prune8Error) as twin:
+        layer_mask(layer, method, sparsity_bp=5000)
+    assert result == {"ok": False, "error": str(twin.value), "type": type(twin.value).__name__}
 
 
 def test_streamed_errors_are_the_in_ram_errors(stored):
@@ -174,8 +195,8 @@ def test_streamed_errors_are_the_in_ram_errors(stored):
 
 # -- inference from flash ----------------------------------------------------------------
 
-def test_flash_dense_equals_the_dense_kernel_under_every_mask_unit(stored, tmp_path):
-    """FlashDense streams the weights in tiles (here 777: tiles end inside rows) and
+def test_stored_dense_equals_the_dense_kernel_under_every_mask_unit(stored, tmp_path):
+    """StoredDense streams the weights in tiles (here 777: tiles end inside rows) and
     zeroes what each mask prunes as it reads them."""
     root, model = stored
     mid, index = store.read_model_index(root + "/model.bin")
@@ -188,8 +209,8 @@ def test_flash_dense_equals_the_dense_kernel_under_every_mask_unit(stored, tmp_p
         _, masks = board_prune(root, "conv", method, 5000, **kwargs)
         _, mask_index = store.read_masks_index(root + "/masks.bin")
         minfo = {m.name: m for m in mask_index}["conv"]
-        fd = FlashDense(info, root + "/model.bin", 1 << 30, -8, minfo, root + "/masks.bin",
-                        tile=777)
+        fd = StoredDense(info, root + "/model.bin", 1 << 30, -8, minfo, root + "/masks.bin",
+                         tile=777)
         ref = dense.Dense(256, 256, 1 << 30, -8, -3, 5)
         pruned = apply_layer_mask(layer.weights, masks["conv"])
         bias = layer.quant["bias"].copy()

@@ -8,12 +8,12 @@
 import json
 import struct
 
-from . import store
+from . import errors, scorers, store
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
 from .protocol import BIAS, CRC, MASKS_PATH, MODEL_ID_FMT, MODEL_MAGIC, MODEL_PATH, PRUNED_PATH
 from .receiver import oserror_text
-from .tiles import ROW, UNIT_OF, TiledMask, read_into
+from .tiles import ROW, TiledMask, read_into
 
 
 class _Writer:
@@ -84,7 +84,7 @@ def apply(path=PRUNED_PATH):
             if kid == mid:
                 masks = {m.name: m for m in stored}
         if not masks:
-            raise ValueError("the board holds no masks for its model: run prune first")
+            raise errors.no_masks()
         buf = bytearray(MAX_WEIGHTS)
         with store.Replacing(path) as out:
             store.write_header(out, MODEL_MAGIC, 0, len(index))
@@ -93,7 +93,7 @@ def apply(path=PRUNED_PATH):
                     m = masks.get(info.name)
                     tiled = None
                     if m is not None:
-                        tiled = TiledMask(UNIT_OF.get(m.method, 0), info.rows, info.cols,
+                        tiled = TiledMask(scorers.unit(m.method), info.rows, info.cols,
                                           m.br, m.bc, len(buf))
                         tiled.attach(mf, m.offset)
                     _copy_layer(info, src, out, buf, tiled)

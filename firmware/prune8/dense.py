@@ -255,7 +255,7 @@ def requantize_rows(acc, m2, m1, m0, left, right, out, out_zp, lo):
     """out[r] = the int8 output of accumulator acc[r] (bias included): row r's
     requantization (a Requant's limbs and shifts), plus out_zp, clamped to lo..127
     (written as a raw byte into a bytearray). Every kernel ends here: Dense.forward,
-    and those that sum a row in pieces (prune8.sparse, prune8.flash)."""
+    and those that sum a row in pieces (prune8.sparse, prune8.stored_dense)."""
     raw = isinstance(out, bytearray)
     for r in range(len(out)):
         v = requantize(acc[r], m2[r], m1[r], m0[r], left[r], right[r]) + out_zp
@@ -264,6 +264,27 @@ def requantize_rows(acc, m2, m1, m0, left, right, out, out_zp, lo):
         elif v > 127:
             v = 127
         out[r] = v & 255 if raw else v
+
+
+def dense_tiles(stream, tiled, xs, acc, rows, cols):
+    """acc[r] += sum_c xs[c] * w[r, c] over a layer's weights read from `stream` (a
+    tiles.Stream of int8), zeroed first by `tiled` (a TiledMask, or None)."""
+    stream.rewind()
+    n = rows * cols
+    i0 = 0
+    while i0 < n:
+        m = stream.more()
+        w = stream.buf
+        if tiled is not None:
+            tiled.zero(w, 0, m, i0)
+        i = 0
+        while i < m:  # the tile's pieces of rows; |sum| < 2**30 (see top)
+            r = (i0 + i) // cols
+            c = (i0 + i) - r * cols
+            k = cols - c if cols - c < m - i else m - i
+            acc[r] += dot(w, i, xs, c, k)
+            i += k
+        i0 += m
 
 
 class ColumnStats:
@@ -339,7 +360,7 @@ class Network:
         self.stats = tuple(ColumnStats(d.cols) for d in layers)
 
     def close(self):
-        """Close the files of layers run from flash (prune8.flash, prune8.sparse)."""
+        """Close the files of layers run from flash (prune8.stored_dense, prune8.sparse)."""
         for d in self.layers:
             if hasattr(d, "close"):
                 d.close()

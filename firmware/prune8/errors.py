@@ -2,7 +2,8 @@
 #
 # The host twin (prune8_host.twin) imports this module, so the board and the host
 # raise the same classes with the same text (docs/spec.md §6.1). Each builder returns
-# an exception instance: `raise errors.capacity_weights(n, limit)`.
+# an exception instance: `raise errors.capacity_weights(n, limit)`. The board raises
+# nothing it does not build here; the last section holds what only the board raises.
 #
 # Only error paths run this code, so allocating here is fine.
 
@@ -114,6 +115,10 @@ def empty(what):
 def no_scores():
     return EmptyInputError("no scores yet: call magnitude(), gradient(), mincut(), "
                            "rows() or cols() first")
+
+
+def index_range(what, i, n):
+    return IndexError("%s %d out of range 0..%d" % (what, i, n - 1))
 
 
 def bad_shape(rows, cols):
@@ -243,6 +248,22 @@ def no_weight_scores():
                            "gradient(), wanda(), mincut() or random() first")
 
 
+# -- what a stored layer lacks for its scorer (prune8.scorers; the twin's layer_scores) --
+
+def no_activations(name):
+    return EmptyInputError("layer %r has no activations for the gradient proxy: add %s.act "
+                           "to the model" % (name, name))
+
+
+def no_calibration(name, cols):
+    return EmptyInputError("layer %r has no calibration samples for Wanda: add %s.calib "
+                           "(samples x %d, int8) to the model" % (name, name, cols))
+
+
+def no_block_size():
+    return PatternError("method blocks needs a block size")
+
+
 # -- min_keep / min_score -------------------------------------------------------
 
 def min_keep(value, n):
@@ -343,3 +364,105 @@ def chain_mismatch(index, what, got, need):
 def calib_full(limit):
     return QuantError("calibration holds at most %d images (the column sums must stay "
                       "small ints); reset() to start again" % limit)
+
+
+# -- the board only: its store, receivers, stored layers and kernels --------------------
+# A store file that is not what it should be is a StoreError; a request the board
+# refuses is a ValueError.
+
+def truncated(what):
+    return StoreError("truncated %s" % what)
+
+
+def not_store_file(path, what):
+    return StoreError("%s is not a prune8 %s file" % (path, what))
+
+
+def past_layer_end():
+    return StoreError("read past the end of a stored layer")
+
+
+def no_layer(name, names):
+    return ValueError("no layer %r on the board (layers: %s)" % (name, ", ".join(names)))
+
+
+def no_layer_to_keep(name):
+    return ValueError("the board's model has no layer %r to keep" % name)
+
+
+def no_masks():
+    return ValueError("the board holds no masks for its model: run prune first")
+
+
+def no_quant(name):
+    return ValueError("layer %r has no int8 inference parameters: push a quantized model "
+                      "(e.g. examples/digits_mlp.npz)" % name)
+
+
+def packed_no_quant(name):
+    return ValueError("packed layer %r has no int8 inference parameters" % name)
+
+
+def not_packed(path):
+    return ValueError("%s is not a prune8 packed model" % path)
+
+
+def packed_format(fmt):
+    return ValueError("unknown packed format %r" % (fmt,))
+
+
+def calib_samples(calib):
+    return ValueError("%d calibration samples: at most 65536" % calib)
+
+
+def layer_format(quant, scaled):
+    return ValueError("unknown quantization %d or scale flag %d" % (quant, scaled))
+
+
+def data_before_layer():
+    return ValueError("data before a layer header")
+
+
+def data_beyond_layer():
+    return ValueError("data beyond the announced layer")
+
+
+def layer_count(announced, got):
+    return ValueError("model announced %d layers, got %d" % (announced, got))
+
+
+def link_closed():
+    return EOFError("link closed")
+
+
+def unexpected_frame(t, doing):
+    return ValueError("unexpected frame type %d while %s" % (t, doing))
+
+
+def outside_root(root):
+    return ValueError("only files under %s/ can be read or written" % root)
+
+
+def read_past_end():
+    return ValueError("read past the end of the file")
+
+
+def images_cut(got, stride):
+    return ValueError("the images ended %d bytes into an item of %d" % (got, stride))
+
+
+def tile_size(limit, tile):
+    return ValueError("tile must be 1..%d weights; got %r" % (limit, tile))
+
+
+def nm_tile(m, tile):
+    return ValueError("an N:M group of %d does not fit a tile of %d" % (m, tile))
+
+
+def kernels_name(name, names):
+    return ValueError("kernels must be one of %s; got %r" % (", ".join(names), name))
+
+
+def no_viper():
+    return ValueError("this port cannot run the viper kernels (no native emitter, or "
+                      "prune8/viper is missing): use 'python'")

@@ -8,7 +8,7 @@
 import os
 import struct
 
-from . import store
+from . import errors, store
 from .protocol import (
     COMMIT,
     DATA,
@@ -28,7 +28,7 @@ def store_path(payload):
     """The path a request names, refused outside /prune8/."""
     path = bytes(payload).decode()
     if not path.startswith(ROOT + "/") or ".." in path:
-        raise ValueError("only files under %s/ can be read or written" % ROOT)
+        raise errors.outside_root(ROOT)
     return path
 
 
@@ -62,7 +62,7 @@ class FileServer(Receiver):
         mv = memoryview(self.chunk)
         got = self.f.readinto(mv[:min(n, MAX_PAYLOAD)])
         if not got:
-            raise ValueError("read past the end of the file")
+            raise errors.read_past_end()
         return mv[:got]
 
     def write(self, payload):

@@ -12,12 +12,13 @@
 
 import struct
 
-from . import dense, store
+from . import dense, errors, scorers, store
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
 from .protocol import END, EVAL_FMT, IMAGES, MASKS_PATH, MODEL_PATH, PACKED_PATH
 from .prune_model import zero_pruned
 from .receiver import Receiver
+from .tiles import ROW
 
 
 def _current_masks(mid):
@@ -32,7 +33,7 @@ def network(with_masks=True):
     """(model id, the stored model as a dense.Network, names): with its current masks
     applied, as prune8_host.twin.reference.masked_model defines it (a pruned row's bias is
     zeroed too, so the neuron outputs its zero point). A layer bigger than the Pruner's
-    capacity runs from flash (prune8.flash): close the network when done."""
+    capacity runs from flash (prune8.stored_dense): close the network when done."""
     mid, index = store.read_model_index()
     masks = _current_masks(mid) if with_masks else {}
     layers = []
@@ -54,12 +55,11 @@ def _layer(info, m):
     """A stored layer as a kernel, with its mask m (a store.MaskInfo, or None) applied."""
     from .mask import Mask
     if not info.quant:
-        raise ValueError("layer %r has no int8 inference parameters: push a quantized "
-                         "model (e.g. examples/digits_mlp.npz)" % info.name)
+        raise errors.no_quant(info.name)
     multiplier, shift = store.requant_params(info)
     if info.n > MAX_WEIGHTS:
-        from .flash import FlashDense
-        return FlashDense(info, MODEL_PATH, multiplier, shift, m, MASKS_PATH, MAX_WEIGHTS)
+        from .stored_dense import StoredDense
+        return StoredDense(info, MODEL_PATH, multiplier, shift, m, MASKS_PATH, MAX_WEIGHTS)
     d = dense.Dense(info.rows, info.cols, multiplier, shift, info.in_zp, info.out_zp,
                     bool(info.relu))
     store.load_layer(info, d.w, bytearray(info.act_len), None, d.bias)
@@ -69,7 +69,7 @@ def _layer(info, m):
             mask = Mask(0, m.n)
             mask.load(f.read(m.nbytes), m.n)
         zero_pruned(d.w, mask, m.method, info, (m.br, m.bc))
-        if m.method == "rows":
+        if scorers.unit(m.method) == ROW:
             for r in range(info.rows):
                 if not mask.is_kept(r):
                     d.bias[r] = 0
@@ -110,8 +110,7 @@ class ImageReceiver(Receiver):
 
     def end(self, payload):
         if self.got:
-            raise ValueError("the images ended %d bytes into an item of %d"
-                             % (self.got, self.stride))
+            raise errors.images_cut(self.got, self.stride)
         self.done = True
         return self.result()
 

@@ -9,7 +9,7 @@
 #   prune8.KERNELS               'viper' or 'python': what runs now
 #   prune8.use_kernels('python') the portable kernels (or 'viper', where available)
 
-from . import dense, mask, patterns, scores, select, sparse, tiles
+from . import dense, errors, mask, patterns, scores, select, tiles
 
 # module -> the names of its kernels that viper.py has too
 TABLE = (
@@ -17,12 +17,16 @@ TABLE = (
               "random", "scaled_tile", "wanda_norms", "wanda_tile", "add_squares", "block_l1",
               "add_blocks")),
     (select, ("radix", "radix_count", "bubble", "count_below")),
-    (mask, ("fill_bits", "apply_bits")),
+    (mask, ("fill_bits", "apply_bits", "popcount")),
     (patterns, ("nm_bits",)),
     (tiles, ("zero_tile",)),
     (dense, ("dot", "dense_acc", "requantize_rows")),
 )
 NAMES = ("python", "viper")
+# prune8.viper while its kernels run, else None: prune8.sparse takes a held payload's row
+# sums from its *_sums kernels then (looked up here, so importing prune8 does not load
+# prune8.sparse)
+VIPER = None
 
 _portable = [(mod, name, getattr(mod, name)) for mod, names in TABLE for name in names]
 
@@ -42,11 +46,11 @@ def available():
 def use(name):
     """Run `name`'s kernels from now on; returns the name."""
     if name not in NAMES:
-        raise ValueError("kernels must be one of %s; got %r" % (", ".join(NAMES), name))
+        raise errors.kernels_name(name, NAMES)
     if name == "viper" and _viper is None:
-        raise ValueError("this port cannot run the viper kernels (no native emitter, or "
-                         "prune8/viper is missing): use 'python'")
+        raise errors.no_viper()
+    global VIPER
     for mod, attr, fn in _portable:
         setattr(mod, attr, getattr(_viper, attr) if name == "viper" else fn)
-    sparse.FAST = _viper if name == "viper" else None
+    VIPER = _viper if name == "viper" else None
     return name

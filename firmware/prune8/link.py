@@ -13,6 +13,7 @@ try:
 except ImportError:  # a port built without it: compute CRC-32 in 16-bit halves
     crc32 = None
 
+from . import errors
 from .protocol import ACK, ERROR, HEADER, MAX_PAYLOAD, NAK, SYNC, TRAILER
 
 _T_LO = None
@@ -79,7 +80,7 @@ class Link:
         while start < end:
             got = self.inp.readinto(mv[start:end])
             if not got:
-                raise EOFError("link closed")
+                raise errors.link_closed()
             start += got
 
     def _write(self, data):

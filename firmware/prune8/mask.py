@@ -97,20 +97,15 @@ class Mask:
         nb = _nbytes(n)
         if len(data) != nb:
             raise errors.words_mismatch(len(data) >> 2, n)
-        kept = 0
-        for j in range(nb):
-            b = data[j]
+        for j in range(n >> 3, nb):  # the bytes that hold bits past n, which must be 0
             lo = j << 3
-            if lo + 8 > n and b >> (n - lo if n > lo else 0):
-                raise errors.stray_bits(n)  # bits past n must be 0
-            while b:
-                kept += b & 1
-                b >>= 1
+            if data[j] >> (n - lo if n > lo else 0):
+                raise errors.stray_bits(n)
         bits = self._bits
         for j in range(nb):
             bits[j] = data[j]
         self.n = n
-        self.pruned = n - kept
+        self.pruned = n - popcount(bits, nb)
 
     def apply(self, w, n):
         """w[i] = 0 wherever bit i is 0 (n == self.n, checked by the caller)."""
@@ -120,7 +115,7 @@ class Mask:
 
     def _check_index(self, i):
         if i < 0 or i >= self.n:
-            raise IndexError("mask index %d out of range 0..%d" % (i, self.n - 1))
+            raise errors.index_range("mask index", i, self.n)
 
     def is_kept(self, i):
         self._check_index(i)
@@ -205,6 +200,19 @@ def fill_bits(bits, src, off, start, count, t, ties, wide, counts):
         bits[j] = byte
     counts[0] += pruned
     return ties
+
+
+def popcount(bits, n):
+    # The set bits of bytes bits[0:n]: the firmware's one bit count (the kept entries of
+    # a mask, in RAM or read from a file). Other modules call it as mask.popcount, so
+    # prune8.kernels can swap it.
+    k = 0
+    for j in range(n):
+        b = bits[j]
+        while b:
+            b &= b - 1  # clears the lowest set bit
+            k += 1
+    return k
 
 
 def apply_bits(bits, w, n):

@@ -10,54 +10,26 @@ import gc
 import json
 from array import array
 
-from . import check, errors, store
+from . import check, errors, scorers, store
+from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import MASKS_MAGIC, MASKS_PATH, SCOPES, SCORERS
 from .pruner import Pruner
 from .receiver import oserror_text
 from .schedule import MAX_STEPS, sparsity_at
 from .stream import LayerStream
-from .tiles import BLOCK, COL, ROW, UNIT_OF, WEIGHT, TiledMask
+from .tiles import BLOCK, WEIGHT, TiledMask
 
 
-def _score(p, method, info, w, a, sumsq, seed, block, scale):
+def _score(p, entry, info, w, a, sumsq, scale, opts):
     # Score the first n bytes of the preallocated buffers in place: a memoryview slice
     # is a view, not a second copy of the layer.
-    wv = memoryview(w)[:info.n]
-    if method == "magnitude":
-        p.magnitude(wv)
-    elif method == "l2":
-        p.l2(wv)
-    elif method == "random":
-        p.random(info.n, seed)
-    elif method == "gradient":
-        if not info.act_len:
-            raise ValueError("layer %r has no activations for the gradient proxy: push the "
-                             "model with %s.act" % (info.name, info.name))
-        p.gradient(wv, memoryview(a)[:info.act_len],
-                   None if info.act_len == info.n else info.cols)
-    elif method == "wanda":
-        if not info.calib:
-            raise ValueError("layer %r has no calibration samples for Wanda: push the model "
-                             "with %s.calib" % (info.name, info.name))
-        p.wanda(wv, info.rows, info.cols, memoryview(sumsq)[:info.cols])
-    elif method == "mincut":
-        p.mincut(wv, info.rows, info.cols)
-    elif method == "scaled":  # the stored per-row multipliers, or all 32768 (per tensor)
-        p.scaled(wv, info.rows, info.cols, memoryview(scale)[:info.rows])
-    elif method == "rows":
-        p.rows(wv, info.rows, info.cols)
-    elif method == "cols":
-        p.cols(wv, info.rows, info.cols)
-    else:  # blocks
-        if not block:
-            raise ValueError("method blocks needs a block size")
-        p.blocks(wv, info.rows, info.cols, block[0], block[1])
+    entry[2](p, memoryview(w)[:info.n], info, a, sumsq, scale, opts)
 
 
 def zero_pruned(w, mask, method, info, block):
     """Zero, in w, the weights a mask prunes (whole rows, columns or blocks for those)."""
-    unit = UNIT_OF.get(method, WEIGHT)
+    unit = scorers.unit(method)
     if unit == WEIGHT:
         mask.apply(w, info.n)
         return
@@ -67,28 +39,17 @@ def zero_pruned(w, mask, method, info, block):
     tiled.zero(w, 0, info.n, 0)
 
 
-def mask_count(info, method, block):
-    """Entries of a layer's mask: one per weight, row, column or block."""
-    unit = UNIT_OF.get(method, WEIGHT)
-    if unit == ROW:
-        return info.rows
-    if unit == COL:
-        return info.cols
-    if unit == BLOCK:
-        return (info.rows // block[0]) * (info.cols // block[1])
-    return info.n
-
-
 def in_ram(p, info, method, block):
     """Whether the Pruner's buffers hold the layer (and its blocks) whole."""
     if info.n > p.max_weights or info.rows > p.max_units or info.cols > p.max_units:
         return False
-    return method != "blocks" or not block or block[0] < 1 or block[1] < 1 \
-        or info.rows % block[0] or info.cols % block[1] \
-        or mask_count(info, method, block) <= p.max_blocks
+    if scorers.unit(method) != BLOCK or not block or block[0] < 1 or block[1] < 1 \
+            or info.rows % block[0] or info.cols % block[1]:
+        return True  # no blocks, or bad ones: the Pruner's checks report them
+    return scorers.unit_count(BLOCK, info.rows, info.cols, block[0], block[1]) <= p.max_blocks
 
 
-def _mask(p, info, bp, opts, margs):
+def _scoped_mask(p, info, bp, opts, margs):
     if opts["scope"] == "channel":
         return p.channel_mask(info.rows, info.cols, sparsity_bp=bp, **margs)
     return p.mask(sparsity_bp=bp, **margs)
@@ -96,30 +57,28 @@ def _mask(p, info, bp, opts, margs):
 
 def _layer_mask(p, method, info, w, a, sumsq, scale, opts):
     """The layer's mask, exactly as prune8_host.twin.reference.layer_mask computes it."""
-    seed, block, nm, steps = opts["seed"], opts["block"], opts["nm"], opts["steps"]
+    block, nm, steps = opts["block"], opts["nm"], opts["steps"]
+    entry = scorers.TABLE[method]
+    scorers.missing(info, entry[1], block)
     margs = {"tie": opts["tie"], "min_keep": opts["min_keep"], "min_score": opts["min_score"]}
     if nm:
-        _score(p, method, info, w, a, sumsq, seed, block, scale)
+        _score(p, entry, info, w, a, sumsq, scale, opts)
         return p.nm_mask(nm[0], nm[1], info.rows, info.cols)
     if not steps:
-        _score(p, method, info, w, a, sumsq, seed, block, scale)
-        return _mask(p, info, opts["bp"], opts, margs)
+        _score(p, entry, info, w, a, sumsq, scale, opts)
+        return _scoped_mask(p, info, opts["bp"], opts, margs)
     running = None
     for t in range(1, steps + 1):
-        _score(p, method, info, w, a, sumsq, seed, block, scale)
-        m = _mask(p, info, sparsity_at(t, steps, opts["bp"]), opts, margs)
+        _score(p, entry, info, w, a, sumsq, scale, opts)
+        m = _scoped_mask(p, info, sparsity_at(t, steps, opts["bp"]), opts, margs)
         if running is None:
             running = m.copy()
         else:
             rb, mb = running._bits, m._bits
-            pruned = 0
-            for j in range(((m.n + 31) >> 5) << 2):
-                b = rb[j] & mb[j]
-                rb[j] = b
-                while b:
-                    pruned += b & 1
-                    b >>= 1
-            running.pruned = m.n - pruned
+            nbytes = ((m.n + 31) >> 5) << 2
+            for j in range(nbytes):
+                rb[j] &= mb[j]
+            running.pruned = m.n - _mask.popcount(rb, nbytes)
         zero_pruned(w, running, method, info, block)
     return running
 
@@ -162,8 +121,7 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         names = [i.name for i in index]
         for name in layers or ():
             if name not in names:
-                raise ValueError("no layer %r on the board (layers: %s)"
-                                 % (name, ", ".join(names)))
+                raise errors.no_layer(name, names)
         chosen = [i for i in index if not layers or i.name in layers]
         kept = []  # masks of other layers that stay valid for this model
         if layers and store.exists(MASKS_PATH):
@@ -187,7 +145,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                 with open(MASKS_PATH, "rb") as src:
                     src.seek(m.offset)
                     f.write(src.read(m.nbytes))
-            calibrated = store.read_calib(mid) if method == "gradient" else {}
+            needs = scorers.TABLE[method][1]
+            calibrated = store.read_calib(mid) if needs & scorers.ACT else {}
             for info in chosen:
                 streamed = tile is not None or not in_ram(p, info, method, block)
                 if streamed:

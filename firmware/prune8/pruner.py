@@ -219,7 +219,7 @@ class Pruner:
     def score(self, i):
         """Score i of the last scoring call."""
         if i < 0 or i >= self.n:
-            raise IndexError("score index %d out of range 0..%d" % (i, self.n - 1))
+            raise errors.index_range("score index", i, self.n)
         return (self.units if self._kind == _UNIT else self.scores)[i]
 
     # -- threshold and mask ----------------------------------------------------------
@@ -228,7 +228,7 @@ class Pruner:
         """The current scores' value at sorted position pos (0-based)."""
         check.method(method)
         if pos < 0 or pos >= self.n:
-            raise IndexError("position %d out of range 0..%d" % (pos, self.n - 1))
+            raise errors.index_range("position", pos, self.n)
         return self._threshold(pos, method)
 
     def _threshold(self, pos, method, n=None, off=0):

@@ -87,9 +87,9 @@ class ModelReceiver(Receiver):
         if act_len not in (0, cols, n):
             raise errors.activations_mismatch(act_len, n, cols)
         if calib > 65536:  # 65536 * 128 * 128 = 2**30: sums past that would saturate
-            raise ValueError("%d calibration samples: at most 65536" % calib)
+            raise errors.calib_samples(calib)
         if quant > QUANT_CHANNEL or scaled > 1:
-            raise ValueError("unknown quantization %d or scale flag %d" % (quant, scaled))
+            raise errors.layer_format(quant, scaled)
         if quant == QUANT_TENSOR:  # the same checks as building the layer's Dense would make
             dense.multiplier_limbs(mult)
             dense.check_int("shift", shift, -31, 30)
@@ -115,13 +115,13 @@ class ModelReceiver(Receiver):
         scale multipliers), checked value by value."""
         cur = self.cur
         if cur is None:
-            raise ValueError("data before a layer header")
+            raise errors.data_before_layer()
         n, na = cur.n, cur.act_len
         ends = (n + na, n + na + cur.calib * cur.cols,
                 n + na + cur.calib * cur.cols + cur.tail_len)
         m = len(payload)
         if self.got + m > ends[2]:
-            raise ValueError("data beyond the announced layer")
+            raise errors.data_beyond_layer()
         pos, i = self.got, 0
         mv = memoryview(payload)
         while i < m:
@@ -186,7 +186,7 @@ class ModelReceiver(Receiver):
             if info.name == name:
                 break
         else:
-            raise ValueError("the board's model has no layer %r to keep" % name)
+            raise errors.no_layer_to_keep(name)
         self.f.write(info.record_header())
         with open(MODEL_PATH, "rb") as src:
             src.seek(info.offset)
@@ -195,15 +195,14 @@ class ModelReceiver(Receiver):
             while left:
                 k = src.readinto(mv[:min(left, MAX_PAYLOAD)])
                 if not k:
-                    raise errors.StoreError("truncated layer %s" % name)
+                    raise errors.truncated("layer " + name)
                 self.f.write(mv[:k])
                 left -= k
         self.layers.append(info)
 
     def end(self, payload):
         if len(self.layers) != self.count:
-            raise ValueError("model announced %d layers, got %d" % (self.count,
-                                                                     len(self.layers)))
+            raise errors.layer_count(self.count, len(self.layers))
         mid = struct.pack(MODEL_ID_FMT, store.model_id(self.layers))
         self.f.seek(len(MODEL_MAGIC))  # the id leads STORE_HEAD
         self.f.write(mid)

@@ -3,6 +3,7 @@
 # of handlers, a frame delivered twice answered without being applied twice, and every
 # failure sent to the host as an ERROR frame with its message.
 
+from . import errors
 from .link import Link
 from .protocol import ABORT, REPLY
 
@@ -87,7 +88,7 @@ class Receiver:
                 handler = self.handlers.get(t)
                 try:
                     if handler is None:
-                        raise ValueError("unexpected frame type %d while %s" % (t, self.doing))
+                        raise errors.unexpected_frame(t, self.doing)
                     reply = handler(link.payload())
                 except Exception as e:  # reported to the host, which raises it there
                     link.error(error_text(e, self.doing))

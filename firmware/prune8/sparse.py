@@ -16,8 +16,7 @@
 import struct
 from array import array
 
-from . import dense, errors
-from .flash import dense_tiles
+from . import dense, errors, kernels
 from .protocol import (
     BIAS,
     COO_ENTRY,
@@ -33,8 +32,6 @@ from .protocol import (
 from .tiles import Stream
 
 _REC_SIZE = struct.calcsize(PACKED_RECORD)
-FAST = None  # prune8.viper while the viper kernels run (prune8.kernels): a held payload's
-             # row sums come from its *_sums kernels
 _COO = struct.calcsize(COO_ENTRY)            # u16 row, u16 column, int8 value
 _COO_WIDE = struct.calcsize(COO_ENTRY_WIDE)  # u32 row, u32 column, int8 value
 
@@ -112,7 +109,7 @@ class SparseDense:
             self.vals = self._part("b", 1, chunk, offset + nbytes, size - nbytes, payload,
                                    nbytes)
         else:
-            raise ValueError("unknown packed format %r" % (fmt,))
+            raise errors.packed_format(fmt)
 
     def _part(self, code, size, chunk, offset, count, payload=None, start=0):
         """A Stream over count items of the payload: held (a copy of payload's bytes
@@ -151,7 +148,7 @@ class SparseDense:
             xs[c] = t[x[c]] - zp
         fmt = self.format
         rq = self.rq
-        fast = FAST
+        fast = kernels.VIPER  # the viper kernels' row sums, while they run
         if fast is not None and self.f is None and fmt != "dense":
             self._fast_sums(fast, xs, acc)
             dense.requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out,
@@ -168,7 +165,7 @@ class SparseDense:
         elif fmt == "block":
             self._block(xs, acc)
         else:
-            dense_tiles(self.vals, None, xs, acc, rows, cols)
+            dense.dense_tiles(self.vals, None, xs, acc, rows, cols)
         dense.requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out, self.out_zp,
                               self.lo)
 
@@ -340,14 +337,14 @@ def read_packed(path, chunk=2048):
     ok = False
     try:
         if f.read(len(PACKED_MAGIC)) != PACKED_MAGIC:
-            raise ValueError("%s is not a prune8 packed model" % path)
+            raise errors.not_packed(path)
         count = struct.unpack(PACKED_HEAD, f.read(struct.calcsize(PACKED_HEAD)))[0]
         for _ in range(count):
             name = f.read(f.read(1)[0]).decode()
             (fmt, rows, cols, nnz, br, bc, size, quant, mult, shift, in_zp, out_zp,
              relu) = struct.unpack(PACKED_RECORD, f.read(_REC_SIZE))
             if not quant:
-                raise ValueError("packed layer %r has no int8 inference parameters" % name)
+                raise errors.packed_no_quant(name)
             raw = f.read(4 * rows)
             bias = [struct.unpack_from(BIAS, raw, 4 * r)[0] for r in range(rows)]
             if quant == QUANT_CHANNEL:  # per-channel multipliers and shifts follow

@@ -9,6 +9,8 @@ import os
 import sys
 
 from . import __version__, store
+from . import mask as _mask
+from .errors import StoreError
 from .profile import MAX_UNITS, MAX_WEIGHTS, NAME
 from .protocol import MASKS_PATH, ROOT
 
@@ -35,12 +37,7 @@ def _count_pruned(path, info):
     with open(path, "rb") as f:
         f.seek(info.offset)
         data = f.read(info.nbytes)
-    kept = 0
-    for b in data:
-        while b:
-            kept += b & 1
-            b >>= 1
-    return info.n - kept
+    return info.n - _mask.popcount(data, len(data))
 
 
 def ls():
@@ -54,13 +51,13 @@ def ls():
         out["model"] = {"id": mid, "layers": [
             {"name": l.name, "rows": l.rows, "cols": l.cols, "act": l.act_len, "crc": l.crc}
             for l in layers]}
-    except (OSError, store.StoreError):
+    except (OSError, StoreError):
         mid = None
     try:
         kid, masks = store.read_masks_index()
         out["masks"] = {"model_id": kid, "stale": kid != mid, "layers": [
             {"name": m.name, "method": m.method, "tie": m.tie, "sparsity_bp": m.bp,
              "n": m.n, "pruned": _count_pruned(MASKS_PATH, m)} for m in masks]}
-    except (OSError, store.StoreError):
+    except (OSError, StoreError):
         pass
     print(json.dumps(out))

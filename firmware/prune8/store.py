@@ -7,7 +7,7 @@
 import os
 import struct
 
-from .errors import StoreError
+from . import errors
 from .protocol import (
     BIAS,
     CALIB_MAGIC,
@@ -100,7 +100,7 @@ class Replacing:
 def read_exact(f, n):
     data = f.read(n)
     if data is None or len(data) != n:
-        raise StoreError("truncated file")
+        raise errors.truncated("file")
     return data
 
 
@@ -177,7 +177,7 @@ def _read_index(path, magic, what, fmt, size, make):
     name, a struct `fmt` of `size` bytes, and a body whose length the record knows."""
     with open(path, "rb") as f:
         if read_exact(f, 4) != magic:
-            raise StoreError("%s is not a prune8 %s file" % (path, what))
+            raise errors.not_store_file(path, what)
         ident, count = struct.unpack(STORE_HEAD, read_exact(f, _HEAD_SIZE))
         records = []
         pos = 4 + _HEAD_SIZE
@@ -212,9 +212,9 @@ def load_layer(info, w, a, sumsq=None, bias=None, path=None, scale=None):
     with open(path or MODEL_PATH, "rb") as f:
         f.seek(info.offset)
         if f.readinto(memoryview(w)[:info.n]) != info.n:
-            raise StoreError("truncated layer %s" % info.name)
+            raise errors.truncated("layer " + info.name)
         if info.act_len and f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
-            raise StoreError("truncated activations of %s" % info.name)
+            raise errors.truncated("activations of " + info.name)
         if info.calib and sumsq is not None:
             _read_ints(f, SUM, sumsq, info.cols)
         if info.quant and bias is not None:
@@ -325,7 +325,7 @@ def read_calib_file(path=None):
     """(model id, {layer name: activations (bytes)}) of a calibration file."""
     with open(path or CALIB_PATH, "rb") as f:
         if read_exact(f, 4) != CALIB_MAGIC:
-            raise StoreError("%s is not a prune8 calibration file" % (path or CALIB_PATH))
+            raise errors.not_store_file(path or CALIB_PATH, "calibration")
         ident, count = struct.unpack(STORE_HEAD, read_exact(f, _HEAD_SIZE))
         out = {}
         for _ in range(count):

@@ -4,14 +4,13 @@
 # weights of a tile that a mask prunes, whatever the mask's unit (weights, rows, columns,
 # blocks).
 
-from .errors import StoreError
+from . import errors
 
-WEIGHT = 0  # mask units (the twin's UNITS): one bit per weight,
+# Mask units (the twin's UNITS; prune8.scorers gives each scorer's):
+WEIGHT = 0  # one bit per weight,
 ROW = 1     # per row,
 COL = 2     # per column,
 BLOCK = 3   # per br x bc block, blocks row-major over the grid
-
-UNIT_OF = {"rows": ROW, "cols": COL, "blocks": BLOCK}  # any other scorer: WEIGHT
 
 
 def read_into(f, view, m, what, size=1):
@@ -19,7 +18,7 @@ def read_into(f, view, m, what, size=1):
     the whole view when m is its length, so a tile of the usual size allocates nothing."""
     dst = view if m == len(view) else view[:m]
     if f.readinto(dst) != m * size:
-        raise StoreError("truncated %s" % what)
+        raise errors.truncated(what)
 
 
 def write_from(f, view, m):
@@ -157,7 +156,7 @@ class Stream:
     def more(self):
         k = self.left if self.left < self.chunk else self.chunk
         if k == 0:
-            raise StoreError("read past the end of a stored layer")
+            raise errors.past_layer_end()
         self.f.seek(self.pos)
         read_into(self.f, self.view, k, "layer", self.size)
         self.pos += k * self.size

@@ -403,6 +403,18 @@ def apply_bits(bits, w, n: int):
 
 
 @micropython.viper
+def popcount(bits, n: int) -> int:
+    pb = ptr8(bits)
+    k = 0
+    for j in range(n):
+        b = pb[j]
+        while b:
+            b &= b - 1
+            k += 1
+    return k  # < 8 * 2**20: a small int
+
+
+@micropython.viper
 def nm_bits(bits, src, off: int, start: int, count: int, n: int, m: int, counts):
     pb = ptr8(bits)
     ps = ptr16(src)
@@ -454,7 +466,7 @@ def zero_tile(w, off: int, m: int, i0: int, bits, b0: int, unit: int, cols: int,
             r += 1
 
 
-# -- int8 inference (prune8.dense, prune8.flash, prune8.sparse) -----------------------------
+# -- int8 inference (prune8.dense, prune8.stored_dense, prune8.sparse) ----------------------
 # A signed int32 x with |x| < 2**30 has bit 30 equal to its sign. Read back, it is made
 # whole by v |= ~(2**30 - 1) when that bit is set: the same value whether the load
 # sign-extended (32-bit) or zero-extended (64-bit). (Constants stay below 2**30, the

@@ -91,6 +91,7 @@ else:
         keep = weights("random", N // 8)  # the same random mask bits for both sets
         case("apply-" + kind, "apply_bits", lambda: (bytearray(keep), bytearray(w)),
              lambda f, b, ww: f(b, ww, N - 3))
+        case("popcount-" + kind, "popcount", lambda: (), lambda f: f(w, N - 3))
         case("zero-tile-blocks-" + kind, "zero_tile",
              lambda: (bytearray(w), bytearray(keep[:64])),
              lambda f, ww, b: f(ww, 0, 3000, 100, b, 0, 3, 64, 4, 8, 8))

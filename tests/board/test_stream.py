@@ -8,26 +8,27 @@ import os
 import struct
 import sys
 
+import prune8.protocol as P
+from prune8 import prune_model, push, store  # every module the prune uses
+from prune8.link import crc32_halves
+
 SCRATCH = ARGS["scratch"]  # noqa: F821 - the runner's
+BOARD_ROOT = P.ROOT
 ROWS = COLS = 256
 
 
-def fresh_prune8():
-    # Modules bind the store paths when imported: drop them, so the next import of
-    # prune8 sees the paths as set now (and, at the end, the board's own again).
-    for m in [m for m in sys.modules if m == "prune8" or m.startswith("prune8.")]:
-        del sys.modules[m]
+def move_store(old, new):
+    # Modules bind the store paths when imported: move them in every loaded prune8
+    # module. None is imported twice, so the heap is laid out as for a prune on the
+    # board (dropping the modules and importing them again fragments it).
+    for name, m in list(sys.modules.items()):
+        if name == "prune8" or name.startswith("prune8."):
+            for k in dir(m):
+                if k == "ROOT" or k.endswith("_PATH"):
+                    setattr(m, k, new + getattr(m, k)[len(old):])
 
 
-fresh_prune8()
-import prune8.protocol as P  # noqa: E402
-
-for k in [k for k in dir(P) if k == "ROOT" or k.endswith("_PATH")]:
-    setattr(P, k, SCRATCH + getattr(P, k)[len("/prune8"):])
-from prune8 import prune_model, push, store  # noqa: E402
-from prune8.link import crc32_halves  # noqa: E402
-
-use_args_kernels()  # noqa: F821 - measure.py: the fresh prune8 chose its own
+move_store(BOARD_ROOT, SCRATCH)
 
 
 class NoLink:  # the receiver's handlers are called directly: no frames
@@ -98,4 +99,4 @@ finally:
     for name in os.listdir(SCRATCH):
         os.remove(SCRATCH + "/" + name)
     os.rmdir(SCRATCH)
-    fresh_prune8()
+    move_store(SCRATCH, BOARD_ROOT)

@@ -136,7 +136,7 @@ def check_fits(layer: Layer) -> None:
 
 def in_ram(layer: Layer, max_weights: int, max_units: int) -> bool:
     """Whether the board prunes and runs this layer in RAM, or streams it from flash
-    (it does not fit the Pruner's buffers: prune8.stream, prune8.flash)."""
+    (it does not fit the Pruner's buffers: prune8.stream, prune8.stored_dense)."""
     rows, cols = layer.weights.shape
     return layer.n <= max_weights and rows <= max_units and cols <= max_units
 

@@ -13,10 +13,10 @@ import numpy as np
 
 from prune8 import errors
 from prune8.protocol import SCOPES, SCORERS
-from prune8_host.errors import ModelError, UsageError
+from prune8_host.errors import ModelError
 
 from .check import is_int
-from .layer import ACT_SUFFIX, CALIB_SUFFIX, UNITS, Layer, LayerMask
+from .layer import UNITS, Layer, LayerMask
 from .mask import apply_mask, mask_from_keep, mask_to_keep, prune_mask, prune_mask_channels
 from .patterns import nm_mask
 from .schedule import MAX_STEPS, sparsity_at
@@ -90,14 +90,12 @@ def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
         s = random_scores(w.size, seed, profile=profile)
     elif method == "gradient":
         if layer.activations is None:
-            raise ModelError(f"layer {layer.name!r} has no activations for the gradient "
-                             f"proxy: add {layer.name + ACT_SUFFIX!r} or pass --activations")
+            raise errors.no_activations(layer.name)
         a = layer.activations.reshape(-1)
         s = gradient_scores(w, a, None if a.size == w.size else cols, profile=profile)
     elif method == "wanda":
         if layer.calib is None:
-            raise ModelError(f"layer {layer.name!r} has no calibration samples for Wanda: "
-                             f"add {layer.name + CALIB_SUFFIX!r} (samples x {cols}, int8)")
+            raise errors.no_calibration(layer.name, cols)
         s = wanda_scores(w, wanda_sumsq(layer.calib), rows, cols, profile=profile)
     elif method == "mincut":
         s = mincut_scores(w, rows, cols, profile=profile)
@@ -110,10 +108,10 @@ def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
         s = col_scores(w, rows, cols, profile=profile)
     elif method == "blocks":
         if block is None:
-            raise UsageError("method blocks needs a block size (--block BRxBC)")
+            raise errors.no_block_size()
         s = block_scores(w, rows, cols, *block, profile=profile)
     else:
-        raise UsageError(f"method must be one of {', '.join(SCORERS)}; got {method!r}")
+        raise errors.option("method", method, SCORERS)
     return s.reshape(-1)
 
 
@@ -163,7 +161,7 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
     kwargs = dict(seed=seed, block=block)
     if nm is not None:
         if unit != "weight":
-            raise UsageError(f"an N:M pattern needs a per-weight scorer, not {method}")
+            raise errors.no_weight_scores()
         words = nm_mask(layer_scores(layer, method, profile, **kwargs), rows, cols, *nm)
     elif steps:
         w = layer.weights.reshape(rows, cols).copy()

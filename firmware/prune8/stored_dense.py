@@ -1,38 +1,18 @@
-# int8 inference on a layer bigger than RAM (docs/streaming.md; docs/spec.md §5.3, §8.3,
-# the masked model of §4.3): the weights stay in /prune8/model.bin and are read a tile at
-# a time for every input; the layer's mask (any unit) zeroes what it prunes in each tile
-# as it is read. Per output row a partial sum is kept (rows x int32), so a tile may end
-# anywhere in a row; the row is requantized as dense.Dense does once its sum is complete.
-# Outputs equal dense.Dense's on the same pruned weights, bit for bit.
+# int8 inference on a stored layer bigger than RAM (docs/streaming.md; docs/spec.md §5.3,
+# §8.3, the masked model of §4.3): the weights stay in /prune8/model.bin and are read a
+# tile at a time for every input; the layer's mask (any unit) zeroes what it prunes in
+# each tile as it is read. Per output row a partial sum is kept (rows x int32), so a tile
+# may end anywhere in a row (dense.dense_tiles); the row is requantized as dense.Dense
+# does once its sum is complete. Outputs equal dense.Dense's on the same pruned weights,
+# bit for bit.
 
 from array import array
 
-from . import dense, errors
+from . import dense, errors, scorers
 from .tiles import ROW, Stream, TiledMask
 
 
-def dense_tiles(stream, tiled, xs, acc, rows, cols):
-    """acc[r] += sum_c xs[c] * w[r, c] over a layer's weights read from `stream` (a
-    tiles.Stream of int8), zeroed first by `tiled` (a TiledMask, or None)."""
-    stream.rewind()
-    n = rows * cols
-    i0 = 0
-    while i0 < n:
-        m = stream.more()
-        w = stream.buf
-        if tiled is not None:
-            tiled.zero(w, 0, m, i0)
-        i = 0
-        while i < m:  # the tile's pieces of rows; |sum| < 2**30 (dense.py's bound)
-            r = (i0 + i) // cols
-            c = (i0 + i) - r * cols
-            k = cols - c if cols - c < m - i else m - i
-            acc[r] += dense.dot(w, i, xs, c, k)
-            i += k
-        i0 += m
-
-
-class FlashDense:
+class StoredDense:
     """A stored layer (store.LayerInfo) run from flash with its mask (a store.MaskInfo
     in masks.bin, or None); forward(x, out) as dense.Dense. RAM: a tile of `tile`
     weights, rows x int32 biases and sums, cols x int16 inputs, and the mask's tile."""
@@ -65,8 +45,7 @@ class FlashDense:
             self.w.start(self.f, info.offset, info.n)
             self.tiled = None
             if mask is not None:
-                from .tiles import UNIT_OF
-                unit = UNIT_OF.get(mask.method, 0)
+                unit = scorers.unit(mask.method)
                 self.tiled = TiledMask(unit, rows, cols, mask.br, mask.bc, tile)
                 self.mf = open(masks_path, "rb")
                 self.tiled.attach(self.mf, mask.offset)
@@ -81,7 +60,7 @@ class FlashDense:
                 self.close()
 
     def __repr__(self):
-        return "FlashDense(%d x %d, from flash)" % (self.rows, self.cols)
+        return "StoredDense(%d x %d, from flash)" % (self.rows, self.cols)
 
     def close(self):
         for f in (self.f, self.mf):
@@ -104,7 +83,7 @@ class FlashDense:
         acc = self._acc
         for r in range(self.rows):
             acc[r] = self.bias[r]
-        dense_tiles(self.w, self.tiled, xs, acc, self.rows, cols)
+        dense.dense_tiles(self.w, self.tiled, xs, acc, self.rows, cols)
         rq = self.rq
         dense.requantize_rows(acc, rq.m2, rq.m1, rq.m0, rq.left, rq.right, out, self.out_zp,
                               self.lo)
