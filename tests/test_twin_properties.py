@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from prune8_host import twin
 
+
 @st.composite
 def score_arrays(draw, max_n=600):
     """n scores, each from one of three ranges in proportions drawn per array: 0..3 (few
