@@ -1,13 +1,14 @@
 """The scorer table (twin/scorers.py) is what the host scores layers with: every scorer
 masks a layer through it with one entry per unit of its mask, a layer that lacks what a
-scorer needs is refused in one line that names what to add, and an unknown scorer is
-the board's error, class and message."""
+scorer needs is refused in one line that names what to add, and where the board refuses
+a call the twin raises the board's error, class and message."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+import prune8
 from prune8 import errors
 from prune8.protocol import SCORERS
 from prune8_host.errors import ModelError, UsageError
@@ -65,3 +66,19 @@ def test_an_unknown_scorer_is_the_boards_option_error(name):
         with pytest.raises(errors.OptionError) as e:
             call(FULL, name)
         assert str(e.value) == str(expected)
+
+
+@pytest.mark.parametrize("method", ["rows", "cols", "blocks"])
+@pytest.mark.parametrize("nm", [(2, 4), (5, 4)])
+def test_an_nm_pattern_over_unit_scores_fails_as_on_the_board(method, nm):
+    p = prune8.Pruner()
+    w = bytearray(W.tobytes())
+    if method == "blocks":
+        p.blocks(w, 4, 8, 2, 4)
+    else:
+        getattr(p, method)(w, 4, 8)
+    with pytest.raises(prune8.Prune8Error) as board:
+        p.nm_mask(nm[0], nm[1], 4, 8)  # what prune8.prune_model calls after scoring
+    with pytest.raises(prune8.Prune8Error) as twin:
+        layer_mask(FULL, method, nm=nm, block=(2, 4))
+    assert (type(twin.value), str(twin.value)) == (type(board.value), str(board.value))

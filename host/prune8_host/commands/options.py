@@ -130,8 +130,12 @@ def _bp(args) -> int:
 
 
 def prune_options(args, method: str | None = None) -> PruneOptions:
-    """The mask options of the command line (a bad sparsity is refused here, before
-    any file or board is touched)."""
-    return PruneOptions(method=method or args.method, sparsity_bp=_bp(args), tie=args.tie,
+    """The mask options of the command line (a bad sparsity, or an N:M pattern over a
+    scorer of rows, columns or blocks, is refused here, before any file or board is
+    touched)."""
+    method = method or args.method
+    if args.nm is not None and not scorers.find(method).per_weight:
+        raise UsageError(f"an N:M pattern needs a per-weight scorer, not {method}")
+    return PruneOptions(method=method, sparsity_bp=_bp(args), tie=args.tie,
                         min_keep=args.min_keep, min_score=args.min_score, seed=args.seed,
                         block=args.block, nm=args.nm, steps=args.steps, scope=args.scope)

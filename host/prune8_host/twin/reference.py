@@ -13,7 +13,7 @@ import numpy as np
 
 from prune8 import errors
 from prune8.protocol import SCOPES
-from prune8_host.errors import ModelError, UsageError
+from prune8_host.errors import ModelError
 
 from . import check, scorers
 from .layer import Layer, LayerMask
@@ -168,9 +168,11 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
     rows, cols = layer_dims(layer, method)
     kwargs = dict(seed=seed, block=block)
     if nm is not None:
-        if unit != "weight":
-            raise UsageError(f"an N:M pattern needs a per-weight scorer, not {method}")
-        words = nm_mask(layer_scores(layer, method, profile, **kwargs), rows, cols, *nm)
+        s = layer_scores(layer, method, profile, **kwargs)
+        if unit != "weight":  # the board's Pruner.nm_mask: n and m, then per-weight scores
+            check.nm(*nm)
+            raise errors.no_weight_scores()
+        words = nm_mask(s, rows, cols, *nm)
     elif steps:
         w = layer.weights.reshape(rows, cols).copy()
         keep = None
