@@ -11,9 +11,10 @@ same order as on the board (docs/spec.md §6.2):
 The modules pair with the firmware's by name: scores, select, mask, patterns,
 schedule, dense (int8 inference), bp, check; structured is the twin of the Pruner's
 structured pruning (prune_rows, prune_cols). Over whole layers: layer (the in-memory
-types) and reference (a layer scored and masked as the board does it). stats and shrink
-are host-only. This package re-exports the public names it has always had, so
-`from prune8_host.twin import prune_mask` keeps working.
+types), scorers (the scorer table: each scorer's needs, kernel, unit and errors) and
+reference (a layer scored and masked as the board does it). stats, shrink and bits (the
+host's one popcount) are host-only. This package re-exports the public names it has
+always had, so `from prune8_host.twin import prune_mask` keeps working.
 
 Scores come back in the shape of `w` (`np.int16`; row/column L1 as `np.int32`);
 masks are `np.uint32` words, bit i % 32 of word i // 32, 1 = keep (docs/spec.md §4.1).
