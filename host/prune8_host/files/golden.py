@@ -147,7 +147,7 @@ def generate(seed: int = 8, max_weights: int = 2048, max_units: int = 64) -> lis
             for kind in ("full", "ties", "extremes"):
                 w = _values(rng, rows * cols, kind)
                 extra, a, grad_cols = _draw_inputs(rng, scorer, rows, cols,
-                                                   max(max_units, max_weights // 4))
+                                                   twin.max_blocks(cap))
                 mask = {"sparsity_bp": int(rng.choice([0, 1, 2500, 5000, 9999, 10000])),
                         "tie": str(rng.choice(twin.TIES)),
                         "method": str(rng.choice(twin.SELECTIONS)),
