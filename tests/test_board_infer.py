@@ -19,7 +19,7 @@ from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, verify_on_board
 from prune8_host.files.model import load_model, save_model
 from prune8_host.twin import dense as qnn
-from prune8_host.twin.layer import UNITS
+from prune8_host.twin import scorers
 from prune8_host.twin.reference import PruneOptions
 
 pytestmark = pytest.mark.timeout(900)
@@ -60,8 +60,8 @@ def test_calibration_on_the_board_drives_the_gradient_proxy(port, tmp_path):
         assert m.words.tolist() == twin.prune_mask(s_, sparsity_bp=5000).tolist()
 
 
-def methods():
-    return [m for m in UNITS if m != "wanda"]  # the digits model has no Wanda samples
+def methods():  # the digits model has no calibration samples (Wanda's)
+    return [s.name for s in scorers.TABLE if scorers.SUMSQ not in s.needs]
 
 
 def test_board_accuracy_equals_the_twin_at_half_sparsity_for_every_scorer(port, tmp_path):

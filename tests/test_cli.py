@@ -195,6 +195,14 @@ def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):
     assert code == 0 and json.loads(stdout)["layers"][0]["pruned"] == 288  # 90% of 320
 
 
+def test_an_nm_pattern_over_rows_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    code, _, err = run(capsys, "mask", EXAMPLE, "--method", "rows", "--nm", "2:4", "-o",
+                       str(out))
+    assert code == 2 and not out.exists()
+    assert err == "prune8 mask: error: an N:M pattern needs a per-weight scorer, not rows\n"
+
+
 def test_gradual_magnitude_ends_at_the_final_sparsity_and_prunes_small_weights_first():
     from prune8_host.twin.reference import layer_mask
     layer = load_model(EXAMPLE)["fc1"]

@@ -6,13 +6,14 @@ WebAssembly VM behind the virtual board (tests/test_board_suite.py). Drift betwe
 generator and the runner fails there.
 """
 
+from prune8.protocol import SCORERS
 from prune8_host.files import golden
 
 
 def test_golden_covers_every_scorer_method_tie_and_error():
     cases = golden.generate()
     ops = {c.op for c in cases}
-    assert set(golden.SCORERS) | {"prune_rows", "prune_cols", "schedule"} <= ops
+    assert set(SCORERS) | {"prune_rows", "prune_cols", "schedule"} <= ops
     ok = [c for c in cases if c.expect == "ok" and c.mask]
     assert {c.mask.get("method") for c in ok} >= {"auto", "bubble", "select"}
     assert {c.mask.get("tie") for c in ok} >= {"exact", "strict"}

@@ -15,7 +15,7 @@ from prune8_host.device.link import HostLink
 from prune8_host.device.verify import check_masks
 from prune8_host.files.boardstore import parse_masks
 from prune8_host.files.model import load_model
-from prune8_host.twin.layer import UNITS
+from prune8_host.twin import scorers as twin_scorers
 from prune8_host.twin.reference import layer_mask
 from test_link import PREAMBLE, PipePort, push
 
@@ -84,7 +84,8 @@ def test_the_scorer_table_covers_every_stored_scorer_with_the_twins_unit():
     an entry for each, whose mask unit is the twin's."""
     names = {tiles.WEIGHT: "weight", tiles.ROW: "row", tiles.COL: "col", tiles.BLOCK: "block"}
     assert sorted(scorers.TABLE) == sorted(SCORERS)
-    assert {m: names[scorers.unit(m)] for m in SCORERS} == UNITS
+    assert {m: names[scorers.unit(m)] for m in SCORERS} == \
+        {m: twin_scorers.find(m).unit for m in SCORERS}
 
 
 def opts_of(opts):

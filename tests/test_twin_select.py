@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from prune8 import errors
 from prune8.bp import prune_count
 from prune8_host import twin
-from prune8_host.twin import select
+from prune8_host.twin import bits, select
 
 
 def reference_keep(s, k, tie, min_score):
@@ -138,3 +138,16 @@ def test_magnitude_mask_raises_what_the_two_calls_raise():
         with pytest.raises(kind) as composed:
             twin.prune_mask(twin.magnitude_scores(w_, profile=kw.get("profile")), **kw)
         assert str(fused.value) == str(composed.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=100), st.sampled_from([np.uint8, np.uint32, np.uint64]))
+def test_popcount_counts_every_set_bit_of_any_width(raw, dtype):
+    # every width the host counts: mask bytes, mask words, the selection's 64-bit words
+    raw = raw[:len(raw) - len(raw) % np.dtype(dtype).itemsize]
+    a = np.frombuffer(raw, dtype)
+    assert bits.popcount(a) == sum(bin(b).count("1") for b in raw)
+    if len(raw) % 8 == 0:
+        words = bits.word_counts(a).tolist()
+        assert words == [sum(bin(b).count("1") for b in raw[i:i + 8])
+                         for i in range(0, len(raw), 8)]

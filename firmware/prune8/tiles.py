@@ -6,7 +6,7 @@
 
 from . import errors
 
-# Mask units (the twin's UNITS; prune8.scorers gives each scorer's):
+# Mask units (the twin's: prune8_host.twin.scorers; prune8.scorers gives each scorer's):
 WEIGHT = 0  # one bit per weight,
 ROW = 1     # per row,
 COL = 2     # per column,

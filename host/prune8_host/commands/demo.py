@@ -18,8 +18,9 @@ from prune8_host.device.deploy import deploy_build
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, push, verify_on_board
 from prune8_host.files.model import load_model
-from prune8_host.twin.layer import UNITS
+from prune8_host.twin import scorers
 from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.scorers import ACTIVATIONS, BLOCK, MULTS, SUMSQ
 
 from .options import fraction_bp
 from .table import verify_table
@@ -48,17 +49,17 @@ def register(sub) -> None:
 
 
 def _methods(model):
-    """Every scorer that applies to every layer of the model."""
+    """Every scorer that applies to every layer of the model, in the table's order."""
     layers = list(model.values())
-    for method in UNITS:  # the order of the table
-        if method == "gradient" and any(l.activations is None for l in layers):
+    for scorer in scorers.TABLE:
+        if ACTIVATIONS in scorer.needs and any(l.activations is None for l in layers):
             continue
-        if method == "wanda" and any(l.calib is None for l in layers):
+        if SUMSQ in scorer.needs and any(l.calib is None for l in layers):
             continue
-        if method == "scaled" and not any(np.size(l.quant.get("w_scale", 1)) > 1
-                                          for l in layers):
-            continue  # one scale per layer: scaled is magnitude itself
-        yield method
+        if MULTS in scorer.needs and not any(np.size(l.quant.get("w_scale", 1)) > 1
+                                             for l in layers):
+            continue  # one scale per layer: the scale-aware score is magnitude itself
+        yield scorer
 
 
 def run(args) -> int:
@@ -72,9 +73,9 @@ def run(args) -> int:
         deploy_build(port, profile, quiet=args.quiet)
         with BoardSession(port, baud=profile.baud) as s:
             push(s, model, quiet=args.quiet)
-            for method in _methods(model):
-                prune(s, PruneOptions(method, sparsity_bp=bp,
-                                      block=DEMO_BLOCK if method == "blocks" else None))
+            for scorer in _methods(model):
+                prune(s, PruneOptions(scorer.name, sparsity_bp=bp,
+                                      block=DEMO_BLOCK if BLOCK in scorer.needs else None))
                 checks, _ = verify_on_board(s, model, args.quiet)
                 rows += [c.as_dict() for c in checks]
     ok = all(r["verified"] for r in rows)

@@ -6,9 +6,10 @@ import argparse
 import re
 
 from prune8.errors import SparsityError
-from prune8.protocol import SCOPES, SCORERS, TIES
+from prune8.protocol import SCOPES, TIES
 from prune8_host import twin
 from prune8_host.errors import UsageError
+from prune8_host.twin import scorers
 from prune8_host.twin.reference import PruneOptions
 from prune8_host.twin.schedule import MAX_STEPS
 
@@ -29,10 +30,7 @@ def board_kwargs(args) -> dict:
     return dict(port=args.port, board=args.board, baud=args.baud, quiet=args.quiet)
 
 
-METHOD_HELP = ("scorer: magnitude |w|, scaled (|w| times its row's weight scale: the real "
-               "magnitude of a per-channel quantized layer), l2 w*w, gradient |w*a|>>4, "
-               "wanda |w|*||x||>>4, mincut edge importance, random (seeded), rows / cols / "
-               "blocks L1")
+METHOD_HELP = "scorer: " + ", ".join(f"{s.name} ({s.summary})" for s in scorers.TABLE)
 
 
 def _block(text: str) -> tuple[int, int]:
@@ -68,7 +66,7 @@ DEFAULT_SCORER = "scaled"
 
 
 def add_method_args(p, default: str | None = DEFAULT_SCORER) -> None:
-    p.add_argument("--method", choices=SCORERS, default=default,
+    p.add_argument("--method", choices=[s.name for s in scorers.TABLE], default=default,
                    help=METHOD_HELP + (f" (default {default}: the real magnitude, which is "
                                        f"magnitude on a layer with one scale)"
                                        if default else ""))
@@ -132,8 +130,12 @@ def _bp(args) -> int:
 
 
 def prune_options(args, method: str | None = None) -> PruneOptions:
-    """The mask options of the command line (a bad sparsity is refused here, before
-    any file or board is touched)."""
-    return PruneOptions(method=method or args.method, sparsity_bp=_bp(args), tie=args.tie,
+    """The mask options of the command line (a bad sparsity, or an N:M pattern over a
+    scorer of rows, columns or blocks, is refused here, before any file or board is
+    touched)."""
+    method = method or args.method
+    if args.nm is not None and not scorers.find(method).per_weight:
+        raise UsageError(f"an N:M pattern needs a per-weight scorer, not {method}")
+    return PruneOptions(method=method, sparsity_bp=_bp(args), tie=args.tie,
                         min_keep=args.min_keep, min_score=args.min_score, seed=args.seed,
                         block=args.block, nm=args.nm, steps=args.steps, scope=args.scope)

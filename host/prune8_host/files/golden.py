@@ -19,8 +19,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC, SCORERS
+from prune8.protocol import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC
 from prune8_host import twin
+from prune8_host.twin import scorers
+from prune8_host.twin.scorers import (
+    ACT_COLS,
+    ACTIVATIONS,
+    BLOCK,
+    COLS,
+    COUNT,
+    MULTS,
+    ROWS,
+    SEED,
+    SUMSQ,
+    WEIGHTS,
+)
 
 
 @dataclass
@@ -50,24 +63,12 @@ def _error(e: Exception, stage: str) -> list:
     return [type(e).__name__, str(e), stage]
 
 
-def _twin_scores(c: Case) -> np.ndarray:
-    prof, x = c.cap, c.extra
-    if c.op == "magnitude":
-        return twin.magnitude_scores(c.w, profile=prof)
-    if c.op == "l2":
-        return twin.l2_scores(c.w, profile=prof)
-    if c.op == "random":
-        return twin.random_scores(x["n"], x["seed"], profile=prof)
-    if c.op == "gradient":
-        return twin.gradient_scores(c.w, c.a, c.grad_cols, profile=prof)
-    if c.op == "wanda":
-        return twin.wanda_scores(c.w, x["sumsq"], c.rows, c.cols, profile=prof)
-    if c.op == "scaled":
-        return twin.scaled_scores(c.w, x["mults"], c.rows, c.cols, profile=prof)
-    if c.op == "blocks":
-        return twin.block_scores(c.w, c.rows, c.cols, *x["block"], profile=prof)
-    fn = {"mincut": twin.mincut_scores, "rows": twin.row_scores, "cols": twin.col_scores}
-    return fn[c.op](c.w, c.rows, c.cols, profile=prof)
+def _inputs(c: Case) -> dict:
+    """A case's kernel inputs, by the scorer table's names (scorers.py)."""
+    x = c.extra
+    return {WEIGHTS: c.w, ROWS: c.rows, COLS: c.cols, ACTIVATIONS: c.a, ACT_COLS: c.grad_cols,
+            COUNT: x.get("n"), SEED: x.get("seed"), SUMSQ: x.get("sumsq"),
+            MULTS: x.get("mults"), BLOCK: x.get("block")}
 
 
 def compute(c: Case) -> Case:
@@ -93,13 +94,13 @@ def compute(c: Case) -> Case:
         c.blobs["mask"] = words.astype("<u4").tobytes()
         c.blobs["applied"] = pruned.tobytes()
         return c
+    scorer = scorers.find(c.op)
     try:
-        s = _twin_scores(c).reshape(-1)
+        s = scorer.score(_inputs(c), profile=c.cap).reshape(-1)
     except errors.Prune8Error as e:
         c.expect = _error(e, "score")
         return c
-    unit = c.op in ("rows", "cols", "blocks")
-    c.blobs["scores"] = s.astype("<i4" if unit else "<i2").tobytes()
+    c.blobs["scores"] = s.astype("<i2" if scorer.per_weight else "<i4").tobytes()
     if c.mask is None:
         return c
     try:
@@ -113,7 +114,7 @@ def compute(c: Case) -> Case:
         c.expect = _error(e, "mask")
         return c
     c.blobs["mask"] = words.astype("<u4").tobytes()
-    if not unit:
+    if scorer.per_weight:
         c.blobs["applied"] = twin.apply_mask(c.w, words).tobytes()
     return c
 
@@ -141,37 +142,21 @@ def generate(seed: int = 8, max_weights: int = 2048, max_units: int = 64) -> lis
         cases.append(compute(Case(cap=cap, **kw)))
 
     # Every scorer x shape x value mix, with a mask drawn over ties, methods and options.
-    for op in SCORERS:
+    for scorer in scorers.TABLE:
         for rows, cols in shapes:
             for kind in ("full", "ties", "extremes"):
-                n = rows * cols
-                w = _values(rng, n, kind)
-                extra = {}
-                if op == "random":
-                    extra = {"n": n, "seed": int(rng.integers(0, 2**30))}
-                elif op == "wanda":
-                    extra = {"sumsq": errors_free_sumsq(rng, cols)}
-                elif op == "scaled":
-                    extra = {"mults": [int(v) for v in rng.choice(
-                        [0, 1, 12345, 32767, 32768], rows)]}
-                elif op == "blocks":
-                    extra = {"block": [_divisor(rng, rows), _divisor(rng, cols)]}
-                    if (rows // extra["block"][0]) * (cols // extra["block"][1]) > \
-                            max(max_units, max_weights // 4):
-                        extra["block"] = [rows, cols]
-                per_col = op == "gradient" and rng.integers(2) == 1
-                a = _values(rng, cols if per_col else n, "full") if op == "gradient" else None
+                w = _values(rng, rows * cols, kind)
+                extra, a, grad_cols = _draw_inputs(rng, scorer, rows, cols,
+                                                   twin.max_blocks(cap))
                 mask = {"sparsity_bp": int(rng.choice([0, 1, 2500, 5000, 9999, 10000])),
                         "tie": str(rng.choice(twin.TIES)),
                         "method": str(rng.choice(twin.SELECTIONS)),
                         "min_keep": int(rng.choice([0, 1, 1, 3])),
                         "min_score": int(rng.choice([0, 0, 0, 2, 40]))}
-                units = {"rows": rows, "cols": cols}.get(op, n)
-                if op == "blocks":
-                    units = (rows // extra["block"][0]) * (cols // extra["block"][1])
+                units = scorers.unit_count(scorer.unit, rows, cols, extra.get("block"))
                 mask["min_keep"] = min(mask["min_keep"], units)
-                add(name=f"{op}-{rows}x{cols}-{kind}", op=op, w=w, rows=rows, cols=cols, a=a,
-                    grad_cols=cols if per_col else None, mask=mask, extra=extra,
+                add(name=f"{scorer.name}-{rows}x{cols}-{kind}", op=scorer.name, w=w, rows=rows,
+                    cols=cols, a=a, grad_cols=grad_cols, mask=mask, extra=extra,
                     buffer=str(rng.choice(["bytearray", "array"])))
     # Per-channel masks: the same k in every row, over per-weight scorers.
     for op in ("magnitude", "scaled", "mincut"):
@@ -278,6 +263,29 @@ def generate(seed: int = 8, max_weights: int = 2048, max_units: int = 64) -> lis
         add(name=f"error-{name}", **kw)
         assert cases[-1].expect != "ok", name
     return cases
+
+
+def _draw_inputs(rng, scorer: scorers.Scorer, rows: int, cols: int, max_blocks: int):
+    """Random inputs for what a scorer needs besides the weights and the shape, drawn in
+    the order of its needs: (extra, activations, grad_cols) of its case."""
+    extra, a, grad_cols = {}, None, None
+    for need in scorer.needs:
+        if need == COUNT:
+            extra["n"] = rows * cols
+        elif need == SEED:
+            extra["seed"] = int(rng.integers(0, 2**30))
+        elif need == ACTIVATIONS:  # one per column or one per weight, then their values
+            grad_cols = cols if rng.integers(2) == 1 else None
+            a = _values(rng, grad_cols or rows * cols, "full")
+        elif need == SUMSQ:
+            extra["sumsq"] = errors_free_sumsq(rng, cols)
+        elif need == MULTS:
+            extra["mults"] = [int(v) for v in rng.choice([0, 1, 12345, 32767, 32768], rows)]
+        elif need == BLOCK:
+            block = [_divisor(rng, rows), _divisor(rng, cols)]
+            too_many = scorers.unit_count("block", rows, cols, block) > max_blocks
+            extra["block"] = [rows, cols] if too_many else block
+    return extra, a, grad_cols
 
 
 def errors_free_sumsq(rng, cols: int) -> list[int]:

@@ -18,7 +18,8 @@ import numpy as np
 from prune8 import errors
 from prune8.protocol import SCOPES, SCORERS, TIES
 from prune8_host.errors import FileFormatError, UsageError
-from prune8_host.twin.layer import META_NAME, UNITS, LayerMask, name_problem
+from prune8_host.twin import scorers
+from prune8_host.twin.layer import META_NAME, LayerMask, name_problem
 from prune8_host.twin.schedule import MAX_STEPS
 
 from .npzio import load_arrays, save_npz
@@ -63,12 +64,12 @@ def _check_entry(m) -> None:
             + ([f"has unknown {', '.join(map(repr, extra))}"] if extra else [])))
     if m["method"] not in SCORERS:
         raise ValueError(f"'method' must be one of {', '.join(SCORERS)}; got {m['method']!r}")
-    if m["unit"] != UNITS[m["method"]]:
-        raise ValueError(f"'unit' of a {m['method']} mask is {UNITS[m['method']]!r}; got "
-                         f"{m['unit']!r}")
+    unit = scorers.find(m["method"]).unit
+    if m["unit"] != unit:
+        raise ValueError(f"'unit' of a {m['method']} mask is {unit!r}; got {m['unit']!r}")
     if m["tie"] not in TIES:
         raise ValueError(f"'tie' must be one of {', '.join(TIES)}; got {m['tie']!r}")
-    if m["scope"] not in SCOPES or (m["scope"] == "channel" and m["unit"] != "weight"):
+    if m["scope"] not in SCOPES or (m["scope"] == "channel" and unit != "weight"):
         raise ValueError(f"'scope' must be one of {', '.join(SCOPES)} ('channel' for a "
                          f"per-weight mask); got {m['scope']!r}")
     rows, cols = _int(m, "rows", 1), _int(m, "cols", 1)
@@ -78,22 +79,20 @@ def _check_entry(m) -> None:
     _int(m, "steps", 0, MAX_STEPS)
     br, bc = _int(m, "br", 0), _int(m, "bc", 0)
     nm_n, nm_m = _int(m, "nm_n", 0, 32), _int(m, "nm_m", 0, 32)
-    if m["unit"] == "block":
+    if unit == "block":
         if not (br and bc) or rows % br or cols % bc:
             raise ValueError(f"a block mask's 'br' x 'bc' must tile {rows} x {cols}; got "
                              f"{br} x {bc}")
-        n = (rows // br) * (cols // bc)
     elif br or bc:
         raise ValueError(f"'br' and 'bc' are for block masks (0 here); got {br}, {bc}")
-    else:
-        n = {"weight": rows * cols, "row": rows, "col": cols}[m["unit"]]
+    n = scorers.unit_count(unit, rows, cols, (br, bc))
     if nm_n or nm_m:
-        if m["unit"] != "weight" or not 1 <= nm_n <= nm_m or cols % nm_m:
+        if unit != "weight" or not 1 <= nm_n <= nm_m or cols % nm_m:
             raise ValueError(f"'nm_n':'nm_m' must be an N:M pattern (1 <= N <= M <= 32, M "
                              f"dividing cols = {cols}) of a per-weight mask; got "
                              f"{nm_n}:{nm_m}")
     if _int(m, "n", 1) != n:
-        raise ValueError(f"'n' of a {rows} x {cols} {m['unit']} mask is {n}; got {m['n']}")
+        raise ValueError(f"'n' of a {rows} x {cols} {unit} mask is {n}; got {m['n']}")
     _int(m, "min_keep", 0, cols if m["scope"] == "channel" else n)
 
 

@@ -36,6 +36,7 @@ from prune8.protocol import (
     SHIFT,
 )
 from prune8_host.errors import FileFormatError, UsageError
+from prune8_host.twin.bits import popcount
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.mask import mask_from_keep, mask_to_keep
 
@@ -108,7 +109,7 @@ def expected_payload(p: Packed) -> int:
         return (2 * iw + 1) * nnz
     nb = (rows // p.br) * (cols // p.bc)
     nw = 4 * ((nb + 31) // 32)
-    kept = int(np.unpackbits(np.frombuffer(p.payload[:nw], np.uint8)).sum())
+    kept = popcount(np.frombuffer(p.payload[:nw], np.uint8))
     return nw + p.br * p.bc * kept
 
 

@@ -30,8 +30,9 @@ from prune8_host.device.workflow import (
 )
 from prune8_host.files.images import load_images
 from prune8_host.files.model import load_model
-from prune8_host.twin.layer import UNITS
+from prune8_host.twin import scorers
 from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.scorers import BLOCK, SUMSQ
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "examples" / "digits_mlp.npz"
@@ -41,8 +42,9 @@ COMMAND = "make eval (python -m prune8_host.study.onboard)"
 BP = 5000
 
 
-def options(method: str) -> PruneOptions:
-    return PruneOptions(method, sparsity_bp=BP, block=(2, 2) if method == "blocks" else None)
+def options(scorer: scorers.Scorer) -> PruneOptions:
+    return PruneOptions(scorer.name, sparsity_bp=BP,
+                        block=(2, 2) if BLOCK in scorer.needs else None)
 
 
 def run(port: str | None) -> list[dict]:
@@ -55,12 +57,14 @@ def run(port: str | None) -> list[dict]:
         with BoardSession(p) as s:
             push(s, model, quiet=True)
             calibrate_on_board(s, calib)
-            for method in (m for m in UNITS if m != "wanda"):  # no Wanda samples shipped
-                prune(s, options(method))
+            for scorer in scorers.TABLE:
+                if SUMSQ in scorer.needs:
+                    continue  # the digits model ships no calibration samples
+                prune(s, options(scorer))
                 checks, masks = verify_on_board(s, model, quiet=True)
                 r = evaluate_on_board(s, model, images, labels, masks)
                 pruned = r.pop("pruned_model")
-                r.update(method=method, masks_verified=all(c.verified for c in checks),
+                r.update(method=scorer.name, masks_verified=all(c.verified for c in checks),
                          weights_pruned=sum(int(np.count_nonzero(model[m.name].weights))
                                             - int(np.count_nonzero(pruned[m.name].weights))
                                             for m in masks))

@@ -9,10 +9,12 @@ same order as on the board (docs/spec.md §6.2):
     capacity) -> min_keep -> min_score
 
 The modules pair with the firmware's by name: scores, select, mask, patterns,
-schedule, pruner (structured pruning), dense (int8 inference), bp, check; and, over
-whole layers, layer (the in-memory types) and reference (a layer scored and masked as
-the board does it). stats and shrink are host-only. This package re-exports the public
-names it has always had, so `from prune8_host.twin import prune_mask` keeps working.
+schedule, dense (int8 inference), bp, check; structured is the twin of the Pruner's
+structured pruning (prune_rows, prune_cols). Over whole layers: layer (the in-memory
+types), scorers (the scorer table: each scorer's needs, kernel, unit and errors) and
+reference (a layer scored and masked as the board does it). stats, shrink and bits (the
+host's one popcount) are host-only. This package re-exports the public names it has
+always had, so `from prune8_host.twin import prune_mask` keeps working.
 
 Scores come back in the shape of `w` (`np.int16`; row/column L1 as `np.int32`);
 masks are `np.uint32` words, bit i % 32 of word i // 32, 1 = keep (docs/spec.md §4.1).
@@ -35,7 +37,6 @@ from .mask import (
     prune_mask_channels,
 )
 from .patterns import nm_mask
-from .pruner import prune_cols, prune_rows
 from .schedule import MAX_STEPS, sparsity_at
 from .scores import (
     MAX_SCORE,
@@ -55,6 +56,7 @@ from .scores import (
 )
 from .select import threshold
 from .stats import score_stats, top_k
+from .structured import prune_cols, prune_rows
 
 METHODS = SELECTIONS  # the name this tuple had before SELECTIONS; kept for user code
 

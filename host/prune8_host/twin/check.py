@@ -70,6 +70,12 @@ def layer(w, rows, cols, profile) -> tuple[np.ndarray, int, int]:
     return w.reshape(-1), rows, cols
 
 
+def nm(n, m) -> None:
+    """An N:M pattern's n and m (docs/spec.md §3.7)."""
+    if not (is_int(n) and is_int(m)) or not 1 <= n <= m <= 32:
+        raise errors.nm_values(n, m)
+
+
 def min_keep(value, n: int) -> int:
     if not is_int(value) or not 0 <= value <= n:
         raise errors.min_keep(value, n)

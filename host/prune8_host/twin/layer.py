@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from prune8.protocol import MAX_NAME, SCORERS
+from prune8.protocol import MAX_NAME
 
 from .mask import mask_stats, mask_to_keep
 
@@ -28,12 +28,6 @@ MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
 # in_scale, w_scale and out_scale (float32, as a .tflite file stores them).
 QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", "w_scale",
                 "out_scale")
-
-# What each scorer's mask covers: one bit per weight, row, column or block.
-UNITS = {"magnitude": "weight", "l2": "weight", "gradient": "weight", "wanda": "weight",
-         "mincut": "weight", "random": "weight", "rows": "row", "cols": "col",
-         "blocks": "block", "scaled": "weight"}
-assert set(UNITS) == set(SCORERS)
 
 
 def name_problem(name) -> str | None:
@@ -77,8 +71,8 @@ class Layer:
 class LayerMask:
     name: str
     words: np.ndarray       # uint32, ceil(n / 32)
-    n: int                  # entries covered: weights, rows or columns
-    unit: str               # "weight", "row" or "col"
+    n: int                  # entries covered: weights, rows, columns or blocks
+    unit: str               # "weight", "row", "col" or "block" (its scorer's, scorers.py)
     method: str
     tie: str
     sparsity_bp: int

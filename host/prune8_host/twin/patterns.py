@@ -12,8 +12,7 @@ from .mask import mask_from_keep
 
 def nm_mask(scores, rows, cols, n, m) -> np.ndarray:
     """N:M mask words: in each group of m along a row keep the n highest (ties: lower index)."""
-    if not (check.is_int(n) and check.is_int(m)) or not 1 <= n <= m <= 32:
-        raise errors.nm_values(n, m)
+    check.nm(n, m)
     s = np.asarray(scores).reshape(-1)
     if not np.issubdtype(s.dtype, np.integer):
         raise errors.dtype_scores(s.dtype.name)

@@ -12,30 +12,29 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import SCOPES, SCORERS
+from prune8.protocol import SCOPES
 from prune8_host.errors import ModelError
 
-from .check import is_int
-from .layer import UNITS, Layer, LayerMask
+from . import check, scorers
+from .layer import Layer, LayerMask
 from .mask import apply_mask, mask_from_keep, mask_to_keep, prune_mask, prune_mask_channels
 from .patterns import nm_mask
 from .schedule import MAX_STEPS, sparsity_at
-from .scores import (
-    block_scores,
-    col_scores,
-    gradient_scores,
-    l2_scores,
-    magnitude_scores,
-    mincut_scores,
-    random_scores,
-    row_scores,
-    scale_multipliers,
-    scaled_scores,
-    wanda_scores,
-    wanda_sumsq,
+from .scorers import (
+    ACT_COLS,
+    ACTIVATIONS,
+    BLOCK,
+    COLS,
+    COUNT,
+    MULTS,
+    ROWS,
+    SEED,
+    SUMSQ,
+    WEIGHTS,
+    Scorer,
+    unit_count,
 )
-
-WEIGHT_SCORERS = tuple(m for m in SCORERS if UNITS[m] == "weight")
+from .scores import scale_multipliers, wanda_sumsq
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,17 @@ class PruneOptions:
 
 
 def layer_dims(layer: Layer, method: str) -> tuple[int, int]:
-    if layer.shape is None:
-        if method in ("magnitude", "l2", "random") or (
-                method == "gradient" and layer.activations is not None
-                and layer.activations.size == layer.n):
-            return 1, layer.n
-        raise ModelError(f"layer {layer.name!r} is 1-D: give --rows and --cols for {method}")
-    return layer.shape
+    """A layer's rows and columns: a 1-D layer is one row, for a scorer that needs no
+    shape (no rows or cols, and activations, if it takes them, one per weight)."""
+    if layer.shape is not None:
+        return layer.shape
+    scorer = scorers.find(method)
+    shape = {ROWS, COLS, ACT_COLS} & set(scorer.needs)
+    if layer.activations is not None and layer.activations.size == layer.n:
+        shape.discard(ACT_COLS)
+    if shape:
+        raise scorer.missing(ROWS, layer.name)
+    return 1, layer.n
 
 
 def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
@@ -80,39 +83,46 @@ def layer_scores(layer: Layer, method: str, profile=None, *, seed: int = 0,
     `weights` overrides the layer's weights (same shape): gradual pruning scores the
     weights as pruned so far.
     """
+    scorer = scorers.find(method)
     rows, cols = layer_dims(layer, method)
     w = (layer.weights if weights is None else weights).reshape(-1)
-    if method == "magnitude":
-        s = magnitude_scores(w, profile=profile)
-    elif method == "l2":
-        s = l2_scores(w, profile=profile)
-    elif method == "random":
-        s = random_scores(w.size, seed, profile=profile)
-    elif method == "gradient":
+    inputs = {}
+    for need in scorer.needs:  # in order: a missing input is refused before the next
+        inputs[need] = _layer_input(need, scorer, layer, w, rows, cols, seed, block)
+    return scorer.score(inputs, profile).reshape(-1)
+
+
+def _layer_input(need: str, scorer: Scorer, layer: Layer, w: np.ndarray, rows: int,
+                 cols: int, seed: int, block: tuple[int, int] | None):
+    """What a layer gives its scorer's kernel for one of its needs (scorers.py)."""
+    if need == WEIGHTS:
+        return w
+    if need == COUNT:
+        return w.size
+    if need == SEED:
+        return seed
+    if need == ROWS:
+        return rows
+    if need == COLS:
+        return cols
+    if need in (ACTIVATIONS, ACT_COLS):
         if layer.activations is None:
-            raise errors.no_activations(layer.name)
+            raise scorer.missing(ACTIVATIONS, layer.name)
         a = layer.activations.reshape(-1)
-        s = gradient_scores(w, a, None if a.size == w.size else cols, profile=profile)
-    elif method == "wanda":
+        if need == ACTIVATIONS:
+            return a
+        return None if a.size == w.size else cols
+    if need == SUMSQ:
         if layer.calib is None:
-            raise errors.no_calibration(layer.name, cols)
-        s = wanda_scores(w, wanda_sumsq(layer.calib), rows, cols, profile=profile)
-    elif method == "mincut":
-        s = mincut_scores(w, rows, cols, profile=profile)
-    elif method == "scaled":
-        s = scaled_scores(w, layer_scale_multipliers(layer, rows), rows, cols,
-                          profile=profile)
-    elif method == "rows":
-        s = row_scores(w, rows, cols, profile=profile)
-    elif method == "cols":
-        s = col_scores(w, rows, cols, profile=profile)
-    elif method == "blocks":
+            raise scorer.missing(SUMSQ, layer.name, cols)
+        return wanda_sumsq(layer.calib)
+    if need == MULTS:
+        return layer_scale_multipliers(layer, rows)
+    if need == BLOCK:
         if block is None:
-            raise errors.no_block_size()
-        s = block_scores(w, rows, cols, *block, profile=profile)
-    else:
-        raise errors.option("method", method, SCORERS)
-    return s.reshape(-1)
+            raise scorer.missing(BLOCK, layer.name)
+        return block
+    raise AssertionError(f"no layer input for {need!r}")  # a need scorers.py added alone
 
 
 def layer_scale_multipliers(layer: Layer, rows: int) -> np.ndarray:
@@ -150,19 +160,19 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
     prune_mask_channels; a per-weight scorer only).
     """
     # the board's order of checks (prune8.prune_model.prune_result): method, steps, scope
-    if not isinstance(method, str) or method not in SCORERS:
-        raise errors.option("method", method, SCORERS)
-    if not is_int(steps) or not 0 <= steps <= MAX_STEPS:
+    unit = scorers.find(method).unit
+    if not check.is_int(steps) or not 0 <= steps <= MAX_STEPS:
         raise errors.steps_value(steps, MAX_STEPS)
     if not isinstance(scope, str) or scope not in SCOPES:
         raise errors.option("scope", scope, SCOPES)
     rows, cols = layer_dims(layer, method)
-    unit = UNITS[method]
     kwargs = dict(seed=seed, block=block)
     if nm is not None:
-        if unit != "weight":
+        s = layer_scores(layer, method, profile, **kwargs)
+        if unit != "weight":  # the board's Pruner.nm_mask: n and m, then per-weight scores
+            check.nm(*nm)
             raise errors.no_weight_scores()
-        words = nm_mask(layer_scores(layer, method, profile, **kwargs), rows, cols, *nm)
+        words = nm_mask(s, rows, cols, *nm)
     elif steps:
         w = layer.weights.reshape(rows, cols).copy()
         keep = None
@@ -179,9 +189,7 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
         s = layer_scores(layer, method, profile, **kwargs)
         words = _mask(s, rows, cols, scope, sparsity_bp=sparsity_bp, tie=tie,
                       min_keep=min_keep, min_score=min_score, profile=profile)
-    n = {"weight": rows * cols, "row": rows, "col": cols}.get(unit)
-    if n is None:
-        n = (rows // block[0]) * (cols // block[1])
+    n = unit_count(unit, rows, cols, block)
     br, bc = block or (0, 0)
     nm_n, nm_m = nm or (0, 0)
     return LayerMask(name=layer.name, words=words, n=n, unit=unit, method=method, tie=tie,

@@ -26,6 +26,7 @@ import numpy as np
 from prune8 import errors
 
 from . import threads
+from .bits import popcount, word_counts
 from .scores import abs_u8
 
 BLOCK = 1 << 18   # scores per block (a multiple of 8): block, bools and bits fit in L2
@@ -132,13 +133,6 @@ class Magnitudes(Scores):
         return abs_u8(self.w, np.empty(self.n, np.int8))
 
 
-def popcount(packed: np.ndarray) -> int:
-    """Set bits in a uint8 array (counted over 64-bit words where its size allows)."""
-    if packed.size % 8:
-        return int(np.bitwise_count(packed).sum(dtype=np.int64))
-    return int(np.bitwise_count(packed.view(np.uint64)).sum(dtype=np.int64))
-
-
 def _buffers(count: int, nbytes: int) -> list[np.ndarray]:
     """`count` byte buffers of at least nbytes, kept per thread between calls: fresh
     multi-megabyte arrays cost a page fault per 4 KB, more than packing them."""
@@ -221,9 +215,10 @@ class Cuts:
             # `>= t + 1` implies `>= t`: the bits that differ are the scores equal to t
             a, b = self.bits[t][at:at + step], self.bits[t + 1][at:at + step]
             equal = np.bitwise_xor(a, b, out=buf[:a.size])
-            m = popcount(equal)
+            counts = word_counts(equal)
+            m = int(counts.sum(dtype=np.int64))
             if seen + m >= count:  # in this piece: find its 64-bit word, then the bit
-                cum = np.cumsum(np.bitwise_count(equal.view(np.uint64)), dtype=np.int64)
+                cum = np.cumsum(counts, dtype=np.int64)
                 wd = int(np.searchsorted(cum, count - seen))
                 before = seen + (int(cum[wd - 1]) if wd else 0)
                 bits = np.unpackbits(equal[8 * wd:8 * wd + 8], bitorder="little")

@@ -10,7 +10,7 @@ from prune8.bp import prune_count
 from . import check
 from .bp import resolve_bp
 from .mask import kept, mask_from_keep
-from .scores import abs16
+from .scores import col_scores, row_scores
 
 
 def _prune_units(axis, w, rows, cols, sparsity, sparsity_bp, tie, min_keep, method, profile):
@@ -19,8 +19,7 @@ def _prune_units(axis, w, rows, cols, sparsity, sparsity_bp, tie, min_keep, meth
     flat, rows, cols = check.layer(w, rows, cols, profile)
     units = rows if axis == 0 else cols
     min_keep = check.min_keep(min_keep, units)
-    aw = abs16(flat).reshape(rows, cols)
-    scores = aw.sum(axis=1 - axis, dtype=np.int32)
+    scores = (row_scores if axis == 0 else col_scores)(flat, rows, cols)
     keep = kept(scores, prune_count(units, bp, min_keep), tie, 0)
     out = np.array(w, copy=True)
     view = out.reshape(rows, cols)
