@@ -19,8 +19,7 @@ from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, verify_on_board
 from prune8_host.files.model import load_model, save_model
 from prune8_host.twin import dense as qnn
-from prune8_host.twin.layer import UNITS
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import UNITS, PruneOptions
 
 pytestmark = pytest.mark.timeout(900)
 MODEL = "examples/digits_mlp.npz"

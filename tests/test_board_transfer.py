@@ -24,8 +24,7 @@ from prune8_host.device.workflow import board_listing, prune, pull, push, verify
 from prune8_host.errors import BoardError, LinkError
 from prune8_host.files.model import load_model, save_model
 from prune8_host.files.records import layer_crc
-from prune8_host.twin.layer import Layer
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import Layer, PruneOptions
 
 pytestmark = pytest.mark.timeout(600)
 EXAMPLE = "examples/example_model.npz"

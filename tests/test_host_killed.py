@@ -21,8 +21,7 @@ from prune8.protocol import BEGIN, DATA, END, IMAGES, KEEP, LAYER, READ
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import board_listing, prune, push
 from prune8_host.files.model import load_model, save_model
-from prune8_host.twin.layer import Layer
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import Layer, PruneOptions
 
 pytestmark = pytest.mark.timeout(600)
 MODEL = "examples/digits_mlp.npz"   # quantized, so eval runs on it

@@ -18,8 +18,7 @@ from prune8_host.device.deploy import deploy_build
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, push, verify_on_board
 from prune8_host.files.model import load_model
-from prune8_host.twin.layer import UNITS
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import UNITS, PruneOptions
 
 from .options import fraction_bp
 from .table import verify_table

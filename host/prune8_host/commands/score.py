@@ -15,7 +15,7 @@ from prune8_host.files.masks import load_masks, save_masks
 from prune8_host.files.model import check_activations, layer_arrays, load_model
 from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.twin.layer import ACT_SUFFIX, Layer
-from prune8_host.twin.reference import apply_layer_mask, layer_scores
+from prune8_host.twin.reference import apply_layer_mask, layer_scores, mask_for
 
 from .options import add_mask_args, add_method_args, prune_options
 
@@ -129,7 +129,7 @@ def run_mask(args) -> int:
     profile = _profile(args)
     opts = prune_options(args)
     bp = opts.sparsity_bp
-    masks = [opts.mask(layer, profile) for layer in _layers(args).values()]
+    masks = [mask_for(layer, opts, profile) for layer in _layers(args).values()]
     if args.out:
         save_masks(args.out, masks)
     stats = [dict(layer=m.name, unit=m.unit, **m.stats()) for m in masks]
@@ -178,8 +178,8 @@ def run_apply(args) -> int:
 
 def run_stats(args) -> int:
     masks = load_masks(args.masks)
-    rows = [dict(layer=m.name, unit=m.unit, method=m.method, tie=m.tie,
-                 requested_bp=m.sparsity_bp, **m.stats()) for m in masks]
+    rows = [dict(layer=m.name, unit=m.unit, method=m.method, tie=m.options.tie,
+                 requested_bp=m.options.sparsity_bp, **m.stats()) for m in masks]
     if args.json:
         print(json.dumps({"layers": rows}))
         return 0

@@ -1,7 +1,7 @@
 """Check masks made on a board against the twin, bit for bit.
 
-Each stored mask carries the method, tie rule, sparsity, min_keep and min_score that
-made it; the twin recomputes it from the host's copy of the model and the two are
+Each stored mask carries the options that made it (its PruneOptions: method, tie rule,
+sparsity, min_keep, min_score...); the twin recomputes it from the host's copy of the model and the two are
 compared word by word. A layer whose weights on the board differ from the host's model
 (CRC) cannot verify, and says so.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from prune8_host.files.records import layer_crc
 from prune8_host.twin.layer import Layer, LayerMask
-from prune8_host.twin.reference import layer_mask
+from prune8_host.twin.reference import mask_for
 
 
 @dataclass
@@ -50,11 +50,7 @@ def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
         return check
     if activations is not None:
         layer = replace(layer, activations=activations)
-    expected = layer_mask(layer, mask.method, sparsity_bp=mask.sparsity_bp, tie=mask.tie,
-                          min_keep=mask.min_keep, min_score=mask.min_score, seed=mask.seed,
-                          block=(mask.br, mask.bc) if mask.unit == "block" else None,
-                          nm=(mask.nm_n, mask.nm_m) if mask.nm_m else None, steps=mask.steps,
-                          scope=mask.scope)
+    expected = mask_for(layer, mask.options)
     if expected.n != mask.n:
         check.note = f"mask covers {mask.n} {mask.unit}s, the twin {expected.n}"
         return check

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import asdict
 
 import numpy as np
 
@@ -17,7 +16,8 @@ from prune8_host.files.boardstore import parse_calib, parse_masks
 from prune8_host.files.packed import packed_model
 from prune8_host.files.records import layer_bytes, layer_crc
 from prune8_host.twin import dense
-from prune8_host.twin.reference import PruneOptions, masked_model
+from prune8_host.twin.layer import PruneOptions
+from prune8_host.twin.reference import masked_model
 
 from . import calls
 from .deploy import deploy_build
@@ -57,7 +57,7 @@ def push(session: BoardSession, model, only: list[str] | None = None,
 def prune(session: BoardSession, options: PruneOptions,
           layers: list[str] | None = None) -> dict:
     """Prune the stored model on the board (every layer, or those in `layers`)."""
-    result = session.call_json(calls.prune(**asdict(options), layers=layers),
+    result = session.call_json(calls.prune(options, layers),
                                timeout=prune_timeout(session, options))
     if not result.get("ok"):
         raise BoardError(result.get("error", "the board could not prune"))

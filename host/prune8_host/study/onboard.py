@@ -30,8 +30,7 @@ from prune8_host.device.workflow import (
 )
 from prune8_host.files.images import load_images
 from prune8_host.files.model import load_model
-from prune8_host.twin.layer import UNITS
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import UNITS, PruneOptions
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "examples" / "digits_mlp.npz"
