@@ -17,7 +17,7 @@ import pytest
 from prune8_host import twin
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, verify_on_board
-from prune8_host.files.model import load_model, save_model
+from prune8_host.files.model import Model, load_model, save_model
 from prune8_host.twin import dense as qnn
 from prune8_host.twin.layer import UNITS, PruneOptions
 
@@ -41,7 +41,8 @@ def test_calibration_on_the_board_drives_the_gradient_proxy(port, tmp_path):
     model = load_model(MODEL)
     # A copy whose shipped activations are useless: only the board's own statistic can
     # make its gradient masks right.
-    blank = {n: replace(l, activations=np.zeros_like(l.activations)) for n, l in model.items()}
+    blank = Model({n: replace(l, activations=np.zeros_like(l.activations))
+                   for n, l in model.items()})
     path = tmp_path / "blank.npz"
     save_model(path, blank)
     assert cli(port, "push", str(path))[0] == 0

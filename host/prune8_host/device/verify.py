@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from prune8_host.files.records import layer_crc
-from prune8_host.twin.layer import Layer, LayerMask
+from prune8_host.files.model import Model
+from prune8_host.twin.layer import LayerMask
 from prune8_host.twin.reference import mask_for
 
 
@@ -34,18 +34,20 @@ class LayerCheck:
         return asdict(self)
 
 
-def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
+def check_mask(mask: LayerMask, model: Model, board_crc: int | None,
                activations=None) -> LayerCheck:
-    """Recompute one mask. `layer` is the layer as pushed (its CRC must be the board's);
-    `activations`, when given, replace its own for scoring (the board's calibration)."""
+    """Recompute one mask from its layer in `model`, as pushed (its CRC, Model.record,
+    must be the board's); `activations`, when given, replace the layer's own for scoring
+    (the board's calibration)."""
     stats = mask.stats()
     check = LayerCheck(layer=mask.name, method=mask.method, unit=mask.unit, n=mask.n,
                        pruned=stats["pruned"], sparsity_bp=stats["sparsity_bp"],
                        verified=False)
+    layer = model.get(mask.name)
     if layer is None:
         check.note = "the model has no such layer"
         return check
-    if board_crc is not None and board_crc != layer_crc(layer):
+    if board_crc is not None and board_crc != model.record(mask.name).crc:
         check.note = "the board's weights differ from the model's (push it again)"
         return check
     if activations is not None:
@@ -65,9 +67,9 @@ def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
     return check
 
 
-def check_masks(model: dict[str, Layer], masks: list[LayerMask],
+def check_masks(model: Model, masks: list[LayerMask],
                 board_crcs: dict[str, int] | None = None,
                 activations: dict[str, np.ndarray] | None = None) -> list[LayerCheck]:
     board_crcs, activations = board_crcs or {}, activations or {}
-    return [check_mask(m, model.get(m.name), board_crcs.get(m.name), activations.get(m.name))
+    return [check_mask(m, model, board_crcs.get(m.name), activations.get(m.name))
             for m in masks]
