@@ -24,7 +24,8 @@ from prune8_host.device.workflow import prune, pull, push
 from prune8_host.files import packed as sparse
 from prune8_host.files.model import load_model
 from prune8_host.files.records import quant_params
-from prune8_host.twin.reference import PruneOptions, masked_model
+from prune8_host.twin.layer import PruneOptions
+from prune8_host.twin.reference import masked_model
 
 MODEL = "examples/digits_mlp.npz"
 BLOCK = {"block": (2, 2), "native": (0, 0), "csr": (0, 0), "coo": (0, 0)}

@@ -24,6 +24,7 @@ from prune8_host.device.connect import port_or_fresh_vboard
 from prune8_host.device.deploy import deploy_build
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import push
+from prune8_host.files.model import Model
 from prune8_host.twin.layer import Layer
 
 TIMED = """
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
             where = "virtual board (MicroPython WebAssembly VM)" if not args.port \
                 else f"board on {args.port}"
             print(f"prune8 streaming benchmark on the {where}, profile {args.board}")
-            push(s, {"w": Layer("w", rng.integers(-128, 128, (32, 64)).astype(np.int8))},
+            push(s, Model({"w": Layer("w", rng.integers(-128, 128, (32, 64)).astype(np.int8))}),
                  quiet=True)
             for method in ("magnitude", "mincut"):
                 r = on_board(s, f"""
@@ -78,7 +79,7 @@ print(json.dumps({{"ram": ram, "flash": flash}}))
                       f"{r['flash'] / r['ram']:.2f}x in RAM (goal <= 2x)")
             for rows, cols in ((4, 4000), (256, 256)):
                 w = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
-                push(s, {"w": Layer("w", w)}, quiet=True)
+                push(s, Model({"w": Layer("w", w)}), quiet=True)
                 r = on_board(s, f"""
 p = best(lambda: prune_model.prune("magnitude", 5000), {args.rounds})
 a = best(lambda: apply_model.apply(), {args.rounds})

@@ -26,7 +26,6 @@ from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import push
 from prune8_host.files.model import load_model
-from prune8_host.files.records import layer_bytes
 from prune8_host.vboard import VirtualBoard
 
 
@@ -56,8 +55,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     model = load_model(args.model)
-    payload = sum(len(layer_bytes(layer)) for layer in model.values())
-    raw = b"".join(layer_bytes(layer) for layer in model.values())
+    payload = sum(len(model.record(name).data) for name in model)
+    raw = b"".join(model.record(name).data for name in model)
     with tempfile.TemporaryDirectory() as tmp, \
             VirtualBoard(board="esp32", baud=args.baud) as vb:
         with BoardSession(vb.port, baud=args.baud, check_firmware=False, timeout=60) as s:

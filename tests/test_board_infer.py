@@ -17,10 +17,10 @@ import pytest
 from prune8_host import twin
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, verify_on_board
-from prune8_host.files.model import load_model, save_model
+from prune8_host.files.model import Model, load_model, save_model
 from prune8_host.twin import dense as qnn
 from prune8_host.twin import scorers
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import PruneOptions
 
 pytestmark = pytest.mark.timeout(900)
 MODEL = "examples/digits_mlp.npz"
@@ -42,7 +42,8 @@ def test_calibration_on_the_board_drives_the_gradient_proxy(port, tmp_path):
     model = load_model(MODEL)
     # A copy whose shipped activations are useless: only the board's own statistic can
     # make its gradient masks right.
-    blank = {n: replace(l, activations=np.zeros_like(l.activations)) for n, l in model.items()}
+    blank = Model({n: replace(l, activations=np.zeros_like(l.activations))
+                   for n, l in model.items()})
     path = tmp_path / "blank.npz"
     save_model(path, blank)
     assert cli(port, "push", str(path))[0] == 0
@@ -133,19 +134,61 @@ def test_packed_model_runs_on_the_board_with_the_dense_logits(port, fmt, tmp_pat
     ("examples/digits_fc_channel.tflite", "magnitude", "channel")])
 def test_a_tflite_round_trip_on_the_board_agrees_with_tflm(port, tmp_path, source, method,
                                                           scope):
-    """run a .tflite on the board (push, prune, pull, verify), write the pruned .tflite,
-    and classify on the board: every logit equals TFLM's on the pruned file."""
+    """run a .tflite on the board (push, prune, pull, verify) and write the pruned .tflite
+    in the same command: byte for byte what apply makes of the board's masks, which carry
+    the command line's options; then classify on the board: every logit equals TFLM's on
+    the pruned file."""
     from prune8_host.files import tflite
+    from prune8_host.files.masks import load_masks
     from prune8_host.twin import tflm
-    masks, pruned = tmp_path / "m.npz", tmp_path / "pruned.tflite"
+    masks, pruned, applied = tmp_path / "m.npz", tmp_path / "pruned.tflite", tmp_path / "a.tflite"
     code, report = cli(port, "run", source, "--method", method, "--scope", scope,
-                       "--sparsity", "0.5", "-o", str(masks))
+                       "--sparsity", "0.5", "-o", str(pruned), "--masks", str(masks))
     assert code == 0 and report["verified"], report
+    assert (report["pruned_model"], report["masks"]) == (str(pruned), str(masks))
+    options = PruneOptions(method, sparsity_bp=5000, scope=scope)
+    assert [m.options for m in load_masks(masks)] == [options] * 2
     assert subprocess.run([sys.executable, "-m", "prune8_host.cli", "apply", source,
-                           str(masks), "-o", str(pruned)], capture_output=True).returncode == 0
+                           str(masks), "-o", str(applied)], capture_output=True).returncode == 0
+    assert pruned.read_bytes() == applied.read_bytes()
+    assert pruned.read_bytes() != open(source, "rb").read()
     code, report = cli(port, "eval", source)
     assert code == 0 and report["logits_identical"], report
     test = np.load("examples/digits_test.npz")
     theirs = tflm.outputs(pruned.read_bytes(), test["images"])
     assert report["board_correct"] == int((theirs.argmax(1) == test["labels"]).sum())
     assert len(tflite.read(pruned).layers) == 2
+
+
+def test_run_writes_no_pruned_tflite_when_a_mask_does_not_verify(port, tmp_path, capsys,
+                                                                  monkeypatch):
+    """The pruned .tflite is written only from masks the twin verified; the masks file,
+    as -o MASKS.npz writes it, is written either way (what the board made, to inspect)."""
+    from prune8_host.cli import main
+    from prune8_host.commands import workflow
+    verify = workflow.verify_on_board
+
+    def one_layer_differs(*args, **kwargs):
+        checks, masks = verify(*args, **kwargs)
+        checks[0].verified = False
+        return checks, masks
+    monkeypatch.setattr(workflow, "verify_on_board", one_layer_differs)
+    pruned, masks = tmp_path / "pruned.tflite", tmp_path / "m.npz"
+    assert main(["run", "examples/digits_fc.tflite", "--sparsity", "0.5", "-o", str(pruned),
+                 "--masks", str(masks), "--port", port, "--quiet"]) == 1
+    assert not pruned.exists() and masks.exists()
+    assert "pruned model not written: the board's masks do not verify" in \
+        capsys.readouterr().out
+
+
+def test_a_run_serialises_each_layer_once(port, tmp_path, monkeypatch, capsys):
+    """push (sizes, frames), the CRC check and verify share one record per layer."""
+    from prune8_host.cli import main
+    from prune8_host.files import model as model_file
+    made = []
+    record = model_file.layer_record
+    monkeypatch.setattr(model_file, "layer_record",
+                        lambda layer: made.append(layer.name) or record(layer))
+    assert main(["run", MODEL, "--method", "magnitude", "--sparsity", "0.5", "-o",
+                 str(tmp_path / "m.npz"), "--port", port, "--quiet"]) == 0
+    assert sorted(made) == sorted(load_model(MODEL))

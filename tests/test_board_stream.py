@@ -16,7 +16,8 @@ from prune8_host.boards import load_board
 from prune8_host.device import calls
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import pull, push
-from prune8_host.twin.layer import Layer
+from prune8_host.files.model import Model
+from prune8_host.twin.layer import Layer, PruneOptions
 from prune8_host.twin.reference import layer_mask
 from test_streaming import big_layers
 
@@ -86,12 +87,12 @@ STREAM_CASES = [
 def test_masks_streamed_in_awkward_tiles_on_micropython_equal_the_twins(port):
     """Tiles of 333 weights end inside rows, N:M groups and block rows; MicroPython's
     integers, arrays and files give the twin's masks bit for bit."""
-    model = {layer.name: layer for layer in big_layers()}
+    model = Model({layer.name: layer for layer in big_layers()})
     with BoardSession(port) as s:
         push(s, model, quiet=True)
         for name, method, bp, opts in STREAM_CASES:
-            kwargs = dict(method=method, sparsity_bp=bp, layers=[name], tile=333, **opts)
-            result = s.call_json(calls.prune(**kwargs), timeout=600)
+            options = PruneOptions(method, sparsity_bp=bp, **opts)
+            result = s.call_json(calls.prune(options, [name], tile=333), timeout=600)
             assert result["ok"], (name, method, result)
             _, masks = pull(s, quiet=True)
             got = {m.name: m for m in masks}[name]
@@ -109,8 +110,8 @@ def test_peak_heap_does_not_grow_with_the_layer(port):
     with BoardSession(port) as s:
         for rows, cols in [(32, 64), (4, 4000), (256, 256)]:
             w = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
-            push(s, {"w": Layer("w", w)}, quiet=True)
-            result = s.call_json(calls.prune(method="magnitude", sparsity_bp=5000))
+            push(s, Model({"w": Layer("w", w)}), quiet=True)
+            result = s.call_json(calls.prune(PruneOptions("magnitude", sparsity_bp=5000)))
             assert result["ok"] and result["layers"][0]["streamed"] == (rows * cols > 2048)
             peaks[rows * cols] = result["heap_peak"]
     assert max(peaks.values()) <= budget, peaks

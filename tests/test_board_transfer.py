@@ -22,10 +22,8 @@ from prune8 import errors
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import board_listing, prune, pull, push, verify_on_board
 from prune8_host.errors import BoardError, LinkError
-from prune8_host.files.model import load_model, save_model
-from prune8_host.files.records import layer_crc
-from prune8_host.twin.layer import Layer
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.files.model import Model, load_model, save_model
+from prune8_host.twin.layer import Layer, PruneOptions
 
 pytestmark = pytest.mark.timeout(600)
 EXAMPLE = "examples/example_model.npz"
@@ -46,14 +44,13 @@ def board(fresh_vboard):
     return lambda **kwargs: fresh_vboard(deployed=True, board="esp32", **kwargs)
 
 
-def marked_model(seed=0) -> dict[str, Layer]:
+def marked_model(seed=0) -> Model:
     """The example model with MARKER written into fc1's weights."""
     model = load_model(EXAMPLE)
     rng = np.random.default_rng(seed)
     w = rng.integers(-128, 128, model["fc1"].weights.shape).astype(np.int8)
     w.reshape(-1)[700:700 + len(MARKER)] = np.frombuffer(MARKER, np.int8)
-    model["fc1"] = Layer("fc1", w, model["fc1"].activations, calib=model["fc1"].calib)
-    return model
+    return model.with_weights({"fc1": w})
 
 
 def stored(session) -> dict:
@@ -62,7 +59,7 @@ def stored(session) -> dict:
 
 
 def expected(model) -> dict:
-    return {name: layer_crc(layer) for name, layer in model.items()}
+    return {name: model.record(name).crc for name in model}
 
 
 def once(kind):
@@ -159,11 +156,11 @@ def test_host_killed_mid_push_then_the_retried_push_succeeds(board, tmp_path):
 def test_a_model_too_big_for_the_filesystem_is_refused_before_anything_is_sent(board,
                                                                                firmware):
     vb = board(flash_bytes=firmware_bytes(firmware) + 10_000)  # it and one small model fit
-    small = {"fc2": load_model(EXAMPLE)["fc2"]}
+    small = load_model(EXAMPLE, layers=["fc2"])
     with BoardSession(vb.port) as s:
         push(s, small, quiet=True)
         before = stored(s)
-        big = {f"l{i}": Layer(f"l{i}", np.ones((32, 64), np.int8)) for i in range(20)}
+        big = Model({f"l{i}": Layer(f"l{i}", np.ones((32, 64), np.int8)) for i in range(20)})
         sent = []
         vb.rx_hook = lambda data: sent.append(data) or data
         with pytest.raises(errors.CapacityError,
@@ -179,7 +176,7 @@ def test_a_full_filesystem_while_pruning_is_reported_and_the_masks_kept(board, f
     """The board's own ENOSPC: a layer streamed from flash needs scratch space for its
     scores (2 bytes a weight); without it the prune fails and changes nothing."""
     vb = board(flash_bytes=firmware_bytes(firmware) + 40_000)
-    wide = {"wide": Layer("wide", np.arange(64 * 300).astype(np.int8).reshape(64, 300))}
+    wide = Model({"wide": Layer("wide", np.arange(64 * 300).astype(np.int8).reshape(64, 300))})
     with BoardSession(vb.port) as s:
         push(s, wide, quiet=True)           # 19,200 weights: fits, its 38 KB of scores not
         with pytest.raises(BoardError, match="filesystem is full while saving the masks"):
@@ -191,9 +188,9 @@ def test_a_full_filesystem_while_pruning_is_reported_and_the_masks_kept(board, f
 
 def test_layer_over_capacity_is_refused_before_anything_is_sent(board):
     vb = board()
-    big = {"big": Layer("big", np.ones((2, 4097), np.int8))}
+    big = Model({"big": Layer("big", np.ones((2, 4097), np.int8))})
     with BoardSession(vb.port) as s:
-        push(s, {"fc2": load_model(EXAMPLE)["fc2"]}, quiet=True)
+        push(s, load_model(EXAMPLE, layers=["fc2"]), quiet=True)
         before = stored(s)
         with pytest.raises(errors.CapacityError,
                            match=r"layer 'big' \(2 x 4097\) does not fit the board: 4097 "
@@ -240,7 +237,7 @@ def test_progress_bars_only_on_a_terminal(board, tmp_path):
 def test_ctrl_c_bytes_in_the_weights_are_data(board):
     # Every weight 0x03: with Ctrl-C enabled the board would raise KeyboardInterrupt.
     vb = board()
-    model = {"etx": Layer("etx", np.full((32, 64), 3, np.int8))}
+    model = Model({"etx": Layer("etx", np.full((32, 64), 3, np.int8))})
     with BoardSession(vb.port) as s:
         report = push(s, model, quiet=True)
         assert stored(s) == expected(model) and report["retries"] == 0

@@ -13,6 +13,7 @@ from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.npzio import load_arrays
 from prune8_host.twin import reference as twin_reference
+from prune8_host.twin.layer import PruneOptions
 
 EXAMPLE = "examples/example_model.npz"
 
@@ -39,8 +40,8 @@ def test_mask_writes_twin_masks_and_metadata(tmp_path, capsys):
         expected = twin.prune_mask(twin.magnitude_scores(w), sparsity_bp=3000, tie="strict",
                                    min_keep=5)
         assert m.words.tolist() == expected.tolist()
-        assert (m.method, m.tie, m.sparsity_bp, m.min_keep, m.unit) == \
-            ("magnitude", "strict", 3000, 5, "weight")
+        assert m.unit == "weight" and m.options == PruneOptions(
+            "magnitude", sparsity_bp=3000, tie="strict", min_keep=5)
 
 
 def test_score_json_and_output(tmp_path, capsys):
@@ -176,19 +177,19 @@ def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):
     out = tmp_path / "m.npz"
     assert run(capsys, "mask", EXAMPLE, "--method", "l2", "--nm", "2:4", "-o", str(out))[0] == 0
     m = {x.name: x for x in load_masks(out)}["fc1"]
-    assert (m.nm_n, m.nm_m) == (2, 4)
+    assert m.options.nm == (2, 4)
     assert m.words.tolist() == twin.nm_mask(twin.l2_scores(w1), 32, 64, 2, 4).tolist()
 
     assert run(capsys, "mask", EXAMPLE, "--method", "random", "--seed", "99", "--sparsity",
                "0.5", "--layer", "fc1", "-o", str(out))[0] == 0
     m = load_masks(out)[0]
     expected = twin.prune_mask(twin.random_scores(2048, 99), sparsity_bp=5000)
-    assert m.seed == 99 and m.words.tolist() == expected.tolist()
+    assert m.options.seed == 99 and m.words.tolist() == expected.tolist()
 
     assert run(capsys, "mask", EXAMPLE, "--method", "blocks", "--block", "4x8", "--sparsity",
                "0.5", "--layer", "fc1", "-o", str(out))[0] == 0
     m = load_masks(out)[0]
-    assert (m.unit, m.n, m.br, m.bc) == ("block", 8 * 8, 4, 8)
+    assert (m.unit, m.n, m.options.block) == ("block", 8 * 8, (4, 8))
 
     code, stdout, _ = run(capsys, "mask", EXAMPLE, "--method", "magnitude", "--sparsity",
                           "0.9", "--steps", "3", "--layer", "fc2", "--json")
@@ -310,3 +311,21 @@ def test_steps_must_be_at_least_one_before_anything_runs(tmp_path, capsys):
     layer = load_model(EXAMPLE)["fc1"]
     with pytest.raises(twin.errors.ScheduleError, match=r"steps must be an integer in 0\.\."):
         twin_reference.layer_mask(layer, "magnitude", sparsity_bp=5000, steps=-1)
+
+
+def test_the_command_lines_options_are_one_object_down_to_the_board_call():
+    """argparse -> PruneOptions (block and N:M as pairs) -> the one line the board runs."""
+    from prune8_host.cli import build_parser
+    from prune8_host.commands.options import prune_options
+    from prune8_host.device import calls
+    args = build_parser().parse_args(["prune", "--method", "blocks", "--block", "2x4",
+                                      "--sparsity", "0.25", "--tie", "strict", "--steps", "3"])
+    options = prune_options(args)
+    assert options == PruneOptions("blocks", sparsity_bp=2500, tie="strict", block=(2, 4),
+                                   steps=3)
+    assert calls.prune(options, ["fc1"]) == (
+        "from prune8 import prune_model;prune_model.prune(method='blocks',sparsity_bp=2500,"
+        "tie='strict',min_keep=1,min_score=0,seed=0,block=(2, 4),nm=None,steps=3,"
+        "scope='layer',layers=['fc1'])")
+    nm = prune_options(build_parser().parse_args(["prune", "--method", "l2", "--nm", "2:4"]))
+    assert (nm.nm, nm.sparsity_bp, nm.block) == ((2, 4), 0, None)

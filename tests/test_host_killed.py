@@ -21,8 +21,7 @@ from prune8.protocol import BEGIN, DATA, END, IMAGES, KEEP, LAYER, READ
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import board_listing, prune, push
 from prune8_host.files.model import load_model, save_model
-from prune8_host.twin.layer import Layer
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import PruneOptions
 
 pytestmark = pytest.mark.timeout(600)
 MODEL = "examples/digits_mlp.npz"   # quantized, so eval runs on it
@@ -55,8 +54,8 @@ def board(deployed_vboard):
 def models(tmp_path_factory):
     """The model the board holds (old) and the one a killed push sends (new)."""
     old = load_model(MODEL)
-    new = {n: Layer(n, (-l.weights.astype(np.int16)).clip(-128, 127).astype(np.int8),
-                    l.activations, l.calib, l.quant) for n, l in old.items()}
+    new = old.with_weights({n: (-l.weights.astype(np.int16)).clip(-128, 127).astype(np.int8)
+                            for n, l in old.items()})
     path = tmp_path_factory.mktemp("models") / "new.npz"
     save_model(path, new)
     return old, new, str(path)

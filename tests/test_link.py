@@ -21,7 +21,7 @@ from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, END, LAYER, MAX_PAYLOAD
 from prune8_host import twin
 from prune8_host.device.link import HostLink, abort_sequence, frame
 from prune8_host.errors import BoardError, LinkError
-from prune8_host.files.records import layer_bytes, layer_crc, layer_header, stored_bytes
+from prune8_host.files.records import layer_record
 from prune8_host.twin.layer import Layer
 
 # The board's store rooted at {root}: every store path of prune8.protocol moved there
@@ -87,14 +87,15 @@ def layers(seed=0):
 
 def header(name, rows, cols):
     """A LAYER frame's payload for an int8 layer of this shape (no activations)."""
-    return layer_header(Layer(name, np.zeros((rows, cols), np.int8)))
+    return layer_record(Layer(name, np.zeros((rows, cols), np.int8))).header
 
 
 def push(link, model):
     link.request(BEGIN, struct.pack(BEGIN_FMT, len(model)))
     for layer in model:
-        link.request(LAYER, layer_header(layer))
-        data = layer_bytes(layer)
+        record = layer_record(layer)
+        link.request(LAYER, record.header)
+        data = record.data
         for i in range(0, len(data), MAX_PAYLOAD):
             link.request(DATA, data[i:i + MAX_PAYLOAD])
     return struct.unpack(MODEL_ID_FMT, link.request(END))[0]
@@ -110,7 +111,7 @@ def stored(root):
 
 
 def expected(model):
-    return [(l.name, *l.weights.shape, stored_bytes(l), layer_crc(l)) for l in model]
+    return [(l.name, *l.weights.shape, layer_record(l).stored, layer_record(l).crc) for l in model]
 
 
 def test_push_stores_exactly_what_was_sent(board):
@@ -121,7 +122,7 @@ def test_push_stores_exactly_what_was_sent(board):
     assert p.wait(10) == 0
     assert stored(board.root) == expected(model)
     assert link.retries == 0
-    payload = sum(len(layer_bytes(x)) for x in model)
+    payload = sum(len(layer_record(x).data) for x in model)
     assert link.tx_bytes / payload < 1.10  # framing overhead
     # the board's Wanda sums (accumulated frame by frame) are the twin's
     sums = np.frombuffer(stored(board.root)[1][3][320 + 32:], "<u4")

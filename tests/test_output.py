@@ -1,6 +1,7 @@
 """Writing outputs (files.output): devices and pipes stay what they are, links are written
 through, two writers never mix, a failed write leaves neither a partial file nor a
-temporary one, and an output that is an input is refused before any work."""
+temporary one, an output that is an input is refused before any work, and so is one whose
+name says another format than the one it would be written in."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.files.output import output_file
 
 EXAMPLE = "examples/example_model.npz"
+TFLITE = "examples/digits_fc.tflite"
+NOPORT = "/nonexistent/ttyUSB0"  # a run that got past its outputs fails here
 
 
 @pytest.fixture(autouse=True)
@@ -148,3 +151,32 @@ def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(UsageError, match="no directory"):
         with output_file(tmp_path / "nowhere" / "x.npz") as f:
             f.write(b"x")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", EXAMPLE, "--method", "magnitude", "--sparsity", "0.5", "-o", "OUT.tflite"],
+     "only a .tflite model is written as a .tflite, and examples/example_model.npz is an "
+     ".npz model"),
+    (["run", TFLITE, "--sparsity", "0.5", "-o", "OUT.npy"], "an .npz file, not an .npy"),
+    (["run", TFLITE, "--sparsity", "0.5", "-o", "OUT.tflite", "--masks", "M.tflite"],
+     "an .npz file, not a .tflite"),
+    (["apply", EXAMPLE, "MASKS", "-o", "OUT.tflite"], "only a .tflite model is written"),
+    (["apply", TFLITE, "TMASKS", "-o", "OUT.npy"], "a .tflite file, not an .npy"),
+    (["model", "import", TFLITE, "-o", "OUT.tflite"], "an .npz file, not a .tflite"),
+    (["mask", EXAMPLE, "--method", "rows", "--sparsity", "0.5", "-o", "OUT.tflite"],
+     "an .npz file, not a .tflite"),
+])
+def test_an_output_named_for_another_format_is_refused(tmp_path, capsys, argv, fragment):
+    """One line, status 2, nothing written; a run refuses before it looks for a board."""
+    masks, tmasks = tmp_path / "in" / "m.npz", tmp_path / "in" / "t.npz"
+    masks.parent.mkdir()
+    assert main(mask_cmd(masks)) == 0
+    assert main(["mask", TFLITE, "--sparsity", "0.5", "-o", str(tmasks)]) == 0
+    capsys.readouterr()
+    names = {"MASKS": str(masks), "TMASKS": str(tmasks),
+             **{out: str(tmp_path / out) for out in ("OUT.tflite", "OUT.npy", "M.tflite")}}
+    argv = [names.get(a, a) for a in argv]
+    code = main(argv + (["--port", NOPORT] if argv[0] == "run" else []))
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and fragment in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -11,12 +11,15 @@ import pytest
 
 from prune8 import scorers, tiles
 from prune8.protocol import SCORERS
+from prune8_host.device import calls
 from prune8_host.device.link import HostLink
 from prune8_host.device.verify import check_masks
 from prune8_host.files.boardstore import parse_masks
+from prune8_host.files.masks import load_masks, save_masks
 from prune8_host.files.model import load_model
 from prune8_host.twin import scorers as twin_scorers
-from prune8_host.twin.reference import layer_mask
+from prune8_host.twin.layer import PruneOptions
+from prune8_host.twin.reference import layer_mask, mask_for
 from test_link import PREAMBLE, PipePort, push
 
 EXAMPLE = "examples/example_model.npz"
@@ -34,7 +37,11 @@ def stored_model(tmp_path_factory, request):
 
 
 def board_prune(root, *args, **kwargs):
-    call = f"prune_model.prune(*{args!r}, **{kwargs!r})"
+    return board_masks(root, f"prune_model.prune(*{args!r}, **{kwargs!r})")
+
+
+def board_masks(root, call):
+    """Run `call` on the board's code (CPython) and read back the masks.bin it wrote."""
     out = subprocess.run([sys.executable, "-c", PREAMBLE.format(root=root) + call],
                          capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
@@ -64,19 +71,21 @@ CASES = [
 
 @pytest.mark.parametrize("method, bp, opts", CASES,
                          ids=[f"{m}-{bp}-{'-'.join(map(str, o))}" for m, bp, o in CASES])
-def test_board_prune_equals_the_reference(stored_model, method, bp, opts):
+def test_board_prune_equals_the_reference(stored_model, tmp_path, method, bp, opts):
+    """The board's prune, called as the host calls it (device.calls.prune), makes the
+    twin's masks; each comes back carrying the very PruneOptions it was called with, and
+    keeps them through a masks file."""
     root, model = stored_model
-    kwargs = dict(opts)
-    tie = kwargs.pop("tie", "exact")
-    masks = board_prune(root, method, bp, tie, kwargs.pop("min_keep", 1),
-                        kwargs.pop("min_score", 0), None, **kwargs)
+    options = PruneOptions(method, sparsity_bp=bp, **opts)
+    masks = board_masks(root, calls.prune(options))
     assert [m.name for m in masks] == list(model)
     for m in masks:
-        expected = layer_mask(model[m.name], method, sparsity_bp=bp, tie=tie,
-                              min_keep=m.min_keep, min_score=m.min_score, **opts_of(opts))
-        assert m.words.tolist() == expected.words.tolist(), m.name
+        assert m.options == options, m.name
+        assert m.words.tolist() == mask_for(model[m.name], options).words.tolist(), m.name
     checks = check_masks(model, masks)
     assert all(c.verified for c in checks), [c.note for c in checks]
+    save_masks(tmp_path / "m.npz", masks)
+    assert [m.options for m in load_masks(tmp_path / "m.npz")] == [options] * len(masks)
 
 
 def test_the_scorer_table_covers_every_stored_scorer_with_the_twins_unit():
@@ -86,10 +95,6 @@ def test_the_scorer_table_covers_every_stored_scorer_with_the_twins_unit():
     assert sorted(scorers.TABLE) == sorted(SCORERS)
     assert {m: names[scorers.unit(m)] for m in SCORERS} == \
         {m: twin_scorers.find(m).unit for m in SCORERS}
-
-
-def opts_of(opts):
-    return {k: v for k, v in opts.items() if k in ("seed", "block", "nm", "steps")}
 
 
 def test_prune_one_layer_keeps_the_other_masks(stored_model):

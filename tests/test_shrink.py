@@ -16,7 +16,7 @@ from prune8_host.files.model import load_model, save_model
 from prune8_host.study import evaluate
 from prune8_host.twin import dense as qnn
 from prune8_host.twin import mask_from_keep
-from prune8_host.twin.layer import Layer, LayerMask
+from prune8_host.twin.layer import Layer, LayerMask, PruneOptions
 from prune8_host.twin.reference import apply_layer_mask, layer_mask
 from prune8_host.twin.shrink import row_keeps, shrink, zero_rows
 
@@ -38,9 +38,8 @@ def run(capsys, *argv):
 
 def row_mask(name: str, keep, cols: int) -> LayerMask:
     keep = np.asarray(keep, bool)
-    return LayerMask(name=name, words=mask_from_keep(keep), n=keep.size, unit="row",
-                     method="rows", tie="exact", sparsity_bp=0, min_keep=1, min_score=0,
-                     rows=keep.size, cols=cols)
+    return LayerMask(name=name, words=mask_from_keep(keep), n=keep.size, rows=keep.size,
+                     cols=cols, options=PruneOptions("rows"))
 
 
 @pytest.mark.parametrize("bp", range(0, 10000, 500))

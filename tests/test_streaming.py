@@ -262,7 +262,7 @@ def test_streamed_sparse_formats_equal_the_held_ones(tmp_path, shape, chunk):
 def test_apply_writes_the_pruned_model_tile_by_tile(stored, method, kwargs):
     """apply_model.apply() writes model.bin's layers with their masks applied (a pruned
     row's bias zeroed too): the records and bytes the twin's masked model would give."""
-    from prune8_host.files.records import layer_crc, stored_bytes
+    from prune8_host.files.records import layer_record
     from prune8_host.twin.reference import masked_model
     root, model = stored
     _, masks = board_prune(root, "conv", method, 5000, **kwargs)
@@ -277,6 +277,7 @@ def test_apply_writes_the_pruned_model_tile_by_tile(stored, method, kwargs):
     mid, index = store.read_model_index(root + "/pruned.bin")
     data = open(root + "/pruned.bin", "rb").read()
     for info in index:
-        assert data[info.offset:info.offset + info.data_len] == stored_bytes(want[info.name])
-        assert info.crc == layer_crc(want[info.name])
+        record = layer_record(want[info.name])
+        assert data[info.offset:info.offset + info.data_len] == record.stored
+        assert info.crc == record.crc
     assert mid == store.model_id(index)

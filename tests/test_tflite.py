@@ -67,13 +67,13 @@ def test_the_example_models_are_the_scripts_output():
 # -- reading -----------------------------------------------------------------------
 
 def test_fc_layers_views_and_inference_parameters():
-    layers = tflite.load_tflite(FC)
+    layers = tflite.read(FC).layers
     assert list(layers) == ["fc1/weights", "fc2/weights"]
     assert [layer.weights.shape for layer in layers.values()] == [(32, 64), (10, 32)]
     fc1 = layers["fc1/weights"].quant
     assert np.size(fc1["w_scale"]) == 1 and int(fc1["relu"]) == 1
     assert int(fc1["in_zp"]) == -128 and fc1["bias"].shape == (32,)
-    ch = tflite.load_tflite(FC_CHANNEL)["fc1/weights"].quant
+    ch = tflite.read(FC_CHANNEL).layers["fc1/weights"].quant
     assert ch["w_scale"].shape == ch["mult"].shape == ch["shift"].shape == (32,)
 
 
@@ -82,7 +82,7 @@ def test_legacy_operator_codes_read_as_tflm_reads_them():
     m = model_object(FC_LEGACY)
     assert [c.builtinCode for c in m.operatorCodes] == [0]
     assert [c.deprecatedBuiltinCode for c in m.operatorCodes] == [9]
-    legacy, modern = tflite.load_tflite(FC_LEGACY), tflite.load_tflite(FC)
+    legacy, modern = tflite.read(FC_LEGACY).layers, tflite.read(FC).layers
     assert list(legacy) == list(modern)
     for name in legacy:
         assert np.array_equal(legacy[name].weights, modern[name].weights)
@@ -136,7 +136,7 @@ def test_names_are_made_valid_and_unique(tmp_path):
         for x in t:
             if x.name.decode().endswith("/weights"):
                 x.name = ("model/dense.kernel\n" + "x" * 300).encode()
-    names = list(tflite.load_tflite(edited(tmp_path, rename)))
+    names = list(tflite.read(edited(tmp_path, rename)).layers)
     assert len(set(names)) == 2 and all(len(n.encode()) <= 232 for n in names)
     assert all("." not in n and "\n" not in n for n in names)
 
@@ -303,7 +303,7 @@ def test_the_scale_aware_mask_ranks_the_real_magnitudes():
 
 
 def test_per_channel_scope_prunes_the_same_count_in_every_row():
-    layer = tflite.load_tflite(FC_CHANNEL)["fc1/weights"]
+    layer = tflite.read(FC_CHANNEL).layers["fc1/weights"]
     for method in ("magnitude", "scaled", "mincut"):
         keep = layer_mask(layer, method, sparsity_bp=2500, scope="channel").keep()
         assert (keep.reshape(32, 64).sum(axis=1) == 64 - 16).all(), method
@@ -328,7 +328,7 @@ def test_model_info_and_import(tmp_path, capsys):
     capsys.readouterr()
     from prune8_host.files.model import load_model
     imported = load_model(out)
-    original = tflite.load_tflite(FC_CHANNEL)
+    original = tflite.read(FC_CHANNEL).layers
     assert list(imported) == list(original)
     x = TEST["images"]
     assert np.array_equal(dense.logits(imported, x), tflm.outputs(FC_CHANNEL.read_bytes(), x))

@@ -19,7 +19,7 @@ from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, push, verify_on_board
 from prune8_host.files.model import load_model
 from prune8_host.twin import scorers
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import PruneOptions
 from prune8_host.twin.scorers import ACTIVATIONS, BLOCK, MULTS, SUMSQ
 
 from .options import fraction_bp

@@ -12,7 +12,7 @@ from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import FileFormatError
 from prune8_host.files import tflite
 from prune8_host.files.model import load_model, save_model
-from prune8_host.files.records import check_fits, in_ram, layer_bytes, quant_params, stored_size
+from prune8_host.files.records import check_fits, in_ram, quant_params, stored_size
 
 from .table import table
 
@@ -58,10 +58,11 @@ def _quantization(layer) -> str:
 
 def run_info(args) -> int:
     profile = load_board(args.board)
-    placements = tflite.read(args.file).placements if tflite.is_tflite(args.file) else {}
+    model = load_model(args.file)
+    placements = model.tflite_model.placements if model.tflite_model else {}
     rows = []
     board_layers = []
-    for layer in load_model(args.file).values():
+    for layer in model.values():
         if layer.activations is None:
             act = "none"
         else:
@@ -78,9 +79,10 @@ def run_info(args) -> int:
         p = placements.get(layer.name)
         rows.append({"layer": layer.name, "operator": p.op if p else None,
                      "shape": list(layer.weights.shape), "weights": layer.n,
-                     "bytes": len(layer_bytes(layer)), "quantization": _quantization(layer),
+                     "bytes": len(model.record(layer.name).data),
+                     "quantization": _quantization(layer),
                      "activations": act, "fits": fits})
-    size = stored_size(board_layers)
+    size = stored_size(model.record(layer.name) for layer in board_layers)
     if args.json:
         print(json.dumps({"board": profile.name, "layers": rows, "stored_bytes": size,
                           "fs_bytes": profile.fs_bytes}))
@@ -102,7 +104,7 @@ def run_info(args) -> int:
 def run_import(args) -> int:
     if not tflite.is_tflite(args.model):
         raise FileFormatError(f"{args.model}: not a .tflite file (a TFLite flatbuffer)")
-    model = tflite.read(args.model).layers
+    model = load_model(args.model)
     save_model(args.out, model)
     inference = [n for n, layer in model.items() if quant_params(layer)]
     if args.json:

@@ -10,7 +10,7 @@ from prune8.protocol import SCOPES, TIES
 from prune8_host import twin
 from prune8_host.errors import UsageError
 from prune8_host.twin import scorers
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import PruneOptions
 from prune8_host.twin.schedule import MAX_STEPS
 
 

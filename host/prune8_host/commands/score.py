@@ -10,12 +10,11 @@ import numpy as np
 
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import ModelError
-from prune8_host.files import tflite
 from prune8_host.files.masks import load_masks, save_masks
-from prune8_host.files.model import check_activations, layer_arrays, load_model
+from prune8_host.files.model import check_activations, load_model
 from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.twin.layer import ACT_SUFFIX, Layer
-from prune8_host.twin.reference import apply_layer_mask, layer_scores
+from prune8_host.twin.reference import apply_layer_mask, layer_scores, mask_for
 
 from .options import add_mask_args, add_method_args, prune_options
 
@@ -53,13 +52,16 @@ def register(sub) -> None:
     p.set_defaults(run=run_mask)
 
     p = sub.add_parser("apply", help="zero the pruned weights of a model",
-                       description="Apply a masks file to WEIGHTS and save the pruned model: "
-                                   "an .npz, or for a .tflite WEIGHTS a .tflite that differs "
-                                   "from it only in the pruned weights.")
+                       description="Apply a masks file to WEIGHTS and save the pruned model "
+                                   "in WEIGHTS' own format: for a .tflite, a .tflite that "
+                                   "differs from it only in the pruned weights; for an .npz, "
+                                   "every array it held. An OUT named .npz is an .npz of the "
+                                   "layers whatever WEIGHTS is.")
     p.add_argument("weights", metavar="WEIGHTS", help="the model the masks were made for")
     p.add_argument("masks", metavar="MASKS", help="masks file from 'prune8 mask' or 'prune8 pull'")
     p.add_argument("-o", "--out", metavar="OUT", required=True,
-                   help="pruned model (.npz; .tflite for a .tflite WEIGHTS)")
+                   help="pruned model: .tflite (from a .tflite WEIGHTS) or .npz (its layers); "
+                        "another name gets WEIGHTS' own format")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of a line")
     p.set_defaults(run=run_apply)
 
@@ -75,7 +77,8 @@ def _profile(args):
 
 
 def _layers(args) -> dict[str, Layer]:
-    model = load_model(args.weights, args.rows, args.cols, args.layer)
+    whole = load_model(args.weights, args.rows, args.cols)
+    model = whole.select(args.layer)
     if args.activations:
         acts = load_arrays(args.activations)
         if Path(args.activations).suffix == ".npy":
@@ -83,8 +86,7 @@ def _layers(args) -> dict[str, Layer]:
                 raise ModelError(f"{args.activations}: a .npy holds one layer's activations, "
                                  f"but {args.weights} has {len(model)} layers: use an .npz")
             acts = {next(iter(model)): next(iter(acts.values()))}
-        names = list(load_model(args.weights, args.rows, args.cols)) if args.layer else \
-            list(model)
+        names = list(whole)
         strays = [k for k in acts if k not in names and k.removesuffix(ACT_SUFFIX) not in names]
         if strays:
             raise ModelError(f"{args.activations}: array {strays[0]!r} matches no layer of "
@@ -129,7 +131,7 @@ def run_mask(args) -> int:
     profile = _profile(args)
     opts = prune_options(args)
     bp = opts.sparsity_bp
-    masks = [opts.mask(layer, profile) for layer in _layers(args).values()]
+    masks = [mask_for(layer, opts, profile) for layer in _layers(args).values()]
     if args.out:
         save_masks(args.out, masks)
     stats = [dict(layer=m.name, unit=m.unit, **m.stats()) for m in masks]
@@ -146,27 +148,19 @@ def run_mask(args) -> int:
 
 def run_apply(args) -> int:
     model = load_model(args.weights)
+    model.output_format(args.out)  # refuses an output it cannot be written as, first
     masks = {m.name: m for m in load_masks(args.masks)}
     missing = [n for n in masks if n not in model]
     if missing:
         raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which "
                          f"{args.weights} does not have")
-    out, zeroed = {}, 0
-    for name, layer in model.items():
-        w = layer.weights
-        if name in masks:
-            pruned = apply_layer_mask(w, masks[name])
-            zeroed += int(np.count_nonzero(w) - np.count_nonzero(pruned))
-            w = pruned
-        # activations and quantization parameters travel with the pruned weights, so a
-        # pruned quantized model still runs (prune8_host.twin.dense)
-        out.update(layer_arrays(replace(layer, weights=w)))
-    if tflite.is_tflite(args.weights):
-        # the .tflite as it was but for the pruned weights' bytes (files.tflite)
-        tm = tflite.read(args.weights)
-        tflite.write_pruned(tm, {n: out[n] for n in masks}, args.out)
-    else:
-        save_npz(args.out, out)
+    pruned = {n: apply_layer_mask(model[n].weights, m) for n, m in masks.items()}
+    zeroed = sum(int(np.count_nonzero(model[n].weights) - np.count_nonzero(w))
+                 for n, w in pruned.items())
+    # in the model's own format: activations and quantization parameters travel with the
+    # pruned weights, so a pruned quantized model still runs (prune8_host.twin.dense); a
+    # .tflite changes only in the pruned weights' bytes
+    model.write(args.out, weights=pruned)
     if args.json:
         print(json.dumps({"layers_masked": len(masks), "weights_zeroed": zeroed,
                           "out": args.out}))
@@ -178,8 +172,8 @@ def run_apply(args) -> int:
 
 def run_stats(args) -> int:
     masks = load_masks(args.masks)
-    rows = [dict(layer=m.name, unit=m.unit, method=m.method, tie=m.tie,
-                 requested_bp=m.sparsity_bp, **m.stats()) for m in masks]
+    rows = [dict(layer=m.name, unit=m.unit, method=m.method, tie=m.options.tie,
+                 requested_bp=m.options.sparsity_bp, **m.stats()) for m in masks]
     if args.json:
         print(json.dumps({"layers": rows}))
         return 0

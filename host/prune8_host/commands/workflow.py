@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from prune8_host.boards import load_board
 from prune8_host.device.build import build_firmware
@@ -24,6 +25,8 @@ from prune8_host.device.workflow import (
 from prune8_host.errors import UsageError
 from prune8_host.files.masks import save_masks
 from prune8_host.files.model import load_model
+from prune8_host.files.output import check_output, check_suffix
+from prune8_host.twin.reference import apply_layer_mask
 
 from .options import add_board_args, add_mask_args, add_method_args, board_kwargs, prune_options
 from .table import verify_table
@@ -77,13 +80,21 @@ def register(sub) -> None:
     p.set_defaults(run=run_verify)
 
     p = sub.add_parser("run", help="deploy if needed, push, prune, pull and verify in one go",
-                       description="Push MODEL, prune it on the board, pull the masks into "
-                                   "MASKS.npz and verify them against the twin (deploying the "
-                                   "firmware first when the board lacks it).")
+                       description="Push MODEL, prune it on the board, pull the masks and "
+                                   "verify them against the twin (deploying the firmware "
+                                   "first when the board lacks it); then write the masks "
+                                   "(-o MASKS.npz) or, for a .tflite MODEL, the pruned model "
+                                   "(-o OUT.tflite: MODEL as it was but for the pruned "
+                                   "weights, as prune8 apply writes it with these masks).")
     p.add_argument("model", metavar="MODEL", help="the model to prune (.tflite, or .npz of int8 layers)")
     add_board_args(p)
     add_prune_args(p)
-    p.add_argument("-o", "--out", required=True, metavar="MASKS", help="masks file to write")
+    p.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="OUT.tflite: the pruned model (for a .tflite MODEL; written only when "
+                        "every mask verifies); any other name (MASKS.npz): the board's masks "
+                        "file, as prune8 pull writes it")
+    p.add_argument("--masks", dest="masks_out", metavar="MASKS",
+                   help="also write the board's masks file (with -o OUT.tflite)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_run)
 
@@ -182,6 +193,7 @@ def run_verify(args) -> int:
 def run_run(args) -> int:
     model = load_model(args.model)
     opts = prune_options(args)  # refuses a bad sparsity before any I/O
+    model_out, masks_out = run_outputs(args, model)
     profile = load_board(args.board)
     if args.port:
         deploy_if_needed(args.port, profile, args.baud, args.quiet,
@@ -190,13 +202,37 @@ def run_run(args) -> int:
         pushed = push(s, model, quiet=args.quiet)
         pruned = prune(s, opts)
         checks, masks = verify_on_board(s, model, args.quiet)
-    save_masks(args.out, masks)
     ok = all(c.verified for c in checks)
+    lines = [verify_table([c.as_dict() for c in checks])]
+    if masks_out:
+        save_masks(masks_out, masks)
+        lines.append(f"masks -> {masks_out}")
+    if model_out and ok:
+        model.write(model_out, weights={m.name: apply_layer_mask(model[m.name].weights, m)
+                                        for m in masks})
+        lines.append(f"pruned model -> {model_out}")
+    elif model_out:
+        lines.append("pruned model not written: the board's masks do not verify")
     _emit(args, {"push": pushed, "prune": pruned, "verified": ok, "out": args.out,
+                 "masks": masks_out, "pruned_model": model_out if ok else None,
                  "layers": [c.as_dict() for c in checks]},
-          verify_table([c.as_dict() for c in checks]) + f"\nmasks -> {args.out}\n"
-          + heap_line(pruned, profile))
+          "\n".join(lines + [heap_line(pruned, profile)]))
     return 0 if ok else 1
+
+
+def run_outputs(args, model) -> tuple[str | None, str | None]:
+    """(pruned model, masks file) that `prune8 run` writes: -o OUT.tflite is the pruned
+    model, any other -o the masks, --masks the masks too. Refused before any board is
+    touched when one cannot be written as its name says."""
+    model_out = args.out if Path(args.out).suffix.lower() == ".tflite" else None
+    if model_out:
+        model.output_format(model_out)  # only a .tflite model is written as a .tflite
+    masks_out = args.masks_out or (None if model_out else args.out)
+    if masks_out:
+        check_suffix(masks_out, ".npz")
+    if args.masks_out:
+        check_output(args.masks_out, args.model)
+    return model_out, masks_out
 
 
 def run_ls(args) -> int:

@@ -7,6 +7,10 @@ calibrate, evaluate) then talk in frames; the others print one JSON line.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
+from prune8_host.twin.layer import PruneOptions
+
 INFO = "from prune8 import status;status.info()"      # version, capacity, free heap
 LS = "from prune8 import status;status.ls()"          # what /prune8/ holds
 PUSH = "from prune8 import push;push.push()"          # receive a model
@@ -18,7 +22,13 @@ def evaluate(with_masks: bool, packed: bool) -> str:
     return f"from prune8 import infer;infer.evaluate({with_masks!r},{packed!r})"
 
 
-def prune(**kwargs) -> str:
-    """prune_model.prune(...) with keyword arguments: each value a literal (repr)."""
+def prune(options: PruneOptions, layers: list[str] | None = None,
+          tile: int | None = None) -> str:
+    """prune_model.prune(...) with these options, by the names it takes, for every layer or
+    those in `layers` (each value a literal: its repr). `tile` streams every layer in tiles
+    of that many weights, as a layer too big for RAM is (the tests' way to reach it)."""
+    kwargs = {**asdict(options), "layers": layers}
+    if tile:
+        kwargs["tile"] = tile
     args = ",".join(f"{k}={v!r}" for k, v in kwargs.items())
     return f"from prune8 import prune_model;prune_model.prune({args})"

@@ -1,7 +1,8 @@
 """Moving models to the board and files back, over the framed link (docs/protocol.md).
 
-What a layer sends and how the board stores it is `prune8_host.files.records`; the
-board's files are parsed by `prune8_host.files.boardstore`.
+What a layer sends and how the board stores it is `prune8_host.files.records`, made once
+per layer of a Model (`Model.record`); the board's files are parsed by
+`prune8_host.files.boardstore`.
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ from prune8.protocol import (
     WRITE,
 )
 from prune8_host.errors import UsageError
-from prune8_host.files.records import check_fits, layer_bytes, layer_header, stored_size
-from prune8_host.twin.layer import Layer
+from prune8_host.files.model import Model
+from prune8_host.files.records import check_fits, stored_size
 
 from . import calls
 from .progress import progress_bar
 from .session import BoardSession
 
 
-def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] | None = None,
+def push_model(session: BoardSession, model: Model, only: list[str] | None = None,
                board_layers: list[str] | None = None, quiet: bool = False,
                kept_bytes: int = 0):
     """Send `model` to the board as its new /prune8/model.bin; returns (model id, link).
@@ -56,14 +57,14 @@ def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] |
             rows, cols = layer.weights.shape
             raise errors.CapacityError(f"layer {layer.name!r} ({rows} x {cols}) does not fit "
                                        f"the board: {e}") from None
-    sent = [model[n] for n in model if not only or n in only]
+    sent = [model.record(n) for n in model if not only or n in only]
     check_space(session, stored_size(sent) + kept_bytes)
     if only:
         order = [("keep", n) if n not in only else ("send", n) for n in board_layers or []]
         order += [("send", n) for n in only if n not in (board_layers or [])]
     else:
         order = [("send", n) for n in model]
-    total = sum(len(layer_bytes(model[n])) for kind, n in order if kind == "send")
+    total = sum(len(r.data) for r in sent)
     with progress_bar(total, "push", quiet) as update, \
             session.link(calls.PUSH, progress=update) as link:
         link.request(BEGIN, struct.pack(BEGIN_FMT, len(order)))
@@ -71,11 +72,10 @@ def push_model(session: BoardSession, model: dict[str, Layer], only: list[str] |
             if kind == "keep":
                 link.request(KEEP, name.encode())
                 continue
-            layer = model[name]
-            data = layer_bytes(layer)
-            link.request(LAYER, layer_header(layer))
-            for i in range(0, len(data), MAX_PAYLOAD):
-                link.request(DATA, data[i:i + MAX_PAYLOAD])
+            record = model.record(name)
+            link.request(LAYER, record.header)
+            for i in range(0, len(record.data), MAX_PAYLOAD):
+                link.request(DATA, record.data[i:i + MAX_PAYLOAD])
         model_id = struct.unpack(MODEL_ID_FMT, link.request(END))[0]
     return model_id, link
 

@@ -1,7 +1,7 @@
 """Check masks made on a board against the twin, bit for bit.
 
-Each stored mask carries the method, tie rule, sparsity, min_keep and min_score that
-made it; the twin recomputes it from the host's copy of the model and the two are
+Each stored mask carries the options that made it (its PruneOptions: method, tie rule,
+sparsity, min_keep, min_score...); the twin recomputes it from the host's copy of the model and the two are
 compared word by word. A layer whose weights on the board differ from the host's model
 (CRC) cannot verify, and says so.
 """
@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from prune8_host.files.records import layer_crc
-from prune8_host.twin.layer import Layer, LayerMask
-from prune8_host.twin.reference import layer_mask
+from prune8_host.files.model import Model
+from prune8_host.twin.layer import LayerMask
+from prune8_host.twin.reference import mask_for
 
 
 @dataclass
@@ -34,27 +34,25 @@ class LayerCheck:
         return asdict(self)
 
 
-def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
+def check_mask(mask: LayerMask, model: Model, board_crc: int | None,
                activations=None) -> LayerCheck:
-    """Recompute one mask. `layer` is the layer as pushed (its CRC must be the board's);
-    `activations`, when given, replace its own for scoring (the board's calibration)."""
+    """Recompute one mask from its layer in `model`, as pushed (its CRC, Model.record,
+    must be the board's); `activations`, when given, replace the layer's own for scoring
+    (the board's calibration)."""
     stats = mask.stats()
     check = LayerCheck(layer=mask.name, method=mask.method, unit=mask.unit, n=mask.n,
                        pruned=stats["pruned"], sparsity_bp=stats["sparsity_bp"],
                        verified=False)
+    layer = model.get(mask.name)
     if layer is None:
         check.note = "the model has no such layer"
         return check
-    if board_crc is not None and board_crc != layer_crc(layer):
+    if board_crc is not None and board_crc != model.record(mask.name).crc:
         check.note = "the board's weights differ from the model's (push it again)"
         return check
     if activations is not None:
         layer = replace(layer, activations=activations)
-    expected = layer_mask(layer, mask.method, sparsity_bp=mask.sparsity_bp, tie=mask.tie,
-                          min_keep=mask.min_keep, min_score=mask.min_score, seed=mask.seed,
-                          block=(mask.br, mask.bc) if mask.unit == "block" else None,
-                          nm=(mask.nm_n, mask.nm_m) if mask.nm_m else None, steps=mask.steps,
-                          scope=mask.scope)
+    expected = mask_for(layer, mask.options)
     if expected.n != mask.n:
         check.note = f"mask covers {mask.n} {mask.unit}s, the twin {expected.n}"
         return check
@@ -69,9 +67,9 @@ def check_mask(mask: LayerMask, layer: Layer | None, board_crc: int | None,
     return check
 
 
-def check_masks(model: dict[str, Layer], masks: list[LayerMask],
+def check_masks(model: Model, masks: list[LayerMask],
                 board_crcs: dict[str, int] | None = None,
                 activations: dict[str, np.ndarray] | None = None) -> list[LayerCheck]:
     board_crcs, activations = board_crcs or {}, activations or {}
-    return [check_mask(m, model.get(m.name), board_crcs.get(m.name), activations.get(m.name))
+    return [check_mask(m, model, board_crcs.get(m.name), activations.get(m.name))
             for m in masks]

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import asdict
 
 import numpy as np
 
 from prune8.protocol import CALIB_PATH, EVAL_FMT, MASKS_PATH, MODEL_PATH
 from prune8_host.errors import BoardError, FirmwareMissing
 from prune8_host.files.boardstore import parse_calib, parse_masks
+from prune8_host.files.model import Model
 from prune8_host.files.packed import packed_model
-from prune8_host.files.records import layer_bytes, layer_crc
 from prune8_host.twin import dense
-from prune8_host.twin.reference import PruneOptions, masked_model
+from prune8_host.twin.layer import PruneOptions
+from prune8_host.twin.reference import masked_model
 
 from . import calls
 from .deploy import deploy_build
@@ -36,7 +36,7 @@ def holds_file(listing: dict, path: str) -> bool:
     return any(name == path.rsplit("/", 1)[1] for name, _ in listing["files"])
 
 
-def push(session: BoardSession, model, only: list[str] | None = None,
+def push(session: BoardSession, model: Model, only: list[str] | None = None,
          quiet: bool = False) -> dict:
     """Push `model` (or only the layers named in `only`); report what went on the wire."""
     board_layers = None
@@ -49,7 +49,7 @@ def push(session: BoardSession, model, only: list[str] | None = None,
     model_id, link = push_model(session, model, only=only, board_layers=board_layers,
                                 quiet=quiet, kept_bytes=kept_bytes)
     sent = [n for n in model if not only or n in only]
-    payload = sum(len(layer_bytes(model[n])) for n in sent)
+    payload = sum(len(model.record(n).data) for n in sent)
     return {"model_id": model_id, "layers": sent, "payload_bytes": payload,
             "wire_bytes": link.tx_bytes, "retries": link.retries}
 
@@ -57,7 +57,7 @@ def push(session: BoardSession, model, only: list[str] | None = None,
 def prune(session: BoardSession, options: PruneOptions,
           layers: list[str] | None = None) -> dict:
     """Prune the stored model on the board (every layer, or those in `layers`)."""
-    result = session.call_json(calls.prune(**asdict(options), layers=layers),
+    result = session.call_json(calls.prune(options, layers),
                                timeout=prune_timeout(session, options))
     if not result.get("ok"):
         raise BoardError(result.get("error", "the board could not prune"))
@@ -86,7 +86,7 @@ def pull(session: BoardSession, quiet: bool = False):
     return listing, masks
 
 
-def verify_on_board(session: BoardSession, model, quiet: bool = False):
+def verify_on_board(session: BoardSession, model: Model, quiet: bool = False):
     """(checks, masks): the board's masks recomputed by the twin from `model`, with the
     activations the board calibrated itself (prune8 calibrate) where it has them."""
     listing, masks = pull(session, quiet)
@@ -99,13 +99,13 @@ def verify_on_board(session: BoardSession, model, quiet: bool = False):
     return check_masks(model, masks, crcs, acts), masks
 
 
-def holds_model(listing: dict, model) -> bool:
+def holds_model(listing: dict, model: Model) -> bool:
     """Whether a board listing shows exactly this model (every layer's CRC)."""
     board = {e["name"]: e["crc"] for e in (listing["model"] or {"layers": []})["layers"]}
-    return board == {name: layer_crc(layer) for name, layer in model.items()}
+    return board == {name: model.record(name).crc for name in model}
 
 
-def check_board_model(session: BoardSession, model, push_it: bool = False,
+def check_board_model(session: BoardSession, model: Model, push_it: bool = False,
                       quiet: bool = True) -> dict:
     """The board's listing, after checking it holds exactly this model; with `push_it`,
     a board that holds another one (or none) is sent this one first."""

@@ -10,8 +10,7 @@ import tempfile
 import numpy as np
 
 from prune8 import store
-from prune8_host.twin import scorers
-from prune8_host.twin.layer import LayerMask
+from prune8_host.twin.layer import LayerMask, PruneOptions
 
 
 def _parsed(data: bytes, reader):
@@ -29,11 +28,12 @@ def parse_masks(data: bytes) -> tuple[int, list[LayerMask]]:
     out = []
     for m in index:
         words = np.frombuffer(data[m.offset:m.offset + m.nbytes], "<u4").astype(np.uint32)
-        out.append(LayerMask(name=m.name, words=words, n=m.n, unit=scorers.find(m.method).unit,
-                             method=m.method, tie=m.tie, sparsity_bp=m.bp,
-                             min_keep=m.min_keep, min_score=m.min_score, rows=m.rows,
-                             cols=m.cols, seed=m.seed, br=m.br, bc=m.bc, nm_n=m.nm_n,
-                             nm_m=m.nm_m, steps=m.steps, scope=m.scope))
+        options = PruneOptions.from_record(
+            method=m.method, tie=m.tie, sparsity_bp=m.bp, min_keep=m.min_keep,
+            min_score=m.min_score, seed=m.seed, br=m.br, bc=m.bc, nm_n=m.nm_n, nm_m=m.nm_m,
+            steps=m.steps, scope=m.scope)
+        out.append(LayerMask(name=m.name, words=words, n=m.n, rows=m.rows, cols=m.cols,
+                             options=options))
     return model_id, out
 
 

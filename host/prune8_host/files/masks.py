@@ -4,13 +4,14 @@ layout of docs/spec.md §4.1.
 Array NAME holds layer NAME's words; the JSON string array "__prune8__" records, per
 layer, what the mask covers (weights, rows, columns or blocks), its length, and what
 made it: method, tie rule, sparsity (bp), min_keep, min_score, and where they apply the
-random seed, block size, N:M pattern and schedule steps.
+random seed, block size, N:M pattern and schedule steps. In memory a mask carries
+those as its PruneOptions (twin.layer), with block and N:M pattern as pairs; the file
+keeps them flat (`PruneOptions.record`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,17 @@ from prune8 import errors
 from prune8.protocol import SCOPES, SCORERS, TIES
 from prune8_host.errors import FileFormatError, UsageError
 from prune8_host.twin import scorers
-from prune8_host.twin.layer import META_NAME, LayerMask, name_problem
+from prune8_host.twin.layer import META_NAME, LayerMask, PruneOptions, name_problem
 from prune8_host.twin.schedule import MAX_STEPS
 
 from .npzio import load_arrays, save_npz
 
 META_KEY = META_NAME
 FORMAT = 1
-FIELDS = tuple(f.name for f in fields(LayerMask) if f.name not in ("name", "words"))
+# An entry's fields (docs/spec.md §9.3): what the mask covers, then its options' record.
+COVER_FIELDS = ("n", "unit", "rows", "cols")
+FIELDS = ("n", "unit", "method", "tie", "sparsity_bp", "min_keep", "min_score", "rows", "cols",
+          "seed", "br", "bc", "nm_n", "nm_m", "steps", "scope")
 DEFAULTS = {"scope": "layer"}  # fields newer than the format: an older file has the default
 
 
@@ -35,10 +39,14 @@ def save_masks(path: str | Path, masks: list[LayerMask]) -> None:
         problem = name_problem(m.name)
         if problem:
             raise UsageError(f"{path}: cannot store a mask for layer {m.name[:60]!r}: {problem}")
-    meta = {"format": FORMAT, "layers": {m.name: m.meta() for m in masks}}
+    meta = {"format": FORMAT, "layers": {m.name: _entry(m) for m in masks}}
     arrays = {m.name: m.words.astype(np.uint32) for m in masks}
     arrays[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
     save_npz(path, arrays)
+
+
+def _entry(m: LayerMask) -> dict:
+    return dict(n=m.n, unit=m.unit, rows=m.rows, cols=m.cols, **m.options.record())
 
 
 def _int(m: dict, key: str, lo: int, hi: int | None = None) -> int:
@@ -134,7 +142,10 @@ def load_masks(path: str | Path) -> list[LayerMask]:
         try:
             _check_entry(m)
             words = _words(arrays[name], m["n"])
-            lm = LayerMask(name=name, words=words, **m)
+            options = PruneOptions.from_record(**{k: v for k, v in m.items()
+                                                  if k not in COVER_FIELDS})
+            lm = LayerMask(name=name, words=words, n=m["n"], rows=m["rows"], cols=m["cols"],
+                           options=options)
             lm.stats()  # no bits set past n
         except (ValueError, errors.Prune8Error) as e:
             raise FileFormatError(f"{path}: layer {name!r}: {e}") from None

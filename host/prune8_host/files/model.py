@@ -11,16 +11,26 @@ Pruning ignores them; load_model exposes them as Layer.quant and save_model writ
 back. A key counts as such a parameter only when NAME is a layer of the same file, so a
 file written before they existed reads exactly as it did.
 A single .npy file is one layer named after the file.
+
+`load_model` gives a `Model`: the layers in file order (a read-only mapping, name ->
+Layer) and the file they came from, a .tflite with its parse (files.tflite) or an .npz /
+.npy with every array it held, so that `Model.write` writes it back in its own format
+with new weights: a .tflite as it was but for those weights' bytes, an .npz with every
+array it held. An output's format follows its extension (.tflite or .npz; an .npy, or a
+.tflite from a model that is not one, is refused before anything is written).
 """
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from prune8 import errors
-from prune8_host.errors import ModelError
+from prune8_host.errors import ModelError, UsageError
 from prune8_host.twin import dense
 from prune8_host.twin.layer import (
     ACT_SUFFIX,
@@ -33,6 +43,8 @@ from prune8_host.twin.layer import (
 
 from . import tflite
 from .npzio import load_arrays, save_npz
+from .output import check_suffix
+from .records import LayerRecord, layer_record
 
 
 def _check_int8(path, what: str, a: np.ndarray) -> None:
@@ -64,16 +76,115 @@ def _check_quant(path, layer: Layer) -> None:
         raise ModelError(f"{path}: layer {layer.name!r}: {e}") from None
 
 
+class Model(Mapping):
+    """A model's layers in file order (name -> Layer) and where they came from (module
+    docstring). `path` and `kind` ("tflite", "npz" or "npy") name the file, None for a
+    model made in memory; `tflite_model` is a .tflite's parse (files.tflite.TfliteModel:
+    its bytes, where each layer lives), `arrays` every array of an .npz / .npy as read."""
+
+    def __init__(self, layers: Mapping[str, Layer], path=None, kind: str | None = None,
+                 tflite_model: tflite.TfliteModel | None = None,
+                 arrays: dict[str, np.ndarray] | None = None):
+        self._layers = dict(layers)
+        self.path, self.kind = path, kind
+        self.tflite_model, self.arrays = tflite_model, arrays
+        self._records: dict[str, LayerRecord] = {}
+
+    def __getitem__(self, name: str) -> Layer:
+        return self._layers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __repr__(self) -> str:
+        return f"Model({self.path or 'in memory'}: {', '.join(self)})"
+
+    def record(self, name: str) -> LayerRecord:
+        """Layer `name` as push sends it and the board stores it, with its CRC
+        (files.records), made once: a push, the check that a board holds this model and
+        verify share it."""
+        if name not in self._records:
+            self._records[name] = layer_record(self[name])
+        return self._records[name]
+
+    def _like(self, layers: dict[str, Layer]) -> Model:
+        return Model(layers, self.path, self.kind, self.tflite_model, self.arrays)
+
+    def select(self, names: list[str] | None) -> Model:
+        """The model with only the named layers, in that order (all when no names)."""
+        if not names:
+            return self
+        missing = [n for n in names if n not in self]
+        if missing:
+            raise ModelError(f"{self.path}: no layer {missing[0]!r} (layers: "
+                             f"{', '.join(self)})")
+        return self._like({n: self[n] for n in names})
+
+    def with_weights(self, weights: Mapping[str, np.ndarray]) -> Model:
+        """The model with these layers' weights (int8, as many as the layer has) in place
+        of their own; everything else as it was."""
+        layers = dict(self._layers)
+        for name, w in weights.items():
+            if name not in layers:
+                raise ModelError(f"{self.path}: no layer {name!r} (layers: {', '.join(self)})")
+            old = layers[name].weights
+            w = np.asarray(w)
+            if w.dtype != np.int8 or w.size != old.size:
+                raise ModelError(f"{self.path}: layer {name!r} has {old.size} int8 weights; "
+                                 f"got {w.size} {w.dtype.name}")
+            layers[name] = replace(layers[name], weights=w.reshape(old.shape))
+        return self._like(layers)
+
+    def output_format(self, path) -> str:
+        """The format `write` gives `path` ("tflite" or "npz"): its extension's, else the
+        model's own; refused (UsageError) when the model cannot be written so."""
+        own = "npz" if self.tflite_model is None else "tflite"
+        fmt = {".tflite": "tflite", ".npz": "npz"}.get(Path(path).suffix.lower(), own)
+        if fmt == "tflite" and self.tflite_model is None:
+            what = f"{self.path} is an .{self.kind} model" if self.path else \
+                "this model was not read from one"
+            raise UsageError(f"{path}: only a .tflite model is written as a .tflite, and "
+                             f"{what}: name the output .npz")
+        check_suffix(path, "." + fmt)  # refuses a name that says .npy
+        return fmt
+
+    def write(self, path, weights: Mapping[str, np.ndarray] | None = None) -> None:
+        """Write the model (with `weights` in place of those layers' own) to `path`, in the
+        format `output_format` gives it: a .tflite as it was but for its layers' weight
+        bytes (files.tflite.write_pruned); an .npz of every array the model's .npz / .npy
+        held, or of its layers (save_model) for a model from a .tflite or made in memory."""
+        if weights:
+            return self.with_weights(weights).write(path)
+        fmt = self.output_format(path)
+        if fmt == "tflite":
+            tflite.write_pruned(self.tflite_model,
+                                {n: layer.weights for n, layer in self.items()}, path)
+        elif self.arrays is not None:
+            arrays = dict(self.arrays)
+            for name, layer in self.items():
+                w = layer.weights.reshape(arrays[name].shape)
+                arrays.update(layer_arrays(replace(layer, weights=w)))
+            save_npz(path, arrays)
+        else:
+            save_model(path, self)
+
+
 def load_model(path: str | Path, rows: int | None = None, cols: int | None = None,
-               layers: list[str] | None = None) -> dict[str, Layer]:
-    """Layers of a model file, in file order; `rows`/`cols` reshape flat (.npy) layers.
-    A .tflite file (a TFLite flatbuffer) gives its prunable layers (files.tflite)."""
+               layers: list[str] | None = None) -> Model:
+    """A model file's layers, in file order, as a Model; `rows`/`cols` reshape flat (.npy)
+    layers, `layers` keeps only those named. A .tflite file (a TFLite flatbuffer) gives its
+    prunable layers (files.tflite)."""
     if tflite.is_tflite(path):
         if rows is not None or cols is not None:
             raise ModelError(f"{path}: --rows/--cols are for flat .npy layers; a .tflite "
                              f"layer has its shape")
-        return _select(path, tflite.load_tflite(path), layers)
+        tm = tflite.read(path)
+        return Model(tm.layers, path, "tflite", tflite_model=tm).select(layers)
     arrays = load_arrays(path)
+    kind = "npz" if zipfile.is_zipfile(path) else "npy"
     quant = _quant_keys(arrays)
     model: dict[str, Layer] = {}
     for name, w in arrays.items():
@@ -111,16 +222,7 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
         raise ModelError(f"{path}: {orphans[0]!r} belongs to no layer")
     if not model:
         raise ModelError(f"{path}: no layers (int8 arrays) in the file")
-    return _select(path, model, layers)
-
-
-def _select(path, model: dict[str, Layer], layers: list[str] | None) -> dict[str, Layer]:
-    if layers:
-        missing = [n for n in layers if n not in model]
-        if missing:
-            raise ModelError(f"{path}: no layer {missing[0]!r} (layers: {', '.join(model)})")
-        model = {n: model[n] for n in layers}
-    return model
+    return Model(model, path, kind, arrays=arrays).select(layers)
 
 
 def _quant_keys(arrays: dict[str, np.ndarray]) -> dict[str, str]:
@@ -145,7 +247,8 @@ def layer_arrays(layer: Layer) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_model(path: str | Path, model: dict[str, Layer]) -> None:
+def save_model(path: str | Path, model: Mapping[str, Layer]) -> None:
+    """Write layers as a model .npz (each with its NAME.act, NAME.calib, NAME.FIELD)."""
     arrays = {}
     for layer in model.values():
         arrays.update(layer_arrays(layer))

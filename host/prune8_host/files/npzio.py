@@ -15,7 +15,7 @@ import numpy as np
 
 from prune8_host.errors import FileFormatError
 
-from .output import output_file
+from .output import check_suffix, output_file
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: fixed, so output is stable
 
@@ -23,8 +23,10 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: fixed, so output i
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays to an uncompressed .npz that np.load reads, deterministically.
 
-    Written as files.output writes every output: an interrupted save keeps the old file.
+    Written as files.output writes every output: an interrupted save keeps the old file;
+    a name that says another format (x.npy, x.tflite) is refused.
     """
+    check_suffix(path, ".npz")
     with output_file(path) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, array in arrays.items():
             buf = io.BytesIO()

@@ -9,6 +9,9 @@
 - A symlink: written through to the file it points to (the link stays a link).
 - A character device or a FIFO (`-o /dev/null`, a pipe): written to, never replaced.
 - A directory or any other kind of file: refused, with what to give instead.
+
+An output's name says its format when it ends in one of FORMAT_SUFFIXES: a writer that
+writes another format there refuses it (`check_suffix`) before writing anything.
 """
 
 from __future__ import annotations
@@ -44,6 +47,19 @@ def check_output(out: str | os.PathLike, *inputs) -> None:
         raise UsageError(f"{out} is a directory: give the output's file name")
     if not target.exists() and not target.parent.is_dir():
         raise UsageError(f"{out}: no directory {target.parent} to write it in")
+
+
+# The extensions of the formats prune8 writes, with how a message names each.
+FORMAT_SUFFIXES = {".npz": "an .npz", ".npy": "an .npy", ".tflite": "a .tflite"}
+
+
+def check_suffix(path: str | os.PathLike, suffix: str) -> None:
+    """Refuse to write a file of format `suffix` (e.g. ".npz") under a name that ends in
+    another of FORMAT_SUFFIXES; a name with none of them is written as it is."""
+    named = Path(path).suffix.lower()
+    if named in FORMAT_SUFFIXES and named != suffix:
+        raise UsageError(f"{path}: this output is {FORMAT_SUFFIXES[suffix]} file, not "
+                         f"{FORMAT_SUFFIXES[named]}: name it {Path(path).stem}{suffix}")
 
 
 @contextlib.contextmanager

@@ -1,9 +1,9 @@
 """A layer as push sends it and as the board stores it (docs/protocol.md).
 
-`layer_bytes` is what travels after a layer's LAYER frame, `stored_bytes` what the board
-keeps of it in model.bin (calibration samples become Wanda's sums of squares there), and
-`layer_crc` the CRC-32 the board records, so the host can tell that the board holds
-this very layer without reading it back.
+`layer_record` gives, in one pass, what travels in a layer's LAYER frame and after it,
+what the board keeps of it in model.bin (calibration samples become Wanda's sums of
+squares there), and the CRC-32 the board records, so the host can tell that the board
+holds this very layer without reading it back.
 """
 
 from __future__ import annotations
@@ -82,44 +82,40 @@ def scale_bytes(layer: Layer) -> bytes:
     return scale_multipliers(layer.quant["w_scale"], rows).astype(np.dtype(SCALE)).tobytes()
 
 
-def layer_header(layer: Layer) -> bytes:
-    """The payload of the layer's LAYER frame: name, shape, sizes, inference parameters."""
+@dataclass(frozen=True)
+class LayerRecord:
+    """A layer serialised (`layer_record`): what push sends and what the board keeps of
+    it. Made once per layer of a model (files.model.Model.record), it serves the push,
+    the check that a board holds the model, and verify."""
+    header: bytes       # the payload of the layer's LAYER frame: name, shape, sizes, quant
+    data: bytes         # what push sends after it: weights, activations, calibration
+                        # samples, then biases, per-channel parameters, scale multipliers
+    stored: bytes       # what model.bin keeps: `data` with Wanda's per-column sums of
+                        # squares in place of the calibration samples
+    stored_size: int    # bytes of its entry in model.bin: name, LAYER_RECORD, `stored`
+    crc: int            # the CRC-32 of `stored` the board records (the host can tell that
+                        # the board holds this very layer without reading it back)
+
+
+def layer_record(layer: Layer) -> LayerRecord:
+    q, scales = quant_params(layer), scale_bytes(layer)
+    tail = (q.tail if q else b"") + scales
     name = layer.name.encode()
-    rows, cols = layer.weights.shape
-    act = 0 if layer.activations is None else layer.activations.size
-    calib = 0 if layer.calib is None else layer.calib.shape[0]
-    q = quant_params(layer)
-    return bytes([len(name)]) + name + struct.pack(
-        LAYER_FMT, rows, cols, act, calib, *(q.header if q else (QUANT_NONE, 0, 0, 0, 0, 0)),
-        1 if scale_bytes(layer) else 0)
-
-
-def _tail(layer: Layer) -> bytes:
-    q = quant_params(layer)
-    return (q.tail if q else b"") + scale_bytes(layer)
-
-
-def layer_bytes(layer: Layer) -> bytes:
-    """What a layer sends after its LAYER frame: weights, activations, calibration
-    samples, then biases, per-channel parameters and scale multipliers."""
+    # a flat layer is one row, as the twin scores it: push refuses it, model info sizes it
+    rows, cols = layer.shape or (1, layer.n)
+    weights = layer.weights.tobytes()
     act = layer.activations.tobytes() if layer.activations is not None else b""
-    calib = layer.calib.tobytes() if layer.calib is not None else b""
-    return layer.weights.tobytes() + act + calib + _tail(layer)
-
-
-def stored_bytes(layer: Layer) -> bytes:
-    """What the board stores for a layer: as sent, but Wanda's per-column sums of
-    squares in place of the calibration samples it accumulated them from."""
-    act = layer.activations.tobytes() if layer.activations is not None else b""
-    sums = b""
+    calib, sums = b"", b""
     if layer.calib is not None:
+        calib = layer.calib.tobytes()
         sums = wanda_sumsq(layer.calib).astype(np.dtype(SUM)).tobytes()
-    return layer.weights.tobytes() + act + sums + _tail(layer)
-
-
-def layer_crc(layer: Layer) -> int:
-    """The CRC-32 the board records for a layer (so the host can tell it is the same)."""
-    return zlib.crc32(stored_bytes(layer))
+    header = bytes([len(name)]) + name + struct.pack(
+        LAYER_FMT, rows, cols, len(act), 0 if layer.calib is None else layer.calib.shape[0],
+        *(q.header if q else (QUANT_NONE, 0, 0, 0, 0, 0)), 1 if scales else 0)
+    stored = weights + act + sums + tail
+    return LayerRecord(header=header, data=weights + act + calib + tail, stored=stored,
+                       stored_size=1 + len(name) + struct.calcsize(LAYER_RECORD) + len(stored),
+                       crc=zlib.crc32(stored))
 
 
 def check_fits(layer: Layer) -> None:
@@ -141,10 +137,7 @@ def in_ram(layer: Layer, max_weights: int, max_units: int) -> bool:
     return layer.n <= max_weights and rows <= max_units and cols <= max_units
 
 
-def stored_size(model) -> int:
-    """Bytes of the board's model.bin for these layers: header, records, stored data."""
-    size = len(MODEL_MAGIC) + struct.calcsize(STORE_HEAD)
-    for layer in model:
-        size += 1 + len(layer.name.encode()) + struct.calcsize(LAYER_RECORD)
-        size += len(stored_bytes(layer))
-    return size
+def stored_size(records) -> int:
+    """Bytes of the board's model.bin for these layers' records: header, then each
+    record's entry."""
+    return len(MODEL_MAGIC) + struct.calcsize(STORE_HEAD) + sum(r.stored_size for r in records)

@@ -287,11 +287,6 @@ def _quant(path, model, p: Placement) -> dict:
     return quant
 
 
-def load_tflite(path) -> dict[str, Layer]:
-    """The prunable layers of a .tflite file, in operator order."""
-    return read(path).layers
-
-
 def pruned_bytes(tm: TfliteModel, weights: dict[str, np.ndarray]) -> bytes:
     """The file with the given layers' weights (2-D views) written into their buffers;
     every other byte as it was."""

@@ -31,7 +31,7 @@ from prune8_host.device.workflow import (
 from prune8_host.files.images import load_images
 from prune8_host.files.model import load_model
 from prune8_host.twin import scorers
-from prune8_host.twin.reference import PruneOptions
+from prune8_host.twin.layer import PruneOptions
 from prune8_host.twin.scorers import BLOCK, SUMSQ
 
 ROOT = Path(__file__).resolve().parents[3]

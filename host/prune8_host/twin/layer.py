@@ -1,21 +1,26 @@
-"""A layer and its mask as the twin and every tool see them in memory.
+"""A layer, the options a mask is made with, and the mask, as the twin and every tool see
+them in memory.
 
 `Layer` is one int8 layer of a model (rows = output neurons) with what travels beside it:
 activations for the gradient proxy, calibration samples for Wanda, the integer
-parameters of int8 inference. `LayerMask` is a mask over one layer with what made it.
+parameters of int8 inference. `PruneOptions` is how to mask a layer: the scorer and its
+options, one object from the command line to the board's prune and back in the masks
+it returns. `LayerMask` is a mask over one layer with the options that made it.
 How they are named in files (NAME.act, NAME.calib, NAME.FIELD: docs/spec.md §9.1) is
 fixed here too, so messages can name the entry a user has to add; prune8_host.files
-reads and writes them. A mask's fields are those of docs/spec.md §9.3.
+reads and writes them. A mask's fields are those of docs/spec.md §9.3, where block and
+N:M pattern are flat (`PruneOptions.record`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from prune8.protocol import MAX_NAME
 
+from . import scorers
 from .mask import mask_stats, mask_to_keep
 
 META_NAME = "__prune8__"  # a masks file's metadata entry: no layer may have this name
@@ -68,33 +73,62 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class PruneOptions:
+    """How to mask a layer: the scorer and every option of the twin's `layer_mask`, which
+    the board's prune takes by the same names (prune8.prune_model.prune)."""
+    method: str
+    sparsity_bp: int = 0
+    tie: str = "exact"
+    min_keep: int = 1
+    min_score: int = 0
+    seed: int = 0                           # random: the generator's seed
+    block: tuple[int, int] | None = None    # blocks: block height and width
+    nm: tuple[int, int] | None = None       # N:M pattern: keep N of every M along a row
+    steps: int = 0          # gradual pruning: schedule steps walked (0: one shot)
+    scope: str = "layer"    # "layer": one k for the layer; "channel": the same k per row
+
+    def mask_kwargs(self) -> dict:
+        """layer_mask's keyword arguments (all but the method)."""
+        return dict(sparsity_bp=self.sparsity_bp, tie=self.tie, min_keep=self.min_keep,
+                    min_score=self.min_score, seed=self.seed, block=self.block, nm=self.nm,
+                    steps=self.steps, scope=self.scope)
+
+    def record(self) -> dict:
+        """The options as masks files and the board's masks.bin store them (docs/spec.md
+        §9.3): block as br, bc and the N:M pattern as nm_n, nm_m, 0 when none."""
+        br, bc = self.block or (0, 0)
+        nm_n, nm_m = self.nm or (0, 0)
+        return dict(method=self.method, tie=self.tie, sparsity_bp=self.sparsity_bp,
+                    min_keep=self.min_keep, min_score=self.min_score, seed=self.seed,
+                    br=br, bc=bc, nm_n=nm_n, nm_m=nm_m, steps=self.steps, scope=self.scope)
+
+    @classmethod
+    def from_record(cls, *, br: int, bc: int, nm_n: int, nm_m: int, **fields) -> PruneOptions:
+        """The inverse of `record`."""
+        return cls(block=(br, bc) if br or bc else None,
+                   nm=(nm_n, nm_m) if nm_n or nm_m else None, **fields)
+
+
+@dataclass(frozen=True)
 class LayerMask:
     name: str
     words: np.ndarray       # uint32, ceil(n / 32)
     n: int                  # entries covered: weights, rows, columns or blocks
-    unit: str               # "weight", "row", "col" or "block" (its scorer's, scorers.py)
-    method: str
-    tie: str
-    sparsity_bp: int
-    min_keep: int
-    min_score: int
     rows: int
     cols: int
-    seed: int = 0           # random: the generator's seed
-    br: int = 0             # blocks: block height and width
-    bc: int = 0
-    nm_n: int = 0           # N:M pattern (0: none): keep nm_n of every nm_m
-    nm_m: int = 0
-    steps: int = 0          # gradual pruning: schedule steps walked (0: one shot)
-    scope: str = "layer"    # "layer": one k for the layer; "channel": the same k per row
+    options: PruneOptions   # what made it
+
+    @property
+    def method(self) -> str:
+        return self.options.method
+
+    @property
+    def unit(self) -> str:
+        """What one bit covers: "weight", "row", "col" or "block"."""
+        return scorers.find(self.options.method).unit
 
     def keep(self) -> np.ndarray:
         return mask_to_keep(self.words, self.n)
 
     def stats(self) -> dict:
         return mask_stats(self.words, self.n)
-
-    def meta(self) -> dict:
-        d = asdict(self)
-        del d["words"], d["name"]
-        return d

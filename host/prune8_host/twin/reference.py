@@ -2,12 +2,13 @@
 
 This is what the board is checked against: `layer_mask` gives, for a layer and a
 method, the mask the board must produce bit for bit (docs/spec.md §2-§4; gradual
-pruning §7.2; the masked model a board runs, `masked_model`: §4.3).
+pruning §7.2; the masked model a board runs, `masked_model`: §4.3); `mask_for` the same
+for a layer and its PruneOptions (twin.layer).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from prune8.protocol import SCOPES
 from prune8_host.errors import ModelError
 
 from . import check, scorers
-from .layer import Layer, LayerMask
+from .layer import Layer, LayerMask, PruneOptions
 from .mask import apply_mask, mask_from_keep, mask_to_keep, prune_mask, prune_mask_channels
 from .patterns import nm_mask
 from .schedule import MAX_STEPS, sparsity_at
@@ -35,31 +36,6 @@ from .scorers import (
     unit_count,
 )
 from .scores import scale_multipliers, wanda_sumsq
-
-
-@dataclass(frozen=True)
-class PruneOptions:
-    """How to mask a layer: the scorer and every option of `layer_mask`, which the board's
-    prune takes by the same names (prune8.prune_model.prune)."""
-    method: str
-    sparsity_bp: int = 0
-    tie: str = "exact"
-    min_keep: int = 1
-    min_score: int = 0
-    seed: int = 0
-    block: tuple[int, int] | None = None
-    nm: tuple[int, int] | None = None
-    steps: int = 0
-    scope: str = "layer"
-
-    def mask_kwargs(self) -> dict:
-        """layer_mask's keyword arguments (all but the method)."""
-        return dict(sparsity_bp=self.sparsity_bp, tie=self.tie, min_keep=self.min_keep,
-                    min_score=self.min_score, seed=self.seed, block=self.block, nm=self.nm,
-                    steps=self.steps, scope=self.scope)
-
-    def mask(self, layer: Layer, profile=None) -> LayerMask:
-        return layer_mask(layer, self.method, profile=profile, **self.mask_kwargs())
 
 
 def layer_dims(layer: Layer, method: str) -> tuple[int, int]:
@@ -190,12 +166,15 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
         words = _mask(s, rows, cols, scope, sparsity_bp=sparsity_bp, tie=tie,
                       min_keep=min_keep, min_score=min_score, profile=profile)
     n = unit_count(unit, rows, cols, block)
-    br, bc = block or (0, 0)
-    nm_n, nm_m = nm or (0, 0)
-    return LayerMask(name=layer.name, words=words, n=n, unit=unit, method=method, tie=tie,
-                     sparsity_bp=sparsity_bp, min_keep=min_keep, min_score=min_score,
-                     rows=rows, cols=cols, seed=seed, br=br, bc=bc, nm_n=nm_n, nm_m=nm_m,
-                     steps=steps, scope=scope)
+    return LayerMask(name=layer.name, words=words, n=n, rows=rows, cols=cols,
+                     options=PruneOptions(method, sparsity_bp=sparsity_bp, tie=tie,
+                                          min_keep=min_keep, min_score=min_score, seed=seed,
+                                          block=block, nm=nm, steps=steps, scope=scope))
+
+
+def mask_for(layer: Layer, options: PruneOptions, profile=None) -> LayerMask:
+    """layer_mask with its options as one object: the mask the board must produce."""
+    return layer_mask(layer, options.method, profile=profile, **options.mask_kwargs())
 
 
 def _mask(scores, rows, cols, scope, **kwargs) -> np.ndarray:
@@ -206,8 +185,7 @@ def _mask(scores, rows, cols, scope, **kwargs) -> np.ndarray:
 
 def weight_keep(mask: LayerMask) -> np.ndarray:
     """Per-weight keep flags (rows x cols) of any mask: row/column/block masks expand."""
-    block = (mask.br, mask.bc) if mask.unit == "block" else None
-    return _expand(mask.keep(), mask.unit, mask.rows, mask.cols, block)
+    return _expand(mask.keep(), mask.unit, mask.rows, mask.cols, mask.options.block)
 
 
 def apply_layer_mask(weights: np.ndarray, mask: LayerMask) -> np.ndarray:
