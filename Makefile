@@ -12,7 +12,7 @@ EVAL_STAMP := $(VENV)/.prune8-eval-installed
 # The virtual board's Node side: package.json/package-lock.json pin the MicroPython VM.
 VBOARD_NODE := host/prune8_host/vboard
 
-.PHONY: install test test-peers lint demo bench build eval clean vboard
+.PHONY: install test test-peers lint demo bench build eval clean vboard package-json
 
 $(STAMP): pyproject.toml firmware/prune8/__init__.py $(VBOARD_NODE)/package.json $(VBOARD_NODE)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ $(EVAL_STAMP): $(STAMP)
 	touch $@
 
 # The lint (ruff, pinned in pyproject.toml: pyflakes and import order) runs first.
-LINTED := host firmware boards tests bench examples
+LINTED := host firmware boards tests bench examples eval
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache $(LINTED)
@@ -65,15 +65,21 @@ bench: install
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md; the
 # digits CNN as a .tflite: docs/eval/cnn.{csv,png,md}; the board check: docs/eval/board.md
 eval: $(EVAL_STAMP)
-	$(BIN)/python -m prune8_host.study.evaluate --out docs/eval
-	$(BIN)/python -m prune8_host.study.cnn_eval --out docs/eval
-	$(BIN)/python -m prune8_host.study.onboard --out docs/eval $(if $(PORT),--port $(PORT))
+	PYTHONPATH=eval $(BIN)/python -m prune8_eval.evaluate --out docs/eval
+	PYTHONPATH=eval $(BIN)/python -m prune8_eval.cnn_eval --out docs/eval
+	PYTHONPATH=eval $(BIN)/python -m prune8_eval.onboard --out docs/eval $(if $(PORT),--port $(PORT))
 
 # NATIVE=1 builds every profile (xtensawin and rv32imc: docs/kernels.md) unless BOARD= is given
 BUILD_BOARDS = $(if $(filter command line environment,$(origin BOARD)),$(BOARD),$(if $(NATIVE),esp32 esp32s3 esp32c3,$(BOARD)))
 
 build: install
 	for b in $(BUILD_BOARDS); do $(BIN)/prune8 build --board $$b $(if $(NATIVE),--native) || exit 1; done
+
+# firmware/package.json, mip's index of the firmware's files, made from the sources
+# (tests/test_mip.py fails when it is stale)
+package-json: install
+	$(BIN)/python -c "from prune8_host.device.build import mip_package; \
+	open('firmware/package.json', 'w').write(mip_package())"
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

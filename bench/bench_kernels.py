@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
 from prune8_host.boards import load_board
 from prune8_host.device.build import build_firmware
-from prune8_host.device.unix_port import UnixPort
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support
+from support.unix_port import UnixPort  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("board_kernels.py")
 GOALS = {"magnitude": 20, "mincut": 20, "select": 20, "apply": 20, "dense forward": 10}

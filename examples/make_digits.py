@@ -15,13 +15,16 @@
 The recipe (split, training, quantization) is prune8_host.digits.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))  # prune8_eval
+
+from prune8_eval import digits, mlp
 from prune8_host.files.model import save_model
 from prune8_host.files.npzio import save_npz
-from prune8_host.study import digits, mlp
 from prune8_host.twin import dense as qnn
 
 HERE = Path(__file__).resolve().parent

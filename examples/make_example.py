@@ -1,41 +1,13 @@
-"""Regenerate examples/example_model.npz, byte for byte.
-
-A small two-layer int8 model for the demo and the tests: fc1 is 32 x 64 = 2048
-weights, exactly the default ESP32 capacity; fc2 is 10 x 32. Weights follow a
-Laplace distribution (as trained weights roughly do), quantized symmetrically per
-tensor; activations are post-ReLU int8 values, one per input column, and 16
-calibration samples per layer (the same kind of values) feed Wanda.
+"""Regenerate examples/example_model.npz, byte for byte: the example model of
+prune8_host.files.example_model (what `prune8 demo` prunes when given no model).
 
     python examples/make_example.py   # rewrites examples/example_model.npz
 """
 
 from pathlib import Path
 
-import numpy as np
-
+from prune8_host.files.example_model import example_model
 from prune8_host.files.model import save_model
-from prune8_host.twin.layer import Layer
-
-SEED = 20261122
-
-
-def quantize(x: np.ndarray) -> np.ndarray:
-    scale = np.abs(x).max() / 127
-    return np.clip(np.round(x / scale), -128, 127).astype(np.int8)
-
-
-def build() -> dict[str, Layer]:
-    rng = np.random.default_rng(SEED)
-    model = {}
-    for name, rows, cols in (("fc1", 32, 64), ("fc2", 10, 32)):
-        w = quantize(rng.laplace(0.0, 0.05, size=(rows, cols)))
-        act = np.clip(np.round(rng.gamma(1.5, 18.0, size=cols)), 0, 127).astype(np.int8)
-        calib = np.clip(np.round(rng.gamma(1.5, 18.0, size=(16, cols))), 0, 127)
-        model[name] = Layer(name, w, act, calib=calib.astype(np.int8))
-    return model
-
 
 if __name__ == "__main__":
-    out = Path(__file__).with_name("example_model.npz")
-    save_model(out, build())
-    print(f"wrote {out}")
+    save_model(Path(__file__).with_name("example_model.npz"), example_model())

@@ -9,21 +9,23 @@
 - examples/digits_fc_channel.tflite: the same float MLP quantized with one weight scale
   per output channel;
 - examples/digits_cnn.tflite: a small CNN (CONV_2D, DEPTHWISE_CONV_2D and a 1x1 CONV_2D
-  with per-channel scales, then FULLY_CONNECTED), trained here (prune8_host.study.cnn).
+  with per-channel scales, then FULLY_CONNECTED), trained here (prune8_eval.cnn).
 
 All take examples/digits_test.npz's images: 64 int8 values, scale 1/255, zero point -128
-(the CNN as 8x8x1). The models are written with TFLM's schema (files.tflite_build);
+(the CNN as 8x8x1). The models are written with TFLM's schema (prune8_eval.tflite_build);
 TFLM's interpreter runs them in tests/test_tflite.py.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from prune8_host.files import tflite_build
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))  # prune8_eval
+
+from prune8_eval import cnn, digits, ptq, tflite_build
 from prune8_host.files.model import load_model
 from prune8_host.files.output import write_output
-from prune8_host.study import cnn, digits, ptq
 
 HERE = Path(__file__).resolve().parent
 FILES = {name: HERE / f"{name}.tflite" for name in

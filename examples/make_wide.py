@@ -13,18 +13,21 @@ scikit-learn for the data).
 - examples/digits_wide_test.npz: the 360 test images as its int8 input ("images",
   (360, 256)) and their digits ("labels").
 
-The recipe is prune8_host.study.digits' (same split, training and quantization) with
+The recipe is prune8_eval.digits' (same split, training and quantization) with
 256 inputs and 256 hidden units.
 """
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))  # prune8_eval
+
+from prune8_eval import digits, mlp, ptq
 from prune8_host.files.model import save_model
 from prune8_host.files.npzio import save_npz
-from prune8_host.study import digits, mlp, ptq
 from prune8_host.twin import dense as qnn
 
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,8 @@ from prune8_host.twin.layer import PruneOptions
 
 pytestmark = pytest.mark.timeout(900)
 MODEL = "examples/digits_mlp.npz"
-TEST = "examples/digits_test.npz"   # eval's default data
+TEST = "examples/digits_test.npz"
+CALIB = "examples/digits_calib.npz"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_calibration_on_the_board_drives_the_gradient_proxy(port, tmp_path):
     path = tmp_path / "blank.npz"
     save_model(path, blank)
     assert cli(port, "push", str(path))[0] == 0
-    code, report = cli(port, "calibrate", str(path))
+    code, report = cli(port, "calibrate", str(path), "--images", CALIB)
     assert code == 0 and report["equal"] and report["images"] == 256
     calib = np.load("examples/digits_calib.npz")["images"]
     stats = qnn.activation_stats(blank, calib)
@@ -67,7 +68,7 @@ def methods():  # the digits model has no calibration samples (Wanda's)
 
 def test_board_accuracy_equals_the_twin_at_half_sparsity_for_every_scorer(port, tmp_path):
     assert cli(port, "push", MODEL)[0] == 0
-    code, report = cli(port, "eval", MODEL, "--no-masks")
+    code, report = cli(port, "eval", MODEL, "--no-masks", "--data", TEST)
     assert code == 0 and report["logits_identical"]
     assert report["board_correct"] == report["twin_correct"] == 355  # 98.61 %
     # each scorer's masks on the first 90 images: a logit that differed fails as well
@@ -91,14 +92,14 @@ def test_eval_refuses_a_model_the_board_does_not_hold(port, tmp_path):
     other = {n: replace(l, weights=-l.weights) for n, l in model.items()}
     path = tmp_path / "other.npz"
     save_model(path, other)
-    code, err = cli(port, "eval", str(path))
+    code, err = cli(port, "eval", str(path), "--data", TEST)
     assert code == 2 and "pass --push" in err
-    code, err = cli(port, "eval", "examples/example_model.npz")
+    code, err = cli(port, "eval", "examples/example_model.npz", "--data", TEST)
     assert code == 2 and "not a quantized model" in err
     # --push sends it, and then evaluates it (its dense form: the old masks are stale)
-    code, report = cli(port, "eval", str(path), "--push")
+    code, report = cli(port, "eval", str(path), "--push", "--data", TEST)
     assert code == 0 and report["logits_identical"] and report["masks"] == []
-    assert cli(port, "eval", str(path))[0] == 0  # the board holds it now
+    assert cli(port, "eval", str(path), "--data", TEST)[0] == 0  # the board holds it now
 
 
 @pytest.mark.parametrize("fmt", ["dense", "native", "csr", "coo", "block"])
@@ -121,7 +122,7 @@ def test_packed_model_runs_on_the_board_with_the_dense_logits(port, fmt, tmp_pat
     assert cli(port, "push", MODEL)[0] == 0
     with BoardSession(port) as s:
         put_file(s, PACKED_PATH, sparse.packed_bytes(packed))
-    code, report = cli(port, "eval", MODEL, "--packed")
+    code, report = cli(port, "eval", MODEL, "--packed", "--data", TEST)
     assert code == 0 and report["logits_identical"], report
     images = np.load("examples/digits_test.npz")
     expected = int((qnn.predict(masked, images["images"]) == images["labels"]).sum())
@@ -152,7 +153,7 @@ def test_a_tflite_round_trip_on_the_board_agrees_with_tflm(port, tmp_path, sourc
                            str(masks), "-o", str(applied)], capture_output=True).returncode == 0
     assert pruned.read_bytes() == applied.read_bytes()
     assert pruned.read_bytes() != open(source, "rb").read()
-    code, report = cli(port, "eval", source)
+    code, report = cli(port, "eval", source, "--data", TEST)
     assert code == 0 and report["logits_identical"], report
     test = np.load("examples/digits_test.npz")
     theirs = tflm.outputs(pruned.read_bytes(), test["images"])

@@ -17,7 +17,7 @@ from prune8_host.boards import load_board
 from prune8_host.device.build import build_firmware
 from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
-from prune8_host.device.suite import board_test_files, push_golden, run_suite, suite_args
+from prune8_host.suite.runner import board_test_files, push_golden, run_suite, suite_args
 
 pytestmark = pytest.mark.timeout(900)
 PROFILE = load_board(os.environ.get("PRUNE8_BOARD", "esp32"))

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from prune8 import dense, errors
 from prune8_host.files.model import load_model
+from prune8_host.suite.runner import SCRIPTS
 from prune8_host.twin import dense as qnn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -503,7 +504,7 @@ def test_network_refuses_a_broken_chain():
 def run_on_vm(script: Path, data: dict[str, bytes], tmp_path: Path) -> str:
     from prune8_host.device.build import build_firmware
     from prune8_host.device.session import BoardSession
-    from prune8_host.device.suite import script_code
+    from prune8_host.suite.runner import script_code
     from prune8_host.vboard import VirtualBoard
 
     flash = tmp_path / "flash"
@@ -519,7 +520,7 @@ def run_on_vm(script: Path, data: dict[str, bytes], tmp_path: Path) -> str:
 
 
 def test_dense_alloc_on_the_micropython_vm(tmp_path):
-    out = run_on_vm(ROOT / "tests" / "board" / "test_dense_alloc.py", {}, tmp_path)
+    out = run_on_vm(SCRIPTS / "test_dense_alloc.py", {}, tmp_path)
     cases = [line for line in out.splitlines() if line.startswith("CASE ")]
     assert len(cases) >= 14, out
     failed = [c for c in cases if " PASS " not in c]

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prune8_host.study import mlp
+from prune8_eval import mlp
+from prune8_host.files.example_model import example_model
+from prune8_host.files.model import save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("digits_mlp.npz", "digits_test.npz", "digits_calib.npz")
@@ -30,6 +32,13 @@ def test_make_digits_regenerates_the_shipped_files_byte_for_byte(tmp_path):
         assert filecmp.cmp(tmp_path / name, ROOT / "examples" / name, shallow=False), \
             f"examples/{name} is not what examples/make_digits.py makes: rerun it"
     assert built["float_accuracy"] >= 0.95
+
+
+def test_the_example_model_is_the_one_prune8_demo_builds(tmp_path):
+    """examples/example_model.npz is what the installed package makes in memory."""
+    save_model(tmp_path / "example_model.npz", example_model())
+    assert filecmp.cmp(tmp_path / "example_model.npz", ROOT / "examples" / "example_model.npz",
+                       shallow=False), "rerun examples/make_example.py"
 
 
 def test_make_wide_regenerates_the_shipped_files_byte_for_byte(tmp_path):

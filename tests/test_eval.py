@@ -1,4 +1,4 @@
-"""The evaluation (prune8_host.study.evaluate): PyTorch's pruning agrees with ours where there
+"""The evaluation (prune8_eval.evaluate): PyTorch's pruning agrees with ours where there
 is one right answer, the structured methods remove whole neurons, and a short sweep
 writes the report. The tests that need PyTorch are the `peers` group: `make test-peers`
 installs the eval extra and runs them; `make test` leaves them out."""
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from prune8_eval import evaluate
 from prune8_host import twin
 from prune8_host.files.model import load_model
-from prune8_host.study import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_structured_pruning_removes_whole_neurons():
 
 @pytest.mark.peers
 def test_a_short_sweep_writes_the_report(torch, tmp_path):
-    from prune8_host.study import report, series
+    from prune8_eval import report, series
     run = evaluate.sweep(epochs=1, step_bp=5000, log=lambda *_: None, imp_rounds=2,
                          imp_epochs=1)
     res = run["results"]
@@ -113,14 +113,14 @@ def test_a_short_sweep_writes_the_report(torch, tmp_path):
     assert csv[0] == f"# made by: {series.COMMAND}" and len(csv) == 2 + len(res)
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     readme = paths[2].read_text()
-    assert "Made by `make eval` (`python -m prune8_host.study.evaluate`)" in readme
+    assert "Made by `make eval` (`python -m prune8_eval.evaluate`)" in readme
     assert "## Test accuracy (%), iterative magnitude pruning" in readme
 
 
 def test_imp_series_magnitude_masks_are_the_twins():
     # the IMP table's magnitude columns prune by imp.magnitude_keep at each round's count:
     # on int8 weights that is the twin's exact-tie mask with the same k
-    from prune8_host.study import iterative as imp
+    from prune8_eval import iterative as imp
     from prune8_host.twin.reference import layer_mask, weight_keep
     model = load_model(DIGITS)
     for bp in (500, 3333, 7000, 9500):
@@ -132,7 +132,7 @@ def test_imp_series_magnitude_masks_are_the_twins():
 
 
 def test_the_cnn_study_writes_its_report(tmp_path):
-    from prune8_host.study import cnn_eval
+    from prune8_eval import cnn_eval
     run = cnn_eval.sweep(step_bp=5000, epochs=1, series=[("magnitude", "layer"),
                                                           ("scaled", "layer"),
                                                           ("scaled", "channel")],

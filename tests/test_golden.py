@@ -1,4 +1,4 @@
-"""The golden vectors (prune8_host.files.golden) cover what the board must check.
+"""The golden vectors (prune8_host.suite.golden) cover what the board must check.
 
 The runner, tests/board/test_golden.py, checks every case on a real MicroPython: the unix
 port with the portable and the viper kernels (tests/test_unix_port.py, seconds) and the
@@ -7,7 +7,7 @@ generator and the runner fails there.
 """
 
 from prune8.protocol import SCORERS
-from prune8_host.files import golden
+from prune8_host.suite import golden
 
 
 def test_golden_covers_every_scorer_method_tie_and_error():

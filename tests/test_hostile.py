@@ -40,9 +40,10 @@ PLACES = [
     ["push", "F", "--port", NOPORT],
     ["run", "F", "--method", "magnitude", "--sparsity", "0.5", "-o", "OUT", "--port", NOPORT],
     ["verify", "F", "--port", NOPORT],
-    ["calibrate", "F", "--port", NOPORT],
+    ["calibrate", "F", "--images", str(ROOT / "examples" / "digits_calib.npz"), "--port",
+     NOPORT],
     ["calibrate", QMODEL, "--images", "F", "--port", NOPORT],
-    ["eval", "F", "--port", NOPORT],
+    ["eval", "F", "--test", str(ROOT / "examples" / "digits_test.npz"), "--port", NOPORT],
     ["eval", QMODEL, "--test", "F", "--port", NOPORT],
 ]
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prune8_host.study import digits, mlp
-from prune8_host.study import iterative as imp
-from prune8_host.study.mlp import MLP
+from prune8_eval import digits, mlp
+from prune8_eval import iterative as imp
+from prune8_eval.mlp import MLP
 
 ROUNDS, BP = 3, 8000
 DENSE_EPOCHS, REWIND_EPOCH = 3, 1

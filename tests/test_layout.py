@@ -1,8 +1,10 @@
 """The layout's rules (docs/architecture.md), checked by walking every import with ast.
 
-- Each room of prune8_host imports only the rooms below it: commands -> study ->
+- Each room of prune8_host imports only the rooms below it: commands -> suite ->
   device -> files / vboard -> twin -> the base modules (errors, boards) -> the firmware
-  package prune8, which imports nothing of the host.
+  package prune8, which imports nothing of the host. The studies (eval/prune8_eval, not
+  installed) sit above all of them but commands; nothing installed imports them, nor
+  the tests' support.
 - Nothing outside commands/ and cli.py imports prune8_host.commands.
 - No import cycles between modules, counting imports inside functions too.
 - The wire formats are written once: no struct format literal and no frame-type letter
@@ -18,7 +20,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"prune8_host": ROOT / "host" / "prune8_host", "prune8": ROOT / "firmware" / "prune8"}
+PACKAGES = {"prune8_host": ROOT / "host" / "prune8_host", "prune8": ROOT / "firmware" / "prune8",
+            "prune8_eval": ROOT / "eval" / "prune8_eval", "support": ROOT / "tests" / "support"}
+# MicroPython scripts the on-board suite sends to a board: data of the package, not modules
+SUITE_SCRIPTS = PACKAGES["prune8_host"] / "suite" / "scripts"
 
 # room -> the rooms it may import (its own included)
 BASE = {"prune8", "base"}
@@ -29,8 +34,11 @@ ALLOWED = {
     "files": BASE | {"twin", "files"},
     "vboard": BASE | {"vboard"},
     "device": BASE | {"twin", "files", "vboard", "device"},
-    "study": BASE | {"twin", "files", "device", "study"},
-    "commands": BASE | {"twin", "files", "vboard", "device", "study", "commands"},
+    "suite": BASE | {"twin", "files", "device", "suite"},
+    "commands": BASE | {"twin", "files", "vboard", "device", "suite", "commands"},
+    # outside the installed package
+    "eval": BASE | {"twin", "files", "vboard", "device", "suite", "eval"},
+    "support": BASE | {"twin", "files", "vboard", "device", "suite", "support"},
 }
 
 
@@ -38,6 +46,8 @@ def modules() -> dict[str, Path]:
     out = {}
     for pkg, root in PACKAGES.items():
         for path in root.rglob("*.py"):
+            if SUITE_SCRIPTS in path.parents:
+                continue
             parts = list(path.relative_to(root).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts = parts[:-1]
@@ -50,8 +60,10 @@ MODULES = modules()
 
 def room(module: str) -> str:
     parts = module.split(".")
-    if parts[0] == "prune8":
-        return "prune8"
+    if parts[0] in ("prune8", "support"):
+        return parts[0]
+    if parts[0] == "prune8_eval":
+        return "eval"
     if len(parts) == 1 or parts[1] in ("errors", "boards"):
         return "base"
     if parts[1] == "cli":

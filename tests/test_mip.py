@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import prune8
-from prune8_host.device.build import firmware_sources
+from prune8_host.device.build import firmware_sources, mip_package
 from prune8_host.device.session import BoardSession
 from prune8_host.vboard import VirtualBoard
 
@@ -23,15 +23,14 @@ PACKAGE_JSON = FIRMWARE / "package.json"
 pytestmark = pytest.mark.timeout(600)
 
 
-def test_package_json_lists_every_module_at_the_version():
-    """package.json is the one place besides __init__.py that names the version and the
-    modules: both must follow the source tree."""
+def test_package_json_is_made_from_the_manifests_list():
+    """package.json (mip's index) lists what firmware/manifest.py freezes, every module of
+    the package, at the version of __init__.py: generated, never kept by hand."""
+    assert PACKAGE_JSON.read_text() == mip_package(), "package.json is stale: make package-json"
     pkg = json.loads(PACKAGE_JSON.read_text())
-    assert pkg["version"] == prune8.__version__
-    assert pkg["deps"] == []
-    want = sorted(f"prune8/{p.name}" for p in firmware_sources())
-    assert sorted(dest for dest, _ in pkg["urls"]) == want
-    assert all(dest == src for dest, src in pkg["urls"])  # relative to package.json
+    assert pkg["version"] == prune8.__version__ and pkg["deps"] == []
+    assert sorted(dest for dest, _ in pkg["urls"]) == \
+        sorted(f"prune8/{p.name}" for p in firmware_sources())
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prune8_eval import evaluate
 from prune8_host.cli import main
 from prune8_host.errors import ModelError
 from prune8_host.files.masks import load_masks, save_masks
 from prune8_host.files.model import load_model, save_model
-from prune8_host.study import evaluate
 from prune8_host.twin import dense as qnn
 from prune8_host.twin import mask_from_keep
 from prune8_host.twin.layer import Layer, LayerMask, PruneOptions

@@ -5,8 +5,8 @@ calibration data, and the same result on every run."""
 import numpy as np
 import pytest
 
+from prune8_eval import evaluate, mlp, ptq, sparsegpt
 from prune8_host.files.model import load_model
-from prune8_host.study import evaluate, mlp, ptq, sparsegpt
 
 CALIB = evaluate.ROOT / "examples" / "digits_calib.npz"
 

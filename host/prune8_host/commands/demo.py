@@ -17,6 +17,7 @@ from prune8_host.device.connect import port_or_fresh_vboard
 from prune8_host.device.deploy import deploy_build
 from prune8_host.device.session import BoardSession
 from prune8_host.device.workflow import prune, push, verify_on_board
+from prune8_host.files.example_model import example_model
 from prune8_host.files.model import load_model
 from prune8_host.twin import scorers
 from prune8_host.twin.layer import PruneOptions
@@ -25,7 +26,6 @@ from prune8_host.twin.scorers import ACTIVATIONS, BLOCK, MULTS, SUMSQ
 from .options import fraction_bp
 from .table import verify_table
 
-EXAMPLE = "examples/example_model.npz"
 DEMO_BLOCK = (2, 2)
 
 
@@ -36,8 +36,9 @@ def register(sub) -> None:
                                    "on the board, pull the masks and verify each bit for bit "
                                    "against the twin; print one table. Without --port, on a "
                                    "fresh virtual board. Exit 1 unless every layer verified.")
-    p.add_argument("model", nargs="?", default=EXAMPLE, metavar="MODEL",
-                   help=f"model .npz (default {EXAMPLE})")
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="the model to prune (.tflite or .npz; default: the built-in example "
+                        "model, the same as examples/example_model.npz)")
     p.add_argument("--port", "-p", metavar="P", help="serial port of a real board")
     p.add_argument("--board", default=DEFAULT_BOARD, metavar="B",
                    help=f"board profile (default {DEFAULT_BOARD})")
@@ -64,7 +65,7 @@ def _methods(model):
 
 def run(args) -> int:
     profile = load_board(args.board)
-    model = load_model(args.model)
+    model = load_model(args.model) if args.model else example_model()
     bp = fraction_bp("--sparsity", args.sparsity)
     rows = []
     note = None if args.quiet else \

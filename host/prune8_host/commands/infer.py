@@ -42,9 +42,9 @@ def register(sub) -> None:
                                    "each layer's activation statistic on the board for "
                                    "--method gradient, and check it against the twin.")
     p.add_argument("model", metavar="MODEL", help="the quantized model the board holds")
-    p.add_argument("--images", default="examples/digits_calib.npz", metavar="FILE",
-                   help="int8 images: .npz with 'images' (n x inputs) "
-                        "(default examples/digits_calib.npz)")
+    p.add_argument("--images", required=True, metavar="FILE",
+                   help="int8 calibration images: .npz with 'images' (n x inputs), e.g. "
+                        "examples/digits_calib.npz in a checkout")
     add_board_args(p)
     p.add_argument("--push", action="store_true",
                    help="push MODEL first when the board holds another model (or none)")
@@ -60,9 +60,9 @@ def register(sub) -> None:
                                    "interpreter, as it is and with --masks applied.")
     p.add_argument("model", metavar="MODEL", help="the quantized model the board holds, or a "
                                                   ".tflite")
-    p.add_argument("--test", "--data", dest="test", default="examples/digits_test.npz",
-                   metavar="FILE", help="int8 images and labels: .npz with 'images' and "
-                                        "'labels' (default examples/digits_test.npz)")
+    p.add_argument("--test", "--data", dest="test", required=True, metavar="FILE",
+                   help="int8 images and labels: .npz with 'images' and 'labels', e.g. "
+                        "examples/digits_test.npz in a checkout")
     p.add_argument("--masks", metavar="MASKS",
                    help="a .tflite on the host: also its accuracy with these masks applied")
     p.add_argument("--no-masks", action="store_true", help="evaluate the unpruned model")

@@ -1,4 +1,4 @@
-"""prune8 test-board: run the on-board test suite (tests/board/) on a board."""
+"""prune8 test-board: run the on-board test suite (prune8_host.suite) on a board."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from prune8_host.boards import load_board
 from prune8_host.device.connect import port_or_fresh_vboard
 from prune8_host.device.deploy import deploy_build
 from prune8_host.device.session import BoardSession
-from prune8_host.device.suite import run_board_tests
 from prune8_host.errors import UsageError
+from prune8_host.suite.runner import run_board_tests
 
 from .options import add_board_args
 
@@ -18,10 +18,11 @@ from .options import add_board_args
 def register(sub) -> None:
     p = sub.add_parser(
         "test-board", help="deploy and run the on-board test suite, one line per case",
-        description="Deploy the firmware, push golden vectors made by the twin, and run "
-                    "tests/board/ on the board: scores, masks and errors against the twin, "
-                    "zero allocation on every hot path, and peak heap within the profile's "
-                    "budget. Without --port, on a fresh virtual board. Exit 1 on any failure.")
+        description="Deploy the firmware, push golden vectors made by the twin, and run the "
+                    "on-board suite's scripts on the board: scores, masks and errors against "
+                    "the twin, zero allocation on every hot path, and peak heap within the "
+                    "profile's budget. Without --port, on a fresh virtual board. Exit 1 on any "
+                    "failure.")
     add_board_args(p)
     p.add_argument("--native", action="store_true",
                    help="test the native-code build (real boards only)")

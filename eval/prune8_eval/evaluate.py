@@ -14,21 +14,21 @@ then quantization again from scratch):
 - random: seeded random masks pruning the same k weights per layer;
 - peers: PyTorch's torch.nn.utils.prune.l1_unstructured and ln_structured (n=1, rows)
   on the same int8 weights as float tensors, with the same k;
-- sparsegpt: SparseGPT (`prune8_host.study.sparsegpt`) on the int8 model's real weights, its
+- sparsegpt: SparseGPT (`prune8_eval.sparsegpt`) on the int8 model's real weights, its
   Hessians from the calibration images (examples/digits_calib.npz), then quantized anew
   as ptq does; a control, magnitude-rq, quantizes magnitude's pruned model anew the same
   way, to tell the weight updates from the requantization.
 
-Iterative magnitude pruning (`prune8_host.study.iterative`) is a series of its own: one run of
+Iterative magnitude pruning (`prune8_eval.iterative`) is a series of its own: one run of
 IMP_ROUNDS rounds to 95% per rewind (init, early epoch, none), every round's model
 evaluated; beside it, at the same per-layer counts, magnitude one-shot, magnitude with
 the short fine-tuning, and a control that retrains a one-shot magnitude mask as long
 as one IMP round trains (is it the iterating, or the training?).
 
-Writes docs/eval/accuracy.csv, accuracy.png and README.md (`prune8_host.study.report`).
+Writes docs/eval/accuracy.csv, accuracy.png and README.md (`prune8_eval.report`).
 Needs the eval extra (torch, scikit-learn, matplotlib): `make eval` installs it.
 
-    python -m prune8_host.study.evaluate [--out docs/eval] [--epochs 5] [--step-bp 500]
+    python -m prune8_eval.evaluate [--out docs/eval] [--epochs 5] [--step-bp 500]
                                    [--imp-rounds 13] [--imp-epochs 20]
 """
 
@@ -62,7 +62,7 @@ from .series import (
     Result,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: eval/ is not installed
 MODEL = ROOT / "examples" / "digits_mlp.npz"
 TEST = ROOT / "examples" / "digits_test.npz"
 CALIB = ROOT / "examples" / "digits_calib.npz"
@@ -392,7 +392,7 @@ def _shrink_check(shipped: dict[str, Layer], pruned: dict[str, Layer], bp: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m prune8_host.study.evaluate",
+    ap = argparse.ArgumentParser(prog="python -m prune8_eval.evaluate",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "eval",
                     help="directory for accuracy.csv, accuracy.png and README.md")

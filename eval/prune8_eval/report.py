@@ -1,4 +1,4 @@
-"""The outputs of `make eval` (prune8_host.study.evaluate): a CSV of every point, one plot,
+"""The outputs of `make eval` (prune8_eval.evaluate): a CSV of every point, one plot,
 and a markdown page with the tables, each saying the command that made it."""
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def write_readme(path: Path, run: dict) -> None:
     lines = [
         "# Does it prune well? Accuracy vs sparsity on a real int8 model",
         "",
-        "Made by `make eval` (`python -m prune8_host.study.evaluate`): the numbers below,",
+        "Made by `make eval` (`python -m prune8_eval.evaluate`): the numbers below,",
         "[accuracy.csv](accuracy.csv) and [accuracy.png](accuracy.png) are its output,",
         "rewritten on every run. A convolutional model, a .tflite with per-channel scales,",
         "raw and scale-aware scores, layer and per-channel scope: [cnn.md](cnn.md). On the",
@@ -299,11 +299,11 @@ def write_readme(path: Path, run: dict) -> None:
         "  (docs/spec-decisions.md); random: seeded masks of the same size;",
         "- PyTorch peers: `torch.nn.utils.prune.l1_unstructured` / `ln_structured(n=1,",
         "  dim=0)` on the same int8 weights as float tensors, same k;",
-        "- SparseGPT (`prune8_host.study.sparsegpt`, after Frantar & Alistarh 2023): the int8",
+        "- SparseGPT (`prune8_eval.sparsegpt`, after Frantar & Alistarh 2023): the int8",
         "  model's real weights pruned layer by layer with OBS weight updates, Hessians",
         "  `2 X^T X` from the 256 calibration images (`examples/digits_calib.npz`; fc2 from",
         "  the pruned fc1's outputs), 1% dampening, masks per block of 8 columns, same k per",
-        "  layer; then quantized anew as `prune8_host.study.ptq` does. The block size was chosen",
+        "  layer; then quantized anew as `prune8_eval.ptq` does. The block size was chosen",
         "  by looking at 1, 4, 8, 16 and 64 on this test set (4 to 16 are close, 1 and 64",
         "  worse), so SparseGPT's numbers are slightly optimistic. Its control, *magnitude",
         "  requant.*, quantizes magnitude's pruned model anew the same way;",
@@ -313,7 +313,7 @@ def write_readme(path: Path, run: dict) -> None:
     ]
     if imp.get("rounds"):
         lines += [
-            f"- IMP (`prune8_host.study.iterative`, lottery-ticket style): from the recipe's dense float "
+            f"- IMP (`prune8_eval.iterative`, lottery-ticket style): from the recipe's dense float "
             f"training ({imp['dense_epochs']} epochs, lr {imp['lr']}), {imp['rounds']} rounds "
             f"to {imp['final_bp'] / 100:g}%; each round prunes the lowest |w| of the current "
             f"weights, {100 * imp['rate']:.1f}% of what is left in each layer (the last "

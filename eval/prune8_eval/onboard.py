@@ -6,7 +6,7 @@ the board, then for each scorer prunes at 50 % on the board and classifies the 3
 images there. The board's accuracy and every logit (CRC) must equal the twin's on the
 masks the board made; the table goes to docs/eval/board.md. Exit 1 on any difference.
 
-    python -m prune8_host.study.onboard [--out docs/eval] [--port P]
+    python -m prune8_eval.onboard [--out docs/eval] [--port P]
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from prune8_host.twin import scorers
 from prune8_host.twin.layer import PruneOptions
 from prune8_host.twin.scorers import BLOCK, SUMSQ
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: eval/ is not installed
 MODEL = ROOT / "examples" / "digits_mlp.npz"
 TEST = ROOT / "examples" / "digits_test.npz"
 CALIB = ROOT / "examples" / "digits_calib.npz"
-COMMAND = "make eval (python -m prune8_host.study.onboard)"
+COMMAND = "make eval (python -m prune8_eval.onboard)"
 BP = 5000
 
 

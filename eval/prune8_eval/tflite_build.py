@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
-from .tflite import IDENTIFIER, schema
+from prune8_host.files.tflite import IDENTIFIER, schema
 
 FC, CONV, DEPTHWISE = 9, 3, 4
 NONE, RELU = 0, 1

@@ -6,7 +6,7 @@ scikit-learn's bundled 8x8 digits (1797 images, pixels 0..16; no download) scale
 its int8 model (`prune8_host.ptq`), calibrated on the first 256 training images, which
 also give the gradient proxy's activation statistic (`dense.activation_stats`).
 
-examples/make_digits.py writes the results; prune8_host.study.evaluate retrains from the same
+examples/make_digits.py writes the results; prune8_eval.evaluate retrains from the same
 recipe to fine-tune pruned models and checks it still makes the shipped files.
 scikit-learn is imported only by `load()`.
 """

@@ -7,7 +7,7 @@
 #
 # The first case checks requantize() against MultiplyByQuantizedMultiplier written
 # with this port's big ints (TFLM's formulas, nothing shared with prune8.dense).
-# Plain MicroPython (no ARGS needed); prints CASE lines (tests/board/README.md).
+# Plain MicroPython (no ARGS needed); prints CASE lines (README.md beside it).
 # measure.py, prepended by the runner, gives measure(), verdict(), ticks_us, ticks_diff.
 import gc
 from array import array

@@ -17,9 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from prune8_host.files import tflite_build as tb
-
 from . import ptq
+from . import tflite_build as tb
 
 SEED = 20261201
 EPOCHS = 40

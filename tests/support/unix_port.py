@@ -14,15 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from prune8_host.boards import BoardProfile
+from prune8_host.device.build import VIPER_MODULE, build_firmware, mpy_cross
 from prune8_host.errors import BoardExecError, BoardUnavailable
-from prune8_host.files import golden
-
-from .build import VIPER_MODULE, build_firmware, mpy_cross
-from .suite import CaseResult, board_test_files, run_script, suite_args
 
 
 def executable() -> str:
@@ -95,27 +91,6 @@ def unix_build(profile: BoardProfile, out_root: Path) -> Path:
               "-march=x64", str(source))
     source.unlink()
     return build.package_dir.parent
-
-
-def run_unix_tests(profile: BoardProfile, only: list[str] | None = None,
-                   heap_lock: bool = True) -> list[CaseResult]:
-    """The on-board suite on the unix port: golden vectors, zero allocation with the heap
-    locked, peak heap, in a heap of the profile's budget."""
-    with tempfile.TemporaryDirectory(prefix="prune8-unix-") as d:
-        d = Path(d)
-        root = unix_build(profile, d / "build")
-        cases = golden.generate(max_weights=profile.max_weights, max_units=profile.max_units)
-        golden.write(d / "golden.bin", cases)
-        port = UnixPort(root, profile.heap_bytes, d)
-        args = dict(suite_args(profile, port.rel(d / "golden.bin"), port.rel(d / "store")),
-                    heap_lock=heap_lock)
-        results = []
-        for script in board_test_files():
-            if only and script.stem not in only:
-                continue
-            port.heap_bytes = heap_for(port, script, profile)
-            results += run_script(port.run, script, args)
-        return results
 
 
 # The scripts that check the heap budget run in a heap of the budget on top of what

@@ -1,4 +1,4 @@
-# Prepended to every on-board test script by its runner (prune8_host.device.suite),
+# Prepended to every on-board test script by its runner (prune8_host.suite.runner),
 # after ARGS: how a hot path's allocation is measured, and which kernels run.
 #
 # measure(fn) runs fn once to warm it (first calls may intern or cache), then again with

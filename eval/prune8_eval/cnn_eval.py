@@ -14,7 +14,7 @@ differ per row.
 
 Writes docs/eval/cnn.csv, cnn.png and cnn.md.
 
-    python -m prune8_host.study.cnn_eval [--out docs/eval] [--step-bp 500] [--epochs 3]
+    python -m prune8_eval.cnn_eval [--out docs/eval] [--step-bp 500] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from prune8_host.twin.reference import layer_mask, weight_keep
 
 from . import cnn, digits, ptq
 
-ROOT = Path(__file__).resolve().parents[3]
-COMMAND = "make eval (python -m prune8_host.study.cnn_eval)"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: eval/ is not installed
+COMMAND = "make eval (python -m prune8_eval.cnn_eval)"
 FT_EPOCHS = 3
 FT_LR = 0.02
 PER_WEIGHT = ("magnitude", "scaled", "l2", "gradient", "mincut", "random")
@@ -246,7 +246,7 @@ def _markdown(run: dict) -> str:
         "# The digits CNN: pruning a per-channel quantized .tflite",
         "",
         f"Made by `{COMMAND}` in {run['seconds']:.0f} s. A CNN for the 8x8 digits, trained in "
-        f"NumPy (`prune8_host.study.cnn`) and written as an int8 .tflite with per-channel "
+        f"NumPy (`prune8_eval.cnn`) and written as an int8 .tflite with per-channel "
         f"scales on its convolutions: "
         + ", ".join(f"{n} ({op}, {r}x{c})" for n, (op, (r, c)) in run["layers"].items())
         + f", {run['weights']} weights. Unpruned, TFLM classifies {run['int8_correct']}/"

@@ -1,4 +1,4 @@
-# Golden vectors from the twin (prune8_host.files.golden), checked on the board: scores, mask,
+# Golden vectors from the twin (prune8_host.suite.golden), checked on the board: scores, mask,
 # pruned weights, or the exact error class and message, for every case. ticks_us and
 # ticks_diff are measure.py's (the runner puts it before this script).
 import gc

@@ -5,7 +5,7 @@ kernels: every scorer, both tie rules, every threshold method, rows and columns,
 cases at 1 weight and full capacity, and every error, each with the expected scores,
 mask and pruned weights (or the expected error class and message).
 
-File format (read on the board by tests/board/test_golden.py): GOLDEN_MAGIC, GOLDEN_HEAD
+File format (read on the board by scripts/test_golden.py): GOLDEN_MAGIC, GOLDEN_HEAD
 (case count), then per case GOLDEN_CASE (header length), the header (JSON), then the
 blobs the header lists, in order (prune8.protocol).
 """

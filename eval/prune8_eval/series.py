@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .iterative import REWINDS
 
-COMMAND = "make eval (python -m prune8_host.study.evaluate)"
+COMMAND = "make eval (python -m prune8_eval.evaluate)"
 
 UNSTRUCTURED = ("magnitude", "gradient", "mincut")
 SERIES = UNSTRUCTURED + ("rows", "random", "torch-l1", "torch-ln", "sparsegpt")

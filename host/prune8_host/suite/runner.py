@@ -1,8 +1,8 @@
-"""The on-board test runner behind `prune8 test-board` and tests/test_board_suite.py.
+"""The on-board test runner behind `prune8 test-board` and the tests that run the suite.
 
-Deploys the firmware, writes the twin's golden vectors to the board, runs each
-MicroPython script of tests/board/ through the raw REPL and collects one result per
-case (pass/fail, microseconds, bytes allocated).
+Writes the twin's golden vectors to the board, runs each MicroPython script of
+`scripts/` (package data, so an installed prune8 carries its own suite) through the raw
+REPL and collects one result per case (pass/fail, microseconds, bytes allocated).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import numpy as np
 
 from prune8.protocol import GOLDEN_PATH, ROOT
 from prune8_host.boards import BoardProfile
-from prune8_host.files import golden
+from prune8_host.device.session import BoardSession
+from prune8_host.device.transfer import put_file
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import layer_mask
 
-from .session import BoardSession
-from .transfer import put_file
+from . import golden
 
-BOARD_TESTS = Path(__file__).resolve().parents[3] / "tests" / "board"
+SCRIPTS = Path(__file__).resolve().parent / "scripts"   # the on-board suite
 MEASURE = "measure.py"  # prepended to every script: how allocation is measured
 _LINE = re.compile(r"^CASE (\S+) (PASS|FAIL)(.*)$")
 
@@ -40,10 +40,8 @@ class CaseResult:
 
 
 def board_test_files() -> list[Path]:
-    if not BOARD_TESTS.is_dir():
-        raise FileNotFoundError(f"{BOARD_TESTS}: the on-board tests ship with the source "
-                                f"tree; run prune8 test-board from a checkout")
-    return sorted(BOARD_TESTS.glob("test_*.py"))
+    """The suite's scripts, one per suite (test_*.py), in name order."""
+    return sorted(SCRIPTS.glob("test_*.py"))
 
 
 def parse_report(suite: str, text: str) -> list[CaseResult]:
@@ -73,19 +71,19 @@ def push_golden(session: BoardSession, quiet: bool = True) -> int:
 
 
 def script_code(script: Path, args: dict) -> str:
-    """What a board runs for one tests/board script: ARGS, measure.py, the script."""
-    return (f"ARGS = {args!r}\n" + (BOARD_TESTS / MEASURE).read_text() + "\n"
+    """What a board runs for one suite script: ARGS, measure.py, the script."""
+    return (f"ARGS = {args!r}\n" + (SCRIPTS / MEASURE).read_text() + "\n"
             + script.read_text())
 
 
 def run_suite(session: BoardSession, script: Path, args: dict,
               timeout: float = 600) -> list[CaseResult]:
-    """Run one tests/board script; a crash becomes a failed case naming the error."""
+    """Run one suite script; a crash becomes a failed case naming the error."""
     return run_script(lambda code: session.exec(code, timeout=timeout), script, args)
 
 
 def run_script(run, script: Path, args: dict) -> list[CaseResult]:
-    """Run one tests/board script with run(code) -> its output (on a board, or on the
+    """Run one suite script with run(code) -> its output (on a board, or on the
     unix port); a crash becomes a failed case naming the error."""
     suite = script.stem
     try:
@@ -100,12 +98,12 @@ def run_script(run, script: Path, args: dict) -> list[CaseResult]:
     return results
 
 
-STREAM_SIDE = 256          # tests/board/test_stream.py's layer: 256 x 256
+STREAM_SIDE = 256          # scripts/test_stream.py's layer: 256 x 256
 STREAM_METHODS = ("magnitude", "mincut")
 
 
 def stream_expectations() -> list[tuple[str, int]]:
-    """What tests/board/test_stream.py must find: (method, CRC-32 of the twin's mask
+    """What scripts/test_stream.py must find: (method, CRC-32 of the twin's mask
     words at 50 %) for the layer its LCG makes."""
     seed, raw = 12345, bytearray(STREAM_SIDE * STREAM_SIDE)
     for i in range(len(raw)):  # the script's LCG, byte for byte
@@ -118,7 +116,7 @@ def stream_expectations() -> list[tuple[str, int]]:
 
 
 def suite_args(profile: BoardProfile, golden_path: str, scratch: str) -> dict:
-    """ARGS of every tests/board script: where the golden vectors and a scratch store
+    """ARGS of every suite script: where the golden vectors and a scratch store
     are, the heap budget, what the streaming case must find."""
     return {"golden": golden_path, "heap_bytes": profile.heap_bytes, "scratch": scratch,
             "stream_masks": stream_expectations()}
