@@ -10,7 +10,7 @@ TFLM's formulas written out here with Python ints.
 - the no-big-int claim: dense.py run with every arithmetic result checked < 2**30;
 - errors: the same class and message on both sides.
 
-Examples per test: --firmware-examples=N or $PRUNE8_FIRMWARE_EXAMPLES (default 2000).
+Examples per test: --firmware-examples=N or $PRUNE8_FIRMWARE_EXAMPLES (default 300).
 """
 
 import ast
@@ -33,7 +33,7 @@ from prune8_host.suite.runner import SCRIPTS
 from prune8_host.twin import dense as qnn
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "300"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SMALL = 1 << 30                       # MicroPython small ints are -2**30 .. 2**30 - 1

@@ -4,20 +4,23 @@ Random layers up to full capacity, every scorer, both tie rules, all three thres
 methods, rows and columns, min_keep / min_score, random sparsities, and random bad
 arguments (the same error class and message, and nothing changed by a failed call).
 
-Examples per test: --firmware-examples=N or $PRUNE8_FIRMWARE_EXAMPLES (default 2000).
+Examples per test: --firmware-examples=N or $PRUNE8_FIRMWARE_EXAMPLES (default 300).
 """
 
 import os
 from array import array
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import prune8
+import prune8.bp
+import prune8.scores
 from prune8_host import twin
 
-EXAMPLES = int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "300"))
 MAX_WEIGHTS, MAX_UNITS = 2048, 64
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -150,6 +153,64 @@ def test_bubble_equals_select_up_to_full_capacity(n, data):
     expected = int(np.sort(np.abs(w.astype(np.int16)))[pos])
     assert p.threshold(pos, "select") == expected
     assert p.threshold(pos, "bubble") == expected
+
+
+@given(st.integers(1, 1 << 20), st.integers(0, 10000), st.data())
+@settings(max_examples=500, deadline=None)
+def test_prune_count_is_the_spec_formula(n, bp, data):
+    """The twin takes k from prune8.bp.prune_count, so the differential tests cannot see a
+    bug in it: it is checked against docs/spec.md §1.4's formula here."""
+    min_keep = data.draw(st.one_of(st.integers(0, min(n, 3)), st.integers(0, n)))
+    assert prune8.bp.prune_count(n, bp, min_keep) == min(n * bp // 10000, n - min_keep)
+
+
+def test_bubble_equals_select_at_every_position_of_short_inputs():
+    """Every position of every length bubble sort serves (a pass too few shows only at the
+    first positions), over values with many ties and with none."""
+    rng = np.random.default_rng(5)
+    p = PRUNER
+    for n in range(1, 41):
+        for w in (rng.integers(-128, 128, n), rng.choice([-3, 0, 2, 5], n)):
+            w = w.astype(np.int8)
+            p.magnitude(bytearray(w.tobytes()))
+            ranked = np.sort(np.abs(w.astype(np.int16)))
+            for pos in range(n):
+                want = int(ranked[pos])
+                assert (p.threshold(pos, "bubble"), p.threshold(pos, "select")) == \
+                    (want, want), (n, pos)
+
+
+@pytest.mark.parametrize("tie", ["exact", "strict"])
+@pytest.mark.parametrize("min_keep", [0, 1])
+@pytest.mark.parametrize("bp", [9999, 10000])
+def test_pruning_all_but_min_keep_agrees(tie, min_keep, bp):
+    """k == n - min_keep, where strict ties use position min(k, n - 1): rare in random
+    options, so every combination is run here on tie-rich and tie-free layers."""
+    rng = np.random.default_rng(bp + min_keep)
+    p = PRUNER
+    for n in (1, 2, 7, 64, 2048):
+        for w in (rng.integers(-128, 128, n), rng.choice([0, 1, 1, 4], n)):
+            w = w.astype(np.int8)
+            p.magnitude(bytearray(w.tobytes()))
+            m = p.mask(sparsity_bp=bp, tie=tie, min_keep=min_keep)
+            words = twin.prune_mask(twin.magnitude_scores(w), sparsity_bp=bp, tie=tie,
+                                    min_keep=min_keep)
+            assert m.bytes() == words.astype("<u4").tobytes(), (n, tie, min_keep, bp)
+
+
+def test_mincut_tile_saturates_at_32767():
+    """A stored layer's flows reach 128 * 4096; the board's tile kernel saturates as the
+    spec says (a Pruner's 2048 weights never get near it)."""
+    flows = [0, 1023, 1 << 16, 128 * 4096]
+    w = bytearray(np.array([-128, 127, 1, -1, 0, 64], np.int8).tobytes())
+    for rf in flows:
+        for cf in flows:
+            out = array("h", bytes(2 * len(w)))
+            prune8.scores.mincut_tile(w, len(w), 0, 0, len(w), array("i", [rf]),
+                                      array("i", [cf] * len(w)), out)
+            want = [min(32767, (abs(v) * min(rf, cf)) >> 10)
+                    for v in np.frombuffer(bytes(w), np.int8).tolist()]
+            assert list(out) == want, (rf, cf)
 
 
 # -- errors: random bad arguments ---------------------------------------------------

@@ -13,7 +13,7 @@ import prune8
 from prune8_host import twin
 from prune8_host.twin import scores as twin_scores
 
-EXAMPLES = max(200, int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "2000")) // 4)
+EXAMPLES = max(200, int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "300")) // 4)
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None)
 PRUNER = prune8.Pruner()
 
