@@ -76,7 +76,7 @@ build: install
 	for b in $(BUILD_BOARDS); do $(BIN)/prune8 build --board $$b $(if $(NATIVE),--native) || exit 1; done
 
 # firmware/package.json, mip's index of the firmware's files, made from the sources
-# (tests/test_mip.py fails when it is stale)
+# (tests/board/test_mip.py fails when it is stale)
 package-json: install
 	$(BIN)/python -c "from prune8_host.device.build import mip_package; \
 	open('firmware/package.json', 'w').write(mip_package())"

@@ -1,7 +1,7 @@
 """Microseconds per inference on the board: the dense kernel on the masked model against
 the sparse kernel on its packed form in every format (and the smallest, which
 `prune8 pack` picks), in the same run, at 50 / 75 / 90 % magnitude pruning of the
-digits model. All give the same logits (tests/test_board_infer.py).
+digits model. All give the same logits (tests/board/test_board_infer.py).
 
 Runs on a virtual board (the MicroPython WebAssembly VM) unless --port names a real
 one; VM figures show the ratio, not ESP32 speed.

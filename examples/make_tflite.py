@@ -13,7 +13,7 @@
 
 All take examples/digits_test.npz's images: 64 int8 values, scale 1/255, zero point -128
 (the CNN as 8x8x1). The models are written with TFLM's schema (prune8_eval.tflite_build);
-TFLM's interpreter runs them in tests/test_tflite.py.
+TFLM's interpreter runs them in tests/files/test_tflite.py.
 """
 
 import sys

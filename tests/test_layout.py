@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+
 PACKAGES = {"prune8_host": ROOT / "host" / "prune8_host", "prune8": ROOT / "firmware" / "prune8",
             "prune8_eval": ROOT / "eval" / "prune8_eval", "support": ROOT / "tests" / "support"}
 # MicroPython scripts the on-board suite sends to a board: data of the package, not modules
@@ -154,3 +155,19 @@ def test_wire_formats_are_written_once(path):
     text = path.read_text()
     assert not FORMAT_LITERAL.search(text), "a struct format literal: name it in protocol.py"
     assert not FRAME_LETTER.search(text), "a frame-type letter: use protocol's name"
+
+
+TEST_ROOMS = {"twin", "firmware", "board", "device", "files", "commands", "eval"}
+
+
+def test_every_test_module_lives_in_a_room():
+    """tests/README.md says where a test goes: a room's directory, or the top level for
+    the distribution as a whole (these three)."""
+    top = {"test_layout.py", "test_version.py", "test_smoke_layout.py"}
+    tests = ROOT / "tests"
+    stray = [str(p.relative_to(tests)) for p in tests.rglob("test_*.py")
+             if p.parent.name not in TEST_ROOMS and not (p.parent == tests and p.name in top)
+             and "data" not in p.relative_to(tests).parts]
+    assert not stray, f"put these in a room of tests/README.md: {stray}"
+    assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith(
+        (".", "__"))} == TEST_ROOMS | {"support", "data"}

@@ -8,7 +8,6 @@ import os
 import re
 import sys
 from importlib import metadata
-from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,8 +17,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 import prune8
 import prune8_host
 from prune8_host.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 
 def test_one_version_everywhere():

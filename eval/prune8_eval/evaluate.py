@@ -309,7 +309,7 @@ def sweep(epochs: int = FT_EPOCHS, step_bp: int = 500, methods=SERIES, log=print
     t0 = time.perf_counter()
     data = digits.load()
     # the recipe's training, kept with its epoch-2 state for IMP's early rewind: its
-    # trained model is digits.train_float(data) bit for bit (tests/test_imp.py)
+    # trained model is digits.train_float(data) bit for bit (tests/eval/test_imp.py)
     dense = imp.train_dense(digits.init_float(data), data.x_train, data.y_train,
                             epochs=digits.EPOCHS, rewind_epoch=IMP_REWIND_EPOCH, lr=digits.LR,
                             seed=digits.TRAIN_SEED, batch=digits.BATCH)

@@ -33,7 +33,7 @@ magnitude's mask held fixed, 85-95% of the update energy lands on such weights a
 80-95% sparsity; at 95% on fc2 (16 of 320 weights kept) the updates then make the
 calibration error larger than no updates at all, and SparseGPT's own result is also
 above plain magnitude pruning's (a one-off measurement; make eval reports the error
-ratios). Up to 90% the error is lower (tests/test_sparsegpt.py).
+ratios). Up to 90% the error is lower (tests/eval/test_sparsegpt.py).
 
 Like prune8_host.mlp, every sum runs in a fixed order and the square roots are IEEE
 ones, not LAPACK / BLAS calls (whose blocking and SIMD differ between CPUs), so a mask

@@ -11,7 +11,7 @@
 # int, so the product is formed here in 15-bit limbs, and every intermediate of forward()
 # and of the calibration accumulator stays below 2**30: they allocate nothing (measured by
 # prune8_host/suite/scripts/test_dense_alloc.py; the bounds are also checked on CPython by
-# tests/test_dense.py, which runs this file with every arithmetic result instrumented).
+# tests/firmware/test_dense.py, which runs this file with every arithmetic result instrumented).
 #
 # The domain that keeps those bounds (docs/spec.md §8.4), checked when a layer is built
 # or loaded:

@@ -4,8 +4,8 @@
 
 Every file is made from scratch here, byte for byte the same on every run (fixed zip
 timestamps), so the corpus in the repository is this script's output:
-tests/test_hostile.py regenerates it and compares. Each file is refused by every
-prune8 command that reads it, with one line naming the file (tests/test_hostile.py).
+tests/files/test_hostile.py regenerates it and compares. Each file is refused by every
+prune8 command that reads it, with one line naming the file (tests/files/test_hostile.py).
 Names say what is wrong: model-*, masks-*, packed-*.
 """
 

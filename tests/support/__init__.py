@@ -1,2 +1,7 @@
-"""What the tests share and the product does not ship: the MicroPython unix port as a
-second board (unix_port), and helpers used by several test modules."""
+"""What the tests share and the product does not ship: the checkout's root (ROOT), the
+firmware run on CPython behind a pipe (board_on_cpython), models several modules use
+(models), and the MicroPython unix port as a second board (unix_port)."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ One entry per name of prune8.protocol.SCORERS, in that order (the order whose in
 masks record stores), like TensorFlow Lite Micro's operator registrations: its name,
 what it needs, its kernel (a function of scores.py), the unit its mask covers, and the
 errors for a layer that lacks what it needs. Whatever scores a layer or lists scorers on
-the host reads it: reference.layer_scores, the golden vectors (files/golden.py), the
+the host reads it: reference.layer_scores, the golden vectors (suite/golden.py), the
 masks files (files/masks.py, files/boardstore.py), the command line's choices and the
 demo. A new scorer is an entry here, its kernel in scores.py, and tests.
 """

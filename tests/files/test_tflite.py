@@ -27,8 +27,8 @@ from prune8_host.twin import dense, tflm
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import apply_layer_mask, layer_mask
 from prune8_host.twin.scores import scale_multipliers
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"
 FC, FC_CHANNEL, FC_LEGACY, CNN = (EX / f"{n}.tflite" for n in
                                   ("digits_fc", "digits_fc_channel", "digits_fc_legacy",

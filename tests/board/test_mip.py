@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 from http.server import HTTPServer, SimpleHTTPRequestHandler
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,9 @@ import prune8
 from prune8_host.device.build import firmware_sources, mip_package
 from prune8_host.device.session import BoardSession
 from prune8_host.vboard import VirtualBoard
+from support import ROOT
 
-FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+FIRMWARE = ROOT / "firmware"
 PACKAGE_JSON = FIRMWARE / "package.json"
 
 pytestmark = pytest.mark.timeout(600)

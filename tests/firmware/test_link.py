@@ -3,11 +3,10 @@
 The firmware's receivers (`prune8.push`, `prune8.files`) run in a subprocess with its store rooted
 in a temp dir; the host's `HostLink` talks to it over pipes through a port wrapper that
 can corrupt, drop or duplicate bytes. The same faults on the virtual board (a real
-MicroPython VM behind a pty) are in tests/test_board_transfer.py.
+MicroPython VM behind a pty) are in tests/board/test_board_transfer.py.
 """
 
 import os
-import select
 import struct
 import subprocess
 import sys
@@ -17,43 +16,13 @@ import numpy as np
 import pytest
 
 from prune8 import errors
-from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, END, LAYER, MAX_PAYLOAD, MODEL_ID_FMT, SYNC
+from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, LAYER, SYNC
 from prune8_host import twin
 from prune8_host.device.link import HostLink, abort_sequence, frame
 from prune8_host.errors import BoardError, LinkError
 from prune8_host.files.records import layer_record
 from prune8_host.twin.layer import Layer
-
-# The board's store rooted at {root}: every store path of prune8.protocol moved there
-# before the receivers import them.
-PREAMBLE = ("import prune8.protocol as p\n"
-            "for k in [k for k in dir(p) if k == 'ROOT' or k.endswith('_PATH')]:\n"
-            "    setattr(p, k, {root!r} + getattr(p, k)[len('/prune8'):])\n"
-            "from prune8 import files, infer, prune_model, push, status\n")
-
-
-class PipePort:
-    """A serial-port look-alike over a subprocess's pipes, with a fault hook on writes."""
-
-    def __init__(self, proc, hook=None):
-        self.proc = proc
-        self.hook = hook
-        self.frames_written = 0
-
-    def write(self, data):
-        if self.hook:
-            data = self.hook(self, data)
-        self.frames_written += 1
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass
-
-    def read(self, n):
-        fd = self.proc.stdout.fileno()
-        ready, _, _ = select.select([fd], [], [], 0.05)
-        return os.read(fd, n) if ready else b""
+from support.board_on_cpython import PREAMBLE, PipePort, push
 
 
 @pytest.fixture
@@ -88,17 +57,6 @@ def layers(seed=0):
 def header(name, rows, cols):
     """A LAYER frame's payload for an int8 layer of this shape (no activations)."""
     return layer_record(Layer(name, np.zeros((rows, cols), np.int8))).header
-
-
-def push(link, model):
-    link.request(BEGIN, struct.pack(BEGIN_FMT, len(model)))
-    for layer in model:
-        record = layer_record(layer)
-        link.request(LAYER, record.header)
-        data = record.data
-        for i in range(0, len(data), MAX_PAYLOAD):
-            link.request(DATA, data[i:i + MAX_PAYLOAD])
-    return struct.unpack(MODEL_ID_FMT, link.request(END))[0]
 
 
 def stored(root):

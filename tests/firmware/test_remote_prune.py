@@ -1,7 +1,7 @@
 """The board's prune command (prune8.prune_model.prune, run on CPython with its store in a
 temp dir) against the host reference (prune8_host.twin.reference.layer_mask), for every method,
 N:M patterns, block sizes and gradual steps. The virtual board runs the same code on
-MicroPython in tests/test_board_transfer.py."""
+MicroPython in tests/board/test_board_transfer.py."""
 
 import json
 import subprocess
@@ -20,7 +20,7 @@ from prune8_host.files.model import load_model
 from prune8_host.twin import scorers as twin_scorers
 from prune8_host.twin.layer import PruneOptions
 from prune8_host.twin.reference import layer_mask, mask_for
-from test_link import PREAMBLE, PipePort, push
+from support.board_on_cpython import PREAMBLE, PipePort, push
 
 EXAMPLE = "examples/example_model.npz"
 

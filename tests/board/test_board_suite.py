@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ from prune8_host.device.build import build_firmware
 from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
 from prune8_host.suite.runner import board_test_files, push_golden, run_suite, suite_args
+from support import ROOT as CHECKOUT
 
 pytestmark = pytest.mark.timeout(900)
 PROFILE = load_board(os.environ.get("PRUNE8_BOARD", "esp32"))
@@ -64,7 +64,7 @@ def test_board_script(board, script):
 
 
 def test_readme_repl_example_runs_on_the_board(board):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (CHECKOUT / "README.md").read_text()
     section = readme[readme.index("## The REPL, by hand"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     out = board.exec(code + "print(list(w))\n")

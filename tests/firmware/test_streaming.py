@@ -3,7 +3,7 @@ prune8.stored_dense, the streamed prune8.sparse), on CPython: every mask equals 
 twin's on the whole layer, for layers of 2049, 16,000 and 65,536 weights and tiles that split
 rows, N:M groups and blocks at awkward places; the streamed kernels' outputs equal the
 in-RAM kernels'. The virtual board runs the same code on MicroPython in
-tests/test_board_stream.py."""
+tests/board/test_board_stream.py."""
 
 import json
 import subprocess
@@ -21,26 +21,8 @@ from prune8_host.files import packed
 from prune8_host.files.boardstore import parse_masks
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import apply_layer_mask, layer_mask
-from test_link import PREAMBLE, PipePort, push
-
-
-def big_layers(seed=14):
-    """2049 (3 x 683, per-weight activations and per-row scales), 16,000 (4 x 4000, the
-    keyword-spotting model's FC: per-column activations and calibration samples) and
-    65,536 weights (256 x 256, a 1x1 convolution of the person-detection model)."""
-    rng = np.random.default_rng(seed)
-    w1 = rng.integers(-128, 128, (3, 683)).astype(np.int8)
-    w1[:, 100:140] = 7                                    # long runs of ties
-    odd = Layer("odd", w1, rng.integers(0, 128, w1.size).astype(np.int8),
-                quant={"w_scale": rng.uniform(0.001, 0.02, 3).astype(np.float32)})
-    w2 = rng.integers(-128, 128, (4, 4000)).astype(np.int8)
-    kws = Layer("kws", w2, rng.integers(0, 128, 4000).astype(np.int8),
-                calib=rng.integers(-128, 128, (9, 4000)).astype(np.int8))
-    w3 = (rng.normal(0, 30, (256, 256))).clip(-128, 127).astype(np.int8)
-    quant = {"bias": rng.integers(-20000, 20000, 256).astype(np.int32),
-             "mult": np.int32(1 << 30), "shift": np.int8(-8), "relu": np.uint8(0),
-             "in_zp": np.int8(-3), "out_zp": np.int8(5)}
-    return [odd, kws, Layer("conv", w3, quant=quant)]
+from support.board_on_cpython import PREAMBLE, PipePort, push
+from support.models import big_layers
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +54,8 @@ def twin_mask(layer, method, bp, **kwargs):
 
 # (method, bp, options): every scorer, both ties, min_keep, min_score, the per-channel
 # scope, N:M, blocks and gradual steps
+
+
 CASES = [
     ("magnitude", 5000, {}),
     ("magnitude", 5000, {"tie": "strict", "min_keep": 3}),

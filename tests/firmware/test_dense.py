@@ -31,8 +31,8 @@ from prune8 import dense, errors
 from prune8_host.files.model import load_model
 from prune8_host.suite.runner import SCRIPTS
 from prune8_host.twin import dense as qnn
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("PRUNE8_FIRMWARE_EXAMPLES", "300"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

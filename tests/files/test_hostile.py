@@ -7,13 +7,12 @@ from __future__ import annotations
 import filecmp
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from prune8_host.cli import main
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "hostile"
 HOSTILE = sorted(CORPUS.iterdir())
 MODEL = str(ROOT / "examples" / "example_model.npz")

@@ -1,12 +1,13 @@
+from support import ROOT
+
 """The README's REPL example runs as written (here on CPython; the board suite runs it
 on the MicroPython VM) and does what its comments say."""
 
 import contextlib
 import io
 import re
-from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def repl_example() -> str:

@@ -1,7 +1,7 @@
 """Layers bigger than RAM on the virtual board (MicroPython): pushed to flash as they
 arrive, pruned there tile by tile bit for bit as the twin, run from flash (dense and
 packed) with the twin's logits, and within the esp32 profile's heap budget. CPython runs
-the same firmware code in tests/test_streaming.py."""
+the same firmware code in tests/firmware/test_streaming.py."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from prune8_host.device.workflow import pull, push
 from prune8_host.files.model import Model
 from prune8_host.twin.layer import Layer, PruneOptions
 from prune8_host.twin.reference import layer_mask
-from test_streaming import big_layers
+from support.models import big_layers
 
 pytestmark = pytest.mark.timeout(900)
 WIDE = "examples/digits_wide.npz"          # fc1: 256 x 256, fc2: 10 x 256

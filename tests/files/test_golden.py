@@ -1,8 +1,8 @@
 """The golden vectors (prune8_host.suite.golden) cover what the board must check.
 
 The runner, tests/board/test_golden.py, checks every case on a real MicroPython: the unix
-port with the portable and the viper kernels (tests/test_unix_port.py, seconds) and the
-WebAssembly VM behind the virtual board (tests/test_board_suite.py). Drift between the
+port with the portable and the viper kernels (tests/board/test_unix_port.py, seconds) and the
+WebAssembly VM behind the virtual board (tests/board/test_board_suite.py). Drift between the
 generator and the runner fails there.
 """
 

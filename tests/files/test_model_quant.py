@@ -7,21 +7,7 @@ from prune8_host.cli import main
 from prune8_host.files.model import load_model, save_model
 from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.twin.layer import QUANT_FIELDS
-
-
-def quantized_arrays():
-    rng = np.random.default_rng(3)
-    return {
-        "fc1": rng.integers(-127, 128, (4, 6)).astype(np.int8),
-        "fc1.act": np.arange(6, dtype=np.int8),
-        "fc1.bias": np.arange(4, dtype=np.int32) * 1000,
-        "fc1.mult": np.int32(1 << 30), "fc1.shift": np.int32(-7), "fc1.relu": np.int8(1),
-        "fc1.in_zp": np.int32(-128), "fc1.out_zp": np.int32(-128),
-        "fc1.in_scale": np.float32(1 / 255), "fc1.w_scale": np.float32(0.01),
-        "fc1.out_scale": np.float32(0.02),
-        "fc2": rng.integers(-127, 128, (3, 4)).astype(np.int8),
-        "fc2.bias": np.zeros(3, np.int32),
-    }
+from support.models import quantized_arrays
 
 
 def test_quant_fields_are_exposed_not_layers(tmp_path):

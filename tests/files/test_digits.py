@@ -3,15 +3,14 @@ training they come from uses only arithmetic that every CPU rounds alike."""
 
 import filecmp
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 
 from prune8_eval import mlp
 from prune8_host.files.example_model import example_model
 from prune8_host.files.model import save_model
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FILES = ("digits_mlp.npz", "digits_test.npz", "digits_calib.npz")
 
 

@@ -12,7 +12,7 @@ from prune8_host.files import tflite
 from prune8_host.files.model import Model, load_model, save_model
 from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.twin.layer import Layer
-from test_model_quant import quantized_arrays
+from support.models import quantized_arrays
 
 TFLITE = "examples/digits_fc_channel.tflite"
 

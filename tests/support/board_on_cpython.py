@@ -1,0 +1,52 @@
+"""The board's firmware run on CPython in a subprocess: its store rooted in a temporary
+directory (PREAMBLE), a serial-port look-alike over the subprocess's pipes with a fault
+hook (PipePort), and a model pushed through the framed link (push)."""
+
+import os
+import select
+import struct
+
+from prune8.protocol import BEGIN, BEGIN_FMT, DATA, END, LAYER, MAX_PAYLOAD, MODEL_ID_FMT
+from prune8_host.files.records import layer_record
+
+# The board's store rooted at {root}: every store path of prune8.protocol moved there
+# before the receivers import them.
+PREAMBLE = ("import prune8.protocol as p\n"
+            "for k in [k for k in dir(p) if k == 'ROOT' or k.endswith('_PATH')]:\n"
+            "    setattr(p, k, {root!r} + getattr(p, k)[len('/prune8'):])\n"
+            "from prune8 import files, infer, prune_model, push, status\n")
+
+
+class PipePort:
+    """A serial-port look-alike over a subprocess's pipes, with a fault hook on writes."""
+
+    def __init__(self, proc, hook=None):
+        self.proc = proc
+        self.hook = hook
+        self.frames_written = 0
+
+    def write(self, data):
+        if self.hook:
+            data = self.hook(self, data)
+        self.frames_written += 1
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def read(self, n):
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        return os.read(fd, n) if ready else b""
+
+
+def push(link, model):
+    link.request(BEGIN, struct.pack(BEGIN_FMT, len(model)))
+    for layer in model:
+        record = layer_record(layer)
+        link.request(LAYER, record.header)
+        data = record.data
+        for i in range(0, len(data), MAX_PAYLOAD):
+            link.request(DATA, data[i:i + MAX_PAYLOAD])
+    return struct.unpack(MODEL_ID_FMT, link.request(END))[0]
