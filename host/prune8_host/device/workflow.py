@@ -1,4 +1,4 @@
-"""The operations on a board that commands and the study share: push a model, prune it
+"""The operations on a board that the commands and the studies share: push a model, prune it
 there, pull its masks, verify them against the twin, calibrate and evaluate int8
 inference there. Each takes an open BoardSession.
 """

@@ -1,2 +1,3 @@
-"""Files: model files, masks files, packed (sparse) models, golden vectors, the board's
-store records, and .npy / .npz input and output."""
+"""Files: models (.tflite, .npz, .npy) that remember their source, masks files, packed
+(sparse) models, the board's store records, the example model, and .npy / .npz input
+and output."""

@@ -8,7 +8,7 @@ columns NAME.calib). What is left is an ordinary dense model, smaller.
 
 `zero_rows` is the masked model it stands for: the same rows of L zeroed together with
 their biases, and L+1's matching columns zeroed (make eval's structured pruning,
-`study.evaluate.apply_keep`, makes exactly this model). Under TFLM's int8 arithmetic
+`prune8_eval.evaluate.apply_keep`, makes exactly this model). Under TFLM's int8 arithmetic
 (`prune8_host.twin.dense`) both give the same int8 outputs for every input, for two reasons,
 each enough on its own (the rules: docs/spec.md §10; why: docs/spec-decisions.md,
 "Shrinking"):
