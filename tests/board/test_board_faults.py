@@ -85,7 +85,9 @@ def test_test_board_reports_a_reset_mid_run(fresh_vboard):
     proc = subprocess.Popen([sys.executable, "-m", "prune8_host.cli", "test-board", "--port",
                              vb.port, "--quiet"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    threading.Timer(8.0, vb.hard_reset).start()
+    reset = threading.Timer(8.0, vb.hard_reset)
+    reset.start()
     out, err = proc.communicate(timeout=300)
+    reset.join()  # the board is back up before the fixture powers it off
     assert proc.returncode != 0
     assert "reset" in out + err and "Traceback" not in err
