@@ -11,7 +11,10 @@
 The rules are docs/spec.md's; prune8_host.twin computes the same integers on the host.
 """
 
-from . import kernels as _kernels
+# What `import prune8` loads is the Pruner and what it needs (docs/heap.md: on an ESP32
+# the modules' code lives on the same ~100 KB heap as the buffers); the rest of the
+# package (the link, the store, streaming, inference, the viper kernels) is imported by
+# whatever uses it.
 from .bp import to_bp
 from .errors import (
     CapacityError,
@@ -34,17 +37,17 @@ from .schedule import sparsity_at
 
 __version__ = "0.3.0"  # the one place the version is written (pyproject.toml, manifest.py read it)
 
-# Which kernels run the hot loops: 'viper' where this port runs prune8.viper, else
-# 'python' (prune8.kernels, docs/kernels.md).
-KERNELS = _kernels.use(_kernels.available()[-1])
+
+# Which kernels run the hot loops: 'python' (prune8.kernels, docs/kernels.md) until the
+# first Pruner() loads prune8.viper where this port runs it; then 'viper'.
+KERNELS = "python"
 
 
 def use_kernels(name):
     """Run the 'python' (portable) or the 'viper' kernels from now on; returns the name.
     Both give the same scores, thresholds, masks, outputs and errors."""
-    global KERNELS
-    KERNELS = _kernels.use(name)
-    return KERNELS
+    from . import kernels
+    return kernels.use(name)
 
 __all__ = ["MAX_UNITS", "MAX_WEIGHTS", "to_bp", "CapacityError", "DtypeError",
            "EmptyInputError", "LengthMismatchError", "MinKeepError", "MinScoreError",

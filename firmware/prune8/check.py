@@ -5,7 +5,6 @@
 from array import array
 
 from . import errors
-from .protocol import TIES
 
 SELECTIONS = ("auto", "bubble", "select")  # threshold selection algorithms (mask(method=))
 
@@ -20,6 +19,7 @@ def tie(name):
         return False
     if name == "strict":
         return True
+    from .protocol import TIES  # the names' table, loaded only to say what is allowed
     raise errors.option("tie", name, TIES)
 
 

@@ -1,56 +1,111 @@
 # Which kernels run the hot loops (docs/kernels.md; docs/spec.md §12): the portable Python
 # ones, written in scores.py, select.py, mask.py, patterns.py, tiles.py and dense.py, or
-# their @micropython.viper twins in viper.py, which give the same results. Chosen at
-# import: viper where the port compiles or loads it (the native emitter: stock ESP32
-# firmware), the portable ones elsewhere (the WebAssembly VM, CPython). Each kernel is
+# their @micropython.viper twins in viper.py, which give the same results. Each kernel is
 # looked up as a module attribute when it is called, so setting those attributes is the
 # switch.
+#
+# Nothing here loads a module that was not asked for (docs/heap.md): a kernel module
+# registers itself with bind() as it is imported and gets the kernels chosen so far;
+# the choice is made at the first Pruner() (or use_kernels()), where
+# viper.py is loaded if this port runs it (the native emitter: stock ESP32 firmware)
+# and the portable kernels are kept elsewhere (the WebAssembly VM, CPython).
 #
 #   prune8.KERNELS               'viper' or 'python': what runs now
 #   prune8.use_kernels('python') the portable kernels (or 'viper', where available)
 
-from . import dense, errors, mask, patterns, scores, select, tiles
+import sys
+
+from . import errors
 
 # module -> the names of its kernels that viper.py has too
-TABLE = (
-    (scores, ("magnitude", "l2", "gradient", "add_l1", "row_l1", "col_l1", "mincut_tile",
-              "random", "scaled_tile", "wanda_norms", "wanda_tile", "add_squares", "block_l1",
-              "add_blocks")),
-    (select, ("radix", "radix_count", "bubble", "count_below")),
-    (mask, ("fill_bits", "apply_bits", "popcount")),
-    (patterns, ("nm_bits",)),
-    (tiles, ("zero_tile",)),
-    (dense, ("dot", "dense_acc", "requantize_rows")),
-)
+TABLE = {
+    "prune8.scores": ("magnitude", "l2", "gradient", "add_l1", "row_l1", "col_l1",
+                      "mincut_tile", "random", "scaled_tile", "wanda_norms", "wanda_tile",
+                      "add_squares", "block_l1", "add_blocks"),
+    "prune8.select": ("radix", "radix_count", "bubble", "count_below"),
+    "prune8.mask": ("fill_bits", "apply_bits", "popcount"),
+    "prune8.patterns": ("nm_bits",),
+    "prune8.tiles": ("zero_tile",),
+    "prune8.dense": ("dot", "dense_acc", "requantize_rows"),
+}
 NAMES = ("python", "viper")
 # prune8.viper while its kernels run, else None: prune8.sparse takes a held payload's row
 # sums from its *_sums kernels then (looked up here, so importing prune8 does not load
 # prune8.sparse)
 VIPER = None
 
-_portable = [(mod, name, getattr(mod, name)) for mod, names in TABLE for name in names]
+_chosen = None     # 'python' or 'viper' once chosen
+_viper = None      # the viper module, once loaded
+_tried = False     # whether loading it was tried
+_portable = {}     # module name -> its portable kernels, in TABLE's order
 
-try:
-    from . import viper as _viper
-except (ImportError, SyntaxError, ValueError, NotImplementedError, MemoryError):
-    # no micropython module (CPython), no native emitter (SyntaxError: the WebAssembly
-    # VM), a .mpy of another arch (ValueError), no room to compile it
-    _viper = None
+
+def bind(name):
+    """Register the kernel module `name` (its last statement): keep its portable kernels,
+    and give it the viper ones if they were chosen before it was imported."""
+    if name not in TABLE:  # a copy loaded under another name (a test's instrumented one)
+        return
+    mod = sys.modules[name]
+    _portable[name] = tuple(getattr(mod, k) for k in TABLE[name])
+    if _chosen == "viper":
+        _set(name, mod)
+
+
+def _set(name, mod):
+    fns = _portable[name]
+    for i, k in enumerate(TABLE[name]):
+        setattr(mod, k, getattr(_viper, k) if _chosen == "viper" else fns[i])
+
+
+def _load():
+    """prune8.viper, or None where this port cannot run it. A one-line probe comes first:
+    compiling the 19 KB source only to fail would cost a port without the native emitter
+    (the WebAssembly VM) more heap than the Pruner."""
+    global _viper, _tried
+    if not _tried:
+        _tried = True
+        try:
+            import micropython
+            exec("@micropython.viper\ndef _probe():\n pass", {"micropython": micropython})
+            __import__("prune8.viper")
+            _viper = sys.modules["prune8.viper"]
+        except (ImportError, SyntaxError, ValueError, NotImplementedError, MemoryError):
+            # no micropython module (CPython), no native emitter (SyntaxError: the
+            # WebAssembly VM), a .mpy of another arch (ValueError), no room to compile it
+            _viper = None
+    return _viper
 
 
 def available():
     """The kernel sets this port can run."""
-    return NAMES if _viper is not None else NAMES[:1]
+    return NAMES if _load() is not None else NAMES[:1]
+
+
+def chosen():
+    """The kernel set in use: chosen at the first call, viper where this port runs it."""
+    if _chosen is None:
+        use(available()[-1])
+    return _chosen
 
 
 def use(name):
     """Run `name`'s kernels from now on; returns the name."""
     if name not in NAMES:
         raise errors.kernels_name(name, NAMES)
-    if name == "viper" and _viper is None:
+    if name == "viper" and _load() is None:
         raise errors.no_viper()
-    global VIPER
-    for mod, attr, fn in _portable:
-        setattr(mod, attr, getattr(_viper, attr) if name == "viper" else fn)
+    global _chosen, VIPER
+    _chosen = name
+    for mod_name in _portable:
+        _set(mod_name, sys.modules[mod_name])
     VIPER = _viper if name == "viper" else None
+    sys.modules["prune8"].KERNELS = name
     return name
+
+
+def portable():
+    """{kernel name: its portable function} for every kernel (imports every kernel
+    module: for tests that compare the two sets)."""
+    for mod_name in TABLE:
+        __import__(mod_name)
+    return {k: fns[i] for name, fns in _portable.items() for i, k in enumerate(TABLE[name])}

@@ -9,7 +9,7 @@
 from array import array
 
 from . import bp as _bp
-from . import check, errors, scores
+from . import check, errors, kernels, scores
 from . import select as _select
 from .mask import Mask
 from .patterns import nm_fill
@@ -37,26 +37,31 @@ class Pruner:
             raise errors.bad_capacity(max_weights, max_units)
         self.max_weights = max_weights
         self.max_units = max_units
-        self.scores = array("h", bytes(2 * max_weights))   # weight scores, int16
-        # row / column / block scores, int32: blocks of >= 4 weights always fit
+        # Built from one zeroed bytes object, element by element: array(code, bytes(k))
+        # would leave a second copy of every buffer behind as garbage (docs/heap.md).
         self.max_blocks = max_units if max_units > max_weights // 4 else max_weights // 4
-        self.units = array("i", bytes(4 * self.max_blocks))
-        self._row_flow = array("i", bytes(4 * max_units))
-        self._col_flow = array("i", bytes(4 * max_units))
-        self._scratch = array("h", bytes(2 * max_weights))  # bubble sort's copy
-        self._uscratch = array("i", bytes(4 * self.max_blocks))
-        self._sumsq = array("i", bytes(4 * max_units))      # Wanda: per-column sums of x*x
-        self._norms = array("i", bytes(4 * max_units))
-        self._mults = array("i", bytes(4 * max_units))      # scaled(): its multipliers
+        z = max_weights if max_weights > self.max_blocks else self.max_blocks
+        z = memoryview(bytes(z if z > 256 else 256))
+        self.scores = array("h", z[:max_weights])         # weight scores, int16
+        # row / column / block scores, int32: blocks of >= 4 weights always fit
+        self.units = array("i", z[:self.max_blocks])
+        self._row_flow = array("i", z[:max_units])
+        self._col_flow = array("i", z[:max_units])
+        self._scratch = array("h", z[:max_weights])       # bubble sort's copy
+        self._uscratch = array("i", z[:self.max_blocks])
+        self._sumsq = array("i", z[:max_units])           # Wanda: per-column sums of x*x
+        self._norms = array("i", z[:max_units])
+        self._mults = array("i", z[:max_units])           # scaled(): its multipliers
         self._sumsq_cols = 0
-        self._hist = array("i", bytes(4 * 256))             # radix select counts
-        self._row_t = array("i", bytes(4 * max_units))      # channel_mask: per-row cut
-        self._row_ties = array("i", bytes(4 * max_units))
+        self._hist = array("i", z[:256])                  # radix select counts
+        self._row_t = array("i", z[:max_units])           # channel_mask: per-row cut
+        self._row_ties = array("i", z[:max_units])
         self._t = 0                                         # _cut's result
         self._ties = 0
         self._mask = Mask(0, max_weights if max_weights > max_units else max_units)
         self.n = 0
         self._kind = _NONE
+        kernels.chosen()  # viper where this port runs it, loaded now (prune8.kernels)
 
     def __repr__(self):
         kind = ("none", "weight", "unit")[self._kind]  # unit: rows, columns or blocks

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from . import __version__, store
+from . import __version__, kernels, store
 from . import mask as _mask
 from .errors import StoreError
 from .profile import MAX_UNITS, MAX_WEIGHTS, NAME
@@ -23,7 +23,7 @@ def info():
     out = {"prune8": __version__, "board": NAME, "max_weights": MAX_WEIGHTS,
            "max_units": MAX_UNITS, "micropython": list(impl.version[:3]),
            "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
-           "kernels": sys.modules["prune8"].KERNELS}
+           "kernels": kernels.chosen()}  # what a Pruner made now runs
     try:
         st = os.statvfs("/")  # block size, fragment size, blocks, free blocks, ...
         out["fs_total"] = st[1] * st[2]

@@ -40,7 +40,7 @@ def test_the_on_board_suite_passes_on_the_unix_port(unix, script, kernels):
 def test_the_unix_port_chooses_viper_and_can_be_told_otherwise(unix):
     port, _, _ = unix
     port.heap_bytes = 400_000
-    out = port.run("import prune8\nprint(prune8.KERNELS)\n"
+    out = port.run("import prune8\nprune8.Pruner()\nprint(prune8.KERNELS)\n"
                    "print(prune8.use_kernels('python'), prune8.KERNELS)")
     assert out.split() == ["viper", "python", "python"]
 

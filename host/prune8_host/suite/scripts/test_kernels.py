@@ -13,9 +13,7 @@ if "viper" not in kernels.available():
           "kernels only: %s)" % prune8.KERNELS)
 else:
     from prune8 import viper
-    PORTABLE = {}
-    for mod, name, fn in kernels._portable:
-        PORTABLE[name] = fn
+    PORTABLE = kernels.portable()
 
     N = 4096
     seed = [99]
