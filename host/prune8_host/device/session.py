@@ -107,6 +107,18 @@ class BoardSession:
                 f"no MicroPython REPL answered on {self.port} within {self.timeout:g} s{hint}: "
                 f"is MicroPython flashed (prune8 flash) and is this the right --port?") from None
 
+    def soft_reset(self, timeout: float = 30.0) -> None:
+        """Ctrl-D at the raw REPL: a fresh interpreter and heap, as after boot (boot.py
+        runs again, no module is loaded). A board that says nothing for `timeout` s
+        is reported as gone."""
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                self.transport.enter_raw_repl(soft_reset=True, timeout_overall=timeout)
+        except TransportError as e:
+            raise BoardUnavailable(f"the board on {self.port} did not come back from a soft "
+                                   f"reset within {timeout:g} s ({e})") from None
+
     def _check_micropython(self) -> None:
         text = self.exec("import sys;print(sys.implementation.name,"
                          "tuple(sys.implementation.version[:3]))")

@@ -78,7 +78,9 @@ def script_code(script: Path, args: dict) -> str:
 
 def run_suite(session: BoardSession, script: Path, args: dict,
               timeout: float = 600) -> list[CaseResult]:
-    """Run one suite script; a crash becomes a failed case naming the error."""
+    """Run one suite script on a freshly soft-reset board (its heap figures count from
+    boot, docs/heap.md); a crash becomes a failed case naming the error."""
+    session.soft_reset()
     return run_script(lambda code: session.exec(code, timeout=timeout), script, args)
 
 

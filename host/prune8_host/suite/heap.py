@@ -1,0 +1,211 @@
+"""The firmware's heap, counted from boot (docs/heap.md).
+
+On an ESP32 the MicroPython heap is about 112 KB and the `.mpy` modules loaded from
+the filesystem live on it, so every figure here is the total `gc.mem_alloc()` from a
+fresh boot, module code included, never a delta on top of the imports.
+
+Two MicroPythons measure it, and neither is an ESP32:
+- the 32-bit WebAssembly VM behind the virtual board collects garbage only between
+  commands (its gc.collect() inside a command does nothing), so a job run as one
+  command reports everything it allocated, garbage included: an upper bound of what
+  a real board holds at its peak;
+- the 64-bit unix port collects like a board and honours `-X heapsize=`, so running a
+  job there with the budget as its whole heap is a hard check, and a pessimistic one
+  (its objects and pointers are twice the size).
+
+JOBS are the jobs the budget is set for; `vm_totals` and `unix_need` measure them,
+`module_sizes` what each firmware module keeps resident on the VM, `buffer_sizes` what
+a Pruner holds at a profile's capacity.
+"""
+
+from __future__ import annotations
+
+import ast
+from array import array
+from pathlib import Path
+
+import prune8
+
+FIRMWARE = Path(prune8.__file__).resolve().parent  # the firmware's sources, as installed
+
+README_EXAMPLE = """\
+import prune8
+p = prune8.Pruner()
+w = bytearray([1, 254, 50, 196, 3, 252, 70, 5])
+p.magnitude(w)
+m = p.mask(0.5)
+p.apply(w, m)
+print(m, p.stats(m))
+"""
+
+FULL_CAPACITY = """\
+import prune8
+p = prune8.Pruner()
+N = p.max_weights
+COLS = p.max_units if p.max_units * p.max_units <= N else N // p.max_units
+ROWS = N // COLS
+w = bytearray(ROWS * COLS)
+for i in range(len(w)):
+    w[i] = (i * 131 + 7) & 255
+a = bytearray(COLS)
+p.magnitude(w)
+p.mask(sparsity_bp=5000)
+p.mincut(w, ROWS, COLS)
+p.mask(sparsity_bp=5000)
+p.gradient(w, a, COLS)
+p.mask(sparsity_bp=5000)
+p.rows(w, ROWS, COLS)
+p.mask(sparsity_bp=5000, method="bubble")
+p.cols(w, ROWS, COLS)
+p.mask(sparsity_bp=5000, method="bubble")
+p.magnitude(w)
+p.apply(w, p.mask(sparsity_bp=5000))
+p.prune_rows(w, ROWS, COLS, sparsity_bp=5000)
+"""
+
+# name -> (code, target on the 32-bit VM in bytes from boot: issue "Fits a real ESP32")
+JOBS = {
+    "boot (the measuring code alone)": ("", None),
+    "import prune8": ("import prune8\n", None),
+    "import prune8; prune8.Pruner()": ("import prune8\np = prune8.Pruner()\n", 48_000),
+    "the README's REPL example": (README_EXAMPLE, 52_000),
+    "full capacity (every scorer, apply, prune_rows)": (FULL_CAPACITY, 64_000),
+}
+
+# Appended to a job: the total from boot. On the VM nothing is collected inside a
+# command, so this is everything the job allocated; on the unix port, what it keeps.
+_TOTAL = "\nimport gc\ngc.collect()\nprint('TOTAL', gc.mem_alloc())\n"
+
+
+def _total(out: str) -> int:
+    return int(out.split("TOTAL")[-1].split()[0])
+
+
+def _settled(session) -> int:
+    """Bytes allocated, read until two readings agree: the VM collects between
+    commands, and what the last command left may take one more to go."""
+    last = _total(session.exec(_TOTAL))
+    for _ in range(4):
+        now = _total(session.exec(_TOTAL))
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def vm_totals(session, jobs: dict = JOBS) -> dict[str, int]:
+    """Each job as one command on a freshly soft-reset board: bytes from boot."""
+    totals = {}
+    for name, (code, _) in jobs.items():
+        session.soft_reset()
+        totals[name] = _total(session.exec(code + _TOTAL))
+    return totals
+
+
+def unix_need(port, code: str, hi: int = 400_000, step: int = 512) -> int:
+    """The smallest -X heapsize (to `step` bytes) in which `code` runs on the unix port."""
+    from prune8_host.errors import BoardExecError
+
+    def runs(heap: int) -> bool:
+        port.heap_bytes = heap
+        try:
+            port.run(code + _TOTAL)
+            return True
+        except BoardExecError:
+            return False
+
+    lo = step
+    if not runs(hi):
+        raise ValueError(f"the job does not run in a heap of {hi} bytes")
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        if runs(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def module_imports(path: Path) -> list[str]:
+    """The prune8 modules `path` imports when it is loaded (top-level imports only)."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.append(node.module)
+            else:
+                found += [a.name for a in node.names]
+    return found
+
+
+def load_order(root: Path = FIRMWARE) -> list[str]:
+    """Every firmware module but the package and viper, each after what it imports."""
+    names = sorted(p.stem for p in root.glob("*.py") if p.stem not in ("__init__", "viper"))
+    done: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done or name not in names:
+            return
+        for dep in module_imports(root / f"{name}.py"):
+            visit(dep)
+        done.append(name)
+
+    for name in names:
+        visit(name)
+    return done
+
+
+def module_sizes(session, init_path: str) -> dict[str, int]:
+    """Bytes each firmware module keeps on the VM's heap, collected. The package's
+    __init__ (init_path: the deployed file) is replaced by an empty one meanwhile, so
+    each module is imported alone, after what it imports; a module that needs the
+    package's own names (status: __version__) is measured last, with it restored."""
+    from prune8_host.errors import BoardExecError
+
+    sizes, later = {}, []
+    session.exec(f"import os\nos.rename({init_path!r}, {init_path + '.off'!r})\n"
+                 f"f = open('/prune8/__init__.py', 'w')\nf.close()")
+    try:
+        session.soft_reset()
+        session.exec("import gc\nimport prune8\n")
+        before = _settled(session)
+        for name in load_order():
+            try:
+                session.exec(f"import prune8.{name}\n")
+            except BoardExecError:
+                later.append(name)
+                continue
+            now = _settled(session)
+            sizes[name] = now - before
+            before = now
+    finally:
+        session.exec(f"import os\nos.remove('/prune8/__init__.py')\n"
+                     f"os.rename({init_path + '.off'!r}, {init_path!r})")
+        session.soft_reset()
+    if later:
+        session.exec("import gc\nimport prune8\n" + "".join(f"import prune8.{n}\n"
+                                                           for n in sizes))
+        before = _settled(session)
+        for name in later:
+            session.exec(f"import prune8.{name}\n")
+            now = _settled(session)
+            sizes[name] = now - before
+            before = now
+        session.soft_reset()
+    return sizes
+
+
+def buffer_sizes(max_weights: int, max_units: int) -> dict[str, int]:
+    """The data bytes of each buffer a Pruner of this capacity allocates (CPython runs
+    the firmware's own Pruner; an array's item size is the same on the board)."""
+    p = prune8.Pruner(max_weights, max_units)
+    sizes = {}
+    for name, value in sorted(vars(p).items()):
+        if isinstance(value, array):
+            sizes[name] = len(value) * value.itemsize
+    mask = p._mask
+    for name, value in sorted(vars(mask).items()):
+        if isinstance(value, (bytearray, array)):
+            item = value.itemsize if isinstance(value, array) else 1
+            sizes[f"_mask.{name}"] = len(value) * item
+    return sizes
