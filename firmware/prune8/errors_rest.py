@@ -5,7 +5,7 @@
 # (docs/heap.md). Same rules as errors.py: each builder returns an exception instance,
 # and the twin raises the same classes with the same text (docs/spec.md §6.1).
 
-from .errors import (
+from .error_types import (
     MAX_SMALL,
     MAX_UNITS_LIMIT,
     DtypeError,
