@@ -1,5 +1,6 @@
-# The classes of every prune8 error and the limits their messages name: shared by
-# errors.py (which re-exports them all) and errors_rest.py, so neither imports the other.
+# The classes of every prune8 error and the limits their messages name: errors.py
+# re-exports them all, and the builders (errors_pruner.py, errors_rest.py) import them
+# from here, so no module of the table imports another that imports it back.
 
 # Largest integer argument accepted where a threshold is compared against scores:
 # a MicroPython small int (31-bit signed), so comparisons never build a big int.

@@ -12,13 +12,15 @@ def test_import_prune8_loads_the_pruner_and_nothing_of_the_link_store_or_inferen
     assert "prune8.pruner" in out and "prune8.errors" in out
     for lazy in ("prune8.link", "prune8.receiver", "prune8.store", "prune8.stream",
                  "prune8.dense", "prune8.infer", "prune8.viper", "prune8.errors_rest",
+                 "prune8.errors_pruner",
                  "prune8.protocol", "prune8.tiles"):
         assert lazy not in out
 
 
 def test_lazy_names_load_on_first_use():
     code = ("import prune8\nfrom prune8 import status\n"
-            "print(prune8.KERNELS, status.__name__, prune8.errors.quant_relu.__module__)")
+            "print(prune8.KERNELS, status.__name__, prune8.errors.quant_relu.__module__,"
+            " prune8.errors.min_keep.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["python", "prune8.status", "prune8.errors_rest"]
+    assert out == ["python", "prune8.status", "prune8.errors_rest", "prune8.errors_pruner"]
