@@ -12,7 +12,6 @@ from . import errors, scorers, store
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
 from .protocol import BIAS, CRC, MASKS_PATH, MODEL_ID_FMT, MODEL_MAGIC, MODEL_PATH, PRUNED_PATH
-from .receiver import oserror_text
 from .tiles import ROW, TiledMask, read_into
 
 
@@ -103,6 +102,6 @@ def apply(path=PRUNED_PATH):
         print(json.dumps({"ok": True, "path": path, "model_id": new_id,
                           "layers": [i.name for i in index]}))
     except OSError as e:
-        print(json.dumps({"ok": False, "error": oserror_text(e, "saving the pruned model")}))
+        print(json.dumps({"ok": False, "error": store.oserror_text(e, "saving the pruned model")}))
     except Exception as e:
         print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}))

@@ -15,7 +15,6 @@ from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import MASKS_MAGIC, MASKS_PATH, SCOPES, SCORERS
 from .pruner import Pruner
-from .receiver import oserror_text
 from .schedule import MAX_STEPS, sparsity_at
 from .stream import LayerStream
 from .tiles import BLOCK, WEIGHT, TiledMask
@@ -103,13 +102,13 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                  seed=0, block=None, nm=None, steps=0, scope="layer", tile=None):
     """prune(), returning its report: {"ok": True, "model_id", "layers": [each layer's
     mask counts and whether it was streamed from flash], "heap_peak": the most allocated
-    after a collection at the end of each pass, less what was allocated before}; or
+    after a collection at the end of each pass, counted from boot (docs/heap.md)}; or
     {"ok": False, "error", "type"}.
 
     tile: stream every layer in tiles of this many weights (default: only the layers
     too big for the Pruner, in tiles of its capacity)."""
     gc.collect()
-    base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    top = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     try:
         if method not in SCORERS:
             raise errors.option("method", method, SCORERS)
@@ -137,7 +136,6 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
                 "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
         report = []
-        top = base
         with store.Replacing(MASKS_PATH) as f:
             store.write_header(f, MASKS_MAGIC, mid, len(kept) + len(chosen))
             for m in kept:
@@ -175,8 +173,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     top = peak
                 report.append({"layer": info.name, "n": minfo.n, "pruned": pruned,
                                "streamed": streamed})
-        return {"ok": True, "model_id": mid, "layers": report, "heap_peak": top - base}
+        return {"ok": True, "model_id": mid, "layers": report, "heap_peak": top}
     except OSError as e:
-        return {"ok": False, "error": oserror_text(e, "saving the masks")}
+        return {"ok": False, "error": store.oserror_text(e, "saving the masks")}
     except Exception as e:
         return {"ok": False, "error": str(e), "type": type(e).__name__}

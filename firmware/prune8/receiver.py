@@ -6,6 +6,7 @@
 from . import errors
 from .link import Link
 from .protocol import ABORT, REPLY
+from .store import oserror_text
 
 try:
     import micropython
@@ -18,13 +19,6 @@ INTERRUPT_CHAR = 3  # MicroPython's default Ctrl-C; restored when a receiver ret
 def kbd_intr(ch):
     if micropython is not None and hasattr(micropython, "kbd_intr"):
         micropython.kbd_intr(ch)
-
-
-def oserror_text(e, doing):
-    code = e.args[0] if e.args else 0
-    if code == 28:  # ENOSPC
-        return "board filesystem is full while %s (ENOSPC): the previous version is kept" % doing
-    return "board error while %s: %r" % (doing, e)
 
 
 def error_text(e, doing):

@@ -38,6 +38,14 @@ _MASK_SIZE = struct.calcsize(MASK_RECORD)
 _HEAD_SIZE = struct.calcsize(STORE_HEAD)
 
 
+# The one line a failed write of the store becomes (the receivers, prune, apply).
+def oserror_text(e, doing):
+    code = e.args[0] if e.args else 0
+    if code == 28:  # ENOSPC
+        return "board filesystem is full while %s (ENOSPC): the previous version is kept" % doing
+    return "board error while %s: %r" % (doing, e)
+
+
 def exists(path):
     try:
         os.stat(path)

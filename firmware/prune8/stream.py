@@ -19,7 +19,6 @@ import gc
 
 from . import bp as _bp
 from . import check, errors, scorers, scores, store
-from .gradual import gradual
 from .mask_writer import BitWriter, n_of_m, one_shot
 from .protocol import MASK_STEP_PATH, MODEL_PATH, RUNNING_PATH, SCORES_PATH, WORK_PATH
 from .score_file import ScoreFile
@@ -126,6 +125,7 @@ class LayerStream:
             if not opts["steps"]:
                 one_shot(self, opts["bp"], out)
                 return self.bits.pruned
+            from .gradual import gradual  # steps > 0 only: loaded when asked for
             return gradual(self, out)
         finally:
             if self.weights is not self.model:

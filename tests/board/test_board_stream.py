@@ -15,7 +15,7 @@ import pytest
 from prune8_host.boards import load_board
 from prune8_host.device import calls
 from prune8_host.device.session import BoardSession
-from prune8_host.device.workflow import pull, push
+from prune8_host.device.workflow import prune, pull, push
 from prune8_host.files.model import Model
 from prune8_host.twin.layer import Layer, PruneOptions
 from prune8_host.twin.reference import layer_mask
@@ -101,9 +101,9 @@ def test_masks_streamed_in_awkward_tiles_on_micropython_equal_the_twins(port):
 
 
 def test_peak_heap_does_not_grow_with_the_layer(port):
-    """16,000 and 65,536 weights streamed, against 2,048 pruned in RAM: the peak heap
-    differs by little more than the O(rows + cols) arrays (the virtual board's
-    conservative collector counts some garbage too), and stays within the budget."""
+    """16,000 and 65,536 weights streamed, against 2,048 pruned in RAM: the peak heap,
+    counted from boot, differs by little more than the O(rows + cols) arrays (the
+    virtual board's collector counts some garbage too), and stays within the budget."""
     budget = load_board("esp32").heap_bytes
     rng = np.random.default_rng(2)
     peaks = {}
@@ -111,7 +111,7 @@ def test_peak_heap_does_not_grow_with_the_layer(port):
         for rows, cols in [(32, 64), (4, 4000), (256, 256)]:
             w = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
             push(s, Model({"w": Layer("w", w)}), quiet=True)
-            result = s.call_json(calls.prune(PruneOptions("magnitude", sparsity_bp=5000)))
+            result = prune(s, PruneOptions("magnitude", sparsity_bp=5000))  # from boot
             assert result["ok"] and result["layers"][0]["streamed"] == (rows * cols > 2048)
             peaks[rows * cols] = result["heap_peak"]
     assert max(peaks.values()) <= budget, peaks

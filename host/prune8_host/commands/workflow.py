@@ -166,8 +166,14 @@ def heap_line(result: dict, profile) -> str:
     peak = result.get("heap_peak")
     if peak is None:  # firmware older than the streaming prune
         return where
-    return (f"board heap while pruning: peak {peak:,} bytes (the {profile.name} budget is "
-            f"{profile.heap_bytes:,}); {where}")
+    line = (f"board heap while pruning: peak {peak:,} bytes from boot (the {profile.name} "
+            f"budget is {profile.heap_bytes:,}); {where}")
+    if peak > profile.heap_bytes:
+        line += (f"\nwarning: the prune took {peak - profile.heap_bytes:,} bytes more than "
+                 f"the {profile.name} budget, counted from boot: a board with that heap may "
+                 f"raise MemoryError (a virtual board's figure is an upper bound: "
+                 f"docs/heap.md)")
+    return line
 
 
 def run_pull(args) -> int:

@@ -22,6 +22,9 @@ def evaluate(with_masks: bool, packed: bool) -> str:
     return f"from prune8 import infer;infer.evaluate({with_masks!r},{packed!r})"
 
 
+PRUNE_IMPORT = "from prune8 import prune_model"
+
+
 def prune(options: PruneOptions, layers: list[str] | None = None,
           tile: int | None = None) -> str:
     """prune_model.prune(...) with these options, by the names it takes, for every layer or
@@ -31,4 +34,4 @@ def prune(options: PruneOptions, layers: list[str] | None = None,
     if tile:
         kwargs["tile"] = tile
     args = ",".join(f"{k}={v!r}" for k, v in kwargs.items())
-    return f"from prune8 import prune_model;prune_model.prune({args})"
+    return f"{PRUNE_IMPORT};prune_model.prune({args})"

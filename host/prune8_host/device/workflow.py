@@ -56,9 +56,15 @@ def push(session: BoardSession, model: Model, only: list[str] | None = None,
 
 def prune(session: BoardSession, options: PruneOptions,
           layers: list[str] | None = None) -> dict:
-    """Prune the stored model on the board (every layer, or those in `layers`)."""
-    result = session.call_json(calls.prune(options, layers),
-                               timeout=prune_timeout(session, options))
+    """Prune the stored model on the board (every layer, or those in `layers`), from a
+    soft reset: the prune then has the heap a board has after boot (what the push or
+    the listing loaded is gone), and the peak it reports counts from boot."""
+    timeout = prune_timeout(session, options)
+    session.soft_reset()
+    # The import as a command of its own: a real board collects the loader's garbage
+    # anyway, the virtual board only between commands (docs/heap.md)
+    session.exec(calls.PRUNE_IMPORT)
+    result = session.call_json(calls.prune(options, layers), timeout=timeout)
     if not result.get("ok"):
         raise BoardError(result.get("error", "the board could not prune"))
     result["sparsity_bp"] = options.sparsity_bp
