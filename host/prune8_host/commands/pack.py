@@ -13,6 +13,7 @@ from prune8_host.errors import ModelError
 from prune8_host.files import packed as packed_files
 from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model, save_model
+from prune8_host.files.output import PACKED_SUFFIX, check_output, check_suffix
 from prune8_host.files.records import quant_params
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import masked_model
@@ -32,7 +33,8 @@ def register(sub) -> None:
     p.add_argument("masks", metavar="MASKS", nargs="?",
                    help="masks file (default: pack MODEL's zeros as they are)")
     p.add_argument("-o", "--out", metavar="OUT",
-                   help="packed model to write (default: only report the sizes)")
+                   help="packed model to write, OUT.p8s: prune8's own container, run by "
+                        "prune8 on a board, not by TFLM (default: only report the sizes)")
     p.add_argument("--push", action="store_true",
                    help="also store it on the board as /prune8/packed.bin (prune8 eval "
                         "--packed runs it from there)")
@@ -50,6 +52,9 @@ def register(sub) -> None:
 def run_pack(args) -> int:
     model = load_model(args.model)
     masks = {m.name: m for m in load_masks(args.masks)} if args.masks else {}
+    if args.out:  # a packed model runs only on prune8: never under a .tflite or .npz name
+        check_suffix(args.out, PACKED_SUFFIX)
+        check_output(args.out, args.model, args.masks)
     missing = [n for n in masks if n not in model]
     if missing:
         raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which {args.model} "
@@ -92,6 +97,8 @@ def run_pack(args) -> int:
 
 
 def run_unpack(args) -> int:
+    check_suffix(args.out, ".npz")  # the layers as an .npz: never a .tflite again
+    check_output(args.out, args.packed)
     packed = packed_files.read_packed(args.packed)
     save_model(args.out, {n: Layer(n, packed_files.decode(p)) for n, p in packed.items()})
     print(f"unpacked {len(packed)} layer(s) -> {args.out}")

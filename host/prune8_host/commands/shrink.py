@@ -6,6 +6,7 @@ import json
 
 from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model, save_model
+from prune8_host.files.output import check_output, check_suffix
 from prune8_host.twin.shrink import shrink
 
 
@@ -21,12 +22,16 @@ def register(sub) -> None:
                                    "but the last.")
     p.add_argument("model", metavar="MODEL", help="the model the masks were made for (.npz)")
     p.add_argument("masks", metavar="MASKS", help="row masks (.npz from 'prune8 mask')")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="smaller model to write")
+    p.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="smaller model to write, an .npz (a .tflite name is refused)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    # a shrunk model has other shapes than its .tflite: only the .npz can hold it
+    check_suffix(args.out, ".npz")
+    check_output(args.out, args.model, args.masks)
     model = load_model(args.model)
     small = shrink(model, load_masks(args.masks))
     save_model(args.out, small)

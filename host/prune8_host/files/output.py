@@ -49,8 +49,11 @@ def check_output(out: str | os.PathLike, *inputs) -> None:
         raise UsageError(f"{out}: no directory {target.parent} to write it in")
 
 
-# The extensions of the formats prune8 writes, with how a message names each.
-FORMAT_SUFFIXES = {".npz": "an .npz", ".npy": "an .npy", ".tflite": "a .tflite"}
+# The extensions of the formats prune8 writes, with how a message names each. A packed
+# model (prune8 pack, docs/sparse.md) is prune8's own container, named after its magic.
+PACKED_SUFFIX = ".p8s"
+FORMAT_SUFFIXES = {".npz": "an .npz", ".npy": "an .npy", ".tflite": "a .tflite",
+                   PACKED_SUFFIX: "a prune8 packed model (.p8s)"}
 
 
 def check_suffix(path: str | os.PathLike, suffix: str) -> None:

@@ -40,7 +40,7 @@ from prune8_host.twin.bits import popcount
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.mask import mask_from_keep, mask_to_keep
 
-from .output import write_output
+from .output import PACKED_SUFFIX, check_suffix, write_output
 from .records import QuantParams
 
 FORMATS = PACKED_FORMATS
@@ -235,7 +235,9 @@ def packed_bytes(layers: dict[str, Packed]) -> bytes:
 
 
 def write_packed(path, layers: dict[str, Packed]) -> int:
-    """Write a packed model (docs/sparse.md); returns the file size."""
+    """Write a packed model (docs/sparse.md); returns the file size. A name that says
+    another format (x.tflite, x.npz) is refused: a packed model runs only on prune8."""
+    check_suffix(path, PACKED_SUFFIX)
     return write_output(path, packed_bytes(layers))
 
 
