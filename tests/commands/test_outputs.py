@@ -4,8 +4,7 @@ and eval and apply say how far a prune moved a model's outputs."""
 
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import pytest
 
 from prune8_host.cli import main
@@ -61,3 +60,30 @@ def test_pack_writes_its_container_only_under_its_own_name(tmp_path, capsys, nam
     refused(capsys, tmp_path, out, "pack", FC, masks, "-o", out, says="p.p8s")
     code, stdout, _ = run(capsys, "pack", FC, masks, "-o", tmp_path / "p.p8s")
     assert code == 0 and (tmp_path / "p.p8s").read_bytes()[:4] == b"P8S1"
+
+
+# -- 6. errors in plain numbers; a scorer's missing inputs refused before any board -----
+
+def test_a_shape_in_an_error_is_plain_numbers(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, images=np.zeros((3, 28), np.int8), labels=np.zeros(3, np.int64))
+    code, _, err = run(capsys, "eval", FC, "--data", data)
+    assert code == 2 and "np." not in err and "shape [1, 64]" in err, err
+
+
+CNN = str(EX / "digits_cnn.tflite")
+
+
+@pytest.mark.parametrize("method,model,names", [
+    ("gradient", CNN, "--activations ACTS.npz"),  # the board cannot calibrate a CNN
+    ("wanda", FC, "prune8 model import"),       # no board calibrates Wanda's samples
+], ids=["gradient-cnn", "wanda-fc"])
+def test_a_scorer_without_its_inputs_is_refused_before_a_board(tmp_path, capsys, method,
+                                                                model, names):
+    out = tmp_path / "m.npz"
+    # a port that does not exist: reaching the board would be a different error
+    for argv in (["run", model, "--port", "/nonexistent/ttyUSB0", "-o", out],
+                 ["mask", model, "-o", out]):
+        code, _, err = run(capsys, *argv, "--method", method, "--sparsity", "0.5")
+        assert code == 2 and err.count("\n") == 1 and not out.exists(), err
+        assert "ttyUSB0" not in err and names in err and method in err, err

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 
+from prune8 import errors
 from prune8.errors import SparsityError
 from prune8.protocol import SCOPES, TIES
 from prune8_host import twin
-from prune8_host.errors import UsageError
-from prune8_host.twin import scorers
+from prune8_host.errors import HostError, UsageError
+from prune8_host.twin import dense, scorers
 from prune8_host.twin.layer import PruneOptions
 from prune8_host.twin.schedule import MAX_STEPS
 
@@ -139,3 +140,46 @@ def prune_options(args, method: str | None = None) -> PruneOptions:
     return PruneOptions(method=method, sparsity_bp=_bp(args), tie=args.tie,
                         min_keep=args.min_keep, min_score=args.min_score, seed=args.seed,
                         block=args.block, nm=args.nm, steps=args.steps, scope=args.scope)
+
+
+def lacking(model, method: str) -> tuple[str | None, list[str]]:
+    """(what, layers): what `method` needs that the model's layers do not carry
+    ("activations" or "calibration"), and which layers lack it; (None, []) when nothing."""
+    needs = scorers.find(method).needs
+    for need, what, has in ((scorers.ACTIVATIONS, "activations", "activations"),
+                            (scorers.SUMSQ, "calibration", "calib")):
+        if need in needs:
+            names = [n for n, layer in model.items() if getattr(layer, has) is None]
+            if names:
+                return what, names
+    return None, []
+
+
+def refuse_lacking_inputs(path, model, method: str, tflite: bool,
+                          board_calibrates: bool = False) -> list[str]:
+    """Refuse, before a board is started, a scorer that needs inputs MODEL does not carry,
+    naming the command that provides them. Returns the layers whose activations only the
+    board's own calibration (prune8 calibrate) can give, when `board_calibrates` and the
+    model is one the board can calibrate (a chain of quantized FULLY_CONNECTED layers):
+    the caller checks the board holds them."""
+    what, names = lacking(model, method)
+    if what is None:
+        return []
+    name = names[0]
+    cols = model[name].weights.shape[-1]
+    if what == "calibration":
+        how = (f"a .tflite holds none: prune8 model import {path} -o MODEL.npz, add "
+               f"{name}.calib (samples x {cols}, int8) to MODEL.npz and prune that"
+               if tflite else f"add {name}.calib (samples x {cols}, int8) to {path}")
+        raise UsageError(f"{path}: --method wanda needs calibration samples for layer "
+                         f"{name!r}; {how}")
+    if board_calibrates:
+        try:
+            dense.qlayers(model)
+            return names  # the board computes them (prune8 calibrate): the caller checks
+        except (HostError, errors.Prune8Error):
+            pass  # not a chain of quantized FULLY_CONNECTED layers: the board cannot
+    raise UsageError(f"{path}: --method gradient needs activations for layer {name!r}, "
+                     f"which {'a .tflite does not hold' if tflite else 'the model lacks'}: "
+                     f"give them on the host, prune8 mask {path} --method gradient "
+                     f"--activations ACTS.npz (one int8 array per layer, named after it)")

@@ -16,7 +16,7 @@ from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.twin.layer import ACT_SUFFIX, Layer
 from prune8_host.twin.reference import apply_layer_mask, layer_scores, mask_for
 
-from .options import add_mask_args, add_method_args, prune_options
+from .options import add_mask_args, add_method_args, prune_options, refuse_lacking_inputs
 
 
 def add_layer_args(p) -> None:
@@ -100,6 +100,8 @@ def _layers(args) -> dict[str, Layer]:
                 layer = replace(layer, activations=acts[key])
             fixed[name] = layer
         model = fixed
+    if whole.kind == "tflite":  # nothing to add to a .tflite: say what gives the inputs
+        refuse_lacking_inputs(args.weights, model, args.method, tflite=True)
     return model
 
 

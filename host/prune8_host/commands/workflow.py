@@ -16,7 +16,9 @@ from prune8_host.device.connect import open_board
 from prune8_host.device.deploy import deploy
 from prune8_host.device.workflow import (
     board_listing,
+    calibrated,
     deploy_if_needed,
+    holds_model,
     prune,
     pull,
     push,
@@ -28,7 +30,14 @@ from prune8_host.files.model import load_model
 from prune8_host.files.output import check_output, check_suffix
 from prune8_host.twin.reference import apply_layer_mask
 
-from .options import add_board_args, add_mask_args, add_method_args, board_kwargs, prune_options
+from .options import (
+    add_board_args,
+    add_mask_args,
+    add_method_args,
+    board_kwargs,
+    prune_options,
+    refuse_lacking_inputs,
+)
 from .table import verify_table
 
 
@@ -200,11 +209,24 @@ def run_run(args) -> int:
     model = load_model(args.model)
     opts = prune_options(args)  # refuses a bad sparsity before any I/O
     model_out, masks_out = run_outputs(args, model)
+    # what the scorer needs and the model lacks is refused before any board starts; only
+    # activations the board calibrates itself are looked for there
+    from_board = refuse_lacking_inputs(args.model, model, opts.method,
+                                       model.kind == "tflite", board_calibrates=True)
     profile = load_board(args.board)
     if args.port:
         deploy_if_needed(args.port, profile, args.baud, args.quiet,
                          note=lambda text: _note(args, text))
     with open_board(**board_kwargs(args)) as s:
+        if from_board:
+            listing = board_listing(s)
+            acts = calibrated(s, listing) if holds_model(listing, model) else {}
+            if any(name not in acts for name in from_board):
+                raise UsageError(f"{args.model}: --method gradient needs activations for "
+                                 f"layer {from_board[0]!r}, and the board holds none for "
+                                 f"this model: run prune8 calibrate {args.model} --images "
+                                 f"IMAGES.npz --push first (or give NAME.act in an .npz "
+                                 f"model)")
         pushed = push(s, model, quiet=args.quiet)
         pruned = prune(s, opts)
         checks, masks = verify_on_board(s, model, args.quiet)

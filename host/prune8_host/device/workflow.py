@@ -97,12 +97,16 @@ def verify_on_board(session: BoardSession, model: Model, quiet: bool = False):
     activations the board calibrated itself (prune8 calibrate) where it has them."""
     listing, masks = pull(session, quiet)
     crcs = {entry["name"]: entry["crc"] for entry in listing["model"]["layers"]}
-    acts = {}
-    if holds_file(listing, CALIB_PATH):
-        calib_id, calibrated = parse_calib(pull_file(session, CALIB_PATH, quiet=quiet))
-        if calib_id == listing["model"]["id"]:
-            acts = calibrated
-    return check_masks(model, masks, crcs, acts), masks
+    return check_masks(model, masks, crcs, calibrated(session, listing, quiet)), masks
+
+
+def calibrated(session: BoardSession, listing: dict, quiet: bool = True) -> dict:
+    """{layer: int8 activations} the board calibrated itself (prune8 calibrate) for the
+    model it holds now; {} when it has none for that model."""
+    if not listing.get("model") or not holds_file(listing, CALIB_PATH):
+        return {}
+    calib_id, acts = parse_calib(pull_file(session, CALIB_PATH, quiet=quiet))
+    return acts if calib_id == listing["model"]["id"] else {}
 
 
 def holds_model(listing: dict, model: Model) -> bool:

@@ -23,7 +23,7 @@ def outputs(model: bytes, images: np.ndarray) -> np.ndarray:
     """The model's int8 output for every image (images: (n, ...) int8, each image as many
     values as the model's input, in its order)."""
     it = interpreter(model)
-    shape = tuple(it.get_input_details(0)["shape"])
+    shape = tuple(int(d) for d in it.get_input_details(0)["shape"])  # plain ints, not NumPy's
     dtype = it.get_input_details(0)["dtype"]
     x = np.asarray(images)
     if x.dtype != np.int8 or dtype != np.int8:
