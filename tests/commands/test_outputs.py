@@ -4,10 +4,15 @@ and eval and apply say how far a prune moved a model's outputs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from prune8_host.cli import main
+from prune8_host.files.masks import load_masks, save_masks
+from prune8_host.files.model import load_model
+from prune8_host.files.npzio import load_arrays, save_npz
 from support import ROOT
 
 EX = ROOT / "examples"
@@ -87,3 +92,83 @@ def test_a_scorer_without_its_inputs_is_refused_before_a_board(tmp_path, capsys,
         code, _, err = run(capsys, *argv, "--method", method, "--sparsity", "0.5")
         assert code == 2 and err.count("\n") == 1 and not out.exists(), err
         assert "ttyUSB0" not in err and names in err and method in err, err
+
+
+# -- 5. what a mask prunes, and what of that was already zero ------------------------------
+
+def test_apply_and_stats_say_both_what_the_masks_prune_and_what_was_zero(tmp_path, capsys):
+    masks, out = tmp_path / "m.npz", tmp_path / "p.tflite"
+    assert run(capsys, "mask", FC, "--sparsity", "0.5", "-o", masks)[0] == 0
+    model = load_model(FC)
+    pruned = zero = 0
+    for m in load_masks(masks):
+        gone = ~m.keep()  # per-weight masks: one bit per weight
+        pruned += int(gone.sum())
+        zero += int((gone & (model[m.name].weights.reshape(-1) == 0)).sum())
+    assert 0 < zero < pruned  # the example has natural zeros among the pruned weights
+    said = f"{pruned} of 2368 weights pruned by the masks, {zero} of them already zero"
+    code, stdout, _ = run(capsys, "apply", FC, masks, "-o", out)
+    assert code == 0 and said in stdout and f"({pruned - zero} newly zeroed)" in stdout
+    code, stdout, _ = run(capsys, "stats", masks, "--model", FC)
+    assert code == 0 and f"{pruned} of 2368 entries pruned by the masks" in stdout
+    assert said in stdout
+    code, stdout, _ = run(capsys, "apply", FC, masks, "-o", out, "--json")
+    report = json.loads(stdout)
+    assert (report["weights_pruned"], report["already_zero"], report["weights_zeroed"]) == \
+        (pruned, zero, pruned - zero)
+
+
+# -- 3. masks carry the fingerprint of their model -----------------------------------------
+
+@pytest.fixture
+def fc_masks(tmp_path, capsys):
+    path = tmp_path / "fc-masks.npz"
+    assert run(capsys, "mask", FC, "--sparsity", "0.5", "-o", path)[0] == 0
+    return path
+
+
+def _other_weights(tmp_path):
+    """digits_mlp.npz with one weight of fc1 changed: the same names, shapes, scales."""
+    arrays = load_arrays(MLP)
+    arrays["fc1"] = arrays["fc1"].copy()
+    arrays["fc1"][3, 5] ^= 1
+    path = tmp_path / "tuned.npz"
+    save_npz(path, arrays)
+    return path
+
+
+def test_masks_for_another_models_quantization_are_refused(tmp_path, capsys, fc_masks):
+    other = str(EX / "digits_fc_channel.tflite")  # same layers and shapes, other scales
+    says = "made for a layer 'fc1/weights' with other quantization"
+    for argv in (["apply", other, fc_masks, "-o", tmp_path / "p.tflite"],
+                 ["pack", other, fc_masks, "-o", tmp_path / "p.p8s"],
+                 ["eval", other, "--data", EX / "digits_test.npz", "--masks", fc_masks],
+                 ["stats", fc_masks, "--model", other]):
+        code, stdout, err = run(capsys, *argv)
+        assert code == 2 and stdout == "" and err.count("\n") == 1, (argv, err)
+        assert says in err and "--force" in err and str(fc_masks) in err, err
+        assert not (tmp_path / "p.tflite").exists() and not (tmp_path / "p.p8s").exists()
+    code, stdout, err = run(capsys, "apply", other, fc_masks, "-o", tmp_path / "p.tflite",
+                            "--force")
+    assert code == 0 and (tmp_path / "p.tflite").exists()
+    assert err.count("warning") == 2 and says in err  # one line per layer let through
+
+
+def test_masks_for_other_weights_are_refused(tmp_path, capsys, rows_masks):
+    tuned = _other_weights(tmp_path)
+    for argv in (["shrink", tuned, rows_masks, "-o", tmp_path / "s.npz"],
+                 ["apply", tuned, rows_masks, "-o", tmp_path / "a.npz"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and "made for a layer 'fc1' with other weights" in err, err
+        assert not (tmp_path / "s.npz").exists() and not (tmp_path / "a.npz").exists()
+    assert run(capsys, "shrink", tuned, rows_masks, "-o", tmp_path / "s.npz", "--force")[0] == 0
+
+
+def test_masks_without_a_fingerprint_are_used_with_a_warning(tmp_path, capsys, fc_masks):
+    # as an older prune8, or prune8 pull, wrote them: the masks, no fingerprints
+    old = tmp_path / "old.npz"
+    save_masks(old, load_masks(fc_masks))
+    code, stdout, err = run(capsys, "apply", FC, old, "-o", tmp_path / "p.tflite")
+    assert code == 0 and "apply:" in stdout
+    assert err.count("\n") == 1 and "warning" in err and "records no fingerprint" in err
+    assert load_masks(old)[0].words.tolist() == load_masks(fc_masks)[0].words.tolist()

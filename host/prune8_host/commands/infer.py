@@ -23,16 +23,15 @@ from prune8_host.device.workflow import (
     holds_file,
     pull,
 )
-from prune8_host.errors import BoardError, ModelError, UsageError
+from prune8_host.errors import BoardError, UsageError
 from prune8_host.files import tflite
 from prune8_host.files.images import load_images
-from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.packed import parse_packed
 from prune8_host.twin import dense, tflm
 from prune8_host.twin.reference import apply_layer_mask
 
-from .options import add_board_args, board_kwargs
+from .options import add_board_args, add_force_arg, board_kwargs, model_masks
 
 
 def register(sub) -> None:
@@ -66,6 +65,7 @@ def register(sub) -> None:
     p.add_argument("--masks", metavar="MASKS",
                    help="a .tflite on the host: also its accuracy with these masks applied")
     p.add_argument("--no-masks", action="store_true", help="evaluate the unpruned model")
+    add_force_arg(p)
     p.add_argument("--packed", action="store_true",
                    help="run the packed model the board stores (prune8 pack --push) from "
                         "its sparse form")
@@ -109,11 +109,7 @@ def run_eval_tflite(args) -> int:
     rows = [{"model": args.model, "masks": None,
              **_accuracy(tflm.accuracy(tm.data, images, labels))}]
     if args.masks:
-        masks = load_masks(args.masks)
-        missing = [m.name for m in masks if m.name not in tm.layers]
-        if missing:
-            raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which "
-                             f"{args.model} does not have")
+        masks = model_masks(args, tm.layers, args.masks, args.model)
         pruned = {m.name: apply_layer_mask(tm.layers[m.name].weights, m) for m in masks}
         stats = [m.stats() for m in masks]
         rows.append({"model": args.model, "masks": args.masks,

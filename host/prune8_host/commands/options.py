@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 
 from prune8 import errors
 from prune8.errors import SparsityError
 from prune8.protocol import SCOPES, TIES
 from prune8_host import twin
 from prune8_host.errors import HostError, UsageError
+from prune8_host.files.masks import check_masks_fit, read_masks
 from prune8_host.twin import dense, scorers
 from prune8_host.twin.layer import PruneOptions
 from prune8_host.twin.schedule import MAX_STEPS
@@ -183,3 +185,19 @@ def refuse_lacking_inputs(path, model, method: str, tflite: bool,
                      f"which {'a .tflite does not hold' if tflite else 'the model lacks'}: "
                      f"give them on the host, prune8 mask {path} --method gradient "
                      f"--activations ACTS.npz (one int8 array per layer, named after it)")
+
+
+def add_force_arg(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="use MASKS even when made for another model (its fingerprint "
+                        "differs from MODEL's layers)")
+
+
+def model_masks(args, model, masks_path, model_path) -> list:
+    """The masks of `masks_path`, refused when made for another model than `model`
+    (files.masks.check_masks_fit; --force lets them through with a warning)."""
+    masks, prints = read_masks(masks_path)
+    for line in check_masks_fit(masks_path, masks, prints, model, model_path,
+                                force=getattr(args, "force", False)):
+        print(f"prune8: warning: {line}", file=sys.stderr)
+    return masks

@@ -11,14 +11,13 @@ from prune8_host.device.connect import open_board
 from prune8_host.device.transfer import put_file
 from prune8_host.errors import ModelError
 from prune8_host.files import packed as packed_files
-from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model, save_model
 from prune8_host.files.output import PACKED_SUFFIX, check_output, check_suffix
 from prune8_host.files.records import quant_params
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import masked_model
 
-from .options import add_board_args, board_kwargs
+from .options import add_board_args, add_force_arg, board_kwargs, model_masks
 from .table import table
 
 
@@ -39,6 +38,7 @@ def register(sub) -> None:
                    help="also store it on the board as /prune8/packed.bin (prune8 eval "
                         "--packed runs it from there)")
     add_board_args(p)
+    add_force_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_pack)
 
@@ -51,14 +51,11 @@ def register(sub) -> None:
 
 def run_pack(args) -> int:
     model = load_model(args.model)
-    masks = {m.name: m for m in load_masks(args.masks)} if args.masks else {}
+    masks = {m.name: m for m in model_masks(args, model, args.masks, args.model)} \
+        if args.masks else {}
     if args.out:  # a packed model runs only on prune8: never under a .tflite or .npz name
         check_suffix(args.out, PACKED_SUFFIX)
         check_output(args.out, args.model, args.masks)
-    missing = [n for n in masks if n not in model]
-    if missing:
-        raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which {args.model} "
-                         f"does not have")
     masked = masked_model(model, list(masks.values()))
     packed, rows = {}, []
     for name, layer in model.items():

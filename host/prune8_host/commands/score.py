@@ -6,17 +6,28 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import ModelError
 from prune8_host.files.masks import load_masks, save_masks
 from prune8_host.files.model import check_activations, load_model
 from prune8_host.files.npzio import load_arrays, save_npz
 from prune8_host.twin.layer import ACT_SUFFIX, Layer
-from prune8_host.twin.reference import apply_layer_mask, layer_scores, mask_for
+from prune8_host.twin.reference import (
+    apply_layer_mask,
+    layer_scores,
+    mask_for,
+    pruned_counts,
+    pruned_line,
+)
 
-from .options import add_mask_args, add_method_args, prune_options, refuse_lacking_inputs
+from .options import (
+    add_force_arg,
+    add_mask_args,
+    add_method_args,
+    model_masks,
+    prune_options,
+    refuse_lacking_inputs,
+)
 
 
 def add_layer_args(p) -> None:
@@ -62,12 +73,17 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", metavar="OUT", required=True,
                    help="pruned model: .tflite (from a .tflite WEIGHTS) or .npz (its layers); "
                         "another name gets WEIGHTS' own format")
+    add_force_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON report instead of a line")
     p.set_defaults(run=run_apply)
 
     p = sub.add_parser("stats", help="pruned / kept / sparsity of a masks file",
                        description="Print n, pruned, kept and sparsity per layer of MASKS.")
     p.add_argument("masks", metavar="MASKS", help="masks file (.npz)")
+    p.add_argument("--model", metavar="MODEL",
+                   help="the model the masks were made for: also count the weights they "
+                        "prune that are already zero there (what apply does not change)")
+    add_force_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run_stats)
 
@@ -133,9 +149,10 @@ def run_mask(args) -> int:
     profile = _profile(args)
     opts = prune_options(args)
     bp = opts.sparsity_bp
-    masks = [mask_for(layer, opts, profile) for layer in _layers(args).values()]
+    layers = _layers(args)
+    masks = [mask_for(layer, opts, profile) for layer in layers.values()]
     if args.out:
-        save_masks(args.out, masks)
+        save_masks(args.out, masks, model=layers)
     stats = [dict(layer=m.name, unit=m.unit, **m.stats()) for m in masks]
     if args.json:
         print(json.dumps({"method": args.method, "tie": args.tie, "sparsity_bp": bp,
@@ -151,36 +168,43 @@ def run_mask(args) -> int:
 def run_apply(args) -> int:
     model = load_model(args.weights)
     model.output_format(args.out)  # refuses an output it cannot be written as, first
-    masks = {m.name: m for m in load_masks(args.masks)}
-    missing = [n for n in masks if n not in model]
-    if missing:
-        raise ModelError(f"{args.masks}: mask for layer {missing[0]!r}, which "
-                         f"{args.weights} does not have")
+    masks = {m.name: m for m in model_masks(args, model, args.masks, args.weights)}
     pruned = {n: apply_layer_mask(model[n].weights, m) for n, m in masks.items()}
-    zeroed = sum(int(np.count_nonzero(model[n].weights) - np.count_nonzero(w))
-                 for n, w in pruned.items())
+    counts = [pruned_counts(model[n].weights, m) for n, m in masks.items()]
+    total = sum(model[n].n for n in masks)
     # in the model's own format: activations and quantization parameters travel with the
     # pruned weights, so a pruned quantized model still runs (prune8_host.twin.dense); a
     # .tflite changes only in the pruned weights' bytes
     model.write(args.out, weights=pruned)
     if args.json:
-        print(json.dumps({"layers_masked": len(masks), "weights_zeroed": zeroed,
-                          "out": args.out}))
+        n_pruned, zero = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        print(json.dumps({"layers_masked": len(masks), "weights": total,
+                          "weights_pruned": n_pruned, "already_zero": zero,
+                          "weights_zeroed": n_pruned - zero, "out": args.out}))
     else:
-        print(f"apply: {len(masks)} of {len(model)} layer(s) masked, {zeroed} weights zeroed "
-              f"-> {args.out}")
+        print(f"apply: {len(masks)} of {len(model)} layer(s) masked: "
+              f"{pruned_line(counts, total)} -> {args.out}")
     return 0
 
 
 def run_stats(args) -> int:
-    masks = load_masks(args.masks)
+    model = load_model(args.model) if args.model else None
+    masks = model_masks(args, model, args.masks, args.model) if model is not None else \
+        load_masks(args.masks)
     rows = [dict(layer=m.name, unit=m.unit, method=m.method, tie=m.options.tie,
                  requested_bp=m.options.sparsity_bp, **m.stats()) for m in masks]
+    counts = None
+    if model is not None:
+        counts = [pruned_counts(model[m.name].weights, m) for m in masks]
+        for r, (w_pruned, zero) in zip(rows, counts):
+            r.update(weights_pruned=w_pruned, already_zero=zero)
     if args.json:
         print(json.dumps({"layers": rows}))
         return 0
     n, pruned = sum(r["n"] for r in rows), sum(r["pruned"] for r in rows)
-    print(f"stats: {len(rows)} layer(s), {pruned} of {n} entries pruned "
+    print(f"stats: {len(rows)} layer(s), {pruned} of {n} entries pruned by the masks "
           f"({_pct(pruned * 10000 // n if n else 0)}): "
-          + ", ".join(f"{r['layer']} {r['pruned']}/{r['n']} {r['unit']}s" for r in rows))
+          + ", ".join(f"{r['layer']} {r['pruned']}/{r['n']} {r['unit']}s" for r in rows)
+          + (f"; in {args.model}: {pruned_line(counts, sum(model[m.name].n for m in masks))}"
+             if counts is not None else ""))
     return 0

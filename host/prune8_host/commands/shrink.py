@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model, save_model
 from prune8_host.files.output import check_output, check_suffix
 from prune8_host.twin.shrink import shrink
+
+from .options import add_force_arg, model_masks
 
 
 def register(sub) -> None:
@@ -24,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("masks", metavar="MASKS", help="row masks (.npz from 'prune8 mask')")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="smaller model to write, an .npz (a .tflite name is refused)")
+    add_force_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run)
 
@@ -33,7 +35,7 @@ def run(args) -> int:
     check_suffix(args.out, ".npz")
     check_output(args.out, args.model, args.masks)
     model = load_model(args.model)
-    small = shrink(model, load_masks(args.masks))
+    small = shrink(model, model_masks(args, model, args.masks, args.model))
     save_model(args.out, small)
     rows = [{"layer": name, "shape": list(layer.weights.shape),
              "new_shape": list(small[name].weights.shape), "weights": layer.n,

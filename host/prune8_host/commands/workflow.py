@@ -233,7 +233,7 @@ def run_run(args) -> int:
     ok = all(c.verified for c in checks)
     lines = [verify_table([c.as_dict() for c in checks])]
     if masks_out:
-        save_masks(masks_out, masks)
+        save_masks(masks_out, masks, model=model)
         lines.append(f"masks -> {masks_out}")
     if model_out and ok:
         model.write(model_out, weights={m.name: apply_layer_mask(model[m.name].weights, m)

@@ -7,20 +7,29 @@ made it: method, tie rule, sparsity (bp), min_keep, min_score, and where they ap
 random seed, block size, N:M pattern and schedule steps. In memory a mask carries
 those as its PruneOptions (twin.layer), with block and N:M pattern as pairs; the file
 keeps them flat (`PruneOptions.record`).
+
+Its "fingerprints" object records, per layer, the model the masks were made for: the
+layer's shape, a hash of its quantization and a hash of its weights (`fingerprint`).
+`check_masks_fit` refuses masks whose fingerprint is not the model's (apply, shrink,
+pack, eval, stats --model), `force` overriding; a file without fingerprints (an older
+prune8's, or `prune8 pull`'s: the board keeps no model on the host) is accepted with a
+warning (docs/spec-decisions.md, "Masks and their model").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from prune8 import errors
 from prune8.protocol import SCOPES, SCORERS, TIES
-from prune8_host.errors import FileFormatError, UsageError
+from prune8_host.errors import FileFormatError, ModelError, UsageError
 from prune8_host.twin import scorers
-from prune8_host.twin.layer import META_NAME, LayerMask, PruneOptions, name_problem
+from prune8_host.twin.layer import META_NAME, Layer, LayerMask, PruneOptions, name_problem
 from prune8_host.twin.schedule import MAX_STEPS
 
 from .npzio import load_arrays, save_npz
@@ -34,12 +43,41 @@ FIELDS = ("n", "unit", "method", "tie", "sparsity_bp", "min_keep", "min_score", 
 DEFAULTS = {"scope": "layer"}  # fields newer than the format: an older file has the default
 
 
-def save_masks(path: str | Path, masks: list[LayerMask]) -> None:
+FINGERPRINT_KEY = "fingerprints"
+FINGERPRINT_FIELDS = ("shape", "quant", "weights")
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little") + part)  # lengths: no two splits collide
+    return h.hexdigest()[:32]
+
+
+def fingerprint(layer: Layer) -> dict:
+    """What identifies the layer a mask was made for: its shape, a hash of its
+    quantization (every NAME.FIELD: scales, zero points, inference parameters) and a hash
+    of its int8 weights."""
+    w = np.ascontiguousarray(layer.weights, dtype=np.int8)
+    quant = []
+    for fld in sorted(layer.quant):
+        a = np.ascontiguousarray(layer.quant[fld])
+        quant += [fld.encode(), a.dtype.str.encode(), repr(a.shape).encode(), a.tobytes()]
+    return {"shape": [int(d) for d in w.shape], "quant": _digest(*quant),
+            "weights": _digest(w.tobytes())}
+
+
+def save_masks(path: str | Path, masks: list[LayerMask],
+               model: Mapping[str, Layer] | None = None) -> None:
+    """Write a masks file; with `model` (the layers the masks were made for), each mask
+    records its layer's fingerprint."""
     for m in masks:
         problem = name_problem(m.name)
         if problem:
             raise UsageError(f"{path}: cannot store a mask for layer {m.name[:60]!r}: {problem}")
     meta = {"format": FORMAT, "layers": {m.name: _entry(m) for m in masks}}
+    if model is not None:
+        meta[FINGERPRINT_KEY] = {m.name: fingerprint(model[m.name]) for m in masks}
     arrays = {m.name: m.words.astype(np.uint32) for m in masks}
     arrays[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
     save_npz(path, arrays)
@@ -119,6 +157,12 @@ def _words(a: np.ndarray, n: int) -> np.ndarray:
 def load_masks(path: str | Path) -> list[LayerMask]:
     """The masks of a masks file, every field and word checked; errors name the file
     and the layer."""
+    return read_masks(path)[0]
+
+
+def read_masks(path: str | Path) -> tuple[list[LayerMask], dict[str, dict] | None]:
+    """(masks, fingerprints): load_masks's masks, and per layer the fingerprint of the
+    model they were made for (None for a file that records none)."""
     arrays = load_arrays(path)
     if META_KEY not in arrays:
         raise FileFormatError(f"{path}: not a prune8 masks file (no {META_KEY!r} entry)")
@@ -150,4 +194,56 @@ def load_masks(path: str | Path) -> list[LayerMask]:
         except (ValueError, errors.Prune8Error) as e:
             raise FileFormatError(f"{path}: layer {name!r}: {e}") from None
         out.append(lm)
-    return out
+    return out, _fingerprints(path, meta, layers)
+
+
+def _fingerprints(path, meta: dict, layers: dict) -> dict[str, dict] | None:
+    prints = meta.get(FINGERPRINT_KEY)
+    if prints is None:
+        return None
+    if not isinstance(prints, dict) or set(prints) != set(layers):
+        raise FileFormatError(f"{path}: the {FINGERPRINT_KEY!r} entry must be an object "
+                              f"with one fingerprint per layer")
+    for name, fp in prints.items():
+        if not (isinstance(fp, dict) and set(fp) == set(FINGERPRINT_FIELDS)
+                and isinstance(fp["shape"], list)
+                and all(isinstance(d, int) and not isinstance(d, bool) for d in fp["shape"])
+                and isinstance(fp["quant"], str) and isinstance(fp["weights"], str)):
+            raise FileFormatError(f"{path}: layer {name!r}: a fingerprint must be an object "
+                                  f"of 'shape' (a list of integers), 'quant' and 'weights' "
+                                  f"(strings)")
+    return prints
+
+
+def check_masks_fit(masks_path, masks: list[LayerMask], prints: dict[str, dict] | None,
+                    model: Mapping[str, Layer], model_path, force: bool = False) -> list[str]:
+    """Refuse masks made for another model than `model` (ModelError, one line naming the
+    layer and what differs: a layer it lacks, its shape, its quantization, its weights),
+    unless `force`. Returns the warnings to print: what `force` let through, or that the
+    file records no fingerprint to check."""
+    warnings = []
+    missing = [m.name for m in masks if m.name not in model]
+    if missing:
+        raise ModelError(f"{masks_path}: mask for layer {missing[0]!r}, which {model_path} "
+                         f"does not have")
+    if prints is None:
+        return [f"{masks_path} records no fingerprint of the model it was made for (made by "
+                f"prune8 pull or an older prune8): not checked against {model_path}"]
+    for m in masks:
+        made_for, have = prints[m.name], fingerprint(model[m.name])
+        if made_for == have:
+            continue
+        if made_for["shape"] != have["shape"]:
+            what = (f"of shape {'x'.join(map(str, made_for['shape']))}; {model_path}'s is "
+                    f"{'x'.join(map(str, have['shape']))}")
+        elif made_for["quant"] != have["quant"]:
+            what = (f"with other quantization parameters (scales, zero points) than "
+                    f"{model_path}'s")
+        else:
+            what = f"with other weights than {model_path}'s"
+        problem = f"{masks_path}: made for a layer {m.name!r} {what}"
+        if not force:
+            raise ModelError(problem + ": these masks belong to another model (--force "
+                                       "applies them anyway)")
+        warnings.append(problem + " (--force: used anyway)")
+    return warnings

@@ -188,6 +188,23 @@ def weight_keep(mask: LayerMask) -> np.ndarray:
     return _expand(mask.keep(), mask.unit, mask.rows, mask.cols, mask.options.block)
 
 
+def pruned_counts(weights: np.ndarray, mask: LayerMask) -> tuple[int, int]:
+    """(weights the mask prunes, how many of those are already zero in `weights`): a mask
+    counts what it prunes, zeroing counts only what changes, and a report says both."""
+    if weights.size != mask.rows * mask.cols:
+        raise ModelError(f"layer {mask.name!r} has {weights.size} weights but its mask was "
+                         f"made for {mask.rows} x {mask.cols}")
+    pruned = ~weight_keep(mask).reshape(-1)
+    return int(pruned.sum()), int(np.count_nonzero(pruned & (weights.reshape(-1) == 0)))
+
+
+def pruned_line(counts: list[tuple[int, int]], total: int) -> str:
+    """'N of TOTAL weights pruned by the masks, Z of them already zero in the model'."""
+    pruned, zero = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return (f"{pruned} of {total} weights pruned by the masks, {zero} of them already zero "
+            f"in the model ({pruned - zero} newly zeroed)")
+
+
 def apply_layer_mask(weights: np.ndarray, mask: LayerMask) -> np.ndarray:
     """A pruned copy of a layer's weights (any mask unit)."""
     if weights.size != mask.rows * mask.cols:
