@@ -23,8 +23,8 @@ from prune8_host.twin.layer import Layer
 
 from .mlp import MLP
 
-__all__ = ["round_half_away", "activation_params", "quantize_activations", "quantize_mlp",
-           "dequantize_mlp"]
+__all__ = ["round_half_away", "activation_params", "quantize_activations", "quantize_layer",
+           "quantize_mlp", "dequantize_mlp"]
 
 
 def round_half_away(x) -> np.ndarray:
@@ -82,6 +82,12 @@ def _layer(name, w, b, in_q, out_q, relu, per_channel: bool = False) -> Layer:
              "in_scale": np.float32(in_scale), "w_scale": w_scale,
              "out_scale": np.float32(out_scale)}
     return Layer(name, wq, quant=quant)
+
+
+def quantize_layer(name, w, b, in_q, out_q, relu: int, per_channel: bool = False) -> Layer:
+    """One float dense layer (w, b) as an int8 Layer with its TFLM parameters, between
+    activations quantized as in_q and out_q ((scale, zero point) pairs)."""
+    return _layer(name, w, b, in_q, out_q, relu, per_channel)
 
 
 def quantize_mlp(m: MLP, calib: np.ndarray, per_channel: bool = False) -> dict[str, Layer]:

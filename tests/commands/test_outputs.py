@@ -5,6 +5,9 @@ and eval and apply say how far a prune moved a model's outputs."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +175,104 @@ def test_masks_without_a_fingerprint_are_used_with_a_warning(tmp_path, capsys, f
     assert code == 0 and "apply:" in stdout
     assert err.count("\n") == 1 and "warning" in err and "records no fingerprint" in err
     assert load_masks(old)[0].words.tolist() == load_masks(fc_masks)[0].words.tolist()
+
+
+# -- 4. eval on a model with one output: RMSE, not accuracy --------------------------------
+
+def _tflm_outputs(model: bytes, images) -> tuple[np.ndarray, float, int]:
+    """(int8 outputs, output scale, zero point) by TFLM's interpreter, directly."""
+    from tflite_micro.python.tflite_micro import runtime
+    it = runtime.Interpreter.from_bytes(model)
+    shape = it.get_input_details(0)["shape"]
+    q = it.get_output_details(0)["quantization_parameters"]
+    out = []
+    for x in images:
+        it.set_input(x.reshape(shape), 0)
+        it.invoke()
+        out.append(np.asarray(it.get_output(0)).reshape(-1).copy())
+    return np.stack(out).astype(np.int32), float(q["scales"][0]), int(q["zero_points"][0])
+
+
+@pytest.fixture(scope="module")
+def sine(tmp_path_factory):
+    """examples/make_sine.py's model and data, written where a user would write them."""
+    d = tmp_path_factory.mktemp("sine")
+    subprocess.run([sys.executable, str(EX / "make_sine.py"), str(d)], check=True,
+                   capture_output=True)
+    return d / "sine.tflite", d / "sine_test.npz"
+
+
+def test_the_sine_data_is_in_the_documented_format(sine):
+    model, data = sine
+    arrays = load_arrays(data)
+    assert sorted(arrays) == ["images", "labels"]
+    assert arrays["images"].dtype == np.int8 and arrays["images"].shape == (200, 1)
+    assert arrays["labels"].dtype == np.float32 and arrays["labels"].shape == (200,)
+    assert "sine_test.npz" in (ROOT / "docs" / "tflite.md").read_text()
+
+
+def test_eval_of_a_one_output_model_reports_its_error_not_an_accuracy(sine, tmp_path, capsys):
+    model, data = sine
+    masks = tmp_path / "m.npz"
+    assert run(capsys, "mask", model, "--sparsity", "0.5", "-o", masks)[0] == 0
+    code, stdout, _ = run(capsys, "eval", model, "--data", data, "--masks", masks)
+    assert code == 0 and "accuracy" not in stdout and "%" in stdout  # the sparsity only
+    assert stdout.count("RMSE by TFLM") == 2 and "outputs moved" in stdout
+    code, stdout, _ = run(capsys, "eval", model, "--data", data, "--masks", masks, "--json")
+    report = json.loads(stdout)
+    assert code == 0 and report["task"] == "regression"
+    arrays = load_arrays(data)
+    labels = arrays["labels"].astype(np.float64)
+    dense, scale, zp = _tflm_outputs(model.read_bytes(), arrays["images"])
+    rmse = np.sqrt(np.mean(((dense[:, 0] - zp) * scale - labels) ** 2))
+    assert report["runs"][0]["rmse"] == pytest.approx(rmse, abs=1e-6)
+    assert rmse < 0.1  # the example fits its sine
+    pruned_bytes = (tmp_path / "p.tflite")
+    assert run(capsys, "apply", model, masks, "-o", pruned_bytes)[0] == 0
+    pruned, _, _ = _tflm_outputs(pruned_bytes.read_bytes(), arrays["images"])
+    after = report["runs"][1]
+    assert after["rmse"] == pytest.approx(
+        np.sqrt(np.mean(((pruned[:, 0] - zp) * scale - labels) ** 2)), abs=1e-6)
+    assert after["outputs_moved"]["max_int8"] == int(np.abs(pruned - dense).max()) > 0
+    assert "accuracy" not in after and "same_class" not in after["outputs_moved"]
+
+
+def test_eval_refuses_labels_that_are_not_classes_for_a_classifier(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    test = load_arrays(EX / "digits_test.npz")
+    save_npz(data, {"images": test["images"], "labels": test["labels"].astype(np.float32)})
+    code, _, err = run(capsys, "eval", FC, "--data", data)
+    assert code == 2 and "class indices, integers in 0..9" in err and str(data) in err
+
+
+# -- 7. run and apply say how far a prune moved the outputs ---------------------------------
+
+def test_apply_on_a_tflite_reports_how_far_the_outputs_moved(tmp_path, capsys, fc_masks):
+    out = tmp_path / "p.tflite"
+    code, stdout, _ = run(capsys, "apply", FC, fc_masks, "-o", out, "--json")
+    drawn = json.loads(stdout)["outputs_moved"]
+    assert code == 0 and drawn["source"] == "drawn" and drawn["inputs"] == 256
+    code, stdout, _ = run(capsys, "apply", FC, fc_masks, "-o", out)
+    assert "inputs drawn from the int8 input range (seed 22" in stdout
+    test = load_arrays(EX / "digits_test.npz")
+    code, stdout, _ = run(capsys, "apply", FC, fc_masks, "-o", out, "--data",
+                          EX / "digits_test.npz", "--json")
+    moved = json.loads(stdout)["outputs_moved"]
+    dense, scale, _ = _tflm_outputs(Path(FC).read_bytes(), test["images"])
+    pruned, _, _ = _tflm_outputs(out.read_bytes(), test["images"])
+    d = np.abs(pruned - dense)
+    assert moved["source"] == "data" and moved["inputs"] == 360
+    assert moved["max_int8"] == int(d.max()) and moved["mean_int8"] == round(float(d.mean()), 3)
+    assert moved["same_class"] == round(float(np.mean(
+        dense.argmax(1) == pruned.argmax(1))), 4)
+    code, stdout, _ = run(capsys, "apply", FC, fc_masks, "-o", out, "--data",
+                          EX / "digits_test.npz")
+    assert "digits_test.npz's 360 images" in stdout
+
+
+def test_apply_on_an_npz_has_no_tflm_to_judge_it(tmp_path, capsys, rows_masks):
+    code, stdout, _ = run(capsys, "apply", MLP, rows_masks, "-o", tmp_path / "p.npz")
+    assert code == 0 and "outputs moved" not in stdout
+    out = tmp_path / "q.npz"
+    refused(capsys, tmp_path, EX / "digits_test.npz", "apply", MLP, rows_masks, "-o", out,
+            "--data", EX / "digits_test.npz", says="prune8 eval")

@@ -23,7 +23,7 @@ from prune8_host.device.workflow import (
     holds_file,
     pull,
 )
-from prune8_host.errors import BoardError, UsageError
+from prune8_host.errors import BoardError, FileFormatError, UsageError
 from prune8_host.files import tflite
 from prune8_host.files.images import load_images
 from prune8_host.files.model import load_model
@@ -103,34 +103,70 @@ def run_calibrate(args) -> int:
 
 
 def run_eval_tflite(args) -> int:
-    """A .tflite's accuracy by TFLM's interpreter, as it is and with --masks applied."""
+    """A .tflite evaluated by TFLM's interpreter, as it is and with --masks applied: its
+    accuracy when its outputs are classes (more than one output value, integer labels),
+    else the RMSE of its dequantized output against the labels; with --masks, also how
+    far the pruned model's int8 outputs moved from the dense one's."""
     tm = tflite.read(args.model)
     images, labels = load_images(args.test, with_labels=True)
-    rows = [{"model": args.model, "masks": None,
-             **_accuracy(tflm.accuracy(tm.data, images, labels))}]
+    classes = _task(args.test, tm.data, labels)
+    rows = [{"model": args.model, "masks": None, **_score(tm.data, images, labels, classes)}]
     if args.masks:
         masks = model_masks(args, tm.layers, args.masks, args.model)
         pruned = {m.name: apply_layer_mask(tm.layers[m.name].weights, m) for m in masks}
         stats = [m.stats() for m in masks]
+        pruned_model = tflite.pruned_bytes(tm, pruned)
         rows.append({"model": args.model, "masks": args.masks,
                      "sparsity_bp": sum(s["pruned"] for s in stats) * 10000 //
                      sum(s["n"] for s in stats),
-                     **_accuracy(tflm.accuracy(tflite.pruned_bytes(tm, pruned), images,
-                                               labels))})
+                     **_score(pruned_model, images, labels, classes),
+                     "outputs_moved": tflm.drift(tm.data, pruned_model, images)})
+    task = "classes" if classes else "regression"
     if args.json:
-        print(json.dumps({"evaluated_by": "TFLM", "images": len(labels), "runs": rows}))
+        print(json.dumps({"evaluated_by": "TFLM", "task": task, "images": len(labels),
+                          "runs": rows}))
         return 0
     for r in rows:
         what = "as it is" if r["masks"] is None else \
             f"with {r['masks']} ({r['sparsity_bp'] / 100:.2f}% of the masked entries pruned)"
-        print(f"accuracy by TFLM of {args.model} {what}: {r['correct']}/{r['images']} = "
-              f"{r['accuracy']:.2%}")
+        if classes:
+            print(f"accuracy by TFLM of {args.model} {what}: {r['correct']}/{r['images']} = "
+                  f"{r['accuracy']:.2%}")
+        else:
+            print(f"RMSE by TFLM of {args.model} {what}: {r['rmse']:.4g} against "
+                  f"{args.test}'s {r['images']} labels, in real units (a model with one "
+                  f"output is scored by its error)")
+        if r["masks"] is not None:
+            print(tflm.drift_line(r["outputs_moved"], f"{args.test}'s {len(images)} images"))
     return 0
 
 
-def _accuracy(result) -> dict:
-    correct, n = result
-    return {"correct": correct, "images": n, "accuracy": correct / n}
+def _task(path, model: bytes, labels) -> bool:
+    """Whether the model's outputs are classes: more than one output value per input, and
+    integer labels naming one of them; one output is a regression, scored by RMSE."""
+    values = int(np.prod([int(d) for d in
+                          tflm.interpreter(model).get_output_details(0)["shape"]]))
+    if values == 1:
+        if labels.dtype.kind not in "iuf":
+            raise FileFormatError(f"{path}: 'labels' must be numbers (the expected output "
+                                  f"in real units); got {labels.dtype.name}")
+        return False
+    if labels.dtype.kind not in "iu" or (labels.size and (int(labels.min()) < 0 or
+                                                          int(labels.max()) >= values)):
+        raise FileFormatError(f"{path}: 'labels' must be class indices, integers in "
+                              f"0..{values - 1} (the model has {values} outputs); got "
+                              f"{labels.dtype.name}"
+                              + (f" {labels.min()}..{labels.max()}"
+                                 if labels.dtype.kind in "iuf" and labels.size else ""))
+    return True
+
+
+def _score(model: bytes, images, labels, classes: bool) -> dict:
+    if classes:
+        correct, n = tflm.accuracy(model, images, labels)
+        return {"correct": correct, "images": n, "accuracy": correct / n}
+    err = tflm.real_outputs(model, images)[:, 0] - labels.astype(np.float64)
+    return {"images": len(labels), "rmse": round(float(np.sqrt(np.mean(err ** 2))), 6)}
 
 
 def run_eval(args) -> int:

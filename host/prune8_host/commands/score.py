@@ -20,6 +20,7 @@ from prune8_host.twin.reference import (
     pruned_line,
 )
 
+from . import drift
 from .options import (
     add_force_arg,
     add_mask_args,
@@ -74,6 +75,7 @@ def register(sub) -> None:
                    help="pruned model: .tflite (from a .tflite WEIGHTS) or .npz (its layers); "
                         "another name gets WEIGHTS' own format")
     add_force_arg(p)
+    drift.add_data_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON report instead of a line")
     p.set_defaults(run=run_apply)
 
@@ -168,6 +170,7 @@ def run_mask(args) -> int:
 def run_apply(args) -> int:
     model = load_model(args.weights)
     model.output_format(args.out)  # refuses an output it cannot be written as, first
+    drift.check_data(args.data, model, args.weights)
     masks = {m.name: m for m in model_masks(args, model, args.masks, args.weights)}
     pruned = {n: apply_layer_mask(model[n].weights, m) for n, m in masks.items()}
     counts = [pruned_counts(model[n].weights, m) for n, m in masks.items()]
@@ -175,15 +178,19 @@ def run_apply(args) -> int:
     # in the model's own format: activations and quantization parameters travel with the
     # pruned weights, so a pruned quantized model still runs (prune8_host.twin.dense); a
     # .tflite changes only in the pruned weights' bytes
+    moved = drift.measure(args.data, model, pruned)  # a .tflite: how far its outputs moved
     model.write(args.out, weights=pruned)
     if args.json:
         n_pruned, zero = sum(c[0] for c in counts), sum(c[1] for c in counts)
         print(json.dumps({"layers_masked": len(masks), "weights": total,
                           "weights_pruned": n_pruned, "already_zero": zero,
-                          "weights_zeroed": n_pruned - zero, "out": args.out}))
+                          "weights_zeroed": n_pruned - zero, "out": args.out,
+                          "outputs_moved": moved[0] if moved else None}))
     else:
         print(f"apply: {len(masks)} of {len(model)} layer(s) masked: "
               f"{pruned_line(counts, total)} -> {args.out}")
+        if moved:
+            print(moved[1])
     return 0
 
 

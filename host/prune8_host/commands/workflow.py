@@ -28,8 +28,9 @@ from prune8_host.errors import UsageError
 from prune8_host.files.masks import save_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.output import check_output, check_suffix
-from prune8_host.twin.reference import apply_layer_mask
+from prune8_host.twin.reference import apply_layer_mask, pruned_counts, pruned_line
 
+from . import drift
 from .options import (
     add_board_args,
     add_mask_args,
@@ -104,6 +105,7 @@ def register(sub) -> None:
                         "file, as prune8 pull writes it")
     p.add_argument("--masks", dest="masks_out", metavar="MASKS",
                    help="also write the board's masks file (with -o OUT.tflite)")
+    drift.add_data_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_run)
 
@@ -209,6 +211,7 @@ def run_run(args) -> int:
     model = load_model(args.model)
     opts = prune_options(args)  # refuses a bad sparsity before any I/O
     model_out, masks_out = run_outputs(args, model)
+    drift.check_data(args.data, model, args.model)
     # what the scorer needs and the model lacks is refused before any board starts; only
     # activations the board calibrates itself are looked for there
     from_board = refuse_lacking_inputs(args.model, model, opts.method,
@@ -232,18 +235,28 @@ def run_run(args) -> int:
         checks, masks = verify_on_board(s, model, args.quiet)
     ok = all(c.verified for c in checks)
     lines = [verify_table([c.as_dict() for c in checks])]
+    weights = {m.name: apply_layer_mask(model[m.name].weights, m) for m in masks
+               if m.name in model}
+    counts = [pruned_counts(model[m.name].weights, m) for m in masks if m.name in model]
+    total = sum(model[m.name].n for m in masks if m.name in model)
+    lines.append("weights: " + pruned_line(counts, total))
+    moved = drift.measure(args.data, model, weights) if ok else None
+    if moved:
+        lines.append(moved[1])
     if masks_out:
         save_masks(masks_out, masks, model=model)
         lines.append(f"masks -> {masks_out}")
     if model_out and ok:
-        model.write(model_out, weights={m.name: apply_layer_mask(model[m.name].weights, m)
-                                        for m in masks})
+        model.write(model_out, weights=weights)
         lines.append(f"pruned model -> {model_out}")
     elif model_out:
         lines.append("pruned model not written: the board's masks do not verify")
     _emit(args, {"push": pushed, "prune": pruned, "verified": ok, "out": args.out,
                  "masks": masks_out, "pruned_model": model_out if ok else None,
-                 "layers": [c.as_dict() for c in checks]},
+                 "layers": [c.as_dict() for c in checks],
+                 "weights": total, "weights_pruned": sum(c[0] for c in counts),
+                 "already_zero": sum(c[1] for c in counts),
+                 "outputs_moved": moved[0] if moved else None},
           "\n".join(lines + [heap_line(pruned, profile)]))
     return 0 if ok else 1
 

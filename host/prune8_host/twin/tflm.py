@@ -41,6 +41,62 @@ def outputs(model: bytes, images: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
+def output_quantization(model: bytes) -> tuple[float, int]:
+    """(scale, zero point) of the model's output: real value = scale * (q - zero point)."""
+    q = interpreter(model).get_output_details(0)["quantization_parameters"]
+    scales, zps = np.atleast_1d(q["scales"]), np.atleast_1d(q["zero_points"])
+    if scales.size != 1 or not np.isfinite(scales[0]) or scales[0] <= 0:
+        raise ModelError("the model's output has no single positive scale: its outputs "
+                         "cannot be read in real units")
+    return float(scales[0]), int(zps[0]) if zps.size else 0
+
+
+def real_outputs(model: bytes, images: np.ndarray) -> np.ndarray:
+    """The model's outputs in real units (dequantized with its output's scale)."""
+    scale, zp = output_quantization(model)
+    return (outputs(model, images).astype(np.float64) - zp) * scale
+
+
+DRAWN_INPUTS = 256   # inputs drawn when no data is given
+DRAW_SEED = 22
+
+
+def drawn_inputs(model: bytes, count: int = DRAWN_INPUTS, seed: int = DRAW_SEED) -> np.ndarray:
+    """`count` inputs drawn uniformly from the whole int8 range of the model's input, with
+    a fixed seed: what a prune's effect is measured on when no data is given."""
+    it = interpreter(model)
+    per_image = int(np.prod([int(d) for d in it.get_input_details(0)["shape"]]))
+    rng = np.random.default_rng(seed)
+    return rng.integers(-128, 128, (count, per_image), dtype=np.int16).astype(np.int8)
+
+
+def drift(dense: bytes, pruned: bytes, images: np.ndarray) -> dict:
+    """How far the pruned model's int8 outputs moved from the dense one's on `images`:
+    the largest and mean absolute difference (int8 steps), the share of outputs that
+    changed, the RMS difference in real units and, for a model with several outputs, how
+    often the largest output (the class) stayed the same."""
+    a = outputs(dense, images).astype(np.int32)
+    b = outputs(pruned, images).astype(np.int32)
+    d = np.abs(a - b)
+    scale, _ = output_quantization(dense)
+    out = {"inputs": int(len(images)), "max_int8": int(d.max()),
+           "mean_int8": round(float(d.mean()), 3),
+           "changed": round(float(np.count_nonzero(d)) / d.size, 4),
+           "rms_real": round(float(np.sqrt(np.mean((d * scale) ** 2))), 6)}
+    if a.shape[1] > 1:
+        out["same_class"] = round(float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))), 4)
+    return out
+
+
+def drift_line(d: dict, source: str) -> str:
+    """One line saying how far a prune moved the outputs, and on what."""
+    same = f"; the largest output (class) unchanged on {d['same_class']:.1%}" \
+        if "same_class" in d else ""
+    return (f"outputs moved (TFLM, pruned vs dense, on {source}): up to {d['max_int8']} "
+            f"int8 steps, mean {d['mean_int8']}, {d['changed']:.1%} of outputs changed, RMS "
+            f"{d['rms_real']:.4g} in real units{same}")
+
+
 def accuracy(model: bytes, images: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
     """(correct, n): the largest output (the lowest index among equals) against labels."""
     predicted = outputs(model, images).argmax(axis=1)

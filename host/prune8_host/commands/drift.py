@@ -1,0 +1,48 @@
+"""How far a prune moved a .tflite's outputs, for run and apply: TFLM's interpreter on the
+host runs the dense and the pruned model on --data's images when given, else on inputs
+drawn from the int8 input range with a fixed seed, and the report says which."""
+
+from __future__ import annotations
+
+from prune8_host.errors import UsageError
+from prune8_host.files import tflite
+from prune8_host.files.images import load_images
+from prune8_host.twin import tflm
+
+
+def add_data_arg(p) -> None:
+    p.add_argument("--data", metavar="FILE",
+                   help="for a .tflite: int8 inputs (.npz with 'images', n x inputs) on "
+                        "which to measure how far the pruned outputs moved from the dense "
+                        f"ones (default: {tflm.DRAWN_INPUTS} inputs drawn from the int8 "
+                        f"input range, seed {tflm.DRAW_SEED})")
+
+
+def check_data(data, model, path) -> None:
+    """Refuse --data before any work: unreadable, or given for a model that is no .tflite."""
+    if data is None:
+        return
+    if model.kind != "tflite":
+        raise UsageError(f"{data}: --data measures how a .tflite's outputs moved, and "
+                         f"{path} is an .{model.kind} model (prune8 eval takes test data "
+                         f"for it)")
+    load_images(data, with_labels=False)
+
+
+def measure(data, model, weights) -> tuple[dict, str] | None:
+    """({report}, line) for a .tflite model pruned to `weights` ({layer: int8}), or None
+    for another kind of model."""
+    if model.kind != "tflite":
+        return None
+    dense = model.tflite_model.data
+    pruned = tflite.pruned_bytes(model.tflite_model, weights)
+    if data:
+        images, _ = load_images(data, with_labels=False)
+        source = f"{data}'s {len(images)} images"
+    else:
+        images = tflm.drawn_inputs(dense)
+        source = (f"{len(images)} inputs drawn from the int8 input range (seed "
+                  f"{tflm.DRAW_SEED}; --data FILE for real ones)")
+    d = tflm.drift(dense, pruned, images)
+    d["source"] = "data" if data else "drawn"
+    return d, tflm.drift_line(d, source)
