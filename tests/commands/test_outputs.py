@@ -276,3 +276,27 @@ def test_apply_on_an_npz_has_no_tflm_to_judge_it(tmp_path, capsys, rows_masks):
     out = tmp_path / "q.npz"
     refused(capsys, tmp_path, EX / "digits_test.npz", "apply", MLP, rows_masks, "-o", out,
             "--data", EX / "digits_test.npz", says="prune8 eval")
+
+
+# -- 2. model info says what prune8's own files are -----------------------------------------
+
+def test_model_info_names_prune8s_own_files(tmp_path, capsys, fc_masks):
+    packed = tmp_path / "p.p8s"
+    assert run(capsys, "pack", FC, fc_masks, "-o", packed)[0] == 0
+    for path, says in ((packed, "a prune8 packed model"), (fc_masks, "a prune8 masks file"),
+                       (EX / "digits_test.npz", "int8 inputs for inference, not a model")):
+        code, stdout, err = run(capsys, "model", "info", path)
+        assert code == 0 and err == "" and says in stdout, (path, stdout, err)
+    code, stdout, _ = run(capsys, "model", "info", packed)
+    assert "not in TFLM" in stdout and "fc1/weights  native" in stdout
+    code, stdout, _ = run(capsys, "model", "info", fc_masks, "--json")
+    report = json.loads(stdout)
+    assert report["kind"] == "masks" and report["fingerprints"] is True
+    assert [r["layer"] for r in report["layers"]] == ["fc1/weights", "fc2/weights"]
+
+
+def test_the_help_says_which_output_is_deployable(capsys):
+    pack = " ".join(run(capsys, "pack", "--help")[1].split())
+    assert "not by TFLM" in pack and "OUT.p8s" in pack
+    apply = " ".join(run(capsys, "apply", "--help")[1].split())
+    assert "deployable" in apply and "same size" in apply

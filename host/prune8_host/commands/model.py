@@ -10,8 +10,13 @@ import numpy as np
 from prune8 import errors
 from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import FileFormatError
+from prune8_host.files import packed as packed_files
 from prune8_host.files import tflite
+from prune8_host.files.identify import DATA, MASKS, PACKED, identify, store_description
+from prune8_host.files.images import load_images
+from prune8_host.files.masks import read_masks
 from prune8_host.files.model import load_model, save_model
+from prune8_host.files.npzio import load_arrays
 from prune8_host.files.records import check_fits, in_ram, quant_params, stored_size
 
 from .table import table
@@ -58,6 +63,9 @@ def _quantization(layer) -> str:
 
 def run_info(args) -> int:
     profile = load_board(args.board)
+    kind = identify(args.file)
+    if kind is not None:
+        return _not_a_model(args, kind)
     model = load_model(args.file)
     placements = model.tflite_model.placements if model.tflite_model else {}
     rows = []
@@ -98,6 +106,57 @@ def run_info(args) -> int:
     print(f"model: {size:,} bytes on the board, of its {profile.fs_bytes:,}-byte filesystem"
           + ("" if size <= profile.fs_bytes else " (too big: push fewer layers)")
           + "; layers from flash are pruned and run tile by tile")
+    return 0
+
+
+def _not_a_model(args, kind: str) -> int:
+    """model info on one of prune8's own files that is not a model: what it is, what made
+    it, where it runs, and what reads it."""
+    path = args.file
+    report: dict = {"file": path, "kind": kind}
+    if kind == PACKED:
+        layers = packed_files.read_packed(path)
+        report["layers"] = [{"layer": n, "format": p.format, "shape": [p.rows, p.cols],
+                             "nnz": p.nnz, "bytes": p.size} for n, p in layers.items()]
+        what = (f"{path}: a prune8 packed model (prune8 pack; docs/sparse.md), "
+                f"{len(layers)} layer(s) in sparse formats. It runs only on prune8's board "
+                f"kernels (prune8 pack --push, prune8 eval --packed), not in TFLM; "
+                f"prune8 unpack {path} -o OUT.npz gives its layers back")
+        rows = [[r["layer"], r["format"], "x".join(map(str, r["shape"])), r["nnz"],
+                 r["bytes"]] for r in report["layers"]]
+        cols = [("layer", "<", 12), ("format", "<", 7), ("shape", "<", 8), ("nnz", ">", 6),
+                ("bytes", ">", 6)]
+    elif kind == MASKS:
+        masks, prints = read_masks(path)
+        report["layers"] = [{"layer": m.name, "method": m.method, "unit": m.unit,
+                             **m.stats()} for m in masks]
+        report["fingerprints"] = prints is not None
+        what = (f"{path}: a prune8 masks file (prune8 mask, run or pull), "
+                f"{len(masks)} layer(s), "
+                + ("with the fingerprint of the model they were made for" if prints
+                   else "without a fingerprint of its model")
+                + f": not a model. prune8 apply MODEL {path} -o OUT prunes a model with "
+                f"them; prune8 stats {path} counts them")
+        rows = [[r["layer"], r["method"], f"{r['pruned']}/{r['n']} {r['unit']}s"]
+                for r in report["layers"]]
+        cols = [("layer", "<", 12), ("method", "<", 9), ("pruned", ">", 0)]
+    elif kind == DATA:
+        labelled = "labels" in load_arrays(path)
+        images, _ = load_images(path, with_labels=labelled)
+        report["images"], report["labels"] = list(images.shape), labelled
+        what = (f"{path}: int8 inputs for inference, not a model: 'images' {images.shape[0]} "
+                f"x {images.shape[1]}" + (", with 'labels'" if labelled else "")
+                + " (prune8 eval --data, prune8 calibrate --images, run/apply --data)")
+        rows, cols = [], []
+    else:
+        what = f"{path}: {store_description(kind)}: not a model file"
+        rows, cols = [], []
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    if rows:
+        print(table(cols, rows))
+    print(what)
     return 0
 
 

@@ -23,11 +23,14 @@ from .table import table
 
 def register(sub) -> None:
     p = sub.add_parser("pack", help="apply masks and store each layer in its smallest format",
-                       description="Apply MASKS to MODEL and write OUT, a packed model in "
-                                   "which every layer takes the smallest of dense, native "
-                                   "(mask + values), CSR, COO and block-sparse "
+                       description="Apply MASKS to MODEL and write OUT.p8s, a packed "
+                                   "model in which every layer takes the smallest of dense, "
+                                   "native (mask + values), CSR, COO and block-sparse "
                                    "(docs/sparse.md). Reports bytes per layer before and "
-                                   "after, and what the whole model file would take.")
+                                   "after, and what the whole model file would take. OUT is "
+                                   "prune8's own container: it runs on a board with prune8 "
+                                   "(--push, then prune8 eval --packed), not by TFLM; the "
+                                   "deployable .tflite is what prune8 apply writes.")
     p.add_argument("model", metavar="MODEL", help="the model to pack (.tflite or .npz)")
     p.add_argument("masks", metavar="MASKS", nargs="?",
                    help="masks file (default: pack MODEL's zeros as they are)")

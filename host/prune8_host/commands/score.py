@@ -66,9 +66,14 @@ def register(sub) -> None:
     p = sub.add_parser("apply", help="zero the pruned weights of a model",
                        description="Apply a masks file to WEIGHTS and save the pruned model "
                                    "in WEIGHTS' own format: for a .tflite, a .tflite that "
-                                   "differs from it only in the pruned weights; for an .npz, "
-                                   "every array it held. An OUT named .npz is an .npz of the "
-                                   "layers whatever WEIGHTS is.")
+                                   "differs from it only in the pruned weights (the "
+                                   "deployable model: it runs wherever WEIGHTS runs, and it "
+                                   "has the same size, since zeros take as many bytes as any "
+                                   "weight; prune8 pack reports what they would save "
+                                   "stored sparsely); for an .npz, every array it held. An "
+                                   "OUT named .npz is an .npz of the layers whatever WEIGHTS "
+                                   "is. For a .tflite, also says how far the pruned "
+                                   "model's outputs moved from WEIGHTS' (TFLM on the host).")
     p.add_argument("weights", metavar="WEIGHTS", help="the model the masks were made for")
     p.add_argument("masks", metavar="MASKS", help="masks file from 'prune8 mask' or 'prune8 pull'")
     p.add_argument("-o", "--out", metavar="OUT", required=True,
