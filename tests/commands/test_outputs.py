@@ -300,3 +300,18 @@ def test_the_help_says_which_output_is_deployable(capsys):
     assert "not by TFLM" in pack and "OUT.p8s" in pack
     apply = " ".join(run(capsys, "apply", "--help")[1].split())
     assert "deployable" in apply and "same size" in apply
+
+
+def test_masks_fit_the_same_model_in_another_file(tmp_path, capsys, fc_masks):
+    # the .tflite's layers imported as an .npz are the same model; so is a flat .npy
+    # layer masked as --rows x --cols
+    imported = tmp_path / "fc.npz"
+    assert run(capsys, "model", "import", FC, "-o", imported)[0] == 0
+    code, _, err = run(capsys, "apply", imported, fc_masks, "-o", tmp_path / "p.npz")
+    assert code == 0 and err == ""
+    flat, masks = tmp_path / "w.npy", tmp_path / "flat-masks.npz"
+    np.save(flat, np.arange(-6, 6, dtype=np.int8))
+    assert run(capsys, "mask", flat, "--method", "rows", "--rows", "3", "--cols", "4",
+               "--sparsity", "0.4", "-o", masks)[0] == 0
+    code, _, err = run(capsys, "apply", flat, masks, "-o", tmp_path / "f.npz")
+    assert code == 0 and err == ""

@@ -235,10 +235,11 @@ def run_run(args) -> int:
         checks, masks = verify_on_board(s, model, args.quiet)
     ok = all(c.verified for c in checks)
     lines = [verify_table([c.as_dict() for c in checks])]
-    weights = {m.name: apply_layer_mask(model[m.name].weights, m) for m in masks
-               if m.name in model}
-    counts = [pruned_counts(model[m.name].weights, m) for m in masks if m.name in model]
-    total = sum(model[m.name].n for m in masks if m.name in model)
+    # the masks that fit the model (an unverified one may not: its check says why)
+    fit = [m for m in masks if m.name in model and m.rows * m.cols == model[m.name].n]
+    weights = {m.name: apply_layer_mask(model[m.name].weights, m) for m in fit}
+    counts = [pruned_counts(model[m.name].weights, m) for m in fit]
+    total = sum(model[m.name].n for m in fit)
     lines.append("weights: " + pruned_line(counts, total))
     moved = drift.measure(args.data, model, weights) if ok else None
     if moved:

@@ -70,13 +70,13 @@ def fingerprint(layer: Layer) -> dict:
 def save_masks(path: str | Path, masks: list[LayerMask],
                model: Mapping[str, Layer] | None = None) -> None:
     """Write a masks file; with `model` (the layers the masks were made for), each mask
-    records its layer's fingerprint."""
+    records its layer's fingerprint (none when a mask's layer is not in `model`)."""
     for m in masks:
         problem = name_problem(m.name)
         if problem:
             raise UsageError(f"{path}: cannot store a mask for layer {m.name[:60]!r}: {problem}")
     meta = {"format": FORMAT, "layers": {m.name: _entry(m) for m in masks}}
-    if model is not None:
+    if model is not None and all(m.name in model for m in masks):
         meta[FINGERPRINT_KEY] = {m.name: fingerprint(model[m.name]) for m in masks}
     arrays = {m.name: m.words.astype(np.uint32) for m in masks}
     arrays[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
@@ -215,6 +215,12 @@ def _fingerprints(path, meta: dict, layers: dict) -> dict[str, dict] | None:
     return prints
 
 
+def _same_shape(a: list[int], b: list[int]) -> bool:
+    """Equal shapes, or the same count where one is flat: a .npy layer is 1-D in its file
+    and masked as --rows x --cols."""
+    return a == b or ((len(a) == 1 or len(b) == 1) and int(np.prod(a)) == int(np.prod(b)))
+
+
 def check_masks_fit(masks_path, masks: list[LayerMask], prints: dict[str, dict] | None,
                     model: Mapping[str, Layer], model_path, force: bool = False) -> list[str]:
     """Refuse masks made for another model than `model` (ModelError, one line naming the
@@ -231,9 +237,11 @@ def check_masks_fit(masks_path, masks: list[LayerMask], prints: dict[str, dict] 
                 f"prune8 pull or an older prune8): not checked against {model_path}"]
     for m in masks:
         made_for, have = prints[m.name], fingerprint(model[m.name])
-        if made_for == have:
+        if made_for == have or (_same_shape(made_for["shape"], have["shape"])
+                                and made_for["quant"] == have["quant"]
+                                and made_for["weights"] == have["weights"]):
             continue
-        if made_for["shape"] != have["shape"]:
+        if not _same_shape(made_for["shape"], have["shape"]):
             what = (f"of shape {'x'.join(map(str, made_for['shape']))}; {model_path}'s is "
                     f"{'x'.join(map(str, have['shape']))}")
         elif made_for["quant"] != have["quant"]:
