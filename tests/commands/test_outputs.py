@@ -315,3 +315,26 @@ def test_masks_fit_the_same_model_in_another_file(tmp_path, capsys, fc_masks):
                "--sparsity", "0.4", "-o", masks)[0] == 0
     code, _, err = run(capsys, "apply", flat, masks, "-o", tmp_path / "f.npz")
     assert code == 0 and err == ""
+
+
+def test_no_error_prints_a_numpy_repr(tmp_path, capsys):
+    # values that come from NumPy arrays (shapes, quantization fields, TFLM's details)
+    # in every message they reach: plain numbers only
+    from support.models import quantized_arrays
+    cases = []
+    for key, value in (("fc1.shift", np.int32(40)), ("fc1.in_zp", np.int32(300)),
+                       ("fc1.w_scale", np.float32(np.nan)), ("fc1.relu", np.int8(3)),
+                       ("fc1.act", np.arange(5, dtype=np.int8))):
+        arrays = quantized_arrays()
+        arrays[key] = value
+        path = tmp_path / f"{key}.npz"
+        save_npz(path, arrays)
+        cases.append(["mask", path, "--method", "scaled", "--sparsity", "0.5"])
+    for images in (np.zeros((3, 28), np.int8), np.zeros((3, 8, 8, 1), np.int8)):
+        data = tmp_path / f"d{images.ndim}.npz"
+        save_npz(data, {"images": images, "labels": np.zeros(3, np.int64)})
+        cases.append(["eval", FC, "--data", data])
+    for argv in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+        assert "np." not in err and "dtype(" not in err and "array(" not in err, err
