@@ -73,3 +73,17 @@ def test_gradient_without_the_boards_calibration_is_refused_before_a_push(port, 
     code, report, _ = cli(port, "run", FC, "--method", "gradient", "--sparsity", "0.5", "-o",
                           tmp_path / "m.npz")
     assert code == 0 and report["verified"] and (tmp_path / "m.npz").exists()
+
+
+def test_pull_with_the_model_records_its_fingerprint(port, tmp_path):
+    masks = tmp_path / "m.npz"
+    assert cli(port, "push", "examples/digits_mlp.npz")[0] == 0
+    assert cli(port, "prune", "--method", "magnitude", "--sparsity", "0.5")[0] == 0
+    assert cli(port, "pull", "-o", masks)[0] == 0
+    assert read_masks(masks)[1] is None  # the board's masks alone: no model to print
+    assert cli(port, "pull", "-o", masks, "--model", "examples/digits_mlp.npz")[0] == 0
+    assert read_masks(masks)[1] is not None
+    code, _, err = cli(port, "pull", "-o", tmp_path / "x.npz", "--model",
+                       "examples/example_model.npz")
+    assert code == 2 and "the board holds another model" in err
+    assert not (tmp_path / "x.npz").exists()

@@ -77,6 +77,9 @@ def register(sub) -> None:
                                    "(uint32 words per layer, with method, tie and sparsity).")
     add_board_args(p)
     p.add_argument("-o", "--out", required=True, metavar="MASKS", help="masks file to write")
+    p.add_argument("--model", metavar="MODEL",
+                   help="the model the board holds (as pushed): the masks file then records "
+                        "its fingerprint, which apply, shrink, pack and eval check")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run_pull)
 
@@ -188,9 +191,13 @@ def heap_line(result: dict, profile) -> str:
 
 
 def run_pull(args) -> int:
+    model = load_model(args.model) if args.model else None
     with open_board(**board_kwargs(args)) as s:
-        _, masks = pull(s, args.quiet)
-    save_masks(args.out, masks)
+        listing, masks = pull(s, args.quiet)
+    if model is not None and not holds_model(listing, model):
+        raise UsageError(f"{args.model}: the board holds another model than this one, and "
+                         f"its masks were made for that: give the model you pushed")
+    save_masks(args.out, masks, model=model)
     rows = [dict(layer=m.name, method=m.method, **m.stats()) for m in masks]
     _emit(args, {"out": args.out, "layers": rows},
           f"pulled {len(masks)} mask(s) -> {args.out}")

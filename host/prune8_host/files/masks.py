@@ -12,7 +12,7 @@ Its "fingerprints" object records, per layer, the model the masks were made for:
 layer's shape, a hash of its quantization and a hash of its weights (`fingerprint`).
 `check_masks_fit` refuses masks whose fingerprint is not the model's (apply, shrink,
 pack, eval, stats --model), `force` overriding; a file without fingerprints (an older
-prune8's, or `prune8 pull`'s: the board keeps no model on the host) is accepted with a
+prune8's, or `prune8 pull`'s without --model) is accepted with a
 warning (docs/spec-decisions.md, "Masks and their model").
 """
 
@@ -234,7 +234,8 @@ def check_masks_fit(masks_path, masks: list[LayerMask], prints: dict[str, dict] 
                          f"does not have")
     if prints is None:
         return [f"{masks_path} records no fingerprint of the model it was made for (made by "
-                f"prune8 pull or an older prune8): not checked against {model_path}"]
+                f"prune8 pull without --model, or an older prune8): not checked against "
+                f"{model_path}"]
     for m in masks:
         made_for, have = prints[m.name], fingerprint(model[m.name])
         if made_for == have or (_same_shape(made_for["shape"], have["shape"])
