@@ -338,3 +338,9 @@ def test_no_error_prints_a_numpy_repr(tmp_path, capsys):
         code, _, err = run(capsys, *argv)
         assert code == 2 and err.count("\n") == 1, (argv, err)
         assert "np." not in err and "dtype(" not in err and "array(" not in err, err
+
+
+def test_eval_on_a_board_refuses_a_one_output_model_before_the_board(sine, capsys):
+    model, data = sine
+    code, _, err = run(capsys, "eval", model, "--data", data, "--port", "/nonexistent/ttyUSB0")
+    assert code == 2 and "has one output" in err and "ttyUSB0" not in err, err

@@ -176,7 +176,12 @@ def run_eval(args) -> int:
         raise UsageError("--masks is for a .tflite evaluated on the host; on a board, eval "
                          "uses the masks the board holds")
     model = load_model(args.model)
-    dense.qlayers(model)
+    last = dense.qlayers(model)[-1]
+    if last.weights.shape[0] == 1:  # the board counts argmax hits: meaningless for one
+        raise UsageError(f"{args.model} has one output, so its outputs are not classes and "
+                         f"the board's accuracy would mean nothing: a .tflite is scored by "
+                         f"its RMSE on the host (prune8 eval MODEL.tflite --data FILE, "
+                         f"without --port)")
     images, labels = load_images(args.test, with_labels=True)
     with open_board(**board_kwargs(args)) as s:
         listing = check_board_model(s, model, args.push, args.quiet)
