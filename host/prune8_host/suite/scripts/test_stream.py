@@ -1,8 +1,10 @@
 # A layer bigger than RAM on the board (docs/streaming.md): 256 x 256 weights made by an
 # LCG, pushed through the real receiver into a store of its own (ARGS["scratch"], so the
 # board's own /prune8/ files are not touched), pruned from flash tile by tile with
-# magnitude and min-cut, within the heap budget (ARGS["heap_bytes"]); each mask's CRC-32
-# must equal the twin's (ARGS["stream_masks"], computed by the runner from the same LCG).
+# magnitude and min-cut; each mask's CRC-32 must equal the twin's (ARGS["stream_masks"],
+# computed by the runner from the same LCG). The peak heap it reports counts from boot
+# and holds this script's own push and test data; the budget of a streamed prune from a
+# fresh boot is checked by tests/board/test_board_stream.py (docs/heap.md).
 import gc
 import os
 import struct
@@ -73,7 +75,6 @@ def run():
     except OSError:
         pass
     push_layer()
-    budget = ARGS["heap_bytes"]  # noqa: F821
     for method, want in ARGS["stream_masks"]:  # noqa: F821
         gc.collect()
         result = prune_model.prune_result(method, 5000)
@@ -84,9 +85,6 @@ def run():
         peak = result["heap_peak"]
         if got != want:
             print("CASE stream-%s FAIL mask CRC %08x, the twin's %08x" % (method, got, want))
-        elif peak > budget:
-            print("CASE stream-%s FAIL peak heap %d over the budget of %d" % (method, peak,
-                                                                              budget))
         elif not result["layers"][0]["streamed"]:
             print("CASE stream-%s FAIL the layer was not streamed" % method)
         else:
