@@ -114,7 +114,8 @@ def pytest_sessionfinish(session, exitstatus):
     if hasattr(config, "workerinput") or _selected is None:
         return  # an xdist worker: the controller decides
     whole = (config.args_source == pytest.Config.ArgsSource.TESTPATHS
-             and not config.option.keyword and config.option.markexpr == "not peers")
+             and not config.option.keyword
+             and config.option.markexpr == "not peers and not slow")
     if whole and _selected < FULL_SUITE_MIN_TESTS:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         reporter.write("\n")  # after xdist's progress dots, which leave the line open
