@@ -103,7 +103,8 @@ def test_deploy_run_and_test_board_on_a_paced_board_beside_a_cpu_hog(fresh_vboar
     assert vb.baud == 115200 and vb.timed
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        for argv in (["deploy"], ["run", MODEL, "-o", str(tmp_path / "m.npz"), "--json"],
+        for argv in (["deploy"], ["run", MODEL, "--sparsity", "0.5", "-o", str(tmp_path / "m.npz"),
+                                  "--json"],
                      ["test-board"]):
             r = cli(*argv, "--port", vb.port, "--quiet")
             assert r.returncode == 0, (argv, r.stdout[-2000:], r.stderr[-2000:])

@@ -20,6 +20,7 @@ from prune8_host.device.workflow import (
     prune,
     pull,
     push,
+    push_unless_held,
     verify_on_board,
 )
 from prune8_host.errors import UsageError
@@ -199,7 +200,7 @@ def run_run(args) -> int:
         deploy_if_needed(args.port, profile, args.baud, args.quiet,
                          note=lambda text: _note(args, text))
     with open_board(**board_kwargs(args)) as s:
-        pushed = push(s, model, quiet=args.quiet)
+        pushed = push_unless_held(s, model, quiet=args.quiet)
         pruned = prune(s, opts)
         checks, masks = verify_on_board(s, model, args.quiet)
     ok = all(c.verified for c in checks)
