@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prune8_host.device import link
 from prune8_host.device.build import build_firmware
 from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
@@ -63,8 +64,15 @@ def main(argv=None) -> int:
     ap.add_argument("--baud", type=int, default=115200)
     ap.add_argument("--weights-kb", type=int, default=None,
                     help="push a model of this many KB of random int8 weights instead")
+    ap.add_argument("--window", type=int, default=None,
+                    help="frames in flight (default: the link's, 2; 1 is stop-and-wait)")
+    ap.add_argument("--untimed", action="store_true",
+                    help="a board without the profile's flash and CPU timing")
+    ap.add_argument("--no-mpremote", action="store_true", help="skip the mpremote cp run")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.window:
+        link.WINDOW = args.window
 
     if args.weights_kb:
         rng = np.random.default_rng(0)
@@ -80,7 +88,7 @@ def main(argv=None) -> int:
     payload = sum(len(model.record(name).data) for name in model)
     raw = b"".join(model.record(name).data for name in model)
     with tempfile.TemporaryDirectory() as tmp, \
-            VirtualBoard(board="esp32", baud=args.baud) as vb:
+            VirtualBoard(board="esp32", baud=args.baud, timing=not args.untimed) as vb:
         with BoardSession(vb.port, baud=args.baud, check_firmware=False, timeout=60) as s:
             deploy(s, build_firmware("esp32", out_root=Path(tmp) / "build"), quiet=True)
         wire = WireCounter()
@@ -93,17 +101,20 @@ def main(argv=None) -> int:
             ours = wire.take()
 
             # mpremote's own file copy (what `mpremote cp` runs) of the same bytes
-            t0 = time.perf_counter()
-            s.transport.fs_writefile("/raw.bin", raw)
-            mp_s = time.perf_counter() - t0
-            mp = wire.take()
-            s.transport.fs_rmfile("/raw.bin")
+            mp_s, mp = float("nan"), 0
+            if not args.no_mpremote:
+                t0 = time.perf_counter()
+                s.transport.fs_writefile("/raw.bin", raw)
+                mp_s = time.perf_counter() - t0
+                mp = wire.take()
+                s.transport.fs_rmfile("/raw.bin")
     result = {
         "model": args.model, "baud": args.baud, "weight_bytes": payload,
         "session_setup_bytes": setup,
         "prune8_push": {"wire_bytes": ours, "per_weight_byte": ours / payload,
                         "seconds": ours_s, "retries": pushed["retries"]},
         "mpremote_cp": {"wire_bytes": mp, "per_weight_byte": mp / payload, "seconds": mp_s},
+        "window": link.WINDOW, "timed": not args.untimed,
         "fewer_wire_bytes": mp / ours, "faster": mp_s / ours_s,
         "push_over_weight_line_time": ours_s / (payload * 10 / args.baud) if args.baud else None,
     }
@@ -111,13 +122,15 @@ def main(argv=None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"transfer of {payload} weight bytes ({args.model}) to a virtual board paced at "
-          f"{args.baud} baud")
+          f"{args.baud} baud, {'untimed' if args.untimed else 'timed'}, window {link.WINDOW}")
     print(f"  prune8 push   {ours:>7} wire bytes  {ours / payload:5.3f} per weight byte "
           f"(goal <= 1.10)  {ours_s:6.2f} s")
-    print(f"  mpremote cp   {mp:>7} wire bytes  {mp / payload:5.3f} per weight byte          "
-          f"       {mp_s:6.2f} s")
-    print(f"  prune8 sends {mp / ours:.1f}x fewer bytes (goal >= 3x) and takes "
-          f"{mp_s / ours_s:.1f}x less time; opening a session costs {setup} bytes either way")
+    if not args.no_mpremote:
+        print(f"  mpremote cp   {mp:>7} wire bytes  {mp / payload:5.3f} per weight byte      "
+              f"           {mp_s:6.2f} s")
+        print(f"  prune8 sends {mp / ours:.1f}x fewer bytes (goal >= 3x) and takes "
+              f"{mp_s / ours_s:.1f}x less time; opening a session costs {setup} bytes either "
+              f"way")
     if args.baud:
         line = payload * 10 / args.baud
         print(f"  push wall time {ours_s:.2f} s = {ours_s / line:.2f}x the {line:.2f} s its "

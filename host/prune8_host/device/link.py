@@ -84,12 +84,12 @@ class HostLink:
     flight, `timeout` the resend time, `silence` (tests) one bound for every type."""
 
     def __init__(self, port, timeout: float = patience.RESEND_S, progress=None,
-                 baud: int = 0, window: int = WINDOW, silence: float | None = None):
+                 baud: int = 0, window: int | None = None, silence: float | None = None):
         self.port = port
         self.timeout = timeout
         self.progress = progress    # called with the bytes each DATA, IMAGES or READ moved
         self.baud = baud
-        self.window = max(1, window)
+        self.window = max(1, WINDOW if window is None else window)  # None: WINDOW, read now
         self.silence = silence
         self.seq = 0
         self.tx_bytes = 0           # everything written, retries and filler included
