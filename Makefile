@@ -12,7 +12,7 @@ EVAL_STAMP := $(VENV)/.prune8-eval-installed
 # The virtual board's Node side: package.json/package-lock.json pin the MicroPython VM.
 VBOARD_NODE := host/prune8_host/vboard
 
-.PHONY: install test test-peers lint demo bench build eval clean vboard package-json
+.PHONY: install test test-peers test-slow lint demo bench build eval clean vboard package-json
 
 $(STAMP): pyproject.toml firmware/prune8/__init__.py $(VBOARD_NODE)/package.json $(VBOARD_NODE)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ test: $(STAMP) lint
 # Agreement with PyTorch's pruning (tests marked `peers`): opt-in, CI may skip it.
 test-peers: $(EVAL_STAMP)
 	$(BIN)/python -m pytest -m peers
+
+# deploy, run and test-board over --port on a virtual board as slow as a real ESP32
+# (paced at its baud, its flash and CPU timing), beside a CPU hog (tests marked `slow`).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 demo: install
 	$(BIN)/prune8 demo $(if $(PORT),--port $(PORT))

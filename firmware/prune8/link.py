@@ -3,8 +3,11 @@
 # REPL. The frame layout and its constants are in protocol.py.
 #
 # The host drives every exchange; the board only waits for the next frame, so it needs
-# no timer. One frame buffer is allocated per link; payloads are copied from it into
-# the caller's buffers (never a second copy of a layer).
+# no timer. The host may have a window of frames in flight: the board applies them in
+# seq order only, answers a copy of a frame it already applied without applying it
+# again, and ignores a frame that comes after a missing one (the host goes back and
+# sends from the missing one). One frame buffer is allocated per link; payloads are
+# copied from it into the caller's buffers (never a second copy of a layer).
 
 import sys
 
@@ -14,7 +17,7 @@ except ImportError:  # a port built without it: compute CRC-32 in 16-bit halves
     crc32 = None
 
 from . import errors
-from .protocol import ACK, ERROR, HEADER, MAX_PAYLOAD, NAK, SYNC, TRAILER
+from .protocol import ABORT, ACK, ERROR, HEADER, MAX_PAYLOAD, NAK, SYNC, TRAILER
 
 _T_LO = None
 _T_HI = None
@@ -69,7 +72,9 @@ class Link:
         self.mv = memoryview(self.buf)
         self.ack = bytearray(3)
         self.type = 0
-        self.seq = -1       # last good frame's seq (duplicates are answered, not applied)
+        self.seq = -1       # the frame being answered (its seq goes in ACK, NAK, replies)
+        self.applied = -1   # the last frame taken in order (copies of it and of older
+                            # ones are duplicates: answered, not applied)
         self.len = 0
         self.duplicate = False
 
@@ -101,7 +106,9 @@ class Link:
     def recv(self):
         """Wait for the next good frame; NAK bad ones. Sets type, seq, len, duplicate.
 
-        The payload is self.mv[HEADER:HEADER + self.len].
+        The payload is self.mv[HEADER:HEADER + self.len]. A frame whose seq is past the
+        next one expected (one before it was lost) is dropped unanswered; ABORT is taken
+        whatever its seq.
         """
         buf = self.buf
         while True:
@@ -117,9 +124,14 @@ class Link:
             if buf[t] | (buf[t + 1] << 8) != lo or buf[t + 2] | (buf[t + 3] << 8) != hi:
                 self._answer(NAK, seq)
                 continue
-            self.duplicate = seq == self.seq
+            ahead = (seq - self.applied) & 0xFFFF
+            if buf[1] != ABORT and 1 < ahead < 0x8000:
+                continue  # out of order: the host resends from the missing frame
+            self.duplicate = buf[1] != ABORT and ahead != 1
             self.type = buf[1]
             self.seq = seq
+            if not self.duplicate:
+                self.applied = seq
             self.len = n
             return self.type
 

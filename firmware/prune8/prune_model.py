@@ -22,8 +22,11 @@ from .tiles import BLOCK, WEIGHT, TiledMask
 
 def _score(p, entry, info, w, a, sumsq, scale, opts):
     # Score the first n bytes of the preallocated buffers in place: a memoryview slice
-    # is a view, not a second copy of the layer.
-    entry[2](p, memoryview(w)[:info.n], info, a, sumsq, scale, opts)
+    # is a view, not a second copy of the layer. A layer that fills the buffer gets the
+    # bytearray itself: the Pruner's check of a view reads every value in Python (a view
+    # might be of a wide array), which took longer than viper's scoring kernels.
+    entry[2](p, w if info.n == len(w) else memoryview(w)[:info.n], info, a, sumsq, scale,
+             opts)
 
 
 def zero_pruned(w, mask, method, info, block):
@@ -138,11 +141,12 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         report = []
         with store.Replacing(MASKS_PATH) as f:
             store.write_header(f, MASKS_MAGIC, mid, len(kept) + len(chosen))
-            for m in kept:
-                f.write(m.record_header())
+            if kept:  # one file object for all of them
                 with open(MASKS_PATH, "rb") as src:
-                    src.seek(m.offset)
-                    f.write(src.read(m.nbytes))
+                    for m in kept:
+                        f.write(m.record_header())
+                        src.seek(m.offset)
+                        f.write(src.read(m.nbytes))
             needs = scorers.TABLE[method][1]
             calibrated = store.read_calib(mid) if needs & scorers.ACT else {}
             for info in chosen:
@@ -165,7 +169,7 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     mask = _layer_mask(p, method, info, w, a, sumsq, scale, opts)
                     minfo = _mask_info(info, mask.n, opts, method, sparsity_bp)
                     f.write(minfo.record_header())
-                    f.write(mask.bytes())
+                    f.write(memoryview(mask._bits)[:((mask.n + 31) >> 5) << 2])  # no copy
                     pruned = mask.pruned
                     gc.collect()
                     peak = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0

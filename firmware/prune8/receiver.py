@@ -36,8 +36,10 @@ class Receiver:
     handler returns None (answered ACK) or a buffer (answered REPLY with it). Types in
     `replayed` are requests that only read, answered again when delivered twice; any
     other frame delivered twice is acknowledged without being applied again. A failed
-    handler is answered with an ERROR frame, which ends the receiver unless
-    `keep_going`. A failed start() is reported as the answer to the first frame.
+    handler is answered with an ERROR frame; unless `keep_going`, the receiver then
+    applies nothing more, answers every frame with the same ERROR and waits for the
+    host's ABORT, so that no frame the host had in flight reaches the REPL. A failed start() is reported as
+    the answer to the first frame, the same way.
 
     ABORT ends every receiver in every state, whatever its seq: a new host session
     starts with one (seq 0) to end a receiver its killed predecessor left running, and
@@ -74,8 +76,8 @@ class Receiver:
                     link.ok()
                     return
                 if failed is not None:
-                    link.error(failed)
-                    return
+                    link.error(failed)  # every frame after a failure, until the ABORT
+                    continue
                 if link.duplicate and t not in self.replayed:
                     link.ok()
                     continue
@@ -85,10 +87,11 @@ class Receiver:
                         raise errors.unexpected_frame(t, self.doing)
                     reply = handler(link.payload())
                 except Exception as e:  # reported to the host, which raises it there
-                    link.error(error_text(e, self.doing))
-                    if self.keep_going:
-                        continue
-                    return
+                    text = error_text(e, self.doing)
+                    link.error(text)
+                    if not self.keep_going:
+                        failed = text
+                    continue
                 if reply is None:
                     link.ok()
                 else:

@@ -1,8 +1,9 @@
 """Board profiles: one TOML file per board under boards/.
 
 A profile fixes what the host needs to talk to a board (esptool chip, flash offset,
-baud rates), how to build for it (mpy-cross arch) and what the firmware may use
-(heap budget, filesystem size, capacity). `load_board("esp32")` returns a validated
+baud rates), how to build for it (mpy-cross arch), what the firmware may use
+(heap budget, filesystem size, capacity) and how slow the board is (flash erase and
+program times, CPU factor), which the virtual board applies when it is paced. `load_board("esp32")` returns a validated
 `BoardProfile`.
 """
 
@@ -39,6 +40,9 @@ class BoardProfile:
     max_weights: int
     max_units: int
     firmware_image: str
+    flash_erase_us: int         # a 4 KB sector erase (typical), applied by a paced vboard
+    flash_program_us: int       # a 256-byte page program (typical)
+    cpu_factor: int             # how many times slower the board computes than the VM
     path: str = ""
 
 
@@ -75,9 +79,12 @@ def _check(path: Path, data: dict) -> None:
     for key in ("flash_offset",):
         if data[key] < 0:
             raise BoardProfileError(f"{where}: key {key!r} must be >= 0, got {data[key]}")
-    for key in ("baud", "flash_baud", "heap_bytes", "fs_bytes"):
+    for key in ("baud", "flash_baud", "heap_bytes", "fs_bytes", "cpu_factor"):
         if data[key] <= 0:
             raise BoardProfileError(f"{where}: key {key!r} must be > 0, got {data[key]}")
+    for key in ("flash_erase_us", "flash_program_us"):
+        if data[key] < 0:
+            raise BoardProfileError(f"{where}: key {key!r} must be >= 0, got {data[key]}")
     if not 1 <= data["max_weights"] <= fw_errors.MAX_WEIGHTS_LIMIT:
         raise BoardProfileError(f"{where}: key 'max_weights' must be in "
                                 f"1..{fw_errors.MAX_WEIGHTS_LIMIT}, got {data['max_weights']}")

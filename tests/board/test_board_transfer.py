@@ -9,6 +9,7 @@ pty; faults are injected into its receive path (VirtualBoard.rx_hook), its power
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -218,6 +219,23 @@ def test_cli_push_prune_pull_verify_on_a_port(board, tmp_path):
     assert bad.returncode == 1 and "differ" in bad.stdout
     ls = cli("ls")
     assert "fc1 32x64" in ls.stdout and "rows 8/32" in ls.stdout
+
+
+def test_run_reuses_the_model_the_board_holds(board, tmp_path):
+    """Nothing is sent twice: a second run of the same model pushes nothing."""
+    vb = board()
+
+    def run():
+        r = subprocess.run([sys.executable, "-m", "prune8_host.cli", "run", EXAMPLE, "--sparsity",
+                            "0.5", "-o",
+                            str(tmp_path / "m.npz"), "--json", "--port", vb.port, "--quiet"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    first, second = run(), run()
+    assert not first["push"]["reused"] and first["push"]["wire_bytes"] > 0
+    assert second["push"]["reused"] and second["push"]["wire_bytes"] == 0
+    assert second["push"]["model_id"] == first["push"]["model_id"] and second["verified"]
 
 
 def test_progress_bars_only_on_a_terminal(board, tmp_path):

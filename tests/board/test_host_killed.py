@@ -1,7 +1,7 @@
 """A host killed (kill -9) in the middle of a command leaves the board usable.
 
 A prune8 command runs in a subprocess whose HostLink kills its own process right after
-the board acknowledged the first frame of one type: during a push (BEGIN, LAYER, DATA,
+the board acknowledged the first frame of one type, with the next frames in flight: during a push (BEGIN, LAYER, DATA,
 KEEP, END), a pull (READ) and an evaluation (IMAGES). The board is left in a receiver
 with Ctrl-C off. The next command on the same port, and mpremote, must work at once,
 and the stored model must be the one that was committed: the old one, or the new one
@@ -27,19 +27,26 @@ pytestmark = pytest.mark.timeout(600)
 MODEL = "examples/digits_mlp.npz"   # quantized, so eval runs on it
 TEST = "examples/digits_test.npz"
 
-# Runs prune8 with HostLink.request killing its process after the board acknowledged
-# (or answered) the first frame of type argv[1].
+# Runs prune8 with HostLink.exchange killing its process after the board acknowledged
+# (or answered) the first frame of type argv[1], with the frames after it in flight (as
+# many as the window holds), so the host dies mid-window. An END among them is held
+# back: one that went out commits the push, which the "end" case covers.
 KILLER = """
 import os, signal, sys
 from prune8_host.device import link
 target = int(sys.argv[1])
-request = link.HostLink.request
-def request_then_die(self, ftype, payload=b"\\0"):
-    answer = request(self, ftype, payload)
-    if ftype == target:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return answer
-link.HostLink.request = request_then_die
+exchange = link.HostLink.exchange
+def exchange_then_die(self, frames):
+    frames = list(frames)
+    for i, (ftype, payload) in enumerate(frames):
+        if ftype == target:
+            exchange(self, frames[:i + 1])
+            for j, (t, p) in enumerate(frames[i + 1:i + self.window]):
+                if t != link.END:
+                    self._write(link.frame(t, self.seq + j, p))
+            os.kill(os.getpid(), signal.SIGKILL)
+    return exchange(self, frames)
+link.HostLink.exchange = exchange_then_die
 from prune8_host.cli import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -38,6 +38,10 @@ def write(tmp_path, text):
     (lambda ls: [l.replace("= 64", "= 0") if l.startswith("max_units") else l for l in ls],
      "key 'max_units' must be in"),
     (lambda ls: ls + ["chip = "], "not valid TOML"),
+    (lambda ls: [l.replace("45000", "-1") if l.startswith("flash_erase_us") else l
+                 for l in ls], "key 'flash_erase_us' must be >= 0"),
+    (lambda ls: [l.replace("= 10", "= 0") if l.startswith("cpu_factor") else l for l in ls],
+     "key 'cpu_factor' must be > 0"),
 ])
 def test_broken_profiles_name_file_and_key(tmp_path, edit, fragment):
     path = write(tmp_path, lambda ls: "\n".join(edit(ls)) + "\n")

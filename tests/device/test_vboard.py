@@ -248,12 +248,29 @@ def test_files_persist_across_a_restart_of_the_board(fresh_vboard, tmp_path):
     assert "sub/" in mpremote(vb2.port, "ls").stdout
 
 
-def test_raw_paste_is_refused_cleanly(vboard):
-    # mpremote tries raw-paste first; the board answers like a firmware without it.
+def test_raw_paste_works_as_on_an_esp32(vboard):
+    # mpremote uses raw-paste mode when the board has it: code far longer than the
+    # 256-byte window arrives whole under its flow control, errors come back as errors.
     with transport(vboard.port) as t:
+        code = "x = 0\n" + "x += 1\n" * 2000 + "print(x)"
+        assert t.exec(code).strip() == b"2000"
         assert t.use_raw_paste is True
-        assert t.exec("print('x' * 600)").strip() == b"x" * 600
-        assert t.use_raw_paste is False
+        with pytest.raises(TransportExecError, match="ZeroDivisionError"):
+            t.exec("print(1)\n1 / 0")
+        assert t.eval("6 * 7") == 42
+
+
+def test_raw_paste_ends_on_ctrl_c_with_keyboard_interrupt(vboard):
+    with transport(vboard.port) as t:
+        assert t.read_until(1, b">", timeout=10).endswith(b">")
+        t.serial.write(b"\x05A\x01")
+        assert t.serial.read(2) == b"R\x01"
+        assert t.serial.read(2) == (256).to_bytes(2, "little")  # the window
+        t.serial.write(b"print('never')\x03")
+        assert t.read_until(1, b"\x04", timeout=10).endswith(b"\x04")  # the end, at once
+        out, err = t.follow(timeout=30)
+        assert b"never" not in out and b"KeyboardInterrupt" in err
+        assert t.eval("1 + 1") == 2
 
 
 def test_kbd_intr_ctrl_c_interrupts_a_loop_reading_stdin(vboard):

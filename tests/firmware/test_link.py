@@ -22,7 +22,7 @@ from prune8_host.device.link import HostLink, abort_sequence, frame
 from prune8_host.errors import BoardError, LinkError
 from prune8_host.files.records import layer_record
 from prune8_host.twin.layer import Layer
-from support.board_on_cpython import PREAMBLE, PipePort, push
+from support.board_on_cpython import PREAMBLE, PipePort, push, push_frames
 
 
 @pytest.fixture
@@ -133,12 +133,13 @@ def fault_once(kind, at_frame=5):
     return hook
 
 
+@pytest.mark.parametrize("windowed", [False, True], ids=["stop-and-wait", "window"])
 @pytest.mark.parametrize("kind", ["corrupt", "drop", "duplicate"])
-def test_faults_are_recovered_and_data_applied_once(board, kind):
+def test_faults_are_recovered_and_data_applied_once(board, kind, windowed):
     p = board("push.push()")
-    link = HostLink(PipePort(p, fault_once(kind)), timeout=0.5)
+    link = HostLink(PipePort(p, fault_once(kind)), timeout=0.5, window=4)
     model = layers(1)
-    push(link, model)
+    push(link, model, windowed)
     assert p.wait(10) == 0
     assert stored(board.root) == expected(model)
     if kind != "duplicate":
@@ -207,7 +208,7 @@ def test_board_dies_mid_push_keeps_the_old_model(board):
     before = stored(board.root)
 
     p = board("push.push()")
-    link = HostLink(PipePort(p), timeout=0.3)
+    link = HostLink(PipePort(p), timeout=0.3, silence=1.0)
     link.request(BEGIN, struct.pack(BEGIN_FMT, 2))
     link.request(LAYER, header("fc1", 32, 64))
     link.request(DATA, bytes(256))
@@ -228,3 +229,80 @@ def test_duplicate_frames_do_not_shift_data(board):
     push(HostLink(PipePort(p, twice)), model)
     assert p.wait(10) == 0
     assert stored(board.root) == expected(model)
+
+
+def test_a_window_of_frames_stores_exactly_what_was_sent(board):
+    p = board("push.push()")
+    link = HostLink(PipePort(p), window=3)
+    model = layers(7)
+    push(link, model, windowed=True)
+    assert p.wait(10) == 0
+    assert stored(board.root) == expected(model)
+    assert link.retries == 0
+
+
+def test_an_error_mid_window_ends_the_receiver_and_commits_nothing(board):
+    """The board refuses a layer while frames after it are in flight: it answers them
+    with the same error until the host's ABORT, so none is taken for REPL input."""
+    p = board("push.push()")
+    push(HostLink(PipePort(p)), layers(8))
+    p.wait(10)
+    before = stored(board.root)
+    p = board("push.push()")
+    big = Layer("big", np.zeros((4097, 1), np.int8))  # rows past the kernels' 4096
+    with pytest.raises(BoardError, match="4097"):
+        push(HostLink(PipePort(p), window=4), layers(9) + [big], windowed=True)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, err
+    assert stored(board.root) == before
+    assert not os.path.exists(os.path.join(board.root, "model.bin.tmp"))
+
+
+def test_abort_mid_window_ends_the_receiver_and_commits_nothing(board):
+    p = board("push.push()")
+    push(HostLink(PipePort(p)), layers(10))
+    p.wait(10)
+    before = stored(board.root)
+    p = board("push.push()")
+    frames = push_frames(layers(11))
+    for i, (t, payload) in enumerate(frames[:6]):  # six frames in flight, unanswered
+        p.stdin.write(frame(t, i, payload))
+    p.stdin.write(abort_sequence(6))
+    p.stdin.flush()
+    assert p.wait(10) == 0
+    assert stored(board.root) == before
+    assert not os.path.exists(os.path.join(board.root, "model.bin.tmp"))
+
+
+# The board made slow on purpose: its third DATA frame takes 1.5 s (a long flash erase).
+SLOW_BOARD = ("import time\n"
+              "_data = push.ModelReceiver.data\n"
+              "_calls = [0]\n"
+              "def _slow(self, payload):\n"
+              "    _calls[0] += 1\n"
+              "    if _calls[0] == 3:\n"
+              "        time.sleep(1.5)\n"
+              "    return _data(self, payload)\n"
+              "push.ModelReceiver.data = _slow\n"
+              "push.push()")
+
+
+@pytest.mark.parametrize("windowed", [False, True], ids=["stop-and-wait", "window"])
+def test_a_slow_board_is_waited_for(board, windowed):
+    """Slowness is normal: frames are resent while the board is busy, and the push
+    completes exactly, applied once."""
+    p = board(SLOW_BOARD)
+    link = HostLink(PipePort(p), timeout=0.3, silence=5.0)
+    model = layers(12)
+    push(link, model, windowed)
+    assert p.wait(10) == 0
+    assert stored(board.root) == expected(model)
+    assert link.retries >= 1
+
+
+def test_a_board_silent_past_the_bound_is_given_up_on(board):
+    """Silence is the fault: the same board, with a bound shorter than its stall."""
+    p = board(SLOW_BOARD)
+    link = HostLink(PipePort(p), timeout=0.2, silence=0.8)
+    with pytest.raises(LinkError, match="no answer to frame 4 .*without a word"):
+        push(link, layers(13), windowed=True)

@@ -41,12 +41,21 @@ class PipePort:
         return os.read(fd, n) if ready else b""
 
 
-def push(link, model):
-    link.request(BEGIN, struct.pack(BEGIN_FMT, len(model)))
+def push_frames(model):
+    """The frames of a push of `model`: BEGIN, per layer LAYER and its DATA, END."""
+    frames = [(BEGIN, struct.pack(BEGIN_FMT, len(model)))]
     for layer in model:
         record = layer_record(layer)
-        link.request(LAYER, record.header)
+        frames.append((LAYER, record.header))
         data = record.data
-        for i in range(0, len(data), MAX_PAYLOAD):
-            link.request(DATA, data[i:i + MAX_PAYLOAD])
-    return struct.unpack(MODEL_ID_FMT, link.request(END))[0]
+        frames += [(DATA, data[i:i + MAX_PAYLOAD]) for i in range(0, len(data), MAX_PAYLOAD)]
+    return frames + [(END, b"\0")]
+
+
+def push(link, model, windowed=False):
+    """Push `model` one frame at a time, or all its frames as one windowed exchange."""
+    frames = push_frames(model)
+    if windowed:
+        return struct.unpack(MODEL_ID_FMT, link.exchange(frames)[-1])[0]
+    replies = [link.request(t, p) for t, p in frames]
+    return struct.unpack(MODEL_ID_FMT, replies[-1])[0]

@@ -43,13 +43,16 @@ def run(args) -> int:
         with BoardSession(port, baud=baud) as s:
             results = run_board_tests(s, profile, args.only)
     failed = [r for r in results if not r.passed]
+    # Without --port the suite ran on a virtual board that is not paced: its times are
+    # the host's, not a board's, and every one printed says so.
+    unpaced = "" if args.port else " (unpaced virtual board)"
     if args.json:
-        print(json.dumps([vars(r) for r in results]))
+        print(json.dumps([dict(vars(r), paced=bool(args.port)) for r in results]))
     else:
         for r in results:
             if r.passed and args.quiet:
                 continue
-            extra = "" if r.us is None else f" {r.us} us, {r.alloc} B allocated"
+            extra = "" if r.us is None else f" {r.us} us{unpaced}, {r.alloc} B allocated"
             print(f"{'PASS' if r.passed else 'FAIL'} {r.suite}::{r.name}{extra}"
                   + (f"  {r.detail}" if r.detail else ""))
         print(f"{len(results) - len(failed)} passed, {len(failed)} failed on {profile.name} "

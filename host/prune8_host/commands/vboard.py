@@ -47,6 +47,8 @@ def run(args) -> int:
                 write_output(port_file, (vb.port + "\n").encode())  # never half a path
             print(vb.port, flush=True)
             baud = f"{vb.baud} baud" if vb.baud else "unpaced"
+            if vb.timed:
+                baud += ", as slow as the profile's flash and CPU"
             print(f"prune8 vboard: {vb.profile.name} on {vb.port} ({baud}), flash {vb.flash_dir}; "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
             try:

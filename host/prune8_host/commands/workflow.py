@@ -22,6 +22,7 @@ from prune8_host.device.workflow import (
     prune,
     pull,
     push,
+    push_unless_held,
     verify_on_board,
 )
 from prune8_host.errors import UsageError
@@ -237,7 +238,7 @@ def run_run(args) -> int:
                                  f"this model: run prune8 calibrate {args.model} --images "
                                  f"IMAGES.npz --push first (or give NAME.act in an .npz "
                                  f"model)")
-        pushed = push(s, model, quiet=args.quiet)
+        pushed = push_unless_held(s, model, quiet=args.quiet)
         pruned = prune(s, opts)
         checks, masks = verify_on_board(s, model, args.quiet)
     ok = all(c.verified for c in checks)

@@ -2,10 +2,15 @@
 
 Each file is written to NAME.tmp and renamed, so an interrupted deploy never leaves a
 half-written module; modules left from an older build (or .py sources that would shadow
-the .mpy files) are removed. Uses mpremote's filesystem commands as a library.
+the .mpy files) are removed. Files travel base64-encoded, CHUNK bytes per raw-REPL
+command (a third more bytes on the wire, where the repr() of binary .mpy data that
+mpremote's fs_writefile sends is twice their size, in 256-byte commands); the rest
+uses mpremote's filesystem commands as a library.
 """
 
 from __future__ import annotations
+
+import base64
 
 from prune8.protocol import MANIFEST_PATH, ROOT, TMP_SUFFIX
 from prune8_host.boards import load_board
@@ -15,6 +20,18 @@ from . import calls
 from .build import MANIFEST, Build, build_firmware
 from .progress import progress_bar
 from .session import BoardSession
+
+CHUNK = 2048    # file bytes per command: 2.7 KB of base64, one raw paste, small for the heap
+
+
+def write_file(session: BoardSession, path: str, data: bytes) -> None:
+    """Write `data` to `path` on the board via `path`.tmp, then rename it over `path`."""
+    tmp, final = path + TMP_SUFFIX, path
+    session.exec(f"from binascii import a2b_base64 as _d\n_f=open({tmp!r},'wb')")
+    for i in range(0, len(data), CHUNK):
+        session.exec(f"_f.write(_d({base64.b64encode(data[i:i + CHUNK])!r}))")
+    session.exec(f"_f.close()\nimport os\ntry:\n os.remove({final!r})\nexcept OSError:\n"
+                 f" pass\nos.rename({tmp!r},{final!r})\ndel _f,_d")
 
 
 def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
@@ -27,9 +44,7 @@ def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
         with progress_bar(total, "deploy", quiet) as update:
             for path in files:
                 dest = f"{ROOT}/{path.name}"
-                t.fs_writefile(dest + TMP_SUFFIX, path.read_bytes())
-                session.exec(f"import os\ntry:\n os.remove({dest!r})\nexcept OSError:\n"
-                             f" pass\nos.rename({dest + TMP_SUFFIX!r},{dest!r})")
+                write_file(session, dest, path.read_bytes())
                 if update:
                     update(path.stat().st_size)
         wanted = {p.name for p in files}
@@ -37,7 +52,7 @@ def deploy(session: BoardSession, build: Build, quiet: bool = False) -> dict:
             if name.endswith((".py", ".mpy")) and name not in wanted:
                 t.fs_rmfile(f"{ROOT}/{name}")
         # Which build is on the board: the manifest of its files' hashes.
-        t.fs_writefile(MANIFEST_PATH, (build.root / MANIFEST).read_bytes())
+        write_file(session, MANIFEST_PATH, (build.root / MANIFEST).read_bytes())
     session.exec("import sys\nfor m in list(sys.modules):\n if m.startswith('prune8'):"
                  "\n  del sys.modules[m]")
     try:

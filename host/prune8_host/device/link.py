@@ -1,9 +1,17 @@
 """Host side of the serial link (docs/protocol.md): frames, acknowledgements, retries.
 
 `HostLink` sends frames over a pyserial-like port (mpremote's `transport.serial`) to a
-receiver running on the board (`prune8.receiver`), and waits for each answer. The host
+receiver running on the board (`prune8.receiver`), and waits for the answers. The host
 drives every exchange, so all timers live here. The frame layout and its constants are
 the firmware's own (`prune8.protocol`).
+
+A run of frames (`exchange`) goes with up to `window` of them in flight, so the time
+each takes to be answered does not add up; the board applies them in seq order only,
+and on a NAK or a timeout the host goes back to the oldest unanswered frame and sends
+from there (go-back-N), with the same CRC, ACK/NAK and resend rules as one frame.
+How long the host waits (patience.py): it resends after RESEND_S without an answer,
+and gives up only when the board has said nothing for the bound of what the frame
+makes it do, measured from when the frame can have reached it at the line's baud.
 """
 
 from __future__ import annotations
@@ -15,22 +23,44 @@ import zlib
 from prune8.protocol import (
     ABORT,
     ACK,
+    BEGIN,
+    COMMIT,
     CRC,
     DATA,
+    END,
     ERROR,
     FRAME_HEAD,
     HEADER,
+    IMAGES,
+    KEEP,
+    LAYER,
     MAX_PAYLOAD,
     NAK,
+    OPEN,
+    READ,
     REPLY,
     SEQ,
     SYNC,
     TRAILER,
+    WRITE,
 )
 from prune8_host.errors import BoardError, LinkError
 
+from . import patience
+
 FILLER = bytes(HEADER + MAX_PAYLOAD + TRAILER)  # completes any partial frame on the board
-ATTEMPTS = 8
+ATTEMPTS = 8        # NAKs of one frame in a row before giving up (a line damaging them all)
+# Frames in flight: an ESP32's REPL UART holds a 128-byte hardware FIFO and a 260-byte
+# stdin ring buffer (MicroPython's ports/esp32/mphalport.c), room for one more full
+# frame (265 bytes) while the board is busy with the one before.
+WINDOW = 2
+# How long the board may stay silent after each frame type (patience.py), and the
+# types that take long by nature: they are not resent before that bound.
+SILENCE_S = {BEGIN: patience.FLASH_S, LAYER: patience.FLASH_S, DATA: patience.FLASH_S,
+             END: patience.FLASH_S, WRITE: patience.FLASH_S, COMMIT: patience.FLASH_S,
+             ABORT: patience.FLASH_S, OPEN: patience.REPL_S, READ: patience.REPL_S,
+             KEEP: patience.COPY_S, IMAGES: patience.IMAGES_S}
+LONG_TYPES = (KEEP, IMAGES)
 # What a board prints when it resets or is back at its REPL: the receiver is gone, and
 # anything sent now would be typed into the REPL, so the host must stop at once.
 RESET_SIGNS = (b"rst:", b"soft reboot", b"MicroPython v", b"\r\n>>> ", b"raw REPL; CTRL-B")
@@ -49,22 +79,33 @@ def abort_sequence(seq: int = 0) -> bytes:
 
 
 class HostLink:
-    """Stop-and-wait frames with retransmission over `port` (read(n) with a timeout)."""
+    """Frames with acknowledgement and retransmission over `port` (read(n) with a
+    timeout); `baud` is the line's (0: unknown or unpaced), `window` the frames in
+    flight, `timeout` the resend time, `silence` (tests) one bound for every type."""
 
-    def __init__(self, port, timeout: float = 2.0, progress=None):
+    def __init__(self, port, timeout: float = patience.RESEND_S, progress=None,
+                 baud: int = 0, window: int | None = None, silence: float | None = None):
         self.port = port
         self.timeout = timeout
-        self.progress = progress    # called with the payload bytes of each delivered frame
+        self.progress = progress    # called with the bytes each DATA, IMAGES or READ moved
+        self.baud = baud
+        self.window = max(1, WINDOW if window is None else window)  # None: WINDOW, read now
+        self.silence = silence
         self.seq = 0
         self.tx_bytes = 0           # everything written, retries and filler included
         self.rx_bytes = 0
         self.retries = 0
+        self._wire_free = 0.0       # when the last byte written reaches the board
+        self._heard = 0.0           # when the board last sent a well-formed answer
 
     # -- io --------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
         self.port.write(data)
         self.tx_bytes += len(data)
+        now = time.monotonic()
+        self._wire_free = max(now, self._wire_free) + patience.wire_seconds(len(data),
+                                                                             self.baud)
 
     def _read(self, n: int, deadline: float) -> bytes:
         out = b""
@@ -75,23 +116,31 @@ class HostLink:
         self.rx_bytes += len(out)
         return out
 
-    def _answer(self, seq: int, deadline: float):
-        """('ack'|'nak', None), ('reply'|'error', payload), ('reset', what was seen) or
-        ('timeout', what was seen)."""
+    def _answer(self, first: int, count: int, deadline: float):
+        """The next answer to one of the `count` frames from seq `first`:
+        (kind, seq, value) with kind 'ack'|'nak' (value None), 'reply'|'error' (value:
+        the payload), or ('reset'|'timeout', None, what was seen)."""
         seen = b""
+
+        def ours(s: int) -> bool:
+            return (s - first) & 0xFFFF < count
+
         while time.monotonic() < deadline:
             if any(sign in seen for sign in RESET_SIGNS):
                 # the rest of the board's line, to quote it (no more frames are sent)
                 seen += self._read(120, min(deadline, time.monotonic() + 0.3))
-                return "reset", seen
+                return "reset", None, seen
             b = self._read(1, deadline)
             if not b:
                 break
             c = b[0]
             if c in (ACK, NAK):
                 tail = self._read(2, deadline)
-                if len(tail) == 2 and struct.unpack(SEQ, tail)[0] == seq & 0xFFFF:
-                    return ("ack" if c == ACK else "nak"), None
+                if len(tail) == 2:
+                    s = struct.unpack(SEQ, tail)[0]
+                    self._heard = time.monotonic()
+                    if ours(s):
+                        return ("ack" if c == ACK else "nak"), s, None
                 continue  # an answer to an older frame: ignore it
             if c == SYNC:
                 head = self._read(HEADER - 1, deadline)
@@ -102,45 +151,91 @@ class HostLink:
                 body = head + rest[:-TRAILER]
                 if len(rest) == ln + 1 + TRAILER and \
                         struct.unpack(CRC, rest[-TRAILER:])[0] == zlib.crc32(body) and \
-                        fseq == seq & 0xFFFF and ftype in (REPLY, ERROR):
-                    return ("reply" if ftype == REPLY else "error"), rest[:-TRAILER]
+                        ftype in (REPLY, ERROR):
+                    self._heard = time.monotonic()
+                    if ours(fseq):
+                        return ("reply" if ftype == REPLY else "error"), fseq, rest[:-TRAILER]
+                    continue
                 seen += b + head + rest
                 continue
             seen += b
             if len(seen) > 4096:
                 seen = seen[-4096:]
-        return "timeout", seen
+        return "timeout", None, seen
 
     # -- exchanges ---------------------------------------------------------------------
 
     def request(self, ftype: int, payload: bytes = b"\0") -> bytes | None:
         """Deliver one frame; return the board's reply payload (None for a plain ACK)."""
-        data = frame(ftype, self.seq, payload)
+        return self.exchange([(ftype, payload)])[0]
+
+    def exchange(self, frames) -> list:
+        """Deliver `frames` ((type, payload) pairs) in order, up to `window` in flight;
+        return each one's reply payload (None for a plain ACK)."""
+        frames = list(frames)
+        replies: list = [None] * len(frames)
+        first = self.seq
+        data = [frame(t, first + i, p) for i, (t, p) in enumerate(frames)]
+        base = nxt = 0          # the oldest unanswered frame; the next one to write
+        attempts = 0            # NAKs of `base` in a row
+        since = None            # when `base` (first sent) can have reached the board
         seen = b""
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                self.retries += 1
-            self._write(data)
-            kind, value = self._answer(self.seq, time.monotonic() + self.timeout)
+        while base < len(frames):
+            while nxt < len(frames) and nxt - base < self.window:
+                self._write(data[nxt])
+                if nxt == base and since is None:
+                    since = self._wire_free
+                nxt += 1
+            ftype = frames[base][0]
+            bound = self.silence if self.silence is not None else \
+                SILENCE_S.get(ftype, patience.FLASH_S)
+            wait = bound if ftype in LONG_TYPES else min(self.timeout, bound)
+            deadline = max(self._wire_free, self._heard) + wait
+            kind, s, value = self._answer(first + base, nxt - base, deadline)
             if kind in ("ack", "reply"):
-                self.seq = (self.seq + 1) & 0xFFFF
-                if self.progress and ftype == DATA:
-                    self.progress(len(payload))
-                return value
+                if s != (first + base) & 0xFFFF:
+                    continue  # a later frame's answer: this one's was lost; the timeout resends
+                replies[base] = value
+                if self.progress and ftype in (DATA, IMAGES):
+                    self.progress(len(frames[base][1]))
+                elif self.progress and ftype == READ:
+                    self.progress(len(value))
+                base += 1
+                self.seq = (first + base) & 0xFFFF
+                attempts, since = 0, None
+                continue
             if kind == "error":
+                self._abort(first + nxt)
                 raise BoardError(value.decode(errors="replace"))
             if kind == "reset":
                 raise LinkError(_describe(value, "the board reset during the transfer; "
                                                  "nothing was committed, run the command "
                                                  "again"))
-            if kind == "timeout":
+            self.retries += 1
+            if kind == "nak":
+                attempts += 1
+                if attempts >= ATTEMPTS:
+                    raise LinkError(_describe(seen, f"no answer to frame {first + base} "
+                                                    f"after {ATTEMPTS} attempts"))
+            else:  # timeout
                 seen = value or seen
                 if b"\x04" in value:  # the raw REPL's end marker: the receiver has ended
                     raise LinkError(_describe(value, "the board program ended unexpectedly"))
+                quiet = time.monotonic() - max(self._heard, since or 0.0)
+                if quiet >= bound:
+                    raise LinkError(_describe(seen, f"no answer to frame {first + base} "
+                                                    f"after {self.retries} attempts "
+                                                    f"({quiet:.0f} s without a word from "
+                                                    f"the board)"))
                 self._write(FILLER)  # complete a partial frame; the board NAKs it
                 self._drain()
-        raise LinkError(_describe(seen, f"no answer to frame {self.seq} after {ATTEMPTS} "
-                                        f"attempts"))
+            nxt = base  # go back: send again from the oldest unanswered frame
+        return replies
+
+    def _abort(self, seq: int) -> None:
+        """After an ERROR: end the receiver, which answers every further frame with the
+        same ERROR until it sees an ABORT (frames in flight never reach the REPL)."""
+        self._write(frame(ABORT, seq, b"\0"))
 
     def _drain(self) -> None:
         """Discard answers to the damaged frame and filler (they are stale)."""

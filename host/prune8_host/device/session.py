@@ -5,6 +5,10 @@ killed mid-transfer), enters the raw REPL, and checks that the board runs a rece
 enough MicroPython and the same prune8 as this host. Every failure becomes a
 `BoardUnavailable` (a `FirmwareMissing` when prune8 is not deployed or is another
 version) with one sentence saying what was wrong and what to do.
+
+A slow board is waited for (patience.py): mpremote's reads go through `PatientPort`,
+which gives up only after the board has been silent for the operation's bound, not
+after the 0.1 s a single read of the port lasts.
 """
 
 from __future__ import annotations
@@ -23,12 +27,48 @@ from mpremote.transport_serial import SerialTransport
 import prune8
 from prune8_host.errors import BoardExecError, BoardUnavailable, FirmwareMissing, last_error_line
 
-from . import calls
+from . import calls, patience
 from .link import RESET_SIGNS, HostLink, abort_sequence
 
 MIN_MICROPYTHON = (1, 22, 0)
 # errno of a port another program holds: its exclusive lock (flock) or the device itself
 _BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY)
+
+
+class PatientPort:
+    """The serial port as mpremote sees it: read(n) waits for n bytes for as long as the
+    board keeps talking, and returns short only after `silence` seconds without a byte,
+    counted from when the host's last write can have reached the board at `baud`.
+    Everything else is the underlying port's (`raw`, whose reads last 0.1 s at most)."""
+
+    def __init__(self, raw, baud: int, silence: float = patience.REPL_S):
+        self.raw = raw
+        self.baud = baud
+        self.silence = silence
+        self._heard = time.monotonic()
+        self._wire_free = 0.0
+
+    def write(self, data) -> int | None:
+        n = self.raw.write(data)
+        now = time.monotonic()
+        self._wire_free = max(now, self._wire_free) + patience.wire_seconds(len(data),
+                                                                             self.baud)
+        return n
+
+    def read(self, size: int = 1) -> bytes:
+        out = bytearray()
+        while len(out) < size:
+            got = self.raw.read(size - len(out))
+            now = time.monotonic()
+            if got:
+                out += got
+                self._heard = now
+            elif now >= max(self._heard, self._wire_free) + self.silence:
+                break
+        return bytes(out)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
 
 
 class _Reset(Exception):
@@ -39,7 +79,7 @@ class _Reset(Exception):
 class BoardSession:
     """Raw-REPL session with a board running prune8's firmware (a context manager)."""
 
-    def __init__(self, port: str, baud: int = 115200, timeout: float = 5.0,
+    def __init__(self, port: str, baud: int = 115200, timeout: float = patience.FLASH_S,
                  check_firmware: bool = True):
         self.port = port
         self.baud = baud
@@ -59,10 +99,13 @@ class BoardSession:
 
     def open(self) -> None:
         try:
-            # timeout: every read returns within 0.1 s, so no wait can hang forever
+            # timeout: every read returns within 0.1 s, so no wait can hang forever;
+            # PatientPort makes mpremote's reads wait while the board is merely slow
             self.transport = SerialTransport(self.port, baudrate=self.baud, timeout=0.1)
         except TransportError as e:
             raise BoardUnavailable(self._open_failure(e)) from None
+        self.transport.serial = PatientPort(self.transport.serial, self.baud,
+                                            self._repl_silence())
         try:
             self._enter_raw_repl()
             self._check_micropython()
@@ -91,6 +134,10 @@ class BoardSession:
         return (f"cannot open {self.port} ({text.strip() or type(e).__name__}): check the "
                 f"cable, and that --port names the board's serial device")
 
+    def _repl_silence(self) -> float:
+        """How long the REPL may stay silent before an answer (no flash is written)."""
+        return min(self.timeout, patience.REPL_S)
+
     def _enter_raw_repl(self) -> None:
         serial = self.transport.serial
         # End a receiver a killed host left running; a plain REPL ignores these bytes.
@@ -99,12 +146,13 @@ class BoardSession:
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):  # mpremote prints what it got on failure
-                self.transport.enter_raw_repl(soft_reset=False, timeout_overall=self.timeout)
+                self.transport.enter_raw_repl(soft_reset=False,
+                                              timeout_overall=self._repl_silence())
         except TransportError:
             seen = out.getvalue().strip()
             hint = f" (it sent {seen[-80:]})" if seen and seen != "b''" else " (it sent nothing)"
             raise BoardUnavailable(
-                f"no MicroPython REPL answered on {self.port} within {self.timeout:g} s{hint}: "
+                f"no MicroPython REPL answered on {self.port} within {self._repl_silence():g} s{hint}: "
                 f"is MicroPython flashed (prune8 flash) and is this the right --port?") from None
 
     def soft_reset(self, timeout: float = 30.0) -> None:
@@ -209,13 +257,13 @@ class BoardSession:
         raise BoardUnavailable(f"unexpected answer from the board: {text.strip()[:200]!r}")
 
     @contextlib.contextmanager
-    def link(self, code: str, progress=None, timeout: float = 2.0):
+    def link(self, code: str, progress=None):
         """Start a receiver (`code`) on the board and yield a HostLink talking to it."""
         try:
             self.transport.exec_raw_no_follow(code)
         except TransportError as e:
             raise BoardUnavailable(f"could not start {code!r} on the board: {e}") from None
-        link = HostLink(self.transport.serial, timeout=timeout, progress=progress)
+        link = HostLink(self.transport.serial.raw, progress=progress, baud=self.baud)
         try:
             yield link
         finally:

@@ -65,18 +65,19 @@ def push_model(session: BoardSession, model: Model, only: list[str] | None = Non
     else:
         order = [("send", n) for n in model]
     total = sum(len(r.data) for r in sent)
+    frames = [(BEGIN, struct.pack(BEGIN_FMT, len(order)))]
+    for kind, name in order:
+        if kind == "keep":
+            frames.append((KEEP, name.encode()))
+            continue
+        record = model.record(name)
+        frames.append((LAYER, record.header))
+        frames += [(DATA, record.data[i:i + MAX_PAYLOAD])
+                   for i in range(0, len(record.data), MAX_PAYLOAD)]
+    frames.append((END, b"\0"))
     with progress_bar(total, "push", quiet) as update, \
             session.link(calls.PUSH, progress=update) as link:
-        link.request(BEGIN, struct.pack(BEGIN_FMT, len(order)))
-        for kind, name in order:
-            if kind == "keep":
-                link.request(KEEP, name.encode())
-                continue
-            record = model.record(name)
-            link.request(LAYER, record.header)
-            for i in range(0, len(record.data), MAX_PAYLOAD):
-                link.request(DATA, record.data[i:i + MAX_PAYLOAD])
-        model_id = struct.unpack(MODEL_ID_FMT, link.request(END))[0]
+        model_id = struct.unpack(MODEL_ID_FMT, link.exchange(frames)[-1])[0]
     return model_id, link
 
 
@@ -96,14 +97,12 @@ def pull_file(session: BoardSession, path: str, quiet: bool = False) -> bytes:
     """The whole content of a file under /prune8/ on the board."""
     with session.link(calls.FILES) as link:
         size = struct.unpack(SIZE_FMT, link.request(OPEN, path.encode()))[0]
-        chunks = []
         with progress_bar(size, "pull", quiet) as update:
-            for off in range(0, size, MAX_PAYLOAD):
-                chunk = link.request(READ, struct.pack(READ_FMT, off,
-                                                       min(MAX_PAYLOAD, size - off)))
-                chunks.append(chunk)
-                if update:
-                    update(len(chunk))
+            link.progress = update
+            chunks = link.exchange(
+                [(READ, struct.pack(READ_FMT, off, min(MAX_PAYLOAD, size - off)))
+                 for off in range(0, size, MAX_PAYLOAD)])
+            link.progress = None
         link.request(END)
     return b"".join(chunks)
 
@@ -119,20 +118,16 @@ def stream_images(session: BoardSession, code: str, images: np.ndarray,
     data = items.tobytes()
     with progress_bar(len(data), "images", quiet) as update, \
             session.link(code, progress=update) as link:
-        for i in range(0, len(data), MAX_PAYLOAD):
-            link.request(IMAGES, data[i:i + MAX_PAYLOAD])
-            if update:
-                update(len(data[i:i + MAX_PAYLOAD]))
-        return link.request(END)
+        frames = [(IMAGES, data[i:i + MAX_PAYLOAD]) for i in range(0, len(data), MAX_PAYLOAD)]
+        return link.exchange(frames + [(END, b"\0")])[-1]
 
 
 def put_file(session: BoardSession, path: str, data: bytes, quiet: bool = False):
     """Write `data` to `path` under /prune8/ on the board (via PATH.tmp and a rename)."""
     with progress_bar(len(data), "put", quiet) as update, \
             session.link(calls.FILES, progress=update) as link:
-        link.request(WRITE, path.encode())
-        for off in range(0, len(data), MAX_PAYLOAD):
-            link.request(DATA, data[off:off + MAX_PAYLOAD])
-        link.request(COMMIT)
-        link.request(END)
+        link.exchange([(WRITE, path.encode())]
+                      + [(DATA, data[off:off + MAX_PAYLOAD])
+                         for off in range(0, len(data), MAX_PAYLOAD)]
+                      + [(COMMIT, b"\0"), (END, b"\0")])
     return link

@@ -54,6 +54,16 @@ def push(session: BoardSession, model: Model, only: list[str] | None = None,
             "wire_bytes": link.tx_bytes, "retries": link.retries}
 
 
+def push_unless_held(session: BoardSession, model: Model, quiet: bool = False) -> dict:
+    """push(), unless the board already holds exactly this model (every layer's CRC):
+    then nothing is sent, and the report says it was reused."""
+    listing = board_listing(session)
+    if holds_model(listing, model):
+        return {"model_id": listing["model"]["id"], "layers": list(model), "payload_bytes": 0,
+                "wire_bytes": 0, "retries": 0, "reused": True}
+    return dict(push(session, model, quiet=quiet), reused=False)
+
+
 def prune(session: BoardSession, options: PruneOptions,
           layers: list[str] | None = None) -> dict:
     """Prune the stored model on the board (every layer, or those in `layers`), from a

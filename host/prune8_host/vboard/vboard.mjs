@@ -27,12 +27,17 @@ import { pathToFileURL } from "node:url";
 
 const cfg = JSON.parse(process.argv[2]);
 // cfg: { mpy, vmInit, flash, ctrlFd, intrFd, sysname, machine, version, heapBytes,
-//        flashBytes (null: no limit) }
+//        flashBytes (null: no limit), flashEraseUs, flashProgramUs, cpuFactor }
+// The last three make the board as slow as the profile's (0, 0, 1: as fast as it runs).
 
 const FLASH = "/flash"; // MEMFS directory that the board's "/" shows
 const TMP_PREFIX = ".vboard-tmp-"; // host-side temp files of atomic writes
-const CTRL_A = 0x01, CTRL_B = 0x02, CTRL_C = 0x03, CTRL_E = 0x05;
+const CTRL_A = 0x01, CTRL_B = 0x02, CTRL_C = 0x03, CTRL_D = 0x04, CTRL_E = 0x05;
 const RAW_BANNER = "raw REPL; CTRL-B to exit\r\n";
+// pyexec's raw-paste window: MICROPY_REPL_STDIN_BUFFER_MAX, 256 on the ESP32 ports
+const PASTE_WINDOW = 256;
+const SECTOR = 4096; // flash erase unit, and LittleFS's block on the ESP32
+const PAGE = 256; // flash program unit
 const O_ACCMODE = 3; // Emscripten open flags: O_WRONLY = 1, O_RDWR = 2
 
 // ---------------------------------------------------------------- pipes to the bridge
@@ -40,6 +45,62 @@ const O_ACCMODE = 3; // Emscripten open flags: O_WRONLY = 1, O_RDWR = 2
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 function sleepMs(ms) {
     Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+// ---------------------------------------------------------------- a real board's slowness
+
+// CPU: while code runs (runCode), the process's CPU time since the last mark is
+// stretched by cpuFactor (sleeping the difference) before the board is next seen from
+// outside: before it asks for input or sends output, before a flash write, and when
+// the code ends. Process CPU time, not wall time, so a busy host does not make the board
+// slower still; only while code runs, so the REPL's byte-by-byte glue in this file is
+// not counted as the board's work. Off until the first prompt.
+let timingOn = false;
+let running = false;
+let cpuMark = process.cpuUsage();
+let vmCpuUs = 0; // CPU time of the code so far, glue excluded, not yet stretched
+function stretchCpu() {
+    if (!timingOn || !running || !(cfg.cpuFactor > 1)) return;
+    const used = process.cpuUsage(cpuMark);
+    const us = (vmCpuUs + used.user + used.system) * (cfg.cpuFactor - 1);
+    vmCpuUs = 0;
+    if (us >= 1000) sleepMs(us / 1000);
+    cpuMark = process.cpuUsage();
+}
+
+// The stdin and stdout callbacks run once per byte: their JavaScript is this file's
+// glue, not the board's work (a board's UART driver moves bytes in C), so it is left
+// out of the CPU time that is stretched.
+function glueStart() {
+    if (!running) return;
+    const used = process.cpuUsage(cpuMark);
+    vmCpuUs += used.user + used.system;
+}
+
+function glueEnd() {
+    if (running) cpuMark = process.cpuUsage();
+}
+
+function runCode(fn) {
+    cpuMark = process.cpuUsage();
+    vmCpuUs = 0;
+    running = true;
+    try {
+        return fn();
+    } finally {
+        stretchCpu();
+        running = false;
+    }
+}
+
+function flashDelay(length, before, after) {
+    if (!timingOn || !(cfg.flashEraseUs > 0 || cfg.flashProgramUs > 0)) return;
+    stretchCpu();
+    const sectors = Math.max(0, Math.ceil(after / SECTOR) - Math.ceil(before / SECTOR));
+    const pages = Math.ceil(length / PAGE);
+    const us = sectors * cfg.flashEraseUs + pages * cfg.flashProgramUs;
+    if (us > 0) sleepMs(us / 1000);
+    cpuMark = process.cpuUsage();
 }
 
 function writeAll(fd, buf) {
@@ -116,6 +177,7 @@ function emitStr(s) {
 
 function flush() {
     if (outLen > 0) {
+        stretchCpu();
         writeAll(1, out.subarray(0, outLen));
         outLen = 0;
     }
@@ -129,7 +191,21 @@ function rewriteSince(start, fn) {
 }
 
 function onVmOutput(bytes) {
+    glueStart();
+    try {
+        vmOutput(bytes);
+    } finally {
+        glueEnd();
+    }
+}
+
+function vmOutput(bytes) {
     for (const b of bytes) {
+        if (dropOk > 0 && b === "OK".charCodeAt(2 - dropOk)) {
+            dropOk--; // "OK": see rawPaste()
+            continue;
+        }
+        dropOk = 0;
         if (!mute) emit(b);
     }
     lastOut = bytes[bytes.length - 1];
@@ -184,6 +260,7 @@ function pollInterrupt() {
 // Ask the bridge for bytes and block until a frame arrives.
 function request(atRepl) {
     flush();
+    stretchCpu();
     lastIntr = M._mp_hal_get_interrupt_char();
     ctrl(`R ${lastIntr}`);
     readFully(0, header);
@@ -218,6 +295,15 @@ function replByte() {
 // The VM's stdin callback: running code reads sys.stdin. null ends the read early
 // (used when a KeyboardInterrupt has been scheduled, so the code gets to raise it).
 function onVmStdin() {
+    glueStart();
+    try {
+        return vmStdin();
+    } finally {
+        glueEnd();
+    }
+}
+
+function vmStdin() {
     noteIntr();
     if (pollInterrupt()) return null;
     for (;;) {
@@ -385,8 +471,14 @@ function installFsHooks(FS, errnoMap) {
         FS[name] = function (...args) {
             depth++;
             let result;
+            let flashBefore = -1;
             try {
-                if (name === "write" && depth === 1) checkSpace(args[0], args[3], args[4]);
+                if (name === "write" && depth === 1) {
+                    checkSpace(args[0], args[3], args[4]);
+                    if (hostPath(FS, FS.getPath(args[0].node)) !== null) {
+                        flashBefore = args[0].node.usedBytes || 0;
+                    }
+                }
                 result = fn.apply(FS, args);
             } catch (e) {
                 if (depth === 1 && e && e.name === "ErrnoError" && errnoMap.has(e.errno)) {
@@ -396,6 +488,7 @@ function installFsHooks(FS, errnoMap) {
             } finally {
                 depth--;
             }
+            if (flashBefore >= 0) flashDelay(args[3], flashBefore, args[0].node.usedBytes || 0);
             if (hook && depth === 0) hook(args, result);
             return result;
         };
@@ -543,6 +636,8 @@ async function boot() {
     capture = false;
     flush();
     ctrl("BOOTED");
+    timingOn = true;
+    cpuMark = process.cpuUsage();
 }
 
 async function softReset() {
@@ -551,25 +646,79 @@ async function softReset() {
     await boot();
 }
 
+// Raw-paste mode, as pyexec's blocking raw REPL runs it on an ESP32 (MicroPython >= 1.14):
+// after Ctrl-E 'A' Ctrl-A at the raw prompt, answer "R\x01" and the window size (u16 LE),
+// take the code byte by byte, sending \x01 each time a window's worth has been taken
+// (the host never has more than the window unread), until Ctrl-D (end: answer \x04, then
+// run it) or Ctrl-C (answer \x04 and raise KeyboardInterrupt). The VM's own raw REPL
+// cannot do this (its reader gets constant zeros from mp_hal_stdin_rx_chr()), so the code
+// is collected here and then fed to the raw REPL, with the "OK" it prints first removed:
+// in raw-paste mode the \x04 above takes its place.
+let dropOk = 0; // bytes of "OK" still to remove from the VM's output
+function rawPaste() {
+    emitStr("R\x01");
+    emit(PASTE_WINDOW & 0xff);
+    emit(PASTE_WINDOW >> 8);
+    flush();
+    const code = [];
+    let remain = PASTE_WINDOW;
+    let interrupted = false;
+    for (;;) {
+        const c = replByte();
+        if (c === CTRL_D || c === CTRL_C) {
+            interrupted = c === CTRL_C;
+            break;
+        }
+        code.push(c);
+        if (--remain === 0) {
+            emit(0x01);
+            flush();
+            remain = PASTE_WINDOW;
+        }
+    }
+    emit(0x04);
+    flush();
+    const run = interrupted ? Buffer.from("raise KeyboardInterrupt", "latin1") : code;
+    let ret = 0;
+    for (const b of run) vm.replProcessChar(b);
+    dropOk = 2;
+    reportUnread();
+    ret = runCode(() => vm.replProcessChar(CTRL_D));
+    dropOk = 0;
+    noteIntr();
+    return ret;
+}
+
 // Feed one byte to pyexec's event-driven REPL; returns its result (non-zero: soft reset).
 function feed(c) {
-    // Raw-paste (Ctrl-E 'A' Ctrl-A at a raw prompt) cannot work in this VM: its reader
-    // calls mp_hal_stdin_rx_chr(), which the webassembly port defines as 0, so the VM
-    // would acknowledge and then stall. Make the board answer like a firmware without
-    // raw-paste instead: clear the raw line (Ctrl-C), so the Ctrl-A makes pyexec re-print
-    // the raw REPL banner, and mpremote falls back to the plain raw REPL.
-    if (c === CTRL_A && rawMode && lastOut === 0x3e && fedSinceOut.length === 2 &&
-        fedSinceOut[0] === CTRL_E && fedSinceOut[1] === 0x41) {
-        vm.replProcessChar(CTRL_C);
+    if (c === CTRL_E && rawMode && lastOut === 0x3e && fedSinceOut.length === 0) {
+        const a = replByte();
+        if (a !== 0x41) return feedAll([c, a]);
+        const b = replByte();
+        return b === CTRL_A ? rawPaste() : feedAll([c, a, b]);
     }
+    return feed1(c);
+}
+
+// Bytes that only looked like the start of a raw-paste request: the REPL's as they came.
+function feedAll(bytes) {
+    for (const b of bytes) {
+        const ret = feed1(b);
+        if (ret !== 0) return ret;
+    }
+    return 0;
+}
+
+function feed1(c) {
     if (fedSinceOut.length < 3) fedSinceOut.push(c);
     // Bytes on which pyexec runs code: Ctrl-D (raw REPL, paste mode), Enter (friendly).
-    if (c === 0x04 || (!rawMode && (c === 0x0d || c === 0x0a))) reportUnread();
+    if (c === CTRL_D || (!rawMode && (c === 0x0d || c === 0x0a))) reportUnread();
 
     const watch = c === CTRL_A || c === CTRL_B;
     const start = outLen;
     if (watch) capture = true;
-    const ret = vm.replProcessChar(c);
+    const runs = c === CTRL_D || (!rawMode && (c === 0x0d || c === 0x0a));
+    const ret = runs ? runCode(() => vm.replProcessChar(c)) : vm.replProcessChar(c);
     if (watch) {
         capture = false;
         const text = out.subarray(start, outLen).toString("latin1");

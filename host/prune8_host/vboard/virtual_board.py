@@ -55,14 +55,17 @@ class VirtualBoard:
     older MicroPython in sys.implementation.version, sys.version and os.uname();
     flash_bytes: the flash's capacity for file contents (None: the profile's fs_bytes); past it a
     write fails with ENOSPC, as on a full littlefs partition; on_flash_busy: called with
-    the flash directory when another virtual board holds it, before waiting for it.
+    the flash directory when another virtual board holds it, before waiting for it;
+    timing: apply the profile's flash erase and program times and CPU factor (None: when
+    paced, i.e. a board as slow as a real one whenever the line is; see `timed`).
     """
 
     def __init__(self, board: str | BoardProfile | None = "esp32", baud: int | None = None,
                  flash_dir: str | os.PathLike | None = None, *, mode: str = "micropython",
                  micropython_version: tuple[int, ...] | None = None,
                  flash_bytes: int | None = None,
-                 on_flash_busy: Callable[[Path], None] | None = None):
+                 on_flash_busy: Callable[[Path], None] | None = None,
+                 timing: bool | None = None):
         self.profile: BoardProfile = load_board(board)
         if flash_bytes is not None and flash_bytes < 0:
             raise UsageError(f"flash_bytes must be >= 0, got {flash_bytes}")
@@ -73,6 +76,7 @@ class VirtualBoard:
         if mode not in MODES:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
+        self.timed = bool(self.baud) if timing is None else bool(timing)
         if micropython_version is not None:
             micropython_version = tuple(int(v) for v in micropython_version)
             if not 2 <= len(micropython_version) <= 3 or min(micropython_version) < 0:
@@ -136,7 +140,8 @@ class VirtualBoard:
                     node=node, mpy=mpy, flash_dir=flash, profile=self.profile,
                     rx=self._bridge.rx, tx=self._bridge.tx,
                     micropython_version=self.micropython_version,
-                    flash_bytes=self.flash_bytes, paced=bool(self.baud), label=self.port)
+                    flash_bytes=self.flash_bytes, paced=bool(self.baud), timed=self.timed,
+                    label=self.port)
             self._bridge.start(self._vm)
             if self._vm is not None:
                 self._vm.wait_booted(1, BOOT_TIMEOUT_S)
@@ -172,4 +177,5 @@ class VirtualBoard:
 
     def __repr__(self) -> str:
         return (f"VirtualBoard(board={self.profile.name!r}, baud={self.baud}, "
+                f"timed={self.timed}, "
                 f"port={self.port!r}, flash_dir={str(self.flash_dir)!r}, mode={self.mode!r})")

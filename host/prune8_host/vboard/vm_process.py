@@ -93,13 +93,14 @@ class VmProcess:
 
     node, mpy: the Node.js binary and the pinned micropython.mjs (node.py); flash_dir:
     the board's filesystem; rx, tx: the UART model it shares with the bridge; paced: the
-    line has a baud rate; label: names the board in log lines (its port). The profile,
+    line has a baud rate; timed: the VM applies the profile's flash and CPU timing;
+    label: names the board in log lines (its port). The profile,
     micropython_version and flash_bytes are as VirtualBoard takes them.
     """
 
     def __init__(self, *, node: str, mpy: Path, flash_dir: Path, profile: BoardProfile,
                  rx: RxPath, tx: TxPath, micropython_version: tuple[int, ...] | None,
-                 flash_bytes: int, paced: bool, label: str):
+                 flash_bytes: int, paced: bool, label: str, timed: bool = False):
         self._node = node
         self._mpy = mpy
         self._flash_dir = flash_dir
@@ -109,6 +110,7 @@ class VmProcess:
         self._micropython_version = micropython_version
         self._flash_bytes = flash_bytes
         self._paced = paced
+        self._timed = timed
         self._label = label
 
         self._sel: selectors.BaseSelector | None = None  # while a Node process runs
@@ -262,6 +264,10 @@ class VmProcess:
             "version": list(version) if version else None,
             "heapBytes": self._profile.heap_bytes,
             "flashBytes": self._flash_bytes,
+            # a real board's slowness (boards/*.toml), or none
+            "flashEraseUs": self._profile.flash_erase_us if self._timed else 0,
+            "flashProgramUs": self._profile.flash_program_us if self._timed else 0,
+            "cpuFactor": self._profile.cpu_factor if self._timed else 1,
         }
         try:
             self._proc = subprocess.Popen(
