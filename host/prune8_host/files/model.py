@@ -182,6 +182,8 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
             raise ModelError(f"{path}: --rows/--cols are for flat .npy layers; a .tflite "
                              f"layer has its shape")
         tm = tflite.read(path)
+        for layer in tm.layers.values():  # the inference parameters TFLM's scales give
+            _check_quant(path, layer)
         return Model(tm.layers, path, "tflite", tflite_model=tm).select(layers)
     arrays = load_arrays(path)
     kind = "npz" if zipfile.is_zipfile(path) else "npy"

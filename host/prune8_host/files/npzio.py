@@ -15,6 +15,7 @@ import numpy as np
 
 from prune8_host.errors import FileFormatError
 
+from .inputs import check_input
 from .output import check_suffix, output_file
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: fixed, so output is stable
@@ -70,8 +71,7 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
     NAME), no two members may give the same name, and object arrays are refused.
     """
     path = Path(path)
-    if path.is_dir():
-        raise FileFormatError(f"{path} is a directory, not a .npy or .npz file")
+    check_input(path, "a .npy or .npz file")  # a FIFO or a device is not opened
     try:
         with open(path, "rb") as f:
             head = f.read(len(NPY_MAGIC))

@@ -27,17 +27,22 @@ operator is the larger of the two fields, as TFLM reads it.
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from flatbuffers import number_types as N
 
 from prune8.protocol import MAX_NAME
-from prune8_host.errors import FileFormatError, ModelError
+from prune8_host.boards import all_boards
+from prune8_host.errors import FileFormatError, HostError, ModelError
 from prune8_host.twin.dense import quantize_multiplier
 from prune8_host.twin.layer import Layer
 
+from .inputs import is_regular, read_input
 from .output import write_output
 
 IDENTIFIER = b"TFL3"
@@ -55,7 +60,11 @@ def schema():
 
 
 def is_tflite(path) -> bool:
-    """Whether a file is a TFLite flatbuffer (its identifier, bytes 4..8)."""
+    """Whether a file is a TFLite flatbuffer (its identifier, bytes 4..8). What is not a
+    regular file is not opened (a FIFO would block): it is one when its name says so, so
+    that read() refuses it as a .tflite, saying what it is."""
+    if not is_regular(path):
+        return Path(path).suffix.lower() == ".tflite"
     try:
         with open(path, "rb") as f:
             return f.read(8)[4:8] == IDENTIFIER
@@ -75,6 +84,7 @@ class Placement:
     start: int                # file offset of the buffer's first byte
     scales: np.ndarray        # float32, one per output channel, or one
     operators: list = field(default_factory=list)   # (subgraph, operator index) using it
+    tensor_name: str = ""     # the weight tensor's name in the file
 
     @property
     def rows(self) -> int:
@@ -82,7 +92,7 @@ class Placement:
 
     @property
     def n(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)   # Python ints: no overflow (checked against the file)
 
     def view(self, raw: np.ndarray) -> np.ndarray:
         """The tensor's int8 values (flat, file order) as the layer's 2-D view."""
@@ -102,13 +112,25 @@ class Placement:
 class TfliteModel:
     path: str
     data: bytes
-    model: object             # schema ModelT
     placements: dict          # layer name -> Placement
     layers: dict              # layer name -> Layer
 
 
 def _refuse(path, tensor_name: str, what: str) -> ModelError:
     return ModelError(f"{path}: tensor {tensor_name!r}: {what}")
+
+
+def _index(path, i, n: int, where: str, what: str) -> int:
+    """`i`, read from the file, as an index into a list of `n` (`what`s): the one check
+    every index the reader follows goes through. TFLite writes -1 for an absent optional
+    tensor; Python would read it as the last one."""
+    i = int(i)
+    if not 0 <= i < n:
+        there = f"there are {n}" if n else "there are none"
+        raise ModelError(f"{path}: {where}: {what} {i} " +
+                         (f"is absent (-1), and {what} is required" if i == -1 else
+                          f"is out of range ({there})"))
+    return i
 
 
 def _layer_name(tensor_name: str | None, op: str, index: int, taken: set) -> str:
@@ -128,159 +150,368 @@ def _layer_name(tensor_name: str | None, op: str, index: int, taken: set) -> str
     return name
 
 
-def _buffer_bytes(path, data: bytes, raw_model, buffer: int, tensor_name: str,
-                  nbytes: int) -> tuple[int, np.ndarray]:
-    """(file offset, uint8 view) of a buffer's bytes, inline or at an offset."""
-    b = raw_model.Buffers(buffer)
-    base = np.frombuffer(data, np.uint8)
-    if b.Offset() > 1:  # a large model: the data follows the flatbuffer
-        start, size = int(b.Offset()), int(b.Size())
-    elif not b.DataIsNone() and b.DataLength():
-        view = b.DataAsNumpy()
-        start = view.ctypes.data - base.ctypes.data
-        size = b.DataLength()
-    else:
-        raise _refuse(path, tensor_name, "its buffer holds no data (a weight that is computed "
-                                         "at run time cannot be pruned)")
-    if size != nbytes or start < 0 or start + size > len(data):
-        raise _refuse(path, tensor_name, f"its buffer has {size} bytes for {nbytes} weights")
-    return start, base[start:start + size]
+@functools.lru_cache(maxsize=None)
+def max_model_bytes() -> int:
+    """The largest .tflite prune8 reads: the largest filesystem of the shipped board
+    profiles (no board can hold a bigger model); a larger file is refused by its size,
+    before it is read."""
+    return max(b.fs_bytes for b in all_boards())
+
+
+# What the flatbuffers accessors raise when an offset or length read from the file
+# leads outside it (struct.unpack_from past the end, a negative position refused by
+# flatbuffers' number check, numpy.frombuffer asked for more bytes than there are).
+_DAMAGED = (struct.error, TypeError, ValueError, IndexError, OverflowError)
+
+
+class _Walk:
+    """The parts of a flatbuffer the reader follows, with two guards on what the file
+    says: a budget on the tables visited and the vector elements read (a hostile file
+    can list one table a million times, in a list of subgraphs each listing it again:
+    the work stays in proportion to the file's size), and the highest byte of any table
+    or vector read, below which no buffer of the >2 GB format may point."""
+
+    def __init__(self, data: bytes, path):
+        self.data, self.path = data, path
+        self.base = np.frombuffer(data, np.uint8)
+        self.tables = len(data) // 4 + 64      # a table takes at least 4 bytes
+        self.elements = 4 * len(data) + 4096   # each element read at most a few times
+        self.end = 0
+
+    def _spent(self) -> FileFormatError:
+        return FileFormatError(f"{self.path}: damaged TFLite flatbuffer (it refers to more "
+                               f"tables and values than {len(self.data):,} bytes can hold)")
+
+    def visit(self, table):
+        """Count a table (its `_tab`) against the budget; note where it ends."""
+        self.tables -= 1
+        if self.tables < 0:
+            raise self._spent()
+        tab = table._tab
+        vtable = tab.Pos - tab.Get(N.SOffsetTFlags, tab.Pos)
+        self.end = max(self.end, tab.Pos + tab.Get(N.VOffsetTFlags, vtable + 2))
+        return table
+
+    def array(self, a) -> np.ndarray:
+        """A vector read as a NumPy view (0 when absent: an empty array); note its end."""
+        if isinstance(a, int):
+            return np.zeros(0, np.uint8)
+        self.elements -= a.size
+        if self.elements < 0:
+            raise self._spent()
+        self.end = max(self.end, self.offset(a) + a.nbytes)
+        return a
+
+    def offset(self, view: np.ndarray) -> int:
+        return view.ctypes.data - self.base.ctypes.data
+
+
+def _tensor_name(t) -> str:
+    name = t.Name()
+    return name.decode(errors="replace") if name is not None else ""
+
+
+@dataclass
+class _OpRef:
+    """The tensors of one prunable operator, their indices checked."""
+    input: int
+    output: int
+    bias: int                 # -1: none
+    activation: int
+    bias_data: np.ndarray | None = None   # int32, one per row (FC layers only)
+    qin: tuple | None = None  # (scale, zero point) of an int8 input, per tensor
+    qout: tuple | None = None
 
 
 def read(path) -> TfliteModel:
-    """Parse a .tflite file and find its prunable layers (module docstring)."""
-    path = Path(path)
-    if path.is_dir():
-        raise FileFormatError(f"{path} is a directory, not a .tflite file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise FileFormatError(f"{path}: cannot read it ({e.strerror})") from None
-    return parse(data, path)
+    """Parse a .tflite file and find its prunable layers (module docstring). The file must
+    be a regular file no bigger than max_model_bytes(), checked before it is read."""
+    data = read_input(path, "a .tflite file", max_model_bytes(),
+                      "any board's filesystem holds")
+    return parse(data, Path(path))
 
 
 def parse(data: bytes, path="model") -> TfliteModel:
-    """A .tflite file's bytes as a TfliteModel; `path` names it in messages."""
-    if data[4:8] != IDENTIFIER:
+    """A .tflite file's bytes as a TfliteModel; `path` names it in messages. Every value
+    the reader takes from the file is checked where it is first used."""
+    if len(data) < 8 or data[4:8] != IDENTIFIER:
         raise FileFormatError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
-    fb = schema()
     try:
-        raw = fb.Model.GetRootAs(data, 0)
-        model = fb.ModelT.InitFromObj(raw)
-    except Exception as e:  # a damaged flatbuffer fails anywhere inside the parser
+        placements, refs = _walk(data, path)
+    except HostError:
+        raise
+    except _DAMAGED as e:  # an offset or length that leads outside the file
         raise FileFormatError(f"{path}: damaged TFLite flatbuffer ({type(e).__name__}: "
                               f"{e})") from None
-    placements: dict[str, Placement] = {}
-    by_buffer: dict[int, Placement] = {}
-    taken: set[str] = set()
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes or []]
-    for g, sub in enumerate(model.subgraphs or []):
-        for k, op in enumerate(sub.operators or []):
-            code = codes[op.opcodeIndex] if op.opcodeIndex < len(codes) else -1
-            if code not in OPERATORS or op.inputs is None or len(op.inputs) < 2:
-                continue
-            ti = op.inputs[1]
-            t = sub.tensors[ti]
-            tname = t.name.decode(errors="replace") if isinstance(t.name, bytes) else t.name
-            kind = OPERATORS[code]
-            if t.buffer in by_buffer:  # shared by another operator: one layer
-                by_buffer[t.buffer].operators.append((g, k))
-                continue
-            _check_weights(path, tname, t, kind, op)
-            shape = tuple(int(d) for d in t.shape)
-            start, _ = _buffer_bytes(path, data, raw, t.buffer, tname, int(np.prod(shape)))
-            q = t.quantization
-            scales = np.asarray(q.scale, np.float32)
-            p = Placement(_layer_name(tname, kind, len(placements), taken), kind, g, ti,
-                          t.buffer, shape, start, scales, [(g, k)])
-            placements[p.name] = by_buffer[t.buffer] = p
-    if not placements:
-        raise ModelError(f"{path}: no prunable layer (int8 weights of FULLY_CONNECTED, "
-                         f"CONV_2D or DEPTHWISE_CONV_2D)")
     base = np.frombuffer(data, np.int8)
     layers = {}
     for name, p in placements.items():
         w = p.view(base[p.start:p.start + p.n])
-        layers[name] = Layer(name, w.copy(), quant=_quant(path, model, p))
-    return TfliteModel(str(path), data, model, placements, layers)
+        layers[name] = Layer(name, w.copy(), quant=_quant(path, p, refs))
+    return TfliteModel(str(path), data, placements, layers)
 
 
-def _check_weights(path, tname: str, t, kind: str, op) -> None:
-    if t.type != _INT8:
-        kind_of = _TYPES.get(t.type, f"type {t.type}")
+def _walk(data: bytes, path) -> tuple[dict, dict]:
+    """The placements of the prunable layers, and the checked tensors of their operators
+    ({(subgraph, operator): _OpRef, with the quantization of each tensor})."""
+    fb = schema()
+    walk = _Walk(data, path)
+    raw = walk.visit(fb.Model.GetRootAs(data, 0))
+    codes = []
+    for i in range(raw.OperatorCodesLength()):
+        c = walk.visit(raw.OperatorCodes(i))
+        codes.append(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()))
+    n_buffers = raw.BuffersLength()
+    placements: dict[str, Placement] = {}
+    by_buffer: dict[int, Placement] = {}
+    refs: dict[tuple, _OpRef] = {}
+    taken: set[str] = set()
+    for g in range(raw.SubgraphsLength()):
+        sub = walk.visit(raw.Subgraphs(g))
+        n_tensors = sub.TensorsLength()
+        for k in range(sub.OperatorsLength()):
+            op = walk.visit(sub.Operators(k))
+            where = f"subgraph {g}, operator {k}"
+            code = codes[_index(path, op.OpcodeIndex(), len(codes), where,
+                                "operator code")]
+            if code not in OPERATORS:
+                continue
+            kind = OPERATORS[code]
+            where = f"{where} ({kind})"
+            inputs = [int(i) for i in walk.array(op.InputsAsNumpy())[:3]]
+            outputs = [int(i) for i in walk.array(op.OutputsAsNumpy())[:1]]
+            if len(inputs) < 2 or not outputs:
+                raise ModelError(f"{path}: {where}: {len(inputs)} inputs and "
+                                 f"{len(outputs)} outputs; it needs an input, the weights "
+                                 f"and an output")
+            x = _index(path, inputs[0], n_tensors, where, "input tensor")
+            ti = _index(path, inputs[1], n_tensors, where, "weight tensor")
+            bias = inputs[2] if len(inputs) > 2 else -1
+            if bias != -1:
+                _index(path, bias, n_tensors, where, "bias tensor")
+            y = _index(path, outputs[0], n_tensors, where, "output tensor")
+            for role, i in (("input", x), ("output", y)):
+                _check_activation_quant(path, walk, walk.visit(sub.Tensors(i)), role)
+            act = _fc_options(fb, walk, op, kind)
+            refs[(g, k)] = _OpRef(x, y, bias, act[0])
+            t = walk.visit(sub.Tensors(ti))
+            tname = _tensor_name(t)
+            shape, scales = _check_weights(path, walk, tname, t, kind, act[1])
+            b = _index(path, t.Buffer(), n_buffers, f"tensor {tname!r}", "buffer")
+            if b in by_buffer:
+                _check_shared(path, by_buffer[b], tname, kind, shape, scales)
+                by_buffer[b].operators.append((g, k))
+                continue
+            start, _ = _buffer_bytes(path, walk, raw, b, tname, math.prod(shape), data)
+            p = Placement(_layer_name(tname, kind, len(placements), taken), kind, g, ti,
+                          b, shape, start, scales, [(g, k)], tname)
+            placements[p.name] = by_buffer[b] = p
+    if not placements:
+        raise ModelError(f"{path}: no prunable layer (int8 weights of FULLY_CONNECTED, "
+                         f"CONV_2D or DEPTHWISE_CONV_2D)")
+    _check_outside_flatbuffer(path, walk, raw, placements)
+    for p in placements.values():  # the bias of a single-operator FC layer
+        ref = refs[p.operators[0]]
+        if p.op == "FULLY_CONNECTED" and ref.bias != -1:
+            sub = raw.Subgraphs(p.subgraph)
+            bt = sub.Tensors(ref.bias)
+            ref.bias_data = _bias(path, walk, raw, bt, p.rows, n_buffers, data)
+    for p in placements.values():
+        for g, k in p.operators:
+            sub = raw.Subgraphs(g)
+            ref = refs[(g, k)]
+            ref.qin = _tensor_qparams(sub.Tensors(ref.input))
+            ref.qout = _tensor_qparams(sub.Tensors(ref.output))
+    return placements, refs
+
+
+def _fc_options(fb, walk: _Walk, op, kind: str) -> tuple[int, int]:
+    """(fused activation, weights format) of a FULLY_CONNECTED operator; (0, 0) else."""
+    if kind != "FULLY_CONNECTED" or \
+            op.BuiltinOptionsType() != fb.BuiltinOptions.FullyConnectedOptions:
+        return 0, 0
+    table = op.BuiltinOptions()
+    if table is None:
+        return 0, 0
+    opts = fb.FullyConnectedOptions()
+    opts.Init(table.Bytes, table.Pos)
+    walk.visit(opts)
+    return opts.FusedActivationFunction(), opts.WeightsFormat()
+
+
+def _check_activation_quant(path, walk: _Walk, t, role: str) -> None:
+    """An int8 input or output of a prunable operator: every scale finite and positive,
+    every zero point an int8 (TFLM divides by these scales; NaN or 0 wrecks the
+    multipliers)."""
+    if t.Type() != _INT8:
+        return
+    q = t.Quantization()
+    if q is None:
+        return
+    walk.visit(q)
+    scales = walk.array(q.ScaleAsNumpy())
+    zps = walk.array(q.ZeroPointAsNumpy())
+    name = _tensor_name(t)
+    if not (np.isfinite(scales) & (scales > 0)).all():
+        raise _refuse(path, name, f"the operator's {role} has a scale that is not finite "
+                                  f"and positive")
+    if ((zps < -128) | (zps > 127)).any():
+        raise _refuse(path, name, f"the operator's {role} has a zero point outside the "
+                                  f"int8 range -128..127")
+
+
+def _check_shared(path, first: Placement, tname: str, kind: str, shape: tuple,
+                  scales: np.ndarray) -> None:
+    """A weight buffer shared by two operators is one layer only when both see the same
+    weights: same operator kind, shape and scales."""
+    if kind != first.op or shape != first.shape or not np.array_equal(scales, first.scales):
+        raise _refuse(path, tname, f"its buffer {first.buffer} is also the weights of tensor "
+                                   f"{first.tensor_name!r} ({first.op} {list(first.shape)}), "
+                                   f"seen here as {kind} {list(shape)}"
+                                   + ("" if shape != first.shape or kind != first.op else
+                                      " with other scales")
+                                   + ": pruning one would change the other")
+
+
+def _buffer_bytes(path, walk: _Walk, raw, buffer: int, tensor_name: str, nbytes: int,
+                  data: bytes) -> tuple[int, np.ndarray]:
+    """(file offset, uint8 view) of a buffer's bytes, inline or at an offset."""
+    b = walk.visit(raw.Buffers(buffer))
+    if b.Offset() > 1:  # a large model: the data follows the flatbuffer
+        start, size = int(b.Offset()), int(b.Size())
+    elif not b.DataIsNone() and b.DataLength():
+        view = walk.array(b.DataAsNumpy())
+        start, size = walk.offset(view), view.size
+    else:
+        raise _refuse(path, tensor_name, "its buffer holds no data (a weight that is computed "
+                                         "at run time cannot be pruned)")
+    if start + size > len(data):
+        raise _refuse(path, tensor_name, f"its buffer's bytes {start:,}..{start + size:,} "
+                                         f"run past the end of the file ({len(data):,} bytes)")
+    if size != nbytes:
+        raise _refuse(path, tensor_name, f"its buffer has {size:,} bytes for {nbytes:,} "
+                                         f"weights")
+    return start, walk.base[start:start + size]
+
+
+def _check_outside_flatbuffer(path, walk: _Walk, raw, placements: dict) -> None:
+    """Weights at an offset (the >2 GB format) lie after the flatbuffer, and no two
+    layers' bytes overlap: writing pruned weights changes nothing else."""
+    spans = sorted((p.start, p.start + p.n, p) for p in placements.values())
+    if any(raw.Buffers(p.buffer).Offset() > 1 for p in placements.values()):
+        for i in range(raw.BuffersLength()):  # every buffer table and inline data
+            b = walk.visit(raw.Buffers(i))
+            if b.Offset() <= 1:
+                walk.array(b.DataAsNumpy())
+        for start, _, p in spans:
+            if raw.Buffers(p.buffer).Offset() > 1 and start < walk.end:
+                raise _refuse(path, p.tensor_name,
+                              f"its buffer points at byte {start:,}, inside the flatbuffer's "
+                              f"own tables (they end at byte {walk.end:,} or later), not at "
+                              f"weight data after them")
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise _refuse(path, b.tensor_name, f"its bytes overlap those of tensor "
+                                               f"{a.tensor_name!r}: pruning one would change "
+                                               f"the other")
+
+
+def _check_weights(path, walk: _Walk, tname: str, t, kind: str,
+                   weights_format: int) -> tuple[tuple, np.ndarray]:
+    """The weight tensor's shape (Python ints) and scales (float32), checked."""
+    ttype = t.Type()
+    if ttype != _INT8:
+        kind_of = _TYPES.get(ttype, f"type {ttype}")
         hint = {"float32": ": quantize the model to int8 (full-integer post-training "
                            "quantization) first",
                 "int4": ": int4 packed weights are not supported, only int8"}.get(kind_of, "")
         raise _refuse(path, tname, f"weights are {kind_of}, not int8{hint}")
-    if t.sparsity is not None:
+    if t.Sparsity() is not None:
         raise _refuse(path, tname, "a sparse (already compressed) tensor: prune8 prunes "
                                    "dense int8 weights")
-    if getattr(t, "externalBuffer", 0):
+    if t.ExternalBuffer():
         raise _refuse(path, tname, "its data is in an external buffer, outside the file")
-    q = t.quantization
-    if q is None or q.scale is None or len(q.scale) == 0:
+    q = t.Quantization()
+    scales = np.zeros(0, np.float32) if q is None else \
+        walk.array(walk.visit(q).ScaleAsNumpy()).astype(np.float32)
+    if scales.size == 0:
         raise _refuse(path, tname, "int8 weights without quantization scales")
-    shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
     ndim = {"FULLY_CONNECTED": 2, "CONV_2D": 4, "DEPTHWISE_CONV_2D": 4}[kind]
+    dims = walk.array(t.ShapeAsNumpy())
+    shape = tuple(int(d) for d in dims[:ndim + 1])
     if len(shape) != ndim or min(shape) < 1 or (kind == "DEPTHWISE_CONV_2D" and shape[0] != 1):
-        raise _refuse(path, tname, f"a {kind} weight of shape {list(shape)}")
-    if kind == "FULLY_CONNECTED" and op.builtinOptions is not None and \
-            getattr(op.builtinOptions, "weightsFormat", 0):
+        raise _refuse(path, tname, f"a {kind} weight of shape {list(shape)}"
+                      + (" (a dimension below 1)" if shape and min(shape) < 1 else ""))
+    if weights_format:
         raise _refuse(path, tname, "shuffled FULLY_CONNECTED weights (only the default "
                                    "format)")
     channels = shape[3] if kind == "DEPTHWISE_CONV_2D" else shape[0]
     qdim = 3 if kind == "DEPTHWISE_CONV_2D" else 0
-    if len(q.scale) != 1 and (len(q.scale) != channels or q.quantizedDimension != qdim):
-        raise _refuse(path, tname, f"{len(q.scale)} scales over dimension "
-                                   f"{q.quantizedDimension}: need one, or one per output "
+    if scales.size != 1 and (scales.size != channels or q.QuantizedDimension() != qdim):
+        raise _refuse(path, tname, f"{scales.size} scales over dimension "
+                                   f"{q.QuantizedDimension()}: need one, or one per output "
                                    f"channel ({channels}, dimension {qdim})")
-    if q.zeroPoint is not None and any(int(z) != 0 for z in q.zeroPoint):
+    if walk.array(q.ZeroPointAsNumpy()).any():
         raise _refuse(path, tname, "weights with a non-zero zero point (int8 weights are "
                                    "symmetric in TFLite)")
-    if not all(math.isfinite(s) and s > 0 for s in q.scale):
+    if not (np.isfinite(scales) & (scales > 0)).all():
         raise _refuse(path, tname, "a weight scale that is not finite and positive")
+    return shape, scales.copy()
+
+
+def _bias(path, walk: _Walk, raw, bt, rows: int, n_buffers: int, data: bytes):
+    """An FC layer's int32 bias, one per row; None when the tensor is not that (then the
+    layer gets no inference parameters, as before)."""
+    walk.visit(bt)
+    name = _tensor_name(bt)
+    b = _index(path, bt.Buffer(), n_buffers, f"tensor {name!r}", "buffer")
+    buf = walk.visit(raw.Buffers(b))
+    if bt.Type() != 2 or buf.Offset() > 1 or buf.DataIsNone() or buf.DataLength() != 4 * rows:
+        return None
+    raw_bytes = walk.array(buf.DataAsNumpy())
+    return np.frombuffer(raw_bytes.tobytes(), "<i4").astype(np.int32)
 
 
 def _tensor_qparams(t):
-    q = t.quantization
-    if t.type != _INT8 or q is None or q.scale is None or len(q.scale) != 1:
+    """(scale, zero point) of an int8 tensor quantized per tensor; None otherwise. Both
+    were checked by _check_activation_quant."""
+    q = t.Quantization()
+    if t.Type() != _INT8 or q is None or q.ScaleLength() != 1:
         return None
-    zp = q.zeroPoint
-    return float(np.float32(q.scale[0])), int(zp[0]) if zp is not None and len(zp) else 0
+    zp = q.ZeroPointAsNumpy()
+    return float(np.float32(q.Scale(0))), int(zp[0]) if not isinstance(zp, int) and zp.size \
+        else 0
 
 
-def _quant(path, model, p: Placement) -> dict:
+def _quant(path, p: Placement, refs: dict) -> dict:
     """Layer.quant: the weight scales, and the int8 inference parameters of a
     FULLY_CONNECTED layer with int8 input and output, as TFLM computes them."""
     quant = {"w_scale": p.scales.copy() if p.scales.size > 1 else np.float32(p.scales[0])}
     if p.op != "FULLY_CONNECTED" or len(p.operators) != 1:
         return quant
-    g, k = p.operators[0]
-    sub = model.subgraphs[g]
-    op = sub.operators[k]
-    inp, out = _tensor_qparams(sub.tensors[op.inputs[0]]), _tensor_qparams(
-        sub.tensors[op.outputs[0]])
-    act = op.builtinOptions.fusedActivationFunction if op.builtinOptions is not None else 0
+    ref = refs[p.operators[0]]
+    inp, out, act = ref.qin, ref.qout, ref.activation
     if inp is None or out is None or act not in _ACTIVATIONS:
         return quant
     (in_scale, in_zp), (out_scale, out_zp) = inp, out
     rows = p.rows
     bias = np.zeros(rows, np.int32)
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        bt = sub.tensors[op.inputs[2]]
-        bdata = model.buffers[bt.buffer].data
-        if bt.type != 2 or bdata is None or len(bdata) != 4 * rows:
+    if ref.bias != -1:
+        if ref.bias_data is None:
             return quant  # not an int32 bias per row: no board inference
-        bias = np.frombuffer(np.asarray(bdata, np.uint8).tobytes(), "<i4").astype(np.int32)
-    if p.scales.size > 1:  # per channel: double(in) * double(w_c) / double(out)
-        pairs = [quantize_multiplier(float(in_scale) * float(s) / float(out_scale))
-                 for s in p.scales]
-        mult = np.array([m for m, _ in pairs], np.int32)
-        shift = np.array([s for _, s in pairs], np.int32)
-    else:  # per tensor: the product of the two float32 scales, in float32, then double
-        real = float(np.float32(np.float32(in_scale) * p.scales[0])) / float(out_scale)
-        m, s = quantize_multiplier(real)
-        mult, shift = np.int32(m), np.int32(s)
+        bias = ref.bias_data
+    try:
+        if p.scales.size > 1:  # per channel: double(in) * double(w_c) / double(out)
+            pairs = [quantize_multiplier(float(in_scale) * float(s) / float(out_scale))
+                     for s in p.scales]
+            mult = np.array([m for m, _ in pairs], np.int32)
+            shift = np.array([s for _, s in pairs], np.int32)
+        else:  # per tensor: the product of the two float32 scales, in float32, then double
+            real = float(np.float32(np.float32(in_scale) * p.scales[0])) / float(out_scale)
+            m, s = quantize_multiplier(real)
+            mult, shift = np.int32(m), np.int32(s)
+    except ValueError as e:  # a multiplier the int8 kernel cannot take (2**30 or more)
+        raise _refuse(path, p.tensor_name, f"the scales give {e}") from None
     quant.update(bias=bias, mult=mult, shift=shift, relu=np.int8(_ACTIVATIONS[act]),
                  in_zp=np.int32(in_zp), out_zp=np.int32(out_zp),
                  in_scale=np.float32(in_scale), out_scale=np.float32(out_scale))
@@ -289,7 +520,9 @@ def _quant(path, model, p: Placement) -> dict:
 
 def pruned_bytes(tm: TfliteModel, weights: dict[str, np.ndarray]) -> bytes:
     """The file with the given layers' weights (2-D views) written into their buffers;
-    every other byte as it was."""
+    every other byte as it was. The result is read back before it is returned: the same
+    layers, in the same places, with these weights (a file whose weights were not where
+    the reader saw them is refused rather than written)."""
     out = bytearray(tm.data)
     for name, w2 in weights.items():
         p = tm.placements[name]
@@ -297,7 +530,20 @@ def pruned_bytes(tm: TfliteModel, weights: dict[str, np.ndarray]) -> bytes:
         if flat.size != p.n:
             raise ModelError(f"{tm.path}: layer {name!r} has {p.n} weights; got {flat.size}")
         out[p.start:p.start + p.n] = flat.tobytes()
-    return bytes(out)
+    out = bytes(out)
+    try:
+        back = parse(out, tm.path)
+    except HostError as e:
+        raise ModelError(f"{tm.path}: the file with the pruned weights does not read back "
+                         f"({e})") from None
+    same = [(n, p.op, p.shape, p.start) for n, p in back.placements.items()] == \
+        [(n, p.op, p.shape, p.start) for n, p in tm.placements.items()]
+    if not same or any(not np.array_equal(back.layers[n].weights, np.asarray(w, np.int8)
+                                          .reshape(back.layers[n].weights.shape))
+                       for n, w in weights.items()):
+        raise ModelError(f"{tm.path}: writing the pruned weights would change more than "
+                         f"those weights: the file's layers overlap its own structure")
+    return out
 
 
 def write_pruned(tm: TfliteModel, weights: dict[str, np.ndarray], out) -> int:
