@@ -6,7 +6,9 @@ Every file is made from scratch here, byte for byte the same on every run (fixed
 timestamps), so the corpus in the repository is this script's output:
 tests/files/test_hostile.py regenerates it and compares. Each file is refused by every
 prune8 command that reads it, with one line naming the file (tests/files/test_hostile.py).
-Names say what is wrong: model-*, masks-*, packed-*.
+Names say what is wrong: model-*, masks-*, packed-*; tflite/ holds the malformed and
+adversarial .tflite models (hostile_tflite: each class of issue 22, several variants),
+which tests/files/test_hostile_tflite.py runs through every command that takes a model.
 """
 
 from __future__ import annotations
@@ -83,6 +85,158 @@ def masks_with(path: Path, change=None, words=None) -> None:
     save_npz(path, arrays)
 
 
+def fc_chain(shapes=None) -> dict[str, Layer]:
+    """layers() (or int8 layers of these shapes) with the int8 inference parameters of a
+    quantized FULLY_CONNECTED chain, for tflite_build.fc_chain."""
+    if shapes is None:
+        weights = layers()
+    else:
+        rng = np.random.default_rng(1)
+        weights = {f"fc{i + 1}": rng.integers(-128, 128, s).astype(np.int8)
+                   for i, s in enumerate(shapes)}
+    return {n: Layer(n, w, quant={"bias": np.zeros(w.shape[0], np.int32),
+                                  "mult": np.int32(1 << 30), "shift": np.int32(-8),
+                                  "relu": np.int8(1), "in_zp": np.int32(-128),
+                                  "out_zp": np.int32(-128), "in_scale": np.float32(0.01),
+                                  "w_scale": np.float32(0.02), "out_scale": np.float32(0.03)})
+            for n, w in weights.items()}
+
+
+def model_object(data: bytes):
+    """A .tflite's bytes as TFLM's schema object tree (ModelT), to edit."""
+    fb = tflite.schema()
+    return fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+
+
+def pack_model(m) -> bytes:
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=tflite.IDENTIFIER)
+    return bytes(b.Output())
+
+
+def tensor(m, name: str):
+    return next(t for t in m.subgraphs[0].tensors if t.name == name.encode())
+
+
+def with_offset_buffers(m, placed: dict[int, tuple[int | None, int]], tail: bytes) -> bytes:
+    """The model in the >2 GB format: buffer i of `placed` gets (offset, size), offset None
+    meaning "where `tail` starts" (16-byte aligned after the flatbuffer); `tail` follows
+    the flatbuffer. Packed twice: the offsets take 8 bytes whatever their value, so the
+    flatbuffer's size is known after the first."""
+    for i, (_, size) in placed.items():
+        m.buffers[i].data, m.buffers[i].offset, m.buffers[i].size = None, 2 ** 40, size
+    end = -(-len(pack_model(m)) // 16) * 16
+    for i, (offset, size) in placed.items():
+        m.buffers[i].offset = end if offset is None else offset
+    fb_bytes = pack_model(m)
+    assert len(fb_bytes) <= end
+    return fb_bytes + bytes(end - len(fb_bytes)) + tail
+
+
+def good_tflite() -> bytes:
+    """The valid model the hostile .tflite files are made from: fc1 8 x 16, fc2 4 x 8."""
+    return tflite_build.fc_chain(fc_chain())
+
+
+def hostile_tflite() -> dict[str, bytes]:
+    """Malformed or adversarial .tflite files made from a valid two-layer FC chain (fc1 8 x
+    16, fc2 4 x 8) by editing it with the schema's object API, by class (issue 22):
+    indices out of range, shapes, buffers that are not weights, quantization parameters.
+    Each must be refused by the reader, naming the file."""
+    good = good_tflite()
+    out = {}
+
+    def edit(name: str, change, source: bytes = good) -> None:
+        m = model_object(source)
+        change(m, m.subgraphs[0], m.subgraphs[0].operators)
+        out[name] = pack_model(m)
+
+    def setting(obj_of, attr, value):
+        return lambda m, g, ops: setattr(obj_of(m, g, ops), attr, value)
+
+    def slot(op: int, i: int, tensor_index: int):  # operator op's input i
+        def change(m, g, ops):
+            inputs = [int(x) for x in ops[op].inputs]
+            inputs[i] = tensor_index
+            ops[op].inputs = inputs
+        return change
+
+    # indices out of range anywhere (-1 is TFLite's "absent"; Python reads it as the last)
+    edit("input-past-tensors", slot(0, 0, 99))
+    edit("input-absent", slot(1, 0, -1))
+    edit("weights-absent", slot(0, 1, -1))
+    edit("weights-past-tensors", slot(1, 1, 7))
+    edit("bias-past-tensors", slot(0, 2, 1000))
+    edit("output-past-tensors", setting(lambda m, g, ops: ops[1], "outputs", [2 ** 31 - 1]))
+    edit("output-absent", setting(lambda m, g, ops: ops[0], "outputs", [-1]))
+    edit("no-outputs", setting(lambda m, g, ops: ops[0], "outputs", None))
+    edit("one-input", setting(lambda m, g, ops: ops[0], "inputs", [0]))
+    edit("no-tensor-list", setting(lambda m, g, ops: g, "tensors", None))
+    edit("opcode-past-codes", setting(lambda m, g, ops: ops[1], "opcodeIndex", 5))
+    edit("no-operator-codes", setting(lambda m, g, ops: m, "operatorCodes", None))
+    edit("buffer-past-buffers", setting(lambda m, g, ops: tensor(m, "fc2/weights"), "buffer",
+                                        99))
+    edit("bias-buffer-past-buffers", setting(lambda m, g, ops: tensor(m, "fc1/bias"),
+                                             "buffer", 2 ** 32 - 1))
+    # shapes: negative, zero, past int64 when multiplied, not the buffer's length
+    edit("shape-negative", setting(lambda m, g, ops: tensor(m, "fc1/weights"), "shape",
+                                   [-8, -16]))
+    edit("shape-zero", setting(lambda m, g, ops: tensor(m, "fc2/weights"), "shape", [0, 8]))
+    edit("shape-mismatch", setting(lambda m, g, ops: tensor(m, "fc1/weights"), "shape",
+                                   [8, 15]))
+    edit("shape-3d", setting(lambda m, g, ops: tensor(m, "fc1/weights"), "shape", [2, 4, 16]))
+    edit("shape-huge", setting(lambda m, g, ops: tensor(m, "fc1/weights"), "shape",
+                               [2 ** 31 - 1, 2 ** 31 - 1]))
+
+    def conv_overflow(m, g, ops):  # four dimensions of 65,536 wrap an int64 product to 0
+        m.operatorCodes[0].builtinCode = m.operatorCodes[0].deprecatedBuiltinCode = 3
+        ops[0].builtinOptionsType, ops[0].builtinOptions = 0, None
+        tensor(m, "fc1/weights").shape = [65536] * 4
+    edit("shape-overflow", conv_overflow)
+
+    # buffers that are not weights
+    def offset_into_tables(m, g, ops):  # the >2 GB format, pointing at the root table
+        b = m.buffers[tensor(m, "fc1/weights").buffer]
+        b.data, b.offset, b.size = None, 8, 128
+    edit("offset-into-tables", offset_into_tables)
+
+    def offset_past_end(m, g, ops):
+        b = m.buffers[tensor(m, "fc2/weights").buffer]
+        b.data, b.offset, b.size = None, 2 ** 40, 32
+    edit("offset-past-end", offset_past_end)
+    m = model_object(good)
+    w1, w2 = tensor(m, "fc1/weights").buffer, tensor(m, "fc2/weights").buffer
+    out["offsets-overlap"] = with_offset_buffers(  # fc2's 32 bytes inside fc1's 128
+        m, {w1: (None, 128), w2: (None, 32)}, layers()["fc1"].tobytes())
+    edit("shared-other-shape", lambda m, g, ops: setattr(
+        tensor(m, "fc2/weights"), "buffer", tensor(m, "fc1/weights").buffer))
+    square = tflite_build.fc_chain(fc_chain([(8, 8), (8, 8)]))
+
+    def shared_other_scales(m, g, ops):
+        tensor(m, "fc2/weights").buffer = tensor(m, "fc1/weights").buffer
+        tensor(m, "fc2/weights").quantization.scale = [0.5]
+    edit("shared-other-scales", shared_other_scales, square)
+    edit("weights-no-data", setting(lambda m, g, ops: m.buffers[
+        tensor(m, "fc1/weights").buffer], "data", None))
+
+    # quantization parameters that are not finite and positive, anywhere inferences uses
+    def q(name, field, value):
+        return setting(lambda m, g, ops: tensor(m, name).quantization, field, value)
+    edit("input-scale-nan", q("input", "scale", [float("nan")]))
+    edit("input-scale-zero", q("input", "scale", [0.0]))
+    edit("output-scale-inf", q("fc2/output", "scale", [float("inf")]))
+    edit("output-scale-negative", q("fc1/output", "scale", [-0.03]))
+    edit("output-zero-point", q("fc1/output", "zeroPoint", [300]))
+    edit("weight-scale-nan", q("fc1/weights", "scale", [float("nan")]))
+    edit("weight-scale-zero", q("fc2/weights", "scale", [0.0]))
+    edit("channel-scale-inf", q("fc2/weights", "scale", [0.02, 0.02, float("inf"), 0.02]))
+    edit("multiplier-too-big", q("fc1/output", "scale", [1e-30]))
+    # truncated where a table or a vector starts
+    for cut in (len(good) // 2, len(good) - 40):
+        out[f"truncated-{cut}"] = good[:cut]
+    return out
+
+
 def write(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     good = layers()
@@ -143,21 +297,15 @@ def write(out: Path) -> list[Path]:
              {"fc1": np.zeros(4, np.uint32), META_KEY: np.array("{not json")})
 
     # -- .tflite models
-    chain = {n: Layer(n, w, quant={"bias": np.zeros(w.shape[0], np.int32),
-                                   "mult": np.int32(1 << 30), "shift": np.int32(-8),
-                                   "relu": np.int8(1), "in_zp": np.int32(-128),
-                                   "out_zp": np.int32(-128), "in_scale": np.float32(0.01),
-                                   "w_scale": np.float32(0.02), "out_scale": np.float32(0.03)})
-             for n, w in layers().items()}
-    tfl = tflite_build.fc_chain({"fc1": chain["fc1"]})
+    tfl = tflite_build.fc_chain({"fc1": fc_chain()["fc1"]})
     path("model-damaged.tflite").write_bytes(tfl[:120])
-    fb = tflite.schema()
-    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(tfl, 0))
+    m = model_object(tfl)
     weights = next(t for t in m.subgraphs[0].tensors if t.name == b"fc1/weights")
     weights.type = 0  # float32, with the int8 bytes: refused before they are read
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=tflite.IDENTIFIER)
-    path("model-float-weights.tflite").write_bytes(bytes(b.Output()))
+    path("model-float-weights.tflite").write_bytes(pack_model(m))
+    (out / "tflite").mkdir(exist_ok=True)
+    for name, data in hostile_tflite().items():  # run through every model-taking command
+        path(f"tflite/{name}.tflite").write_bytes(data)
 
     # -- packed models
     packed = packed_bytes({n: pack_layer(w) for n, w in good.items()})

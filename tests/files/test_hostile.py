@@ -14,7 +14,7 @@ from prune8_host.cli import main
 from support import ROOT
 
 CORPUS = ROOT / "tests" / "data" / "hostile"
-HOSTILE = sorted(CORPUS.iterdir())
+HOSTILE = sorted(p for p in CORPUS.iterdir() if p.is_file())  # tflite/: test_hostile_tflite
 MODEL = str(ROOT / "examples" / "example_model.npz")
 QMODEL = str(ROOT / "examples" / "digits_mlp.npz")
 NOPORT = "/nonexistent/ttyUSB0"  # a board command that got past its files fails here
@@ -50,8 +50,8 @@ PLACES = [
 def test_the_corpus_is_the_scripts_output(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "tests" / "data" / "make_hostile.py"),
                     str(tmp_path)], check=True, capture_output=True)
-    made = sorted(p.name for p in tmp_path.iterdir())
-    assert made == [p.name for p in HOSTILE]
+    made = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert made == sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file())
     _, mismatch, errors = filecmp.cmpfiles(tmp_path, CORPUS, made, shallow=False)
     assert not mismatch and not errors
 

@@ -125,11 +125,11 @@ def _index(path, i, n: int, where: str, what: str) -> int:
     every index the reader follows goes through. TFLite writes -1 for an absent optional
     tensor; Python would read it as the last one."""
     i = int(i)
+    if i == -1:
+        raise ModelError(f"{path}: {where}: no {what} (index -1, absent), and it needs one")
     if not 0 <= i < n:
-        there = f"there are {n}" if n else "there are none"
-        raise ModelError(f"{path}: {where}: {what} {i} " +
-                         (f"is absent (-1), and {what} is required" if i == -1 else
-                          f"is out of range ({there})"))
+        raise ModelError(f"{path}: {where}: {what} {i} is out of range (there are "
+                         f"{n if n else 'none'})")
     return i
 
 
@@ -241,8 +241,8 @@ def parse(data: bytes, path="model") -> TfliteModel:
     except HostError:
         raise
     except _DAMAGED as e:  # an offset or length that leads outside the file
-        raise FileFormatError(f"{path}: damaged TFLite flatbuffer ({type(e).__name__}: "
-                              f"{e})") from None
+        raise FileFormatError(f"{path}: damaged TFLite flatbuffer (an offset or a length "
+                              f"leads outside the file: {e})") from None
     base = np.frombuffer(data, np.int8)
     layers = {}
     for name, p in placements.items():
@@ -511,7 +511,8 @@ def _quant(path, p: Placement, refs: dict) -> dict:
             m, s = quantize_multiplier(real)
             mult, shift = np.int32(m), np.int32(s)
     except ValueError as e:  # a multiplier the int8 kernel cannot take (2**30 or more)
-        raise _refuse(path, p.tensor_name, f"the scales give {e}") from None
+        raise _refuse(path, p.tensor_name, f"the scales of its input, weights and output "
+                                           f"give no int8 inference: {e}") from None
     quant.update(bias=bias, mult=mult, shift=shift, relu=np.int8(_ACTIVATIONS[act]),
                  in_zp=np.int32(in_zp), out_zp=np.int32(out_zp),
                  in_scale=np.float32(in_scale), out_scale=np.float32(out_scale))
