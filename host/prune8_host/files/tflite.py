@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import functools
 import math
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from flatbuffers import number_types as N
 
 from prune8.protocol import MAX_NAME
 from prune8_host.boards import all_boards
@@ -42,6 +40,7 @@ from prune8_host.errors import FileFormatError, HostError, ModelError
 from prune8_host.twin.dense import quantize_multiplier
 from prune8_host.twin.layer import Layer
 
+from .flatbuffer import DAMAGED, Walk
 from .inputs import is_regular, read_input
 from .output import write_output
 
@@ -158,54 +157,6 @@ def max_model_bytes() -> int:
     return max(b.fs_bytes for b in all_boards())
 
 
-# What the flatbuffers accessors raise when an offset or length read from the file
-# leads outside it (struct.unpack_from past the end, a negative position refused by
-# flatbuffers' number check, numpy.frombuffer asked for more bytes than there are).
-_DAMAGED = (struct.error, TypeError, ValueError, IndexError, OverflowError)
-
-
-class _Walk:
-    """The parts of a flatbuffer the reader follows, with two guards on what the file
-    says: a budget on the tables visited and the vector elements read (a hostile file
-    can list one table a million times, in a list of subgraphs each listing it again:
-    the work stays in proportion to the file's size), and the highest byte of any table
-    or vector read, below which no buffer of the >2 GB format may point."""
-
-    def __init__(self, data: bytes, path):
-        self.data, self.path = data, path
-        self.base = np.frombuffer(data, np.uint8)
-        self.tables = len(data) // 4 + 64      # a table takes at least 4 bytes
-        self.elements = 4 * len(data) + 4096   # each element read at most a few times
-        self.end = 0
-
-    def _spent(self) -> FileFormatError:
-        return FileFormatError(f"{self.path}: damaged TFLite flatbuffer (it refers to more "
-                               f"tables and values than {len(self.data):,} bytes can hold)")
-
-    def visit(self, table):
-        """Count a table (its `_tab`) against the budget; note where it ends."""
-        self.tables -= 1
-        if self.tables < 0:
-            raise self._spent()
-        tab = table._tab
-        vtable = tab.Pos - tab.Get(N.SOffsetTFlags, tab.Pos)
-        self.end = max(self.end, tab.Pos + tab.Get(N.VOffsetTFlags, vtable + 2))
-        return table
-
-    def array(self, a) -> np.ndarray:
-        """A vector read as a NumPy view (0 when absent: an empty array); note its end."""
-        if isinstance(a, int):
-            return np.zeros(0, np.uint8)
-        self.elements -= a.size
-        if self.elements < 0:
-            raise self._spent()
-        self.end = max(self.end, self.offset(a) + a.nbytes)
-        return a
-
-    def offset(self, view: np.ndarray) -> int:
-        return view.ctypes.data - self.base.ctypes.data
-
-
 def _tensor_name(t) -> str:
     name = t.Name()
     return name.decode(errors="replace") if name is not None else ""
@@ -240,7 +191,7 @@ def parse(data: bytes, path="model") -> TfliteModel:
         placements, refs = _walk(data, path)
     except HostError:
         raise
-    except _DAMAGED as e:  # an offset or length that leads outside the file
+    except DAMAGED as e:  # an offset or length that leads outside the file
         raise FileFormatError(f"{path}: damaged TFLite flatbuffer (an offset or a length "
                               f"leads outside the file: {e})") from None
     base = np.frombuffer(data, np.int8)
@@ -255,8 +206,11 @@ def _walk(data: bytes, path) -> tuple[dict, dict]:
     """The placements of the prunable layers, and the checked tensors of their operators
     ({(subgraph, operator): _OpRef, with the quantization of each tensor})."""
     fb = schema()
-    walk = _Walk(data, path)
-    raw = walk.visit(fb.Model.GetRootAs(data, 0))
+    walk = Walk(data, path, fb)
+    raw = fb.Model.GetRootAs(data, 0)
+    walk.everything(raw)  # every offset leads inside the file; where the flatbuffer ends
+    walk.renew()
+    _check_graph(path, walk, raw)
     codes = []
     for i in range(raw.OperatorCodesLength()):
         c = walk.visit(raw.OperatorCodes(i))
@@ -281,8 +235,8 @@ def _walk(data: bytes, path) -> tuple[dict, dict]:
             inputs = [int(i) for i in walk.array(op.InputsAsNumpy())[:3]]
             outputs = [int(i) for i in walk.array(op.OutputsAsNumpy())[:1]]
             if len(inputs) < 2 or not outputs:
-                raise ModelError(f"{path}: {where}: {len(inputs)} inputs and "
-                                 f"{len(outputs)} outputs; it needs an input, the weights "
+                raise ModelError(f"{path}: {where}: {len(inputs)} input(s) and "
+                                 f"{len(outputs)} output(s); it needs an input, the weights "
                                  f"and an output")
             x = _index(path, inputs[0], n_tensors, where, "input tensor")
             ti = _index(path, inputs[1], n_tensors, where, "weight tensor")
@@ -309,7 +263,8 @@ def _walk(data: bytes, path) -> tuple[dict, dict]:
     if not placements:
         raise ModelError(f"{path}: no prunable layer (int8 weights of FULLY_CONNECTED, "
                          f"CONV_2D or DEPTHWISE_CONV_2D)")
-    _check_outside_flatbuffer(path, walk, raw, placements)
+    _check_no_overlap(path, placements)
+    _check_constants(path, walk, raw)
     for p in placements.values():  # the bias of a single-operator FC layer
         ref = refs[p.operators[0]]
         if p.op == "FULLY_CONNECTED" and ref.bias != -1:
@@ -325,7 +280,7 @@ def _walk(data: bytes, path) -> tuple[dict, dict]:
     return placements, refs
 
 
-def _fc_options(fb, walk: _Walk, op, kind: str) -> tuple[int, int]:
+def _fc_options(fb, walk: Walk, op, kind: str) -> tuple[int, int]:
     """(fused activation, weights format) of a FULLY_CONNECTED operator; (0, 0) else."""
     if kind != "FULLY_CONNECTED" or \
             op.BuiltinOptionsType() != fb.BuiltinOptions.FullyConnectedOptions:
@@ -339,7 +294,7 @@ def _fc_options(fb, walk: _Walk, op, kind: str) -> tuple[int, int]:
     return opts.FusedActivationFunction(), opts.WeightsFormat()
 
 
-def _check_activation_quant(path, walk: _Walk, t, role: str) -> None:
+def _check_activation_quant(path, walk: Walk, t, role: str) -> None:
     """An int8 input or output of a prunable operator: every scale finite and positive,
     every zero point an int8 (TFLM divides by these scales; NaN or 0 wrecks the
     multipliers)."""
@@ -373,7 +328,7 @@ def _check_shared(path, first: Placement, tname: str, kind: str, shape: tuple,
                                    + ": pruning one would change the other")
 
 
-def _buffer_bytes(path, walk: _Walk, raw, buffer: int, tensor_name: str, nbytes: int,
+def _buffer_bytes(path, walk: Walk, raw, buffer: int, tensor_name: str, nbytes: int,
                   data: bytes) -> tuple[int, np.ndarray]:
     """(file offset, uint8 view) of a buffer's bytes, inline or at an offset."""
     b = walk.visit(raw.Buffers(buffer))
@@ -394,21 +349,9 @@ def _buffer_bytes(path, walk: _Walk, raw, buffer: int, tensor_name: str, nbytes:
     return start, walk.base[start:start + size]
 
 
-def _check_outside_flatbuffer(path, walk: _Walk, raw, placements: dict) -> None:
-    """Weights at an offset (the >2 GB format) lie after the flatbuffer, and no two
-    layers' bytes overlap: writing pruned weights changes nothing else."""
+def _check_no_overlap(path, placements: dict) -> None:
+    """No two layers' bytes overlap: writing one's pruned weights changes nothing else."""
     spans = sorted((p.start, p.start + p.n, p) for p in placements.values())
-    if any(raw.Buffers(p.buffer).Offset() > 1 for p in placements.values()):
-        for i in range(raw.BuffersLength()):  # every buffer table and inline data
-            b = walk.visit(raw.Buffers(i))
-            if b.Offset() <= 1:
-                walk.array(b.DataAsNumpy())
-        for start, _, p in spans:
-            if raw.Buffers(p.buffer).Offset() > 1 and start < walk.end:
-                raise _refuse(path, p.tensor_name,
-                              f"its buffer points at byte {start:,}, inside the flatbuffer's "
-                              f"own tables (they end at byte {walk.end:,} or later), not at "
-                              f"weight data after them")
     for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
         if start < end:
             raise _refuse(path, b.tensor_name, f"its bytes overlap those of tensor "
@@ -416,7 +359,70 @@ def _check_outside_flatbuffer(path, walk: _Walk, raw, placements: dict) -> None:
                                                f"the other")
 
 
-def _check_weights(path, walk: _Walk, tname: str, t, kind: str,
+# Bytes per element of the tensor types of a fixed size (TFLite's TensorType).
+_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8,
+             15: 4, 16: 2, 18: 2, 21: 1, 22: 1}
+
+
+def _check_graph(path, walk: Walk, raw) -> None:
+    """Every index of the graph in range, and every buffer's bytes where the file has
+    them: TFLM follows these without checking, on the host too (prune8 eval), so a file
+    that passes the reader does not crash it. A buffer of the >2 GB format (an offset and
+    a size) lies after the flatbuffer and inside the file."""
+    n_codes, n_buffers, size = raw.OperatorCodesLength(), raw.BuffersLength(), len(walk.data)
+    for b in range(n_buffers):
+        buf = raw.Buffers(b)
+        start = buf.Offset()
+        if start > 1 and not walk.end <= start <= start + buf.Size() <= size:
+            raise ModelError(f"{path}: buffer {b} is at bytes {start:,}..{start + buf.Size():,}"
+                             f": its data must follow the flatbuffer's own tables (which end "
+                             f"at byte {walk.end:,}) inside the file ({size:,} bytes)")
+    for g in range(raw.SubgraphsLength()):
+        sub = raw.Subgraphs(g)
+        n = sub.TensorsLength()
+        where = f"subgraph {g}"
+        for role, ids in (("input", sub.InputsAsNumpy()), ("output", sub.OutputsAsNumpy())):
+            for i in walk.array(ids).tolist():
+                _index(path, i, n, where, f"{role} tensor")
+        for k in range(sub.OperatorsLength()):
+            op = walk.visit(sub.Operators(k))
+            at = f"{where}, operator {k}"
+            _index(path, op.OpcodeIndex(), n_codes, at, "operator code")
+            for i in walk.array(op.InputsAsNumpy()).tolist():
+                if i != -1:  # an optional input left out
+                    _index(path, i, n, at, "input tensor")
+            for role, ids in (("output", op.OutputsAsNumpy()),
+                              ("intermediate", op.IntermediatesAsNumpy())):
+                for i in walk.array(ids).tolist():
+                    _index(path, i, n, at, f"{role} tensor")
+        for j in range(n):
+            t = walk.visit(sub.Tensors(j))
+            _index(path, t.Buffer(), n_buffers, f"{where}, tensor {j} ({_tensor_name(t)!r})",
+                   "buffer")
+
+
+def _check_constants(path, walk: Walk, raw) -> None:
+    """Every constant tensor of a type of fixed size has as many bytes as its shape says
+    (after the weights' own checks, which say better what is wrong with a weight)."""
+    for g in range(raw.SubgraphsLength()):
+        sub = raw.Subgraphs(g)
+        for j in range(sub.TensorsLength()):
+            t = walk.visit(sub.Tensors(j))
+            at = f"subgraph {g}, tensor {j} ({_tensor_name(t)!r})"
+            buf = raw.Buffers(t.Buffer())
+            item = _ITEMSIZE.get(t.Type())
+            if item and buf.Offset() <= 1 and buf.DataLength():
+                shape = walk.array(t.ShapeAsNumpy()).tolist()
+                if min(shape, default=1) < 0:
+                    raise ModelError(f"{path}: {at}: shape {shape} has a negative dimension")
+                if math.prod(shape) * item != buf.DataLength():
+                    raise ModelError(f"{path}: {at}: shape {shape} of "
+                                     f"{_TYPES.get(t.Type(), t.Type())} needs "
+                                     f"{math.prod(shape) * item:,} bytes; its buffer "
+                                     f"has {buf.DataLength():,}")
+
+
+def _check_weights(path, walk: Walk, tname: str, t, kind: str,
                    weights_format: int) -> tuple[tuple, np.ndarray]:
     """The weight tensor's shape (Python ints) and scales (float32), checked."""
     ttype = t.Type()
@@ -459,7 +465,7 @@ def _check_weights(path, walk: _Walk, tname: str, t, kind: str,
     return shape, scales.copy()
 
 
-def _bias(path, walk: _Walk, raw, bt, rows: int, n_buffers: int, data: bytes):
+def _bias(path, walk: Walk, raw, bt, rows: int, n_buffers: int, data: bytes):
     """An FC layer's int32 bias, one per row; None when the tensor is not that (then the
     layer gets no inference parameters, as before)."""
     walk.visit(bt)
