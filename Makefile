@@ -48,7 +48,8 @@ test-peers: $(EVAL_STAMP)
 	$(BIN)/python -m pytest -m peers
 
 # deploy, run and test-board over --port on a virtual board as slow as a real ESP32
-# (paced at its baud, its flash and CPU timing), beside a CPU hog (tests marked `slow`).
+# (paced at its baud, its flash and CPU timing), beside a CPU hog; and the deep property
+# runs of hostile .tflite files (thousands of random examples each): tests marked `slow`.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 

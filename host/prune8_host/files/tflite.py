@@ -381,6 +381,10 @@ def _check_graph(path, walk: Walk, raw) -> None:
         sub = raw.Subgraphs(g)
         n = sub.TensorsLength()
         where = f"subgraph {g}"
+        if g == 0 and not (sub.InputsLength() and sub.OutputsLength()):
+            raise ModelError(f"{path}: the main subgraph has {sub.InputsLength()} input and "
+                             f"{sub.OutputsLength()} output tensors: a model runs from at "
+                             f"least one input to at least one output")
         for role, ids in (("input", sub.InputsAsNumpy()), ("output", sub.OutputsAsNumpy())):
             for i in walk.array(ids).tolist():
                 _index(path, i, n, where, f"{role} tensor")
