@@ -3,7 +3,8 @@
 The corpus (tests/data/hostile/tflite/, made by tests/data/make_hostile.py from a valid
 model with the schema's object API), and files that are not regular files (a FIFO, a
 link to /dev/zero, a directory, a file bigger than any board's filesystem), run in one
-process capped in memory, each command under an alarm (support.guarded_cli): every run
+process capped in memory, each command under an alarm (this module run as a script,
+guarded_runs): every run
 ends in status 2 with one line on stderr naming the file, writes nothing, and leaves an
 existing -o target as it was. Then mutated flatbuffers (bit flips, truncations, random
 field values through the object API) fed to the reader and to the commands: status 0
@@ -19,9 +20,11 @@ import importlib.util
 import io
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
+import traceback
 
 import flatbuffers
 import numpy as np
@@ -113,13 +116,71 @@ def not_regular_files(d):
     return [fifo, d / "zero.tflite", d / "null.tflite", d / "dir.tflite", big]
 
 
+# -- running commands as a hostile-input test needs to see them -----------------------
+
+class Hang(Exception):
+    """The alarm went off: a command blocked or looped."""
+
+
+def _on_alarm(signum, frame):
+    raise Hang()
+
+
+def _state(out: str | None):
+    """What a run may change: the output's bytes and its directory's listing."""
+    if out is None:
+        return None
+    try:
+        with open(out, "rb") as f:
+            data = f.read().hex()
+    except FileNotFoundError:
+        data = None
+    return {"data": data, "listing": sorted(os.listdir(os.path.dirname(out)))}
+
+
+def guarded_runs(jobs: dict) -> dict:
+    """Each run's status (the exit status, or "traceback" when an exception escaped
+    prune8's main, "hang" when the alarm went off, "memory" for a MemoryError), stdout and
+    stderr (their last 2,000 characters), whether its output changed (the file's bytes or
+    its directory's listing), and the process's peak resident memory. Runs in the
+    process the address-space cap was set in (the __main__ block below): 600 runs cost
+    what 600 calls cost, not 600 interpreter start-ups."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    results = []
+    for run in jobs["runs"]:
+        before = _state(run["out"])
+        stdout, stderr = io.StringIO(), io.StringIO()
+        detail = ""
+        signal.alarm(jobs["timeout_s"])
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                status = main(run["argv"])
+        except Hang:
+            status = "hang"
+        except MemoryError:
+            status, detail = "memory", traceback.format_exc()
+        except BaseException:  # the point: anything that escapes main
+            status, detail = "traceback", traceback.format_exc()
+        finally:
+            signal.alarm(0)
+        after = _state(run["out"])
+        results.append({"argv": run["argv"], "status": status,
+                        "stdout": stdout.getvalue()[-2000:],
+                        "stderr": (stderr.getvalue() + detail)[-2000:],
+                        "out_changed": before != after,
+                        "out_exists": bool(after and after["data"] is not None)})
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"results": results, "peak_rss_bytes": peak_kb * 1024}
+
+
 def guarded(runs: list[dict], tmp_path) -> dict:
+    """guarded_runs in a fresh process whose address space is capped at LIMIT."""
     jobs = tmp_path / "jobs.json"
     jobs.write_text(json.dumps({"limit_bytes": LIMIT, "timeout_s": 20, "runs": runs}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "tests"), str(ROOT / "eval"), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "support.guarded_cli", str(jobs)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    done = subprocess.run([sys.executable, __file__, str(jobs)], capture_output=True,
+                          text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
@@ -274,7 +335,8 @@ def field_values(draw):
     schema's object API: tensors, operators, buffers and the subgraph."""
     m = make_hostile.model_object(GOOD)
     g = m.subgraphs[0]
-    t = draw(st.sampled_from(g.tensors))
+    tensors = list(g.tensors)
+    t = draw(st.sampled_from(tensors))
     op = draw(st.sampled_from(g.operators))
     b = draw(st.sampled_from(m.buffers))
     edits = {
@@ -301,7 +363,7 @@ def field_values(draw):
         "subgraph.inputs": lambda: setattr(g, "inputs", draw(st.lists(INT32, max_size=3))),
         "subgraph.outputs": lambda: setattr(g, "outputs", draw(st.lists(INT32, max_size=3))),
         "subgraph.tensors": lambda: setattr(g, "tensors", draw(st.lists(
-            st.sampled_from(g.tensors), max_size=9))),
+            st.sampled_from(tensors), max_size=9))),
     }
     for name in draw(st.lists(st.sampled_from(sorted(edits)), min_size=1, max_size=3)):
         edits[name]()
@@ -364,3 +426,10 @@ def test_the_walk_is_bounded_by_the_file_not_by_what_it_claims():
     assert len(data) < 600_000
     with pytest.raises(HostError, match="refers to more tables and values than"):
         tflite.parse(data, "bomb.tflite")
+
+
+if __name__ == "__main__":  # guarded(): the runs of JOBS.json under the cap
+    with open(sys.argv[1]) as f:
+        jobs = json.load(f)
+    resource.setrlimit(resource.RLIMIT_AS, (jobs["limit_bytes"], jobs["limit_bytes"]))
+    sys.stdout.write(json.dumps(guarded_runs(jobs)))
