@@ -10,6 +10,7 @@ import pytest
 from prune8 import errors as fw_errors
 from prune8_host import errors
 from prune8_host.cli import main
+from support import ROOT
 
 FAMILY = [c for _, c in inspect.getmembers(errors, inspect.isclass)
           if issubclass(c, errors.HostError) and c is not errors.BoardExecError]
@@ -54,3 +55,19 @@ def test_a_missing_node_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "prune8 ls: error:" in proc.stderr and "node" in proc.stderr.lower()
+
+
+def test_a_bug_behind_a_model_error_is_not_hidden(monkeypatch, tmp_path):
+    # The boundary turns what a user can cause into one line, and only that: a bug in
+    # the .tflite reader (here an AttributeError where the graph is checked) still
+    # escapes as itself, while the same file's bad value is one line (test_hostile_tflite)
+    from prune8_host.files import tflite
+    model = tmp_path / "m.tflite"
+    model.write_bytes((ROOT / "examples" / "digits_fc.tflite").read_bytes())
+
+    def broken(*args):
+        raise AttributeError("a bug, not a bad file")
+
+    monkeypatch.setattr(tflite, "_check_graph", broken)
+    with pytest.raises(AttributeError, match="a bug, not a bad file"):
+        main(["model", "info", str(model)])

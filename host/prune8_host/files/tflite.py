@@ -359,6 +359,10 @@ def _check_no_overlap(path, placements: dict) -> None:
                                                f"the other")
 
 
+# TFLM counts a tensor's bytes in an int32: a larger shape wraps, and the interpreter
+# writes past the arena it allocated for it.
+_MAX_TENSOR_BYTES = 2 ** 31 - 1
+
 # Bytes per element of the tensor types of a fixed size (TFLite's TensorType).
 _ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8,
              15: 4, 16: 2, 18: 2, 21: 1, 22: 1}
@@ -401,8 +405,15 @@ def _check_graph(path, walk: Walk, raw) -> None:
                     _index(path, i, n, at, f"{role} tensor")
         for j in range(n):
             t = walk.visit(sub.Tensors(j))
-            _index(path, t.Buffer(), n_buffers, f"{where}, tensor {j} ({_tensor_name(t)!r})",
-                   "buffer")
+            at = f"{where}, tensor {j} ({_tensor_name(t)!r})"
+            _index(path, t.Buffer(), n_buffers, at, "buffer")
+            shape = walk.array(t.ShapeAsNumpy()).tolist()
+            if min(shape, default=1) < 0:
+                raise ModelError(f"{path}: {at}: shape {shape} has a negative dimension")
+            nbytes = math.prod(shape) * _ITEMSIZE.get(t.Type(), 1)
+            if nbytes > _MAX_TENSOR_BYTES:  # TFLM would count it in an int32, wrapped
+                raise ModelError(f"{path}: {at}: shape {shape} makes {nbytes:,} bytes, more "
+                                 f"than a tensor may have ({_MAX_TENSOR_BYTES:,})")
 
 
 def _check_constants(path, walk: Walk, raw) -> None:
@@ -417,8 +428,6 @@ def _check_constants(path, walk: Walk, raw) -> None:
             item = _ITEMSIZE.get(t.Type())
             if item and buf.Offset() <= 1 and buf.DataLength():
                 shape = walk.array(t.ShapeAsNumpy()).tolist()
-                if min(shape, default=1) < 0:
-                    raise ModelError(f"{path}: {at}: shape {shape} has a negative dimension")
                 if math.prod(shape) * item != buf.DataLength():
                     raise ModelError(f"{path}: {at}: shape {shape} of "
                                      f"{_TYPES.get(t.Type(), t.Type())} needs "
