@@ -59,7 +59,7 @@ COMMANDS = [
     ["mask", "F", "--method", "magnitude", "--sparsity", "0.5", "-o", "OUT.npz"],
     ["apply", "F", "MASKS", "-o", "OUT.tflite"],
     ["report", "F"],
-    ["pack", "F", "MASKS", "-o", "OUT.bin"],
+    ["pack", "F", "MASKS", "-o", "OUT.p8s"],
     ["shrink", "F", "ROWS", "-o", "OUT.npz"],
     ["eval", "F", "--test", "DATA"],
     ["push", "F", "--port", NOPORT],
@@ -267,11 +267,26 @@ def test_a_fifo_is_refused_without_being_opened_for_reading(tmp_path, capsys):
     assert f"{fifo} is a FIFO (named pipe), not a .tflite file" in capsys.readouterr().err
 
 
+def test_what_tflm_prints_when_it_refuses_a_model_is_in_the_one_line(inputs, tmp_path,
+                                                                    capfd):
+    # a model the reader takes (its output's type is not its business) that TFLM refuses:
+    # TFLM's C++ prints its reasons on file descriptor 2; they end up in prune8's one line
+    m = make_hostile.model_object(GOOD)
+    make_hostile.tensor(m, "fc2/output").type = 2  # int32
+    model = tmp_path / "int32-output.tflite"
+    model.write_bytes(make_hostile.pack_model(m))
+    capfd.readouterr()
+    assert main(["eval", str(model), "--test", inputs["DATA"]]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert "TFLM cannot load the model" in err and "input->type != output->type" in err
+
+
 # -- mutated flatbuffers --------------------------------------------------------------
 
 # The commands a mutated file goes through: what reads it, writes from it and runs it.
 PROPERTY_COMMANDS = [["model", "info", "F"], ["apply", "F", "MASKS", "-o", "OUT.tflite"],
-                     ["pack", "F", "MASKS", "-o", "OUT.bin"], ["eval", "F", "--test", "DATA"]]
+                     ["pack", "F", "MASKS", "-o", "OUT.p8s"], ["eval", "F", "--test", "DATA"]]
 
 
 def check_commands(data: bytes, d, names) -> None:

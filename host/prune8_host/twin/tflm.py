@@ -5,18 +5,49 @@ itself (conv)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+
 import numpy as np
 
 from prune8_host.errors import ModelError
 
 
+@contextlib.contextmanager
+def _native_messages():
+    """TFLM's C++ prints why it refuses a model on file descriptor 2, beside the one line
+    a prune8 error is: what it prints while this is open goes to a temporary file, and
+    its lines into the list this yields (when the block ends), for the error message."""
+    said: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            said.extend(line.strip() for line in f.read().decode(errors="replace")
+                        .splitlines() if line.strip())
+
+
+def _refused(what: str, e: Exception, said: list[str]) -> ModelError:
+    return ModelError(f"{what}: {e}" + (f" ({'; '.join(said[:3])})" if said else ""))
+
+
 def interpreter(model: bytes):
     """A TFLM interpreter over a .tflite file's bytes."""
     from tflite_micro.python.tflite_micro import runtime
-    try:
-        return runtime.Interpreter.from_bytes(bytes(model))
-    except (RuntimeError, ValueError) as e:
-        raise ModelError(f"TFLM cannot load the model: {e}") from None
+    with _native_messages() as said:
+        try:
+            return runtime.Interpreter.from_bytes(bytes(model))
+        except (RuntimeError, ValueError) as e:
+            failure = e
+    raise _refused("TFLM cannot load the model", failure, said) from None
 
 
 def outputs(model: bytes, images: np.ndarray) -> np.ndarray:
@@ -34,10 +65,18 @@ def outputs(model: bytes, images: np.ndarray) -> np.ndarray:
         raise ModelError(f"images of {x[0].size if x.ndim else 0} values for a model input "
                          f"of shape {list(shape)} ({per_image} values)")
     out = []
-    for image in x:
-        it.set_input(image.reshape(shape), 0)
-        it.invoke()
-        out.append(np.asarray(it.get_output(0)).reshape(-1).copy())
+    with _native_messages() as said:
+        try:
+            for image in x:
+                it.set_input(image.reshape(shape), 0)
+                it.invoke()
+                out.append(np.asarray(it.get_output(0)).reshape(-1).copy())
+        except RuntimeError as e:
+            failure = e
+        else:
+            failure = None
+    if failure is not None:
+        raise _refused("TFLM cannot run the model", failure, said) from None
     return np.stack(out)
 
 
