@@ -16,6 +16,7 @@ random one (pytest -m slow).
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import io
 import json
@@ -432,15 +433,39 @@ class Once:
 def test_the_walk_is_bounded_by_the_file_not_by_what_it_claims():
     # a subgraph list naming one subgraph 60,000 times, whose operator list names one
     # operator 60,000 times: 3.6e9 operators if followed (as TFLM's runtime unpacks a
-    # model); refused after a budget in proportion to the file's size
+    # model); refused at the second mention of a table
     m = make_hostile.model_object(GOOD)
     n = 60000
     m.subgraphs[0].operators = [Once(m.subgraphs[0].operators[0])] * n
     m.subgraphs = [Once(m.subgraphs[0])] * n
     data = make_hostile.pack_model(m)
     assert len(data) < 600_000
-    with pytest.raises(HostError, match="refers to more tables and values than"):
+    with pytest.raises(HostError, match="is listed twice"):
         tflite.parse(data, "bomb.tflite")
+
+
+def test_the_budget_bounds_what_is_not_a_table():
+    # 2,000 tensors (each its own table) named by one string of 400 KB: 800 MB of names
+    # if each were copied, as TFLM's runtime copies them; refused once the bytes read pass
+    # a budget in proportion to the file's size
+    class SharedStrings(flatbuffers.Builder):  # each string written once, then referred to
+        shared: dict = {}
+
+        def CreateString(self, s, *args):
+            if s not in self.shared:
+                self.shared[s] = super().CreateString(s, *args)
+            return self.shared[s]
+
+    m = make_hostile.model_object(GOOD)
+    first = m.subgraphs[0].tensors[0]
+    first.name = b"x" * 400_000
+    m.subgraphs[0].tensors += [copy.copy(first) for _ in range(2000)]
+    b = SharedStrings(1024)
+    b.Finish(m.Pack(b), file_identifier=tflite.IDENTIFIER)
+    data = bytes(b.Output())
+    assert len(data) < 600_000
+    with pytest.raises(HostError, match="refers to more tables and values than"):
+        tflite.parse(data, "names.tflite")
 
 
 if __name__ == "__main__":  # guarded(): the runs of JOBS.json under the cap

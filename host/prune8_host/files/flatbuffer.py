@@ -8,7 +8,10 @@ gigabytes. `Walk` counts every table visited and every vector element read again
 budget in proportion to the file's size, and notes the highest byte of every table and
 vector read: where the flatbuffer's own structure ends. `Walk.everything` reads every
 field of every table reachable from the root, by the generated reader classes, so that
-nothing after it (the reader, TFLM) meets an offset that leads outside the file.
+nothing after it (the reader, TFLM) meets an offset that leads outside the file; a
+table it reaches twice is refused (a flatbuffers builder, and so every converter, writes
+each table once: only a crafted file lists one again), so that it reads each table once
+and its time is in proportion to the file's size, not merely bounded by a budget.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Walk:
         self.base = np.frombuffer(data, np.uint8)
         self.end = 0
         self._fields: dict[type, list] = {}
+        self._seen: set[int] = set()
         self.renew()
 
     def renew(self) -> None:
@@ -83,6 +87,11 @@ class Walk:
 
     def everything(self, table) -> None:
         """Read every field of `table` and of every table under it (module docstring)."""
+        pos = table._tab.Pos
+        if pos in self._seen:
+            raise FileFormatError(f"{self.path}: damaged TFLite flatbuffer (the table at byte "
+                                  f"{pos:,} is listed twice; a converter writes each once)")
+        self._seen.add(pos)
         self.visit(table)
         for name, kind in self._layout(type(table)):
             if kind == "numbers":
