@@ -13,13 +13,24 @@ unique. Per-tensor and per-channel scales, zero points and the quantized dimensi
 kept (Layer.quant: w_scale, and for FULLY_CONNECTED layers with int8 inputs the int8
 inference parameters bias, mult, shift, in_zp, out_zp, relu, computed as TFLM computes
 them, so the board's kernel and the twin's run them). A weight buffer shared by two
-operators is one layer. Float or int16 weights, int4 packed weights, sparse tensors,
-buffers outside the file and files that are not TFLite flatbuffers are refused, naming
-the tensor.
+operators is one layer when both see the same weights (operator, shape, scales). Float
+or int16 weights, int4 packed weights, sparse tensors, buffers outside the file and
+files that are not TFLite flatbuffers are refused, naming the tensor.
+
+A .tflite may come from anywhere (docs/tflite.md, "Files from anywhere"): only a regular
+file no bigger than the largest board's filesystem is read (files.inputs); the whole
+flatbuffer is read once under a budget in proportion to its size (files.flatbuffer);
+then every index of the graph goes through one check (_index), every shape is
+multiplied in Python integers and held to its buffer, a buffer of the >2 GB format must
+lie after the flatbuffer, and every scale the inference chain uses must be finite and
+positive, each where it is first used. What is wrong ends as one FileFormatError or
+ModelError naming the file; TFLM, which follows what the file says without checking,
+only ever gets files that passed.
 
 Writing: `write_pruned` copies the input file and overwrites only the pruned weights'
 bytes inside their buffers, so every other tensor, buffer, operator, option and
-metadata entry, and the layout of the file, stay exactly as they were.
+metadata entry, and the layout of the file, stay exactly as they were; the result is
+read back before it is written.
 
 Older models keep the operator code only in the deprecated 8-bit field: the code of an
 operator is the larger of the two fields, as TFLM reads it.
