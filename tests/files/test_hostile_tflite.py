@@ -209,8 +209,9 @@ def test_every_command_refuses_every_hostile_tflite(inputs, tmp_path):
                             + (", the output changed" if got["out_changed"] else ""))
     assert not failures, f"{len(failures)} of {len(runs)} runs:\n" + "\n".join(failures[:40])
     assert len(runs) == len(files) * len(COMMANDS) >= 40 * 14
-    # the memory all of them took: the cap, not a file, bounds it
-    assert report["peak_rss_bytes"] < LIMIT
+    # the memory all of them took together: 64 MB measured (main, reading /dev/zero into
+    # memory, hit the 1 GB cap); a quarter of the cap leaves room for other platforms
+    assert report["peak_rss_bytes"] < LIMIT // 4
 
 
 def test_the_good_model_passes_every_command_the_hostile_ones_fail(inputs, tmp_path):
