@@ -5,6 +5,8 @@ partial output, status 2 and one line on stderr that names the file."""
 from __future__ import annotations
 
 import filecmp
+import os
+import signal
 import subprocess
 import sys
 
@@ -93,3 +95,25 @@ def test_a_directory_as_a_model_is_named_as_one(tmp_path, capsys):
     d.mkdir()
     assert main(["mask", str(d), "--method", "magnitude", "--sparsity", "0.5"]) == 2
     assert "is a directory, not a .npy or .npz file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["input.npz", "input.bin"])
+def test_a_fifo_in_every_place_is_refused_not_waited_on(name, good_masks, tmp_path, capsys):
+    # a FIFO blocks the first read until someone writes: refused by its type, unopened
+    # (test_hostile_tflite runs .tflite names through every model-taking command)
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    failures = []
+    signal.alarm(60)  # a regression blocks in open(): the alarm ends the test instead
+    try:
+        for place in PLACES:
+            out = tmp_path / "out.npz"
+            names = {"F": str(fifo), "OUT": str(out), **good_masks}
+            code = main([names.get(a, a) for a in place])
+            stdout, stderr = capsys.readouterr()
+            if not (code == 2 and stdout == "" and stderr.count("\n") == 1
+                    and f"{fifo} is a FIFO" in stderr and not out.exists()):
+                failures.append(f"{place[:2]}: status {code}, {stderr[-200:]!r}")
+    finally:
+        signal.alarm(0)
+    assert not failures, "\n".join(failures)

@@ -40,6 +40,7 @@ from prune8_host.twin.bits import popcount
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.mask import mask_from_keep, mask_to_keep
 
+from .inputs import check_input
 from .output import PACKED_SUFFIX, check_suffix, write_output
 from .records import QuantParams
 
@@ -242,6 +243,7 @@ def write_packed(path, layers: dict[str, Packed]) -> int:
 
 
 def read_packed(path) -> dict[str, Packed]:
+    check_input(path, "a packed model")  # a FIFO would block, /dev/zero never end
     with open(path, "rb") as f:
         return parse_packed(f.read(), str(path))
 
