@@ -284,6 +284,7 @@ def test_what_tflm_prints_when_it_refuses_a_model_is_in_the_one_line(inputs, tmp
     out, err = capfd.readouterr()
     assert out == "" and err.count("\n") == 1, err
     assert "TFLM cannot load the model" in err and "input->type != output->type" in err
+    assert str(model) in err  # the one line names the file, though TFLM saw only bytes
 
 
 # -- mutated flatbuffers --------------------------------------------------------------

@@ -34,6 +34,11 @@ def measure(data, model, weights) -> tuple[dict, str] | None:
     for another kind of model."""
     if model.kind != "tflite":
         return None
+    with tflm.naming(model.path):
+        return _measure(data, model, weights)
+
+
+def _measure(data, model, weights) -> tuple[dict, str]:
     dense = model.tflite_model.data
     pruned = tflite.pruned_bytes(model.tflite_model, weights)
     if data:

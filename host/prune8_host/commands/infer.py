@@ -107,6 +107,11 @@ def run_eval_tflite(args) -> int:
     accuracy when its outputs are classes (more than one output value, integer labels),
     else the RMSE of its dequantized output against the labels; with --masks, also how
     far the pruned model's int8 outputs moved from the dense one's."""
+    with tflm.naming(args.model):
+        return _eval_tflite(args)
+
+
+def _eval_tflite(args) -> int:
     tm = tflite.read(args.model)
     images, labels = load_images(args.test, with_labels=True)
     classes = _task(args.test, tm.data, labels)

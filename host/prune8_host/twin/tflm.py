@@ -39,6 +39,18 @@ def _refused(what: str, e: Exception, said: list[str]) -> ModelError:
     return ModelError(f"{what}: {e}" + (f" ({'; '.join(said[:3])})" if said else ""))
 
 
+@contextlib.contextmanager
+def naming(path):
+    """TFLM's refusals inside this block name the file they came from (the one-line
+    rule: the interpreter only sees bytes)."""
+    try:
+        yield
+    except ModelError as e:
+        if path is None or str(e).startswith(f"{path}:"):
+            raise
+        raise ModelError(f"{path}: {e}") from None
+
+
 def interpreter(model: bytes):
     """A TFLM interpreter over a .tflite file's bytes."""
     from tflite_micro.python.tflite_micro import runtime
