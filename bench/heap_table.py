@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -47,7 +48,7 @@ def vm_figures(profile) -> tuple[dict, dict, dict]:
         with BoardSession(vb.port, check_firmware=False) as s:
             deploy(s, build, quiet=True)
             totals = heap.vm_totals(s)
-            modules = heap.module_sizes(s, "/prune8/__init__.mpy")
+            modules = heap.module_sizes(s)
             push(s, load_model(WIDE), quiet=True)
             streamed = {m: prune(s, PruneOptions(m, sparsity_bp=bp))["heap_peak"]
                         for m, bp in STREAMED.items()}
@@ -79,27 +80,24 @@ def buffer_table(profile) -> str:
     return "\n".join(rows)
 
 
-def tables(profile, with_jobs: bool = True) -> str:
-    import subprocess
+def tables(profile) -> str:
     code = ("import sys, prune8\nprint(' '.join(m.split('.', 1)[1] for m in sys.modules "
             "if m.startswith('prune8.')))")
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True,
                                 text=True, check=True).stdout.split())
     totals, modules, streamed = vm_figures(profile)
-    parts = []
-    if with_jobs:
-        need = unix_figures(profile)
-        rows = [f"| job | 32-bit VM, bytes from boot | target | unix port: smallest heap "
-                f"| runs in {profile.heap_bytes:,} |", "| --- | ---: | ---: | ---: | --- |"]
-        for name, (_, target) in heap.JOBS.items():
-            mark = "" if target is None else f"{target:,}"
-            rows.append(f"| {name} | {totals[name]:,} | {mark} | {need[name]:,} | "
-                        f"{'yes' if need[name] <= profile.heap_bytes else 'no'} |")
-        for method, peak in streamed.items():
-            rows.append(f"| `prune8 run examples/digits_wide.npz --method {method}` (two "
-                        f"layers streamed from flash; the prune's reported peak) | {peak:,} "
-                        f"| 80,000 | not measured | |")
-        parts.append("\n".join(rows))
+    need = unix_figures(profile)
+    rows = [f"| job | 32-bit VM, bytes from boot | target | unix port: smallest heap "
+            f"| runs in {profile.heap_bytes:,} |", "| --- | ---: | ---: | ---: | --- |"]
+    for name, (_, target) in heap.JOBS.items():
+        mark = "" if target is None else f"{target:,}"
+        rows.append(f"| {name} | {totals[name]:,} | {mark} | {need[name]:,} | "
+                    f"{'yes' if need[name] <= profile.heap_bytes else 'no'} |")
+    for method, peak in streamed.items():
+        rows.append(f"| `prune8 run examples/digits_wide.npz --method {method}` (two "
+                    f"layers streamed from flash; the prune's reported peak) | {peak:,} "
+                    f"| 80,000 | not measured | |")
+    parts = ["\n".join(rows)]
     parts.append(module_table(modules, loaded))
     parts.append(buffer_table(profile))
     return "\n\n".join(parts)

@@ -31,7 +31,7 @@ def board(deployed_vboard):
 
 
 def test_the_module_table_is_what_each_module_takes(board):
-    assert heap.module_sizes(board, "/prune8/__init__.mpy") == doc_rows("| module |")
+    assert heap.module_sizes(board) == doc_rows("| module |")
 
 
 def test_the_buffer_table_is_what_a_pruner_holds():

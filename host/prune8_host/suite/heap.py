@@ -25,6 +25,8 @@ from array import array
 from pathlib import Path
 
 import prune8
+from prune8.protocol import ROOT
+from prune8_host.errors import BoardExecError
 
 FIRMWARE = Path(prune8.__file__).resolve().parent  # the firmware's sources, as installed
 
@@ -104,8 +106,6 @@ def vm_totals(session, jobs: dict = JOBS) -> dict[str, int]:
 
 def unix_need(port, code: str, hi: int = 400_000, step: int = 512) -> int:
     """The smallest -X heapsize (to `step` bytes) in which `code` runs on the unix port."""
-    from prune8_host.errors import BoardExecError
-
     def runs(heap: int) -> bool:
         port.heap_bytes = heap
         try:
@@ -155,42 +155,43 @@ def load_order(root: Path = FIRMWARE) -> list[str]:
     return done
 
 
-def module_sizes(session, init_path: str) -> dict[str, int]:
-    """Bytes each firmware module keeps on the VM's heap, collected. The package's
-    __init__ (init_path: the deployed file) is replaced by an empty one meanwhile, so
-    each module is imported alone, after what it imports; a module that needs the
-    package's own names (status: __version__) is measured last, with it restored."""
-    from prune8_host.errors import BoardExecError
+def _import_each(session, names, sizes: dict, refused: list | None = None) -> None:
+    """Import each module in its own command and put the bytes it kept into `sizes`;
+    with `refused`, a module that cannot be imported yet is listed there instead."""
+    before = _settled(session)
+    for name in names:
+        try:
+            session.exec(f"import prune8.{name}\n")
+        except BoardExecError:
+            if refused is None:
+                raise
+            refused.append(name)
+            continue
+        now = _settled(session)
+        sizes[name] = now - before
+        before = now
 
+
+def module_sizes(session) -> dict[str, int]:
+    """Bytes each firmware module keeps on the VM's heap, collected. The deployed
+    package's __init__ is replaced by an empty one meanwhile, so each module is imported
+    alone, after what it imports; a module that needs the package's own names (status:
+    __version__) is measured last, with the package restored."""
+    init, empty = ROOT + "/__init__.mpy", ROOT + "/__init__.py"
     sizes, later = {}, []
-    session.exec(f"import os\nos.rename({init_path!r}, {init_path + '.off'!r})\n"
-                 f"f = open('/prune8/__init__.py', 'w')\nf.close()")
+    session.exec(f"import os\nos.rename({init!r}, {init + '.off'!r})\n"
+                 f"f = open({empty!r}, 'w')\nf.close()")
     try:
         session.soft_reset()
         session.exec("import gc\nimport prune8\n")
-        before = _settled(session)
-        for name in load_order():
-            try:
-                session.exec(f"import prune8.{name}\n")
-            except BoardExecError:
-                later.append(name)
-                continue
-            now = _settled(session)
-            sizes[name] = now - before
-            before = now
+        _import_each(session, load_order(), sizes, later)
     finally:
-        session.exec(f"import os\nos.remove('/prune8/__init__.py')\n"
-                     f"os.rename({init_path + '.off'!r}, {init_path!r})")
+        session.exec(f"import os\nos.remove({empty!r})\nos.rename({init + '.off'!r}, {init!r})")
         session.soft_reset()
     if later:
         session.exec("import gc\nimport prune8\n" + "".join(f"import prune8.{n}\n"
                                                            for n in sizes))
-        before = _settled(session)
-        for name in later:
-            session.exec(f"import prune8.{name}\n")
-            now = _settled(session)
-            sizes[name] = now - before
-            before = now
+        _import_each(session, later, sizes)
         session.soft_reset()
     return sizes
 
@@ -199,13 +200,8 @@ def buffer_sizes(max_weights: int, max_units: int) -> dict[str, int]:
     """The data bytes of each buffer a Pruner of this capacity allocates (CPython runs
     the firmware's own Pruner; an array's item size is the same on the board)."""
     p = prune8.Pruner(max_weights, max_units)
-    sizes = {}
-    for name, value in sorted(vars(p).items()):
-        if isinstance(value, array):
-            sizes[name] = len(value) * value.itemsize
-    mask = p._mask
-    for name, value in sorted(vars(mask).items()):
-        if isinstance(value, (bytearray, array)):
-            item = value.itemsize if isinstance(value, array) else 1
-            sizes[f"_mask.{name}"] = len(value) * item
+    sizes = {name: memoryview(v).nbytes for name, v in sorted(vars(p).items())
+             if isinstance(v, array)}
+    sizes.update((f"_mask.{name}", memoryview(v).nbytes)
+                 for name, v in sorted(vars(p._mask).items()) if isinstance(v, (bytearray, array)))
     return sizes

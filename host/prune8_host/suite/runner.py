@@ -22,7 +22,7 @@ from prune8_host.device.transfer import put_file
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import layer_mask
 
-from . import golden
+from . import golden, heap
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"   # the on-board suite
 MEASURE = "measure.py"  # prepended to every script: how allocation is measured
@@ -119,9 +119,9 @@ def stream_expectations() -> list[tuple[str, int]]:
 
 def suite_args(profile: BoardProfile, golden_path: str, scratch: str) -> dict:
     """ARGS of every suite script: where the golden vectors and a scratch store
-    are, the heap budget, what the streaming case must find."""
+    are, the heap budget and the job it is for, what the streaming case must find."""
     return {"golden": golden_path, "heap_bytes": profile.heap_bytes, "scratch": scratch,
-            "stream_masks": stream_expectations()}
+            "full_capacity": heap.FULL_CAPACITY, "stream_masks": stream_expectations()}
 
 
 def run_board_tests(session: BoardSession, profile: BoardProfile,
