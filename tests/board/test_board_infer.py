@@ -6,7 +6,6 @@ test split. Its statistic, every logit (CRC) and its accuracy must equal the twi
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -21,6 +20,7 @@ from prune8_host.files.model import Model, load_model, save_model
 from prune8_host.twin import dense as qnn
 from prune8_host.twin import scorers
 from prune8_host.twin.layer import PruneOptions
+from support.cli import board_cli as cli
 
 pytestmark = pytest.mark.timeout(900)
 MODEL = "examples/digits_mlp.npz"
@@ -31,12 +31,6 @@ CALIB = "examples/digits_calib.npz"
 @pytest.fixture(scope="module")
 def port(deployed_vboard):
     return deployed_vboard.port
-
-
-def cli(port, *args):
-    proc = subprocess.run([sys.executable, "-m", "prune8_host.cli", *args, "--port", port,
-                           "--quiet", "--json"], capture_output=True, text=True, timeout=600)
-    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else proc.stderr
 
 
 def test_calibration_on_the_board_drives_the_gradient_proxy(port, tmp_path):

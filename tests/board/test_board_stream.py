@@ -5,7 +5,6 @@ the same firmware code in tests/firmware/test_streaming.py."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from prune8_host.device.workflow import prune, pull, push
 from prune8_host.files.model import Model
 from prune8_host.twin.layer import Layer, PruneOptions
 from prune8_host.twin.reference import layer_mask
+from support.cli import board_cli as cli
 from support.models import big_layers
 
 pytestmark = pytest.mark.timeout(900)
@@ -29,12 +29,6 @@ WIDE_TEST = "examples/digits_wide_test.npz"
 @pytest.fixture(scope="module")
 def port(deployed_vboard):
     return deployed_vboard.port
-
-
-def cli(port, *args):
-    proc = subprocess.run([sys.executable, "-m", "prune8_host.cli", *args, "--port", port,
-                           "--quiet", "--json"], capture_output=True, text=True, timeout=600)
-    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else proc.stderr
 
 
 def test_run_of_a_256x256_layer_verifies_and_reports_the_peak_heap(port, tmp_path):
