@@ -52,7 +52,8 @@ _spec.loader.exec_module(make_hostile)
 GOOD = make_hostile.good_tflite()
 
 # Every command that takes a model, F the model; OUT an output (suffix as given), MASKS /
-# ROWS masks made for the good model, DATA images and labels for its 16 inputs.
+# ROWS row masks, CHANNELS channel-group masks made for the good model, DATA images and
+# labels for its 16 inputs.
 COMMANDS = [
     ["model", "info", "F"],
     ["model", "import", "F", "-o", "OUT.npz"],
@@ -62,6 +63,9 @@ COMMANDS = [
     ["report", "F"],
     ["pack", "F", "MASKS", "-o", "OUT.p8s"],
     ["shrink", "F", "ROWS", "-o", "OUT.npz"],
+    ["mask", "F", "--structured", "channels", "--sparsity", "0.5", "-o", "OUT.npz"],
+    ["shrink", "F", "CHANNELS", "-o", "OUT.tflite"],
+    ["report", "F", "--compare", "F"],
     ["eval", "F", "--test", "DATA"],
     ["push", "F", "--port", NOPORT],
     ["run", "F", "--method", "magnitude", "--sparsity", "0.5", "-o", "OUT.tflite", "--port",
@@ -82,12 +86,14 @@ def inputs(tmp_path_factory):
     good = d / "good.tflite"
     good.write_bytes(GOOD)
     names = {"GOOD": str(good), "MASKS": str(d / "masks.npz"), "ROWS": str(d / "rows.npz"),
-             "DATA": str(d / "data.npz")}
+             "DATA": str(d / "data.npz"), "CHANNELS": str(d / "channels.npz")}
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["mask", str(good), "--method", "magnitude", "--sparsity", "0.5", "-o",
                      names["MASKS"]]) == 0
         assert main(["mask", str(good), "--method", "rows", "--sparsity", "0.5", "--layer",
                      "fc1/weights", "-o", names["ROWS"]]) == 0
+        assert main(["mask", str(good), "--structured", "channels", "--sparsity", "0.5",
+                     "-o", names["CHANNELS"]]) == 0
     rng = np.random.default_rng(0)
     save_npz(names["DATA"], {"images": rng.integers(-128, 128, (6, 16)).astype(np.int8),
                              "labels": rng.integers(0, 4, 6)})

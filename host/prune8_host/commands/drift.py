@@ -38,16 +38,21 @@ def measure(data, model, weights) -> tuple[dict, str] | None:
         return _measure(data, model, weights)
 
 
+def inputs(data, dense: bytes) -> tuple:
+    """(images, what they are, in words) a .tflite's outputs are compared on: --data's
+    images, else inputs drawn from the int8 input range."""
+    if data:
+        images, _ = load_images(data, with_labels=False)
+        return images, f"{data}'s {len(images)} images"
+    images = tflm.drawn_inputs(dense)
+    return images, (f"{len(images)} inputs drawn from the int8 input range (seed "
+                    f"{tflm.DRAW_SEED}; --data FILE for real ones)")
+
+
 def _measure(data, model, weights) -> tuple[dict, str]:
     dense = model.tflite_model.data
     pruned = tflite.pruned_bytes(model.tflite_model, weights)
-    if data:
-        images, _ = load_images(data, with_labels=False)
-        source = f"{data}'s {len(images)} images"
-    else:
-        images = tflm.drawn_inputs(dense)
-        source = (f"{len(images)} inputs drawn from the int8 input range (seed "
-                  f"{tflm.DRAW_SEED}; --data FILE for real ones)")
+    images, source = inputs(data, dense)
     d = tflm.drift(dense, pruned, images)
     d["source"] = "data" if data else "drawn"
     return d, tflm.drift_line(d, source)

@@ -19,6 +19,7 @@ from prune8_host.files.model import load_model, save_model
 from prune8_host.files.npzio import load_arrays
 from prune8_host.files.records import check_fits, in_ram, quant_params, stored_size
 
+from . import channels
 from .table import table
 
 MODEL_HELP = "a model: .tflite, or .npz of int8 layers (or one .npy)"
@@ -91,9 +92,11 @@ def run_info(args) -> int:
                      "quantization": _quantization(layer),
                      "activations": act, "fits": fits})
     size = stored_size(model.record(layer.name) for layer in board_layers)
+    groups = channels.group_rows(model) if model.kind == "tflite" else None
     if args.json:
         print(json.dumps({"board": profile.name, "layers": rows, "stored_bytes": size,
-                          "fs_bytes": profile.fs_bytes}))
+                          "fs_bytes": profile.fs_bytes}
+                         | ({"channel_groups": groups} if groups is not None else {})))
         return 0
     fits = f"on {profile.name} ({profile.max_weights} weights, {profile.max_units} units in RAM)"
     op = [("operator", "<", 8)] if placements else []
@@ -106,6 +109,10 @@ def run_info(args) -> int:
     print(f"model: {size:,} bytes on the board, of its {profile.fs_bytes:,}-byte filesystem"
           + ("" if size <= profile.fs_bytes else " (too big: push fewer layers)")
           + "; layers from flash are pruned and run tile by tile")
+    if groups is not None:
+        print("channel groups (the channels that go together: prune8 mask --structured "
+              "channels, prune8 shrink):")
+        channels.print_groups(groups)
     return 0
 
 

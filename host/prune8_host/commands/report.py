@@ -7,12 +7,15 @@ import json
 import numpy as np
 
 from prune8_host import twin
-from prune8_host.files import tflite
+from prune8_host.errors import UsageError
+from prune8_host.files import footprint, tflite
 from prune8_host.files.masks import META_KEY, load_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.npzio import load_arrays
+from prune8_host.twin import tflm
 from prune8_host.twin.reference import layer_scores, weight_keep
 
+from . import drift
 from .options import add_method_args, fraction_bp
 from .table import table
 
@@ -28,6 +31,12 @@ def register(sub) -> None:
     add_method_args(p, default=None)
     p.add_argument("--top", type=int, default=5, metavar="K",
                    help="list the K highest scores per layer (model reports; default 5)")
+    p.add_argument("--compare", metavar="SMALL",
+                   help="a .tflite FILE only: measure SMALL (e.g. from prune8 shrink) beside "
+                        "FILE instead: file bytes, int8 weight bytes, MACs, TFLM arena and "
+                        "invoke time (median, this host, one run), and how far SMALL's "
+                        "outputs are from FILE's (on --data, else on drawn inputs)")
+    drift.add_data_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run_report)
 
@@ -77,7 +86,28 @@ def model_report(path, method: str, seed: int, block, top: int) -> dict:
             "zeros": zeros, "sparsity_bp": zeros * 10000 // total if total else 0}
 
 
+def run_compare(args) -> int:
+    for path in (args.file, args.compare):
+        if not tflite.is_tflite(path):
+            raise UsageError(f"{path}: --compare measures two .tflite models side by side")
+    dense, small = tflite.read(args.file), tflite.read(args.compare)
+    with tflm.naming(args.file):
+        images, source = drift.inputs(args.data, dense.data)
+        c = footprint.compare(dense.data, small.data, images, source)
+    if args.json:
+        print(json.dumps(c))
+        return 0
+    print(f"{args.file} (dense) vs {args.compare} (small):")
+    for line in footprint.compare_lines(c):
+        print(line)
+    return 0
+
+
 def run_report(args) -> int:
+    if args.compare:
+        return run_compare(args)
+    if args.data:
+        raise UsageError("--data goes with --compare")
     is_masks = not tflite.is_tflite(args.file) and META_KEY in load_arrays(args.file)
     if is_masks:
         r = masks_report(args.file)

@@ -20,7 +20,7 @@ from prune8_host.twin.reference import (
     pruned_line,
 )
 
-from . import drift
+from . import channels, drift
 from .options import (
     add_force_arg,
     add_mask_args,
@@ -60,6 +60,7 @@ def register(sub) -> None:
                                    "as a masks .npz.")
     add_layer_args(p)
     add_mask_args(p)
+    channels.add_structured_arg(p)
     p.add_argument("-o", "--out", metavar="MASKS", help="write the masks file (.npz)")
     p.set_defaults(run=run_mask)
 
@@ -153,6 +154,8 @@ def run_score(args) -> int:
 
 
 def run_mask(args) -> int:
+    if args.structured:
+        return channels.run_mask(args)
     profile = _profile(args)
     opts = prune_options(args)
     bp = opts.sparsity_bp

@@ -1,40 +1,62 @@
-"""prune8 shrink: remove the neurons a row mask prunes, for a smaller dense model."""
+"""prune8 shrink: remove what row or channel masks prune, for a physically smaller model:
+neurons of an .npz's FC chain, or the channel groups of a .tflite (a .tflite that stock
+TFLM runs, measured beside the dense one)."""
 
 from __future__ import annotations
 
 import json
 
+from prune8_host.files import footprint
+from prune8_host.files.graph import groups_of
 from prune8_host.files.model import load_model, save_model
-from prune8_host.files.output import check_output, check_suffix
+from prune8_host.files.output import check_output, check_suffix, write_output
+from prune8_host.files.tflite_shrink import group_keeps
+from prune8_host.files.tflite_shrink import shrink as shrink_tflite
+from prune8_host.twin import tflm
 from prune8_host.twin.shrink import shrink
 
+from . import drift
 from .options import add_force_arg, model_masks
 
 
 def register(sub) -> None:
-    p = sub.add_parser("shrink", help="remove pruned neurons: a physically smaller model",
-                       description="Remove the rows (output neurons) that MASKS prunes from "
-                                   "their layers, with their biases and per-row "
-                                   "quantization fields, and the matching input columns of "
-                                   "the next layer. The int8 outputs of OUT equal those of "
-                                   "MODEL with the pruned rows and their biases zeroed "
-                                   "(docs/spec-decisions.md, 'Shrinking'). MASKS must hold "
-                                   "row masks ('prune8 mask --method rows'), for any layers "
-                                   "but the last.")
-    p.add_argument("model", metavar="MODEL", help="the model the masks were made for (.npz)")
-    p.add_argument("masks", metavar="MASKS", help="row masks (.npz from 'prune8 mask')")
+    p = sub.add_parser("shrink", help="remove pruned neurons or channels: a physically "
+                                      "smaller model",
+                       description="A .tflite MODEL: remove the channel groups MASKS prunes "
+                                   "('prune8 mask MODEL --structured channels') from every "
+                                   "tensor that carries or reads them (weights, biases, "
+                                   "per-channel scales, activation shapes), folding each "
+                                   "removed channel's constant output into its consumers' "
+                                   "biases, so OUT's int8 outputs equal those of MODEL with "
+                                   "the masks applied ('prune8 apply'), exactly on "
+                                   "FULLY_CONNECTED and unpadded convolutions; OUT is a "
+                                   ".tflite stock TFLM runs, and the command measures it "
+                                   "beside MODEL (bytes, MACs, TFLM arena and invoke time, "
+                                   "output drift). An .npz MODEL: remove the rows (output "
+                                   "neurons) that row MASKS prune ('prune8 mask --method "
+                                   "rows') with their biases and per-row quantization "
+                                   "fields, and the matching input columns of the next "
+                                   "layer (docs/spec-decisions.md, 'Shrinking').")
+    p.add_argument("model", metavar="MODEL", help="the model the masks were made for "
+                                                  "(.tflite or .npz)")
+    p.add_argument("masks", metavar="MASKS", help="masks .npz from 'prune8 mask' (channel "
+                                                  "masks for a .tflite, row masks for an .npz)")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
-                   help="smaller model to write, an .npz (a .tflite name is refused)")
+                   help="smaller model to write: a .tflite from a .tflite MODEL, or an .npz "
+                        "of the layers (neurons of FC chains, from row masks)")
     add_force_arg(p)
+    drift.add_data_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    # a shrunk model has other shapes than its .tflite: only the .npz can hold it
+    model = load_model(args.model)
+    if model.kind == "tflite" and not str(args.out).lower().endswith(".npz"):
+        return _run_tflite(args, model)
+    # the neurons of an FC chain, written as an .npz of its layers
     check_suffix(args.out, ".npz")
     check_output(args.out, args.model, args.masks)
-    model = load_model(args.model)
     small = shrink(model, model_masks(args, model, args.masks, args.model))
     save_model(args.out, small)
     rows = [{"layer": name, "shape": list(layer.weights.shape),
@@ -49,4 +71,36 @@ def run(args) -> int:
     shapes = ", ".join(f"{r['layer']} {'x'.join(map(str, r['shape']))} -> "
                        f"{'x'.join(map(str, r['new_shape']))}" for r in rows)
     print(f"shrink: {shapes}; {before} -> {after} weights ({after / before:.1%}) -> {args.out}")
+    return 0
+
+
+def _run_tflite(args, model) -> int:
+    check_suffix(args.out, ".tflite")
+    check_output(args.out, args.model, args.masks)
+    drift.check_data(args.data, model, args.model)
+    tm = model.tflite_model
+    masks = model_masks(args, model, args.masks, args.model)
+    keeps = group_keeps(tm, groups_of(tm), masks)
+    with tflm.naming(args.model):
+        small = shrink_tflite(tm, keeps)
+        images, source = drift.inputs(args.data, tm.data)
+        c = footprint.compare(tm.data, small.data, images, source)
+        exact = tflm.drift(small.zeroed, small.data, images)
+    write_output(args.out, small.data)
+    removed = sum(int((~k).sum()) for k in keeps.values())
+    report = {"groups": len(keeps), "channels_removed": removed, "out": args.out,
+              "layers": {k: {"rows_removed": r, "cols_removed": c_}
+                         for k, (r, c_) in small.removed.items()},
+              "against_masked": exact, "inexact": small.inexact, **c}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"shrink: {removed} channels of {len(keeps)} group(s) removed -> {args.out}")
+    for line in footprint.compare_lines(c):
+        print(line)
+    same = "the same" if exact["max_int8"] == 0 else \
+        f"up to {exact['max_int8']} int8 steps from those"
+    print(f"against MODEL with the masks applied ('prune8 apply'): outputs {same} on "
+          f"{source}" + (f"; approximate folds: {'; '.join(small.inexact)}"
+                         if small.inexact else ""))
     return 0

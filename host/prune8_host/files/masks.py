@@ -29,7 +29,14 @@ from prune8 import errors
 from prune8.protocol import SCOPES, SCORERS, TIES
 from prune8_host.errors import FileFormatError, ModelError, UsageError
 from prune8_host.twin import scorers
-from prune8_host.twin.layer import META_NAME, Layer, LayerMask, PruneOptions, name_problem
+from prune8_host.twin.layer import (
+    GROUP_SCOPE,
+    META_NAME,
+    Layer,
+    LayerMask,
+    PruneOptions,
+    name_problem,
+)
 from prune8_host.twin.schedule import MAX_STEPS
 
 from .npzio import load_arrays, save_npz
@@ -110,14 +117,15 @@ def _check_entry(m) -> None:
             + ([f"has unknown {', '.join(map(repr, extra))}"] if extra else [])))
     if m["method"] not in SCORERS:
         raise ValueError(f"'method' must be one of {', '.join(SCORERS)}; got {m['method']!r}")
-    unit = scorers.find(m["method"]).unit
+    unit = "row" if m["scope"] == GROUP_SCOPE else scorers.find(m["method"]).unit
     if m["unit"] != unit:
         raise ValueError(f"'unit' of a {m['method']} mask is {unit!r}; got {m['unit']!r}")
     if m["tie"] not in TIES:
         raise ValueError(f"'tie' must be one of {', '.join(TIES)}; got {m['tie']!r}")
-    if m["scope"] not in SCOPES or (m["scope"] == "channel" and unit != "weight"):
-        raise ValueError(f"'scope' must be one of {', '.join(SCOPES)} ('channel' for a "
-                         f"per-weight mask); got {m['scope']!r}")
+    if m["scope"] not in (*SCOPES, GROUP_SCOPE) or \
+            (m["scope"] in ("channel", GROUP_SCOPE) and scorers.find(m["method"]).unit != "weight"):
+        raise ValueError(f"'scope' must be one of {', '.join((*SCOPES, GROUP_SCOPE))} "
+                         f"('channel' and 'group' for a per-weight scorer); got {m['scope']!r}")
     rows, cols = _int(m, "rows", 1), _int(m, "cols", 1)
     _int(m, "sparsity_bp", 0, errors.MAX_BP)
     _int(m, "min_score", 0, errors.MAX_SMALL)

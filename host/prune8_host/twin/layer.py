@@ -31,6 +31,10 @@ MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
 # bias (int32, rows), mult and shift (the requantization multiplier and shift), relu (0/1),
 # in_zp and out_zp (activation zero points); and, informative only, the real scales
 # in_scale, w_scale and out_scale (float32, as a .tflite file stores them).
+# A host-only scope: the mask of a coupled channel group (twin.channels), a row mask
+# over each layer whose rows make the group's channels, made from a per-weight scorer's
+# scores summed per channel. The board's scopes are prune8.protocol.SCOPES.
+GROUP_SCOPE = "group"
 QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", "w_scale",
                 "out_scale")
 
@@ -85,7 +89,8 @@ class PruneOptions:
     block: tuple[int, int] | None = None    # blocks: block height and width
     nm: tuple[int, int] | None = None       # N:M pattern: keep N of every M along a row
     steps: int = 0          # gradual pruning: schedule steps walked (0: one shot)
-    scope: str = "layer"    # "layer": one k for the layer; "channel": the same k per row
+    scope: str = "layer"    # "layer": one k for the layer; "channel": the same k per row;
+    #                         "group": a coupled channel group's row mask (GROUP_SCOPE)
 
     def mask_kwargs(self) -> dict:
         """layer_mask's keyword arguments (all but the method)."""
@@ -125,6 +130,8 @@ class LayerMask:
     @property
     def unit(self) -> str:
         """What one bit covers: "weight", "row", "col" or "block"."""
+        if self.options.scope == GROUP_SCOPE:
+            return "row"
         return scorers.find(self.options.method).unit
 
     def keep(self) -> np.ndarray:
