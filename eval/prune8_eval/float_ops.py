@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAME, VALID = 0, 1
-NONE, RELU, RELU6 = 0, 1, 3
+from .tflite_build import NONE, RELU, RELU6, SAME, VALID
 
 
 def activate(x: np.ndarray, activation: int) -> np.ndarray:

@@ -2,11 +2,13 @@
 its own test models (examples/make_tflite.py, the CNN of make eval), never takes them
 from elsewhere.
 
-A model is a chain of int8 operators on one input: FULLY_CONNECTED, CONV_2D and
+`build` writes a chain of int8 operators on one input: FULLY_CONNECTED, CONV_2D and
 DEPTHWISE_CONV_2D (weights int8 symmetric, per tensor or per output channel; biases
 int32 at input_scale * weight_scale; activations int8 with a zero point, per tensor),
-as the TensorFlow Lite converter writes a fully integer-quantized model. The bytes
-depend only on the arguments.
+as the TensorFlow Lite converter writes a fully integer-quantized model. `Graph`
+writes any graph of those and of ADD, RESHAPE, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN,
+PAD, CONCATENATION, SOFTMAX and QUANTIZE, computing every output's shape (the zoo's
+models, zoo.py). The bytes depend only on the arguments.
 """
 
 from __future__ import annotations

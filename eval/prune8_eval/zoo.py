@@ -2,19 +2,22 @@
 project (tflite_build.Graph) from their published architectures, never downloaded.
 
 The weights are random (He-normal before a ReLU, so activations neither vanish nor
-explode through the layers; LeCun-normal before none); the quantization is realistic: every model is first run in float
-(float_ops) on a calibration batch of random inputs of its input range, and every
-activation's scale and zero point come from the range it takes there, as the
-TensorFlow Lite converter does with a representative dataset. Weights are int8
-symmetric, per output channel for CONV_2D and DEPTHWISE_CONV_2D and per tensor for
-FULLY_CONNECTED (the converter's defaults); biases int32 at input scale * weight
-scale. Operators whose int8 kernel does not rescale share one quantization: RESHAPE,
-the pools and PAD with their input, CONCATENATION with all of its inputs (their
-ranges are merged, as the converter ties them).
+explode through the layers; LeCun-normal before none; a classifier's last layer
+scaled to logits of a trained one's spread). The quantization is realistic: every
+model is first run in float (float_ops) on a calibration batch of random inputs of
+its input range, and every activation's scale and zero point come from the range it
+takes there, as the TensorFlow Lite converter does with a representative dataset.
+Weights are int8 symmetric, per output channel for CONV_2D and DEPTHWISE_CONV_2D and
+per tensor for FULLY_CONNECTED (the converter's defaults); biases int32 at input
+scale * weight scale. Operators whose int8 kernel does not rescale share one
+quantization: RESHAPE, the pools and PAD with their input, CONCATENATION with all of
+its inputs (their ranges are merged, as the converter ties them).
 
 Each model is a function of a seed returning .tflite bytes; the same seed gives the
 same bytes. `sample_inputs` draws int8 inputs of a model's input range, from the
-distribution its calibration used.
+distribution its calibration used; `float_reference` gives a model's calibration
+inputs and its float model's outputs on them (TFLM's int8 outputs follow them within
+a few output steps: tests/files/test_zoo.py).
 """
 
 from __future__ import annotations
@@ -86,8 +89,8 @@ class _Net:
         self.fixed: dict[int, tuple] = {}    # handle -> its quantization, set by the model
         self.nodes: list[tuple] = []         # (kind, name, input handles, arguments, out)
         self.outputs: list[int] = []
+        self.shape: dict[int, tuple] = {}    # handle -> the graph's shape (batch 1)
         shape, lo, hi = INPUTS[name]
-        self.shape = {}
         q = _quantization(lo, hi)
         # the calibration batch on the int8 grid: the float pass sees what TFLM sees
         self.calibration = _quantize_inputs(_float_inputs(self.rng, name, calibration), name)
@@ -131,8 +134,9 @@ class _Net:
         averages 0 on the calibration batch and scale it so that they have this
         standard deviation, as a trained classifier's logits, balanced between the
         classes (random weights on inputs that are all positive give logits in the
-        tens, and a softmax stuck at 0 and 1). The weights are quantized int8 symmetric; the float pass
-        runs the values they stand for. run(w, b): the layer in float."""
+        tens, and a softmax stuck at 0 and 1). The weights are quantized int8
+        symmetric; the float pass runs the values they stand for. run(w, b): the layer
+        in float."""
         fan_in = math.prod(shape) // shape[channel_axis]   # depthwise: kh * kw
         gain = 1.0 if activation == NONE else 2.0
         w = self.rng.normal(0.0, math.sqrt(gain / fan_in), shape)
