@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from prune8.bp import prune_count
+from prune8_eval import zoo
 from prune8_host.errors import ModelError
+from prune8_host.files import footprint
 from prune8_host.files.graph import groups_of
 from prune8_host.files.masks import load_masks, save_masks
 from prune8_host.files.tflite import parse, read
@@ -124,3 +126,48 @@ def test_a_per_weight_scorer_is_needed():
     g = groups_of(tm)[1]
     with pytest.raises(Exception, match="method"):
         group_scores(tm.layers, g.channels, g.members, "rows")
+
+
+# -- models of the structure users bring (prune8_eval.zoo: look-alikes made here) ------
+
+ZOO = {name: zoo_make() for name, zoo_make in zoo.MODELS.items()}
+
+
+def test_groups_follow_reshape_depthwise_add_and_concatenation():
+    ms = groups_of(parse(ZOO["micro_speech"], "micro_speech"))
+    # the depthwise conv of one channel makes 8 channels; the FC reads each through the
+    # flatten of its 25x20x8 output: 500 columns per channel, every 8th
+    g = next(g for g in ms if g.prunable)
+    assert g.channels == 8 and [(m.layer, m.role) for m in g.members] == \
+        [("conv/weights", "rows"), ("fc/weights", "cols")]
+    assert g.members[1].index[2].tolist() == list(range(2, 4000, 8))
+    assert "SOFTMAX" in ms[2].blocked  # the FC's own rows reach the softmax
+    res = groups_of(parse(ZOO["residual_cnn"], "residual_cnn"))
+    # the ADD joins both branches' producers, the CONCATENATION joins them to the stem
+    g = next(g for g in res if g.prunable)
+    makers = [m.layer for m in g.producers()]
+    assert makers == ["stem/weights", "branch_a_dw/weights", "branch_a_pw/weights",
+                      "branch_b_proj/weights"]
+    assert g.channels == 32  # the concatenation's 16 + 16
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_models_shrink_to_what_tflm_runs_with_the_same_interface(name):
+    data = ZOO[name]
+    tm = parse(data, name)
+    _, _, keeps = _masks(tm, 3000)
+    small = shrink(tm, keeps)
+    dense_it, small_it = tflm.interpreter(data), tflm.interpreter(small.data)
+    for d in ("get_input_details", "get_output_details"):
+        a, b = getattr(dense_it, d)(0), getattr(small_it, d)(0)
+        assert list(a["shape"]) == list(b["shape"]) and a["dtype"] == b["dtype"]
+    x = tflm.drawn_inputs(data, 24 if name == "person_detection" else 64)
+    got, want = tflm.outputs(small.data, x), tflm.outputs(small.zeroed, x)
+    if small.inexact:  # only a SAME-padded spatial consumer may make the fold approximate
+        assert all("SAME padding" in why for why in small.inexact)
+        assert name == "mnist_cnn"
+    else:
+        assert np.array_equal(got, want)
+    macs, weights = footprint.macs_and_weights(data)
+    small_macs, small_weights = footprint.macs_and_weights(small.data)
+    assert small_weights <= 0.8 * weights and small_macs <= 0.8 * macs
