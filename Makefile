@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/bench_transfer.py
 	$(BIN)/python bench/bench_sparse.py examples/digits_mlp.npz
 	$(BIN)/python bench/bench_inference.py
+	$(BIN)/python bench/bench_channels.py
 	$(BIN)/python bench/run_on_board.py bench/bench_board.py $(if $(PORT),--port $(PORT))
 	$(BIN)/python bench/bench_stream.py $(if $(PORT),--port $(PORT))
 	$(BIN)/python bench/bench_kernels.py
