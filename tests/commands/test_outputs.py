@@ -84,7 +84,7 @@ CNN = str(EX / "digits_cnn.tflite")
 
 @pytest.mark.parametrize("method,model,names", [
     ("gradient", CNN, "--activations ACTS.npz"),  # the board cannot calibrate a CNN
-    ("wanda", FC, "prune8 model import"),       # no board calibrates Wanda's samples
+    ("wanda", FC, "prune8 calibrate"),          # no board calibrates Wanda's samples
 ], ids=["gradient-cnn", "wanda-fc"])
 def test_a_scorer_without_its_inputs_is_refused_before_a_board(tmp_path, capsys, method,
                                                                 model, names):

@@ -8,10 +8,10 @@ import json
 from prune8_host.errors import ModelError, UsageError
 from prune8_host.files.graph import Group, groups_of
 from prune8_host.files.masks import save_masks
-from prune8_host.files.model import load_model
+from prune8_host.files.model import load_model, with_inputs
 from prune8_host.twin.channels import group_masks
 
-from .options import prune_options
+from .options import prune_options, refuse_lacking_inputs
 from .table import table
 
 STRUCTURES = ("channels",)
@@ -36,6 +36,25 @@ def _refuse_options(args) -> None:
                              f"is masked whole, by --sparsity, --min-keep and --tie)")
 
 
+def group_layers(model, groups: list[Group], method: str):
+    """The layers `groups` touch, refused (one line, before any board) when `method` needs
+    inputs one of them lacks: the gradient proxy's activations, Wanda's samples (which a
+    depthwise layer cannot have: a group through one is not scored by Wanda)."""
+    depthwise = set(model.depthwise_layers())
+    for g in groups:
+        dw = sorted({m.layer for m in g.members} & depthwise)
+        if method == "wanda" and dw:
+            raise UsageError(f"{model.path}: --method wanda cannot score channel group "
+                             f"{g.number}: its depthwise layer {dw[0]!r} has no Wanda "
+                             f"samples (each of its rows reads its own input channel); use "
+                             f"--method gradient with --activations, or scaled")
+    names = sorted({m.layer for g in groups for m in g.members}, key=list(model).index)
+    layers = model.select(names)
+    refuse_lacking_inputs(model.path, layers, method, tflite=True,
+                          depthwise=frozenset(depthwise))
+    return layers
+
+
 def prunable_groups(model) -> list[Group]:
     """The prunable channel groups of a loaded .tflite model."""
     if model.kind != "tflite":
@@ -53,8 +72,11 @@ def run_mask(args) -> int:
     _refuse_options(args)
     opts = prune_options(args)
     model = load_model(args.weights)
+    if args.activations:
+        model = with_inputs(model, args.activations)
     groups = prunable_groups(model)
-    masks, keeps = group_masks(model, [(g.channels, g.members) for g in groups], opts)
+    layers = group_layers(model, groups, opts.method)
+    masks, keeps = group_masks(layers, [(g.channels, g.members) for g in groups], opts)
     if args.out:
         save_masks(args.out, list(masks.values()), model=model)
     rows = [{"group": g.number, "channels": g.channels, "kept": int(k.sum()),

@@ -2,7 +2,8 @@
 
 calibrate runs calibration images through the stored model on the board and keeps each
 layer's gradient-proxy activations there (so `prune8 prune --method gradient` needs
-none from the host); eval classifies the test split on the board with the stored model
+none from the host); with --data it calibrates a .tflite by TFLM on the host instead
+(files.calibration) and writes the statistics to a file; eval classifies the test split on the board with the stored model
 and its masks. Images travel in the same frames as weights. Both compare what the board
 computed with the twin (prune8_host.twin.dense) and exit 1 on any difference.
 """
@@ -24,26 +25,44 @@ from prune8_host.device.workflow import (
     pull,
 )
 from prune8_host.errors import BoardError, FileFormatError, UsageError
-from prune8_host.files import tflite
+from prune8_host.files import calibration, tflite
 from prune8_host.files.images import load_images
 from prune8_host.files.model import load_model
+from prune8_host.files.npzio import save_npz
+from prune8_host.files.output import check_output, check_suffix
 from prune8_host.files.packed import parse_packed
 from prune8_host.twin import dense, tflm
+from prune8_host.twin.layer import MAX_CALIB_SAMPLES
 from prune8_host.twin.reference import apply_layer_mask
 
 from .options import add_board_args, add_force_arg, board_kwargs, model_masks
 
 
 def register(sub) -> None:
-    p = sub.add_parser("calibrate", help="compute the gradient proxy's activations on the "
-                                         "board from calibration images",
-                       description="Run IMAGES through MODEL as stored on the board, keep "
-                                   "each layer's activation statistic on the board for "
-                                   "--method gradient, and check it against the twin.")
-    p.add_argument("model", metavar="MODEL", help="the quantized model the board holds")
-    p.add_argument("--images", required=True, metavar="FILE",
-                   help="int8 calibration images: .npz with 'images' (n x inputs), e.g. "
-                        "examples/digits_calib.npz in a checkout")
+    p = sub.add_parser("calibrate", help="the activations the gradient proxy and Wanda "
+                                         "need: on the board, or for a .tflite by TFLM",
+                       description="With --images: run IMAGES through MODEL as stored on "
+                                   "the board, keep each layer's activation statistic on the "
+                                   "board for --method gradient, and check it against the "
+                                   "twin. With --data (a .tflite, no board): run the "
+                                   "calibration inputs through MODEL in TFLM's interpreter "
+                                   "on the host and write, per layer, the gradient proxy's "
+                                   "statistic (NAME.act) and sampled input rows for Wanda "
+                                   "(NAME.calib) to -o STATS.npz, which 'prune8 mask MODEL "
+                                   "--activations STATS.npz' then uses (docs/recovery.md).")
+    p.add_argument("model", metavar="MODEL", help="the quantized model the board holds, or a "
+                                                  ".tflite with --data")
+    p.add_argument("--images", metavar="FILE",
+                   help="int8 calibration images for the board: .npz with 'images' (n x "
+                        "inputs), e.g. examples/digits_calib.npz in a checkout")
+    p.add_argument("--data", metavar="FILE",
+                   help="a .tflite on the host: int8 calibration inputs (.npz with "
+                        "'images'), run through TFLM")
+    p.add_argument("-o", "--out", metavar="STATS",
+                   help="with --data: the statistics file to write (.npz)")
+    p.add_argument("--max-rows", type=int, default=calibration.MAX_ROWS, metavar="N",
+                   help=f"with --data: input rows sampled per layer for NAME.calib "
+                        f"(default {calibration.MAX_ROWS})")
     add_board_args(p)
     p.add_argument("--push", action="store_true",
                    help="push MODEL first when the board holds another model (or none)")
@@ -77,7 +96,40 @@ def register(sub) -> None:
     p.set_defaults(run=run_eval)
 
 
+def run_calibrate_tflite(args) -> int:
+    """Calibration by TFLM on the host (files.calibration)."""
+    if args.images or not args.out:
+        raise UsageError("--data calibrates a .tflite on the host: give -o STATS.npz, and "
+                         "not --images (the board's calibration)")
+    check_suffix(args.out, ".npz")
+    check_output(args.out, args.model, args.data)
+    model = load_model(args.model)
+    if model.kind != "tflite":
+        raise UsageError(f"{args.model}: --data calibrates a .tflite through TFLM; for an "
+                         f".{model.kind} model use --images with a board")
+    if not 1 <= args.max_rows <= MAX_CALIB_SAMPLES:
+        raise UsageError(f"--max-rows must be 1..{MAX_CALIB_SAMPLES}; got {args.max_rows}")
+    images, _ = load_images(args.data, with_labels=False)
+    with tflm.naming(args.model):
+        got = calibration.calibrate(model.tflite_model, images, max_rows=args.max_rows)
+    save_npz(args.out, calibration.stats_arrays(got))
+    rows = [{"layer": n, "operator": li.op, "rows_seen": li.count, "rows_kept":
+             int(li.rows.shape[0])} for n, li in got.items()]
+    if args.json:
+        print(json.dumps({"images": len(images), "layers": rows, "out": args.out}))
+    else:
+        print(f"calibrated {len(rows)} layer(s) by TFLM on {len(images)} inputs: NAME.act "
+              f"for the gradient proxy, NAME.calib ({args.max_rows} rows at most) for Wanda "
+              f"-> {args.out}")
+    return 0
+
+
 def run_calibrate(args) -> int:
+    if args.data:
+        return run_calibrate_tflite(args)
+    if not args.images:
+        raise UsageError("give --images FILE (calibrate on the board) or, for a .tflite, "
+                         "--data FILE -o STATS.npz (calibrate by TFLM on the host)")
     model = load_model(args.model)
     dense.qlayers(model)  # refuses a model without int8 inference parameters
     images, _ = load_images(args.images, with_labels=False)

@@ -158,20 +158,25 @@ def lacking(model, method: str) -> tuple[str | None, list[str]]:
 
 
 def refuse_lacking_inputs(path, model, method: str, tflite: bool,
-                          board_calibrates: bool = False) -> list[str]:
+                          board_calibrates: bool = False,
+                          depthwise: frozenset[str] = frozenset()) -> list[str]:
     """Refuse, before a board is started, a scorer that needs inputs MODEL does not carry,
     naming the command that provides them. Returns the layers whose activations only the
     board's own calibration (prune8 calibrate) can give, when `board_calibrates` and the
     model is one the board can calibrate (a chain of quantized FULLY_CONNECTED layers):
-    the caller checks the board holds them."""
+    the caller checks the board holds them. `depthwise` names the DEPTHWISE_CONV_2D layers,
+    which have activations but no Wanda samples."""
     what, names = lacking(model, method)
     if what is None:
         return []
     name = names[0]
     cols = model[name].weights.shape[-1]
     if what == "calibration":
-        how = (f"a .tflite holds none: prune8 model import {path} -o MODEL.npz, add "
-               f"{name}.calib (samples x {cols}, int8) to MODEL.npz and prune that"
+        how = (f"a .tflite holds none: prune8 calibrate {path} --data CALIB.npz -o STATS.npz "
+               f"writes them, then --activations STATS.npz"
+               + (" (a depthwise layer has none: each of its rows reads its own input "
+                  "channel; leave it out with prune8 mask --layer, or use --method "
+                  "gradient)" if name in depthwise else "")
                if tflite else f"add {name}.calib (samples x {cols}, int8) to {path}")
         raise UsageError(f"{path}: --method wanda needs calibration samples for layer "
                          f"{name!r}; {how}")
@@ -183,8 +188,19 @@ def refuse_lacking_inputs(path, model, method: str, tflite: bool,
             pass  # not a chain of quantized FULLY_CONNECTED layers: the board cannot
     raise UsageError(f"{path}: --method gradient needs activations for layer {name!r}, "
                      f"which {'a .tflite does not hold' if tflite else 'the model lacks'}: "
-                     f"give them on the host, prune8 mask {path} --method gradient "
-                     f"--activations ACTS.npz (one int8 array per layer, named after it)")
+                     f"give them on the host with --activations ACTS.npz (one int8 array per "
+                     f"layer, named after it"
+                     + (f"; prune8 calibrate {path} --data CALIB.npz -o ACTS.npz computes "
+                        f"them by TFLM" if tflite else "") + ")")
+
+
+def add_activations_arg(p) -> None:
+    p.add_argument("--activations", metavar="FILE",
+                   help="the scorers' inputs: NAME.act (int8 activations, for --method "
+                        "gradient) and NAME.calib (samples, for --method wanda) per layer "
+                        "in an .npz, or a .npy of one layer's activations; 'prune8 "
+                        "calibrate MODEL.tflite --data CALIB.npz -o STATS.npz' writes them "
+                        "by TFLM; default: those in MODEL")
 
 
 def add_force_arg(p) -> None:

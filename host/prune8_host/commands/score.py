@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from pathlib import Path
 
 from prune8_host.boards import DEFAULT_BOARD, load_board
-from prune8_host.errors import ModelError
 from prune8_host.files.masks import load_masks, save_masks
-from prune8_host.files.model import check_activations, load_model
-from prune8_host.files.npzio import load_arrays, save_npz
-from prune8_host.twin.layer import ACT_SUFFIX, Layer
+from prune8_host.files.model import load_model, with_inputs
+from prune8_host.files.npzio import save_npz
+from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import (
     apply_layer_mask,
     layer_scores,
@@ -22,6 +19,7 @@ from prune8_host.twin.reference import (
 
 from . import channels, drift
 from .options import (
+    add_activations_arg,
     add_force_arg,
     add_mask_args,
     add_method_args,
@@ -37,9 +35,7 @@ def add_layer_args(p) -> None:
     p.add_argument("--layer", action="append", metavar="NAME",
                    help="only this layer (repeatable; default: every layer)")
     add_method_args(p)
-    p.add_argument("--activations", metavar="FILE",
-                   help="int8 activations for --method gradient (.npy for one layer, or .npz "
-                        "with one array per layer name); default: NAME.act in WEIGHTS")
+    add_activations_arg(p)
     p.add_argument("--rows", type=int, help="rows of a flat (1-D) layer")
     p.add_argument("--cols", type=int, help="columns of a flat (1-D) layer")
     p.add_argument("--board", metavar="B",
@@ -102,30 +98,12 @@ def _profile(args):
 
 def _layers(args) -> dict[str, Layer]:
     whole = load_model(args.weights, args.rows, args.cols)
-    model = whole.select(args.layer)
     if args.activations:
-        acts = load_arrays(args.activations)
-        if Path(args.activations).suffix == ".npy":
-            if len(model) != 1:
-                raise ModelError(f"{args.activations}: a .npy holds one layer's activations, "
-                                 f"but {args.weights} has {len(model)} layers: use an .npz")
-            acts = {next(iter(model)): next(iter(acts.values()))}
-        names = list(whole)
-        strays = [k for k in acts if k not in names and k.removesuffix(ACT_SUFFIX) not in names]
-        if strays:
-            raise ModelError(f"{args.activations}: array {strays[0]!r} matches no layer of "
-                             f"{args.weights} (layers: {', '.join(names)}): name each array "
-                             f"after its layer")
-        fixed = {}
-        for name, layer in model.items():
-            key = name if name in acts else name + ACT_SUFFIX
-            if key in acts:
-                check_activations(args.activations, key, layer.weights, acts[key])
-                layer = replace(layer, activations=acts[key])
-            fixed[name] = layer
-        model = fixed
+        whole = with_inputs(whole, args.activations, args.layer)
+    model = whole.select(args.layer)
     if whole.kind == "tflite":  # nothing to add to a .tflite: say what gives the inputs
-        refuse_lacking_inputs(args.weights, model, args.method, tflite=True)
+        refuse_lacking_inputs(args.weights, model, args.method, tflite=True,
+                              depthwise=frozenset(whole.depthwise_layers()))
     return model
 
 

@@ -27,12 +27,13 @@ from prune8_host.device.workflow import (
 )
 from prune8_host.errors import UsageError
 from prune8_host.files.masks import save_masks
-from prune8_host.files.model import load_model
+from prune8_host.files.model import load_model, with_inputs
 from prune8_host.files.output import check_output, check_suffix
 from prune8_host.twin.reference import apply_layer_mask, pruned_counts, pruned_line
 
 from . import drift
 from .options import (
+    add_activations_arg,
     add_board_args,
     add_mask_args,
     add_method_args,
@@ -103,6 +104,7 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="the model to prune (.tflite, or .npz of int8 layers)")
     add_board_args(p)
     add_prune_args(p)
+    add_activations_arg(p)
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="OUT.tflite: the pruned model (for a .tflite MODEL; written only when "
                         "every mask verifies); any other name (MASKS.npz): the board's masks "
@@ -217,6 +219,8 @@ def run_verify(args) -> int:
 
 def run_run(args) -> int:
     model = load_model(args.model)
+    if args.activations:
+        model = with_inputs(model, args.activations)
     opts = prune_options(args)  # refuses a bad sparsity before any I/O
     model_out, masks_out = run_outputs(args, model)
     drift.check_data(args.data, model, args.model)

@@ -63,6 +63,17 @@ def check_activations(path, key: str, w: np.ndarray, act: np.ndarray) -> None:
                          + (f" or ({w.shape[1]},) (one per column)" if w.ndim == 2 else ""))
 
 
+def check_calib(path, key: str, w: np.ndarray, calib: np.ndarray) -> np.ndarray:
+    """Calibration samples (array `key` of file `path`) for a layer of weights `w`: int8,
+    (samples, cols), 1..MAX_CALIB_SAMPLES samples."""
+    _check_int8(path, f"calibration {key!r}", calib)
+    if w.ndim != 2 or calib.ndim != 2 or calib.shape[1] != w.shape[1] \
+            or not 1 <= calib.shape[0] <= MAX_CALIB_SAMPLES:
+        raise ModelError(f"{path}: calibration {key!r} has shape {calib.shape}: need "
+                         f"(samples, {w.shape[-1]}) with 1..{MAX_CALIB_SAMPLES} samples")
+    return calib
+
+
 def _check_quant(path, layer: Layer) -> None:
     """A quantized layer (every int8 inference parameter given) has each in the kernel's
     range; a layer with only some of them is not quantized, and keeps them as data."""
@@ -109,6 +120,13 @@ class Model(Mapping):
         if name not in self._records:
             self._records[name] = layer_record(self[name])
         return self._records[name]
+
+    def depthwise_layers(self) -> list[str]:
+        """The layers that are a .tflite's DEPTHWISE_CONV_2D (each row reads its own input
+        channel, so they have activations but no Wanda samples)."""
+        if self.tflite_model is None:
+            return []
+        return [n for n in self if self.tflite_model.placements[n].op == "DEPTHWISE_CONV_2D"]
 
     def _like(self, layers: dict[str, Layer]) -> Model:
         return Model(layers, self.path, self.kind, self.tflite_model, self.arrays)
@@ -172,6 +190,37 @@ class Model(Mapping):
             save_model(path, self)
 
 
+def with_inputs(model: Model, path, selected: list[str] | None = None) -> Model:
+    """`model` with the scorers' inputs of file `path` attached: NAME or NAME.act (the
+    gradient proxy's activations) and NAME.calib (Wanda's samples), as `prune8 calibrate`
+    writes them; a .npy is the activations of the one layer `selected` (or the model) has.
+    An array that names no layer of the model is refused."""
+    arrays = load_arrays(path)
+    names = list(model)
+    if Path(path).suffix == ".npy":
+        chosen = selected or names
+        if len(chosen) != 1:
+            raise ModelError(f"{path}: a .npy holds one layer's activations, but "
+                             f"{model.path} has {len(chosen)} layers: use an .npz")
+        arrays = {chosen[0]: next(iter(arrays.values()))}
+    strays = [k for k in arrays if k not in names and k.removesuffix(ACT_SUFFIX) not in names
+              and k.removesuffix(CALIB_SUFFIX) not in names]
+    if strays:
+        raise ModelError(f"{path}: array {strays[0]!r} matches no layer of {model.path} "
+                         f"(layers: {', '.join(names)}): name each array after its layer")
+    layers = {}
+    for name, layer in model.items():
+        key = name if name in arrays else name + ACT_SUFFIX
+        if key in arrays:
+            check_activations(path, key, layer.weights, arrays[key])
+            layer = replace(layer, activations=arrays[key])
+        if name + CALIB_SUFFIX in arrays:
+            layer = replace(layer, calib=check_calib(path, name + CALIB_SUFFIX, layer.weights,
+                                                     arrays[name + CALIB_SUFFIX]))
+        layers[name] = layer
+    return model._like(layers)
+
+
 def load_model(path: str | Path, rows: int | None = None, cols: int | None = None,
                layers: list[str] | None = None) -> Model:
     """A model file's layers, in file order, as a Model; `rows`/`cols` reshape flat (.npy)
@@ -209,12 +258,7 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
             check_activations(path, name + ACT_SUFFIX, w, act)
         calib = arrays.get(name + CALIB_SUFFIX)
         if calib is not None:
-            _check_int8(path, f"calibration {name + CALIB_SUFFIX!r}", calib)
-            if w.ndim != 2 or calib.ndim != 2 or calib.shape[1] != w.shape[1] \
-                    or not 1 <= calib.shape[0] <= MAX_CALIB_SAMPLES:
-                raise ModelError(f"{path}: calibration {name + CALIB_SUFFIX!r} has shape "
-                                 f"{calib.shape}: need (samples, {w.shape[-1]}) with 1.."
-                                 f"{MAX_CALIB_SAMPLES} samples")
+            check_calib(path, name + CALIB_SUFFIX, w, calib)
         q = {k[len(name) + 1:]: arrays[k] for k in arrays if quant.get(k) == name}
         model[name] = Layer(name, w, act, calib=calib, quant=q)
         _check_quant(path, model[name])

@@ -28,14 +28,14 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-import flatbuffers
 import numpy as np
 
 from prune8_host.errors import HostError, ModelError
 from prune8_host.twin import tflm
 
+from .calibration import pack_model, tensor_values
 from .graph import Graph, Group, Reader, analyse, read_graph
-from .tflite import IDENTIFIER, TfliteModel, parse, pruned_bytes, schema
+from .tflite import TfliteModel, parse, pruned_bytes, schema
 
 PROBE_INPUTS = 4          # inputs the channel-zeroed model runs on to read its constants
 PROBE_SEED = 24
@@ -102,7 +102,7 @@ def shrink(tm: TfliteModel, keeps: dict[int, np.ndarray]) -> Shrunk:
     folds = _folds(g, zeroed, readers, keep_pos, out)
     model = copy.deepcopy(g.model)
     _Editor(g, model, keep_pos, folds, out).run()
-    out.data = _pack(model)
+    out.data = pack_model(model)
     try:
         parse(out.data, tm.path)
         tflm.interpreter(out.data)
@@ -144,23 +144,14 @@ def _folds(g: Graph, zeroed: bytes, readers: list[Reader], keep_pos: dict,
 
 def _probe(g: Graph, zeroed: bytes, tensors: list[int]) -> dict[int, np.ndarray]:
     """The int8 values TFLM computes for `tensors` in the channel-zeroed model, on
-    PROBE_INPUTS drawn inputs: the model with those tensors as extra outputs."""
-    fb = schema()
-    model = fb.ModelT.InitFromPackedBuf(zeroed, 0)
-    sub = model.subgraphs[0]
-    base = [int(t) for t in sub.outputs]
-    sub.outputs = base + [t for t in tensors if t not in base]
-    data = _pack(model)
-    it = tflm.interpreter(data)
-    shape = tuple(int(d) for d in it.get_input_details(0)["shape"])
-    rng = np.random.default_rng(PROBE_SEED)
+    PROBE_INPUTS drawn inputs (files.calibration.tensor_values)."""
     got: dict[int, list] = {t: [] for t in tensors}
-    for _ in range(PROBE_INPUTS):
-        it.set_input(rng.integers(-128, 128, shape).astype(np.int8), 0)
-        it.invoke()
-        for i, t in enumerate(sub.outputs):
-            if t in got:
-                got[t].append(np.asarray(it.get_output(i)).copy())
+
+    def keep(_, values):
+        for t, v in values.items():
+            got[t].append(v.copy())
+
+    tensor_values(zeroed, tensors, tflm.drawn_inputs(zeroed, PROBE_INPUTS, PROBE_SEED), keep)
     return {t: np.stack(v) for t, v in got.items()}
 
 
@@ -339,12 +330,6 @@ def _drop_unused_buffers(model) -> None:
             t.buffer = new[int(t.buffer)]
     for m in model.metadata or []:
         m.buffer = new[int(m.buffer)]
-
-
-def _pack(model) -> bytes:
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=IDENTIFIER)
-    return bytes(b.Output())
 
 
 def group_keeps(tm: TfliteModel, groups: list[Group], masks) -> dict[int, np.ndarray]:
