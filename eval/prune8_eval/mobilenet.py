@@ -31,8 +31,9 @@ from . import float_ops as F
 from . import ptq
 from . import tflite_build as tb
 
-__all__ = ["SEED", "STEM", "BLOCKS", "LAYERS", "init", "upsample", "images", "forward",
-           "backward", "loss", "train", "accuracy", "quantize", "macs", "weight_bytes"]
+__all__ = ["SEED", "SIDE", "STEM", "BLOCKS", "LAYERS", "init", "upsample", "images",
+           "forward", "backward", "loss", "train", "accuracy", "ranges", "quantize", "macs",
+           "weight_bytes"]
 
 SEED = 20261206
 SIDE = 16              # the upsampled image's side
@@ -42,7 +43,7 @@ STEM = 16              # the stem's output channels
 BLOCKS = (("b1", 2, 32), ("b2", 1, 32), ("b3", 1, 64), ("b4", 1, 64))
 CLASSES = 10
 EPOCHS = 24
-LR = 0.05           # the peak of the cosine schedule
+LR = 0.05              # the peak of the cosine schedule
 MOMENTUM = 0.9
 DECAY = 1e-4           # L2 on the weights, not the biases
 BATCH = 32
