@@ -135,13 +135,16 @@ class GroupPrune:
     s.info and the per-layer arrays scorers.load makes), a group's channel scores and
     keep flags, a member's table, the radix select's counts."""
 
-    def __init__(self, method, seed, channels, period, tile=MAX_WEIGHTS):
+    def __init__(self, method, seed, channels, period, rows, tile=MAX_WEIGHTS):
         self.tile = tile
         self.unit, self.needs, _, self.streamed = scorers.TABLE[method]
         self.seed = seed
         self.p = self           # the tile's scores are self.scores, as a Pruner's
-        z = memoryview(bytes(4 * max(tile, channels, period, 256)))
+        # every array built from one zeroed bytes object, as the Pruner's (docs/heap.md)
+        z = memoryview(bytes(max(tile, channels, period, rows, 256)))
         self.scores = array("h", z[:tile])
+        if self.needs & scorers.SCALES:  # the scale multipliers of the longest layer
+            self.own_mults = array("i", z[:rows])
         self.totals = array("i", z[:channels])
         self.table = array("h", z[:period])
         self.hist = array("i", z[:256])
@@ -168,8 +171,9 @@ class GroupPrune:
         g.seek(m.offset)
         read_into(g, memoryview(self.table), m.period, "channel groups", _ENTRY)
 
-    def score(self, m, totals):
-        """Add the member's scores to the group's channel scores (totals)."""
+    def score(self, m, totals, f):
+        """Add the member's scores to the group's channel scores (totals); f: the open
+        model file (one for the whole prune: a file object is not small on a board)."""
         info = m.info
         needs = self.needs
         scorers.missing(info, needs, None)
@@ -177,40 +181,39 @@ class GroupPrune:
             check.count(info.n, "random scores")
         n, cols, tile = info.n, info.cols, self.tile
         what = "layer " + info.name
-        with open(MODEL_PATH, "rb") as f:
-            self.a_cols = None
-            scorers.load(self, f, info, needs, None)
-            self.info = info
-            if needs & scorers.FLOWS:  # the row and column L1 sums of the whole layer
-                f.seek(info.offset)
-                i0 = 0
-                while i0 < n:
-                    k = n - i0 if n - i0 < tile else tile
-                    read_into(f, self.wv, k, what)
-                    scores.add_l1(self.w, k, i0 // cols, i0 % cols, cols, self.row_acc,
-                                  self.col_acc)
-                    i0 += k
-            per_weight = needs & scorers.ACT and self.a_cols is None
-            self.x = self.seed
+        self.a_cols = None
+        scorers.load(self, f, info, needs, None)
+        self.info = info
+        if needs & scorers.FLOWS:  # the row and column L1 sums of the whole layer
             f.seek(info.offset)
             i0 = 0
             while i0 < n:
                 k = n - i0 if n - i0 < tile else tile
                 read_into(f, self.wv, k, what)
-                if per_weight:
-                    pos = f.tell()
-                    f.seek(info.offset + n + i0)
-                    read_into(f, self.av, k, "activations of " + info.name)
-                    f.seek(pos)
-                self.streamed(self, i0, k)
-                if m.role == _ROWS:
-                    add_rows(self.scores, k, i0 // cols, i0 % cols, cols, self.table,
-                             m.period, totals)
-                else:
-                    add_cols(self.scores, k, i0 % cols, self.table, m.period, totals)
+                scores.add_l1(self.w, k, i0 // cols, i0 % cols, cols, self.row_acc,
+                              self.col_acc)
                 i0 += k
+        per_weight = needs & scorers.ACT and self.a_cols is None
+        self.x = self.seed
+        f.seek(info.offset)
+        i0 = 0
+        while i0 < n:
+            k = n - i0 if n - i0 < tile else tile
+            read_into(f, self.wv, k, what)
+            if per_weight:
+                pos = f.tell()
+                f.seek(info.offset + n + i0)
+                read_into(f, self.av, k, "activations of " + info.name)
+                f.seek(pos)
+            self.streamed(self, i0, k)
+            if m.role == _ROWS:
+                add_rows(self.scores, k, i0 // cols, i0 % cols, cols, self.table,
+                         m.period, totals)
+            else:
+                add_cols(self.scores, k, i0 % cols, self.table, m.period, totals)
+            i0 += k
         self.info = None
-        self.row_acc = self.col_acc = self.mults = self.norms = self.a_cols = None
+        self.row_acc = self.col_acc = self.norms = self.a_cols = None  # own_mults stays
         self.sample_heap()
 
     def select(self, channels, bp, min_keep, strict):
@@ -324,16 +327,17 @@ def prune_groups_result(method="scaled", sparsity_bp=0, tie="exact", min_keep=1,
         kernels.chosen()  # viper where this port runs it, as a Pruner() would
         mid, index = store.read_model_index()
         groups, count = read_groups(mid, index)
-        widest = 1
-        period = 1
+        widest = period = rows = 1
         for channels, members in groups:
             widest = channels if channels > widest else widest
             for m in members:
                 period = m.period if m.period > period else period
-        gp = GroupPrune(method, seed, widest, period, tile or MAX_WEIGHTS)
+                rows = m.info.rows if m.info.rows > rows else rows
+        gp = GroupPrune(method, seed, widest, period, rows, tile or MAX_WEIGHTS)
         kept_per_group = []
         report = []
-        with store.Replacing(MASKS_PATH) as out, open(GROUPS_PATH, "rb") as g:
+        with store.Replacing(MASKS_PATH) as out, open(GROUPS_PATH, "rb") as g, \
+                open(MODEL_PATH, "rb") as f:
             store.write_header(out, MASKS_MAGIC, mid, count)
             for channels, members in groups:
                 totals = gp.totals
@@ -341,7 +345,7 @@ def prune_groups_result(method="scaled", sparsity_bp=0, tie="exact", min_keep=1,
                     totals[ch] = 0
                 for m in members:
                     gp.load_table(g, m)
-                    gp.score(m, totals)
+                    gp.score(m, totals, f)
                 kept_per_group.append(gp.select(channels, sparsity_bp, min_keep, strict))
                 for m in members:
                     if m.role != _ROWS:
