@@ -193,3 +193,21 @@ def no_viper():
                       "prune8/viper is missing): use 'python'")
 
 
+
+
+# -- channel groups (prune8.channels) -------------------------------------------------
+
+def groups_stale():
+    return StoreError("the board's channel groups were made for another model than the one "
+                      "it holds: send them again (prune8 run MODEL.tflite --structured "
+                      "channels)")
+
+
+def groups_bad(why):
+    return StoreError("the board's channel groups file is damaged (%s): send it again "
+                      "(prune8 run MODEL.tflite --structured channels)" % why)
+
+
+def no_groups():
+    return ValueError("the board holds no channel groups: prune8 run MODEL.tflite "
+                      "--structured channels sends them")

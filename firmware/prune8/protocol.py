@@ -68,6 +68,7 @@ PACKED_PATH = ROOT + "/packed.bin"    # a packed (sparse) model, docs/sparse.md
 PRUNED_PATH = ROOT + "/pruned.bin"    # the model with its masks applied (apply_model)
 GOLDEN_PATH = ROOT + "/golden.bin"    # the on-board suite's golden vectors
 MANIFEST_PATH = ROOT + "/manifest.json"   # which build is deployed
+GROUPS_PATH = ROOT + "/groups.bin"    # the model's channel groups, for prune8.channels
 # scratch files of a layer pruned from flash (prune8.stream), removed when it is done
 SCORES_PATH = ROOT + "/scores.tmp"    # the layer's scores: int16 per weight, int32 per unit
 MASK_STEP_PATH = ROOT + "/step.tmp"   # a gradual prune's mask of one step
@@ -80,6 +81,7 @@ MASKS_MAGIC = b"P8K1"
 CALIB_MAGIC = b"P8C1"
 PACKED_MAGIC = b"P8S1"
 GOLDEN_MAGIC = b"P8G1"
+GROUPS_MAGIC = b"P8J1"
 STORE_HEAD = "<IH"          # after the magic of model, masks and calib: id, record count
 # per stored layer, after u8 name length and name: rows, cols, activation bytes,
 # calibration samples, CRC-32 of the stored data, then LAYER_FMT's inference parameters
@@ -103,6 +105,14 @@ PACKED_HEAD = "<H"          # layer count
 PACKED_RECORD = "<BHHIBBIBibbbB"
 COO_ENTRY = "<HHb"          # a COO layer's row, column and value (u16 indices) ...
 COO_ENTRY_WIDE = "<IIb"     # ... and with u32 indices, past 65536 weights
+# channel groups (docs/channels.md): GROUPS_MAGIC, STORE_HEAD (the id of the model they were
+# made for, group count), then per group GROUP_RECORD (channels, members) and per member
+# a name, MEMBER_RECORD (role: its index in ROLES; period P) and P TABLE_ENTRY values:
+# the group channel that unit u (row or column) of the layer makes or reads is entry
+# u % P (-1: none), P dividing the layer's rows (role "rows") or columns ("cols")
+GROUP_RECORD = "<HH"
+MEMBER_RECORD = "<BH"
+TABLE_ENTRY = "<h"
 GOLDEN_HEAD = "<I"          # golden vectors: case count; then per case a GOLDEN_CASE
 GOLDEN_CASE = "<H"          # length of the case's JSON header
 
@@ -110,5 +120,9 @@ GOLDEN_CASE = "<H"          # length of the case's JSON header
 SCORERS = ("magnitude", "gradient", "mincut", "rows", "cols", "l2", "random", "wanda",
            "blocks", "scaled")
 TIES = ("exact", "strict")
-SCOPES = ("layer", "channel")   # one k for the layer, or the same k in every row
+# one k for the layer, the same k in every row, or a coupled channel group's row mask
+# (prune8.channels: the k of the group's channels); a layer prune takes LAYER_SCOPES
+SCOPES = ("layer", "channel", "group")
+LAYER_SCOPES = SCOPES[:2]
+ROLES = ("rows", "cols")        # what a channel group member's units are
 PACKED_FORMATS = ("dense", "native", "csr", "coo", "block")

@@ -13,7 +13,7 @@ from array import array
 from . import check, errors, scorers, store
 from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
-from .protocol import MASKS_MAGIC, MASKS_PATH, SCOPES, SCORERS
+from .protocol import LAYER_SCOPES, MASKS_MAGIC, MASKS_PATH, SCORERS
 from .pruner import Pruner
 from .schedule import MAX_STEPS, sparsity_at
 from .stream import LayerStream
@@ -117,8 +117,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
             raise errors.option("method", method, SCORERS)
         if not check.is_int(steps) or steps < 0 or steps > MAX_STEPS:
             raise errors.steps_value(steps, MAX_STEPS)
-        if scope not in SCOPES:
-            raise errors.option("scope", scope, SCOPES)
+        if scope not in LAYER_SCOPES:  # "group" is prune8.channels' scope
+            raise errors.option("scope", scope, LAYER_SCOPES)
         mid, index = store.read_model_index()
         names = [i.name for i in index]
         for name in layers or ():

@@ -236,7 +236,13 @@ def load(s, f, info, needs, act):
         s.norms = sums  # isqrt in place: one array
         scores.wanda_norms(sums, cols, s.norms)
     if needs & SCALES:
-        s.mults = array("i", bytes(4 * rows))
+        # a view of rows values of an array s keeps for them (s.own_mults), grown when
+        # short: a pass over many layers (prune8.channels) allocates it once
+        own = getattr(s, "own_mults", None)
+        if own is None or len(own) < rows:
+            own = array("i", bytes(4 * rows))
+            s.own_mults = own
+        s.mults = memoryview(own)[:rows]
         if info.scaled:
             f.seek(info.scale_offset)
             _read_ints(f, SCALE, s.mults, rows)
@@ -249,14 +255,16 @@ def load(s, f, info, needs, act):
 
 
 def _read_ints(f, fmt, out, count):
-    # count little-endian values of struct format fmt into out, 64 at a time
+    # count values of an unsigned little-endian struct format fmt (SUM, SCALE) into out,
+    # 64 at a time through an array of that type: no tuple per value, as unpack makes
     import struct
     size = struct.calcsize(fmt)
-    buf = bytearray(size * 64)
+    buf = array(fmt[1], bytes(size * 64))
+    view = memoryview(buf)
     i = 0
     while i < count:
         k = count - i if count - i < 64 else 64
-        read_into(f, memoryview(buf), k * size, "layer data")
+        read_into(f, view, k, "layer data", size)
         for j in range(k):
-            out[i + j] = struct.unpack_from(fmt, buf, size * j)[0]
+            out[i + j] = buf[j]
         i += k

@@ -24,13 +24,16 @@ def add_structured_arg(p) -> None:
                         "--sparsity of every group's channels, at least --min-keep kept, "
                         "ranked by --method's per-weight scores summed per channel (default "
                         "scaled: scale-aware L1); 'prune8 model info' lists the groups, "
-                        "'prune8 shrink' removes them for real")
+                        "'prune8 shrink' removes them for real; with 'prune8 run', the board "
+                        "masks them and -o SMALL.tflite is the model without them")
 
 
-def _refuse_options(args) -> None:
+def refuse_options(args) -> None:
+    """Refuse the mask options a channel group does not take."""
     for flag, value, off in (("--nm", args.nm, None), ("--steps", args.steps, 0),
                              ("--scope", args.scope, "layer"),
-                             ("--min-score", args.min_score, 0), ("--layer", args.layer, None)):
+                             ("--min-score", args.min_score, 0),
+                             ("--layer", getattr(args, "layer", None), None)):
         if value != off:
             raise UsageError(f"{flag} is not an option of --structured channels (a group "
                              f"is masked whole, by --sparsity, --min-keep and --tie)")
@@ -69,7 +72,7 @@ def prunable_groups(model) -> list[Group]:
 
 
 def run_mask(args) -> int:
-    _refuse_options(args)
+    refuse_options(args)
     opts = prune_options(args)
     model = load_model(args.weights)
     if args.activations:

@@ -8,7 +8,7 @@ import sys
 
 from prune8 import errors
 from prune8.errors import SparsityError
-from prune8.protocol import SCOPES, TIES
+from prune8.protocol import LAYER_SCOPES, TIES
 from prune8_host import twin
 from prune8_host.errors import HostError, UsageError
 from prune8_host.files.masks import check_masks_fit, read_masks
@@ -92,7 +92,7 @@ def add_mask_args(p) -> None:
                    help="also prune every score below T (default 0: off)")
     p.add_argument("--nm", type=_nm, metavar="N:M",
                    help="N:M pattern instead of a sparsity: keep N of every M along a row")
-    p.add_argument("--scope", choices=SCOPES, default="layer",
+    p.add_argument("--scope", choices=LAYER_SCOPES, default="layer",
                    help="layer: rank the whole layer (default); channel: prune the same "
                         "fraction of every row (output channel), which keeps each channel's "
                         "quantization range meaningful; a per-weight scorer only")

@@ -78,29 +78,35 @@ def _run_tflite(args, model) -> int:
     check_suffix(args.out, ".tflite")
     check_output(args.out, args.model, args.masks)
     drift.check_data(args.data, model, args.model)
-    tm = model.tflite_model
     masks = model_masks(args, model, args.masks, args.model)
+    report, lines = shrink_channels(model, masks, args.out, args.data, args.model)
+    print(json.dumps(report) if args.json else "\n".join(lines))
+    return 0
+
+
+def shrink_channels(model, masks, out, data, model_path) -> tuple[dict, list[str]]:
+    """Remove the channel groups that row `masks` prune from the .tflite `model`, write
+    the small model to `out` and measure it beside `model` (on `data`, else on drawn
+    inputs): (the --json report, the lines printed). prune8 shrink and prune8 run
+    --structured channels both end here."""
+    tm = model.tflite_model
     keeps = group_keeps(tm, groups_of(tm), masks)
-    with tflm.naming(args.model):
+    with tflm.naming(model_path):
         small = shrink_tflite(tm, keeps)
-        images, source = drift.inputs(args.data, tm.data)
+        images, source = drift.inputs(data, tm.data)
         c = footprint.compare(tm.data, small.data, images, source)
         exact = tflm.drift(small.zeroed, small.data, images)
-    write_output(args.out, small.data)
+    write_output(out, small.data)
     removed = sum(int((~k).sum()) for k in keeps.values())
-    report = {"groups": len(keeps), "channels_removed": removed, "out": args.out,
+    report = {"groups": len(keeps), "channels_removed": removed, "out": out,
               "layers": {k: {"rows_removed": r, "cols_removed": c_}
                          for k, (r, c_) in small.removed.items()},
               "against_masked": exact, "inexact": small.inexact, **c}
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    print(f"shrink: {removed} channels of {len(keeps)} group(s) removed -> {args.out}")
-    for line in footprint.compare_lines(c):
-        print(line)
     same = "the same" if exact["max_int8"] == 0 else \
         f"up to {exact['max_int8']} int8 steps from those"
-    print(f"against MODEL with the masks applied ('prune8 apply'): outputs {same} on "
-          f"{source}" + (f"; approximate folds: {'; '.join(small.inexact)}"
-                         if small.inexact else ""))
-    return 0
+    lines = [f"shrink: {removed} channels of {len(keeps)} group(s) removed -> {out}",
+             *footprint.compare_lines(c),
+             f"against MODEL with the masks applied ('prune8 apply'): outputs {same} on "
+             f"{source}" + (f"; approximate folds: {'; '.join(small.inexact)}"
+                            if small.inexact else "")]
+    return report, lines

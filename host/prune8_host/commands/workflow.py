@@ -20,6 +20,7 @@ from prune8_host.device.workflow import (
     deploy_if_needed,
     holds_model,
     prune,
+    prune_groups,
     pull,
     push,
     push_unless_held,
@@ -29,9 +30,10 @@ from prune8_host.errors import UsageError
 from prune8_host.files.masks import save_masks
 from prune8_host.files.model import load_model, with_inputs
 from prune8_host.files.output import check_output, check_suffix
+from prune8_host.twin.channels import group_options
 from prune8_host.twin.reference import apply_layer_mask, pruned_counts, pruned_line
 
-from . import drift
+from . import channels, drift
 from .options import (
     add_activations_arg,
     add_board_args,
@@ -41,6 +43,7 @@ from .options import (
     prune_options,
     refuse_lacking_inputs,
 )
+from .shrink import shrink_channels
 from .table import verify_table
 
 
@@ -100,11 +103,16 @@ def register(sub) -> None:
                                    "first when the board lacks it); then write the masks "
                                    "(-o MASKS.npz) or, for a .tflite MODEL, the pruned model "
                                    "(-o OUT.tflite: MODEL as it was but for the pruned "
-                                   "weights, as prune8 apply writes it with these masks).")
+                                   "weights, as prune8 apply writes it with these masks). With "
+                                   "--structured channels the board masks a .tflite's "
+                                   "channel groups and -o SMALL.tflite is the model with "
+                                   "them removed, as prune8 shrink writes it, measured "
+                                   "beside MODEL.")
     p.add_argument("model", metavar="MODEL", help="the model to prune (.tflite, or .npz of int8 layers)")
     add_board_args(p)
     add_prune_args(p)
     add_activations_arg(p)
+    channels.add_structured_arg(p)
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="OUT.tflite: the pruned model (for a .tflite MODEL; written only when "
                         "every mask verifies); any other name (MASKS.npz): the board's masks "
@@ -218,6 +226,8 @@ def run_verify(args) -> int:
 
 
 def run_run(args) -> int:
+    if args.structured:
+        return run_channels(args)
     model = load_model(args.model)
     if args.activations:
         model = with_inputs(model, args.activations)
@@ -272,6 +282,62 @@ def run_run(args) -> int:
                  "outputs_moved": moved[0] if moved else None},
           "\n".join(lines + [heap_line(pruned, profile)]))
     return 0 if ok else 1
+
+
+def run_channels(args) -> int:
+    """prune8 run MODEL.tflite --structured channels: push, send the groups, mask them on
+    the board, pull and verify the masks against the twin bit for bit; then -o
+    SMALL.tflite is MODEL without the pruned channels (written only when every mask
+    verifies), or -o MASKS.npz the masks."""
+    channels.refuse_options(args)
+    opts = group_options(prune_options(args))  # refused as the board would, before any I/O
+    model = load_model(args.model)
+    if args.activations:
+        model = with_inputs(model, args.activations)
+    groups = channels.prunable_groups(model)
+    model_out, masks_out = run_outputs(args, model)
+    check_output(args.out, args.model)
+    drift.check_data(args.data, model, args.model)
+    channels.group_layers(model, groups, opts.method)  # the inputs its scorer needs
+    profile = load_board(args.board)
+    if args.port:
+        deploy_if_needed(args.port, profile, args.baud, args.quiet,
+                         note=lambda text: _note(args, text))
+    with open_board(**board_kwargs(args)) as s:
+        pushed = push_unless_held(s, model, quiet=args.quiet)
+        pruned = prune_groups(s, model, [(g.channels, g.members) for g in groups], opts,
+                              quiet=args.quiet)
+        checks, masks = verify_on_board(s, model, args.quiet)
+    ok = all(c.verified for c in checks)
+    lines = [verify_table([c.as_dict() for c in checks])]
+    removed = sum(g.channels for g in groups) - sum(pruned["groups"])
+    lines.append(f"the board pruned {removed} of {sum(g.channels for g in groups)} channels "
+                 f"in {len(groups)} group(s) ({opts.method} at {opts.sparsity_bp / 100:.2f}%)")
+    if masks_out:
+        save_masks(masks_out, masks, model=model)
+        lines.append(f"masks -> {masks_out}")
+    small = None
+    if model_out and ok:
+        small, shrunk = shrink_channels(model, masks, model_out, args.data, args.model)
+        lines += shrunk
+    elif model_out:
+        lines.append("small model not written: the board's masks do not verify")
+    _emit(args, {"push": pushed, "prune": pruned, "verified": ok, "out": args.out,
+                 "masks": masks_out, "small_model": small,
+                 "layers": [c.as_dict() for c in checks]},
+          "\n".join(lines + [group_heap_line(pruned, profile)]))
+    return 0 if ok else 1
+
+
+def group_heap_line(result: dict, profile) -> str:
+    """What the board's group prune used: its peak heap, from boot."""
+    peak = result["heap_peak"]
+    line = (f"board heap while pruning: peak {peak:,} bytes from boot (the {profile.name} "
+            f"budget is {profile.heap_bytes:,}); every layer read a tile at a time")
+    if peak > profile.heap_bytes:
+        line += (f"\nwarning: the prune took {peak - profile.heap_bytes:,} bytes more than "
+                 f"the {profile.name} budget (docs/heap.md)")
+    return line
 
 
 def run_outputs(args, model) -> tuple[str | None, str | None]:

@@ -35,3 +35,18 @@ def prune(options: PruneOptions, layers: list[str] | None = None,
         kwargs["tile"] = tile
     args = ",".join(f"{k}={v!r}" for k, v in kwargs.items())
     return f"{PRUNE_IMPORT};prune_model.prune({args})"
+
+
+GROUPS_IMPORT = "from prune8 import channels"
+
+
+def prune_groups(options: PruneOptions, tile: int | None = None) -> str:
+    """channels.prune_groups(...): the channel groups the board holds (/prune8/groups.bin)
+    masked with these options (those a group takes: docs/channels.md); `tile` reads the
+    layers that many weights at a time (the tests' way to split rows and periods)."""
+    kwargs = {"method": options.method, "sparsity_bp": options.sparsity_bp,
+              "tie": options.tie, "min_keep": options.min_keep, "seed": options.seed}
+    if tile:
+        kwargs["tile"] = tile
+    args = ",".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"{GROUPS_IMPORT};channels.prune_groups({args})"

@@ -10,9 +10,9 @@ import zlib
 
 import numpy as np
 
-from prune8.protocol import CALIB_PATH, EVAL_FMT, MASKS_PATH, MODEL_PATH
+from prune8.protocol import CALIB_PATH, EVAL_FMT, GROUPS_PATH, MASKS_PATH, MODEL_PATH
 from prune8_host.errors import BoardError, FirmwareMissing
-from prune8_host.files.boardstore import parse_calib, parse_masks
+from prune8_host.files.boardstore import groups_file, parse_calib, parse_masks
 from prune8_host.files.model import Model
 from prune8_host.files.packed import packed_model
 from prune8_host.twin import dense
@@ -22,7 +22,7 @@ from prune8_host.twin.reference import masked_model
 from . import calls
 from .deploy import deploy_build
 from .session import BoardSession
-from .transfer import pull_file, push_model, stream_images
+from .transfer import pull_file, push_model, put_file, stream_images
 from .verify import check_masks
 
 
@@ -81,13 +81,34 @@ def prune(session: BoardSession, options: PruneOptions,
     return result
 
 
-def prune_timeout(session: BoardSession, options: PruneOptions) -> float:
+def prune_groups(session: BoardSession, model: Model, groups, options: PruneOptions,
+                 quiet: bool = False) -> dict:
+    """Send the channel groups ((channels, members) pairs of `model`, which the board
+    holds) and mask them there (prune8.channels), from a soft reset as `prune`; the
+    board's report."""
+    listing = board_listing(session)
+    if not holds_model(listing, model):
+        raise BoardError("the board holds another model than this one: push it first")
+    put_file(session, GROUPS_PATH, groups_file(listing["model"]["id"], groups, model),
+             quiet=quiet)
+    timeout = prune_timeout(session, options, passes=2)  # a layer is read as rows and cols
+    session.soft_reset()
+    session.exec(calls.GROUPS_IMPORT)  # a command of its own, as in prune()
+    result = session.call_json(calls.prune_groups(options), timeout=timeout)
+    if not result.get("ok"):
+        raise BoardError(result.get("error", "the board could not prune the channel groups"))
+    result["sparsity_bp"] = options.sparsity_bp
+    return result
+
+
+def prune_timeout(session: BoardSession, options: PruneOptions, passes: int = 1) -> float:
     """Seconds to wait for the board's prune: two minutes, and 2 ms per weight and step
-    on top (a generous bound for portable Python on an ESP32, streamed layers included)."""
+    (or pass over the weights) on top (a generous bound for portable Python on an
+    ESP32, streamed layers included)."""
     listing = board_listing(session)
     weights = sum(entry["rows"] * entry["cols"]
                   for entry in (listing["model"] or {}).get("layers", []))
-    return 120 + 0.002 * weights * max(1, options.steps)
+    return 120 + 0.002 * weights * max(passes, options.steps)
 
 
 def pull(session: BoardSession, quiet: bool = False):

@@ -122,9 +122,9 @@ def _check_entry(m) -> None:
         raise ValueError(f"'unit' of a {m['method']} mask is {unit!r}; got {m['unit']!r}")
     if m["tie"] not in TIES:
         raise ValueError(f"'tie' must be one of {', '.join(TIES)}; got {m['tie']!r}")
-    if m["scope"] not in (*SCOPES, GROUP_SCOPE) or \
+    if m["scope"] not in SCOPES or \
             (m["scope"] in ("channel", GROUP_SCOPE) and scorers.find(m["method"]).unit != "weight"):
-        raise ValueError(f"'scope' must be one of {', '.join((*SCOPES, GROUP_SCOPE))} "
+        raise ValueError(f"'scope' must be one of {', '.join(SCOPES)} "
                          f"('channel' and 'group' for a per-weight scorer); got {m['scope']!r}")
     rows, cols = _int(m, "rows", 1), _int(m, "cols", 1)
     _int(m, "sparsity_bp", 0, errors.MAX_BP)

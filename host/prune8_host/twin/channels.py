@@ -9,7 +9,9 @@ at MAX_SMALL (a small int on the board): scale-aware L1 ("scaled") by default, a
 per-weight scorer on request. The k lowest channels of a group are pruned by the same
 rules as a layer's units (k = prune_count(channels, sparsity_bp, min(min_keep,
 channels)); ties by the tie rule), so every group keeps at least `min_keep` channels (all
-of a smaller group). min_score is not a group option.
+of a smaller group). min_score is not a group option. The board computes the same
+(prune8.channels), and refuses bad options with the same errors in the same order
+(`group_options`).
 
 The mask of a group is a row mask over each layer whose rows make its channels: zeroing
 those rows (prune8 apply) gives the channel-zeroed model a shrink is exact against.
@@ -27,11 +29,12 @@ from prune8.bp import prune_count
 from prune8_host.errors import ModelError
 
 from . import check, scorers
+from .bp import resolve_bp
 from .layer import GROUP_SCOPE, Layer, LayerMask, PruneOptions
 from .mask import kept, mask_from_keep
 from .reference import layer_scores
 
-__all__ = ["Member", "group_scores", "group_keep", "group_masks"]
+__all__ = ["Member", "group_options", "group_scores", "group_keep", "group_masks"]
 
 
 @dataclass(frozen=True)
@@ -42,21 +45,36 @@ class Member:
 
 
 def _weight_scorer(method: str):
-    scorer = scorers.find(method)
-    if scorer.unit != "weight":
-        names = [s.name for s in scorers.TABLE if s.unit == "weight"]
-        raise errors.option("method", method, tuple(names))
-    return scorer
+    names = tuple(s.name for s in scorers.TABLE if s.unit == "weight")
+    if not isinstance(method, str) or method not in names:
+        raise errors.option("method", method, names)
+    return scorers.find(method)
+
+
+def group_options(options: PruneOptions) -> PruneOptions:
+    """The options of a group mask (scope "group"), checked in the board's order
+    (prune8.channels.check_options): a per-weight method, the tie rule, the sparsity,
+    min_keep (any count: a group keeps all of its channels when it has fewer), the seed."""
+    _weight_scorer(options.method)
+    check.options(options.tie, "auto")
+    resolve_bp(None, options.sparsity_bp)
+    check.min_keep(options.min_keep, errors.MAX_SMALL)
+    if not check.is_int(options.seed) or not 0 <= options.seed <= errors.MAX_SMALL:
+        raise errors.seed_value(options.seed)
+    return PruneOptions(options.method, sparsity_bp=options.sparsity_bp, tie=options.tie,
+                        min_keep=options.min_keep, seed=options.seed, scope=GROUP_SCOPE)
 
 
 def group_scores(layers: Mapping[str, Layer], channels: int, members, method: str = "scaled",
-                 profile=None) -> np.ndarray:
-    """One int64 score per group channel (module docstring), 0..MAX_SMALL."""
+                 profile=None, seed: int = 0) -> np.ndarray:
+    """One int64 score per group channel (module docstring), 0..MAX_SMALL; `seed`: the
+    random scorer's, which starts again at every layer."""
     _weight_scorer(method)
     total = np.zeros(channels, np.int64)
     for m in members:
         layer = layers[m.layer]
-        s = layer_scores(layer, method, profile).astype(np.int64).reshape(layer.weights.shape)
+        s = layer_scores(layer, method, profile, seed=seed).astype(np.int64).reshape(
+            layer.weights.shape)
         if m.role == "rows":
             own = m.index >= 0
             total[own] += s[m.index[own]].sum(axis=1)
@@ -79,13 +97,12 @@ def group_masks(layers: Mapping[str, Layer], groups, options: PruneOptions,
                 profile=None) -> tuple[dict[str, LayerMask], list[np.ndarray]]:
     """({layer: row mask} for every layer whose rows make a pruned group's channels, [keep
     flags per group]); `groups` are (channels, members) pairs of prunable groups."""
-    opts = PruneOptions(options.method, sparsity_bp=options.sparsity_bp, tie=options.tie,
-                        min_keep=options.min_keep, scope=GROUP_SCOPE)
+    opts = group_options(options)
     masks: dict[str, LayerMask] = {}
     keeps = []
     for channels, members in groups:
-        keep = group_keep(group_scores(layers, channels, members, options.method, profile),
-                          opts)
+        keep = group_keep(group_scores(layers, channels, members, opts.method, profile,
+                                       opts.seed), opts)
         keeps.append(keep)
         for m in members:
             if m.role != "rows":

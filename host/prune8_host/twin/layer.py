@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from prune8.protocol import MAX_NAME
+from prune8.protocol import MAX_NAME, SCOPES
 
 from . import scorers
 from .mask import mask_stats, mask_to_keep
@@ -31,10 +31,10 @@ MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
 # bias (int32, rows), mult and shift (the requantization multiplier and shift), relu (0/1),
 # in_zp and out_zp (activation zero points); and, informative only, the real scales
 # in_scale, w_scale and out_scale (float32, as a .tflite file stores them).
-# A host-only scope: the mask of a coupled channel group (twin.channels), a row mask
-# over each layer whose rows make the group's channels, made from a per-weight scorer's
-# scores summed per channel. The board's scopes are prune8.protocol.SCOPES.
-GROUP_SCOPE = "group"
+# The scope of a coupled channel group's mask (twin.channels; on the board
+# prune8.channels), a row mask over each layer whose rows make the group's channels,
+# made from a per-weight scorer's scores summed per channel (prune8.protocol.SCOPES).
+GROUP_SCOPE = SCOPES[2]
 QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", "w_scale",
                 "out_scale")
 

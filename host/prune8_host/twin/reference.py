@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import SCOPES
+from prune8.protocol import LAYER_SCOPES
 from prune8_host.errors import ModelError
 
 from . import check, scorers
@@ -139,8 +139,8 @@ def layer_mask(layer: Layer, method: str, *, sparsity_bp: int = 0, tie: str = "e
     unit = scorers.find(method).unit
     if not check.is_int(steps) or not 0 <= steps <= MAX_STEPS:
         raise errors.steps_value(steps, MAX_STEPS)
-    if not isinstance(scope, str) or scope not in SCOPES:
-        raise errors.option("scope", scope, SCOPES)
+    if not isinstance(scope, str) or scope not in LAYER_SCOPES:
+        raise errors.option("scope", scope, LAYER_SCOPES)
     rows, cols = layer_dims(layer, method)
     kwargs = dict(seed=seed, block=block)
     if nm is not None:

@@ -1,0 +1,88 @@
+"""Channel groups pruned on the virtual board (MicroPython): `prune8 run MODEL.tflite
+--structured channels -o SMALL.tflite` on micro_speech, whose FC layer (4 x 4000) is
+bigger than the Pruner and is read from flash a tile at a time, writes the very model
+that `prune8 mask --structured channels` and `prune8 shrink` make on the host, verified
+bit for bit, within the heap budget; a refused call changes nothing on the board.
+CPython runs the same firmware code in tests/firmware/test_group_prune.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from prune8.protocol import GROUPS_PATH, MASKS_PATH
+from prune8_eval import zoo
+from prune8_host.boards import load_board
+from prune8_host.device import calls
+from prune8_host.device.session import BoardSession
+from prune8_host.device.transfer import pull_file, put_file
+from prune8_host.twin.layer import PruneOptions
+from support.cli import board_cli as cli
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def port(deployed_vboard):
+    return deployed_vboard.port
+
+
+@pytest.fixture(scope="module")
+def micro_speech(tmp_path_factory):
+    path = tmp_path_factory.mktemp("zoo") / "micro_speech.tflite"
+    path.write_bytes(zoo.micro_speech())
+    return path
+
+
+def host_cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "prune8_host.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def board_file(port, path):
+    with BoardSession(port) as s:
+        return pull_file(s, path, quiet=True)
+
+
+def test_run_structured_channels_writes_what_mask_and_shrink_write(port, micro_speech,
+                                                                   tmp_path):
+    small = tmp_path / "small.tflite"
+    code, report = cli(port, "run", str(micro_speech), "--structured", "channels",
+                       "--sparsity", "0.5", "--min-keep", "2", "-o", str(small))
+    assert code == 0 and report["verified"], report
+    assert [(c["layer"], c["unit"], c["pruned"]) for c in report["layers"]] == \
+        [("conv/weights", "row", 4)]
+    assert report["prune"]["groups"] == [4]
+    assert report["small_model"]["channels_removed"] == 4
+    assert report["small_model"]["against_masked"]["max_int8"] == 0
+    assert 0 < report["prune"]["heap_peak"] <= load_board("esp32").heap_bytes
+    masks = tmp_path / "m.npz"
+    host_cli("mask", str(micro_speech), "--structured", "channels", "--sparsity", "0.5",
+             "--min-keep", "2", "-o", str(masks))
+    host_cli("shrink", str(micro_speech), str(masks), "-o", str(tmp_path / "host.tflite"))
+    assert small.read_bytes() == (tmp_path / "host.tflite").read_bytes()
+    code, checked = cli(port, "verify", str(micro_speech))
+    assert code == 0 and checked["verified"], checked
+
+
+def test_a_refused_group_prune_changes_nothing_on_the_board(port, micro_speech, tmp_path):
+    code, report = cli(port, "run", str(micro_speech), "--structured", "channels",
+                       "--sparsity", "0.25", "-o", str(tmp_path / "m.npz"))
+    assert code == 0 and report["verified"], report
+    masks, groups = board_file(port, MASKS_PATH), board_file(port, GROUPS_PATH)
+    # a scorer of whole rows has no per-weight scores to sum: refused before the board
+    code, err = cli(port, "run", str(micro_speech), "--structured", "channels",
+                    "--method", "rows", "--sparsity", "0.5", "-o", str(tmp_path / "x.npz"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "method" in err, err
+    # the board itself refuses a damaged groups file, with the same masks kept
+    with BoardSession(port) as s:
+        put_file(s, GROUPS_PATH, groups[:-2], quiet=True)  # cut short
+        result = s.call_json(calls.prune_groups(PruneOptions("scaled", 5000)),
+                             timeout=300)
+        assert result["ok"] is False and "truncated" in result["error"], result
+        put_file(s, GROUPS_PATH, groups, quiet=True)
+    assert board_file(port, MASKS_PATH) == masks
