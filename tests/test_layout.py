@@ -1,8 +1,8 @@
 """The layout's rules (docs/architecture.md), checked by walking every import with ast.
 
 - Each room of prune8_host imports only the rooms below it: commands -> suite ->
-  device -> files / vboard -> twin -> the base modules (errors, boards) -> the firmware
-  package prune8, which imports nothing of the host. The studies (eval/prune8_eval, not
+  device -> files / vboard -> twin -> the base modules (errors, boards, heap_law) ->
+  the firmware package prune8, which imports nothing of the host. The studies (eval/prune8_eval, not
   installed) sit above all of them but commands; nothing installed imports them, nor
   the tests' support.
 - Nothing outside commands/ and cli.py imports prune8_host.commands.
@@ -65,7 +65,7 @@ def room(module: str) -> str:
         return parts[0]
     if parts[0] == "prune8_eval":
         return "eval"
-    if len(parts) == 1 or parts[1] in ("errors", "boards"):
+    if len(parts) == 1 or parts[1] in ("errors", "boards", "heap_law"):
         return "base"
     if parts[1] == "cli":
         return "commands"

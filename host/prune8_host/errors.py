@@ -51,6 +51,11 @@ class BoardError(HostError, ValueError):
     """The board refused a request (capacity, full filesystem, ...): its own message."""
 
 
+class HeapBudgetError(HostError, ValueError):
+    """A prune whose measured heap need is over the board profile's budget, refused
+    before anything is sent (prune8_host.heap_law); names the layer and the numbers."""
+
+
 class BoardExecError(BoardError):
     """Code run on the board raised; the message is the exception's line, `error_output`
     holds the whole traceback the board printed and `exc_type` its exception's name."""

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from prune8_host import heap_law
 from prune8_host.boards import load_board
 from prune8_host.device import calls
 from prune8_host.device.session import BoardSession
@@ -111,3 +112,46 @@ def test_peak_heap_does_not_grow_with_the_layer(port):
     assert max(peaks.values()) <= budget, peaks
     assert peaks[65536] - peaks[2048] <= 4096, peaks
     assert peaks[16000] - peaks[2048] <= 4096, peaks
+
+
+def small_budget_profile(tmp_path, heap_bytes):
+    """The esp32 profile with a smaller heap budget (the same capacity, so the same
+    measured figures)."""
+    esp32 = load_board("esp32")
+    path = tmp_path / "tight.toml"
+    path.write_text("".join(
+        f"{k} = {v!r}\n".replace("'", '"') if isinstance(v, str) else f"{k} = {v}\n"
+        for k, v in vars(esp32).items() if k not in ("name", "path", "heap_bytes"))
+        + f"heap_bytes = {heap_bytes}\n")
+    return str(path)
+
+
+def test_a_prune_over_the_budget_is_refused_before_anything_is_sent(port, tmp_path):
+    fig = heap_law.figures(load_board("esp32"))
+    need = fig.need(256, 256, PruneOptions("mincut")).bytes    # WIDE's fc1, streamed
+    small = fig.need(10, 256, PruneOptions("mincut")).bytes     # its fc2
+    assert small < need <= load_board("esp32").heap_bytes       # the example fits esp32
+    tight = small_budget_profile(tmp_path, need - 1)
+    assert cli(port, "push", "examples/digits_mlp.npz")[0] == 0
+    code, before = cli(port, "ls")
+    masks = tmp_path / "m.npz"
+    code, err = cli(port, "run", WIDE, "--method", "mincut", "--sparsity", "0.6",
+                    "--board", tight, "-o", str(masks))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"layer 'fc1' (256x256, streamed from flash) needs {need:,} bytes" in err
+    assert f"over its {need - 1:,}-byte budget" in err and "--ignore-heap" in err
+    assert cli(port, "ls") == (0, before) and not masks.exists()  # nothing was pushed
+    # prune8 prune checks the stored model's layers before it sends the prune
+    assert cli(port, "push", WIDE)[0] == 0
+    code, before = cli(port, "ls")
+    code, err = cli(port, "prune", "--method", "mincut", "--sparsity", "0.6",
+                    "--board", tight)
+    assert code == 2 and "layer 'fc1'" in err and cli(port, "ls") == (0, before)
+    # a layer that fits is pruned; --ignore-heap lets the rest through, and the report
+    # still warns after the fact when the peak went over
+    code, report = cli(port, "prune", "--method", "mincut", "--sparsity", "0.6",
+                       "--board", tight, "--layer", "fc2")
+    assert code == 0 and [l["layer"] for l in report["layers"]] == ["fc2"]
+    code, report = cli(port, "run", WIDE, "--method", "mincut", "--sparsity", "0.6",
+                       "--board", tight, "--ignore-heap", "-o", str(masks))
+    assert code == 0 and report["verified"] and masks.exists()

@@ -1,13 +1,16 @@
 """docs/heap.md's module and buffer tables are what the firmware takes now (re-measured
 on a virtual board: a module that grows fails here until the table is regenerated with
-`python bench/heap_table.py --write`), and every job of prune8_host.suite.heap fits the
-esp32 budget on the 32-bit VM, counted from boot."""
+`python bench/heap_table.py --write`), every job of prune8_host.suite.heap fits the
+esp32 budget on the 32-bit VM, counted from boot, and boards/heap.json (what the CLI
+tells the user fits) is what the firmware takes now, fitted as docs/heap.md says."""
 
 import re
 
 import pytest
 
-from prune8_host.boards import load_board
+from prune8.protocol import SCORERS
+from prune8_host import heap_law
+from prune8_host.boards import all_boards, load_board
 from prune8_host.device.session import BoardSession
 from prune8_host.suite import heap
 from support import ROOT
@@ -46,3 +49,52 @@ def test_every_job_fits_the_budget_from_boot_on_the_vm(board):
     assert totals["boot (the measuring code alone)"] > 0
     over = {name: total for name, total in totals.items() if total > budget}
     assert not over, over
+
+
+# -- heap.json: what a prune of a layer needs (prune8_host.heap_law) ---------------------
+
+DATA = heap_law.load_data()
+
+
+def test_every_shipped_profile_has_heap_figures():
+    for b in all_boards():
+        fig = heap_law.figures(b, DATA)
+        assert fig is not None and 0 < fig.at_rest < b.heap_bytes, b.name
+
+
+def test_each_law_is_fitted_from_its_points_and_covers_them():
+    for entry in DATA["capacities"]:
+        assert heap.refit(entry) == entry["laws"]
+        for pats in entry["laws"].values():
+            for paths in pats.values():
+                for law in paths.values():
+                    over = [heap_law.law_value(law, r, c, t) - peak
+                            for r, c, t, peak in law["points"]]
+                    assert min(over) == 0 and max(over) == law["slack"]
+
+
+def test_the_docs_law_tables_are_heap_json_s():
+    for entry in DATA["capacities"]:
+        assert heap.law_tables(entry) in DOC
+
+
+def test_heap_json_is_what_the_firmware_takes_now(board):
+    """Re-measured on the virtual esp32: the firmware at rest, every scorer's one-shot
+    prune at one shape of each path and every pattern of magnitude's (a firmware change
+    that moves the heap fails here until heap.json is written again)."""
+    profile = load_board("esp32")
+    entry = next(e for e in DATA["capacities"] if "esp32" in e["boards"])
+    assert heap.vm_totals(board, {heap.AT_REST: heap.JOBS[heap.AT_REST]})[heap.AT_REST] \
+        == entry["at_rest"]
+    shapes = heap.law_shapes(profile.max_weights, profile.max_units)
+    sample = {"ram": shapes["ram"][1:2], "streamed": shapes["streamed"][:1]}
+    only = {m: ("one-shot",) for m in SCORERS}
+    only["magnitude"] = heap_law.WEIGHT_PATTERNS
+    now = heap.law_points(board, profile.max_weights, profile.max_units, shapes=sample,
+                          only=only)
+    assert sum(len(p) for p in now.values()) == len(SCORERS) - 1 + len(only["magnitude"])
+    for method, pats in now.items():
+        for pattern, paths in pats.items():
+            for path, points in paths.items():
+                stored = entry["laws"][method][pattern][path]["points"]
+                assert points[0] in stored, (method, pattern, path, points[0])

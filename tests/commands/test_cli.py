@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from prune8_host import twin
+from prune8_host import heap_law, twin
+from prune8_host.boards import load_board
 from prune8_host.cli import main
 from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model
@@ -140,6 +141,14 @@ def test_boards_lists_profiles(capsys):
     boards = {b["name"]: b for b in json.loads(out)}
     assert boards["esp32"]["flash_offset"] == 0x1000 and boards["esp32"]["max_weights"] == 2048
     assert boards["esp32c3"]["mpy_arch"] == "rv32imc" and boards["esp32s3"]["flash_offset"] == 0
+    # the firmware at rest, counted from boot, as measured (boards/heap.json), under budget
+    for name, b in boards.items():
+        fig = heap_law.figures(load_board(name))
+        assert b["heap_at_rest"] == fig.at_rest and 40_000 < fig.at_rest < b["heap_bytes"]
+    code, out, _ = run(capsys, "boards")
+    head, esp32 = out.splitlines()[:2]
+    assert head.split()[5:7] == ["at", "rest"] and head.split()[7] == "budget"
+    assert esp32.split()[5:7] == [str(boards["esp32"]["heap_at_rest"]), "100000"]
 
 
 def test_demo_prunes_on_a_virtual_board_and_verifies_every_layer(capsys):
@@ -169,6 +178,29 @@ def test_model_info_reports_fit_per_layer(tmp_path, capsys):
     assert info["fs_bytes"] == 0x200000 and 32 + 8 + 200 < info["stored_bytes"] < 400
     code, out, _ = run(capsys, "model", "info", str(path), "--board", "esp32s3")
     assert code == 0 and "wide" in out and out.count("in RAM") == 3  # S3: 128 units
+
+
+def test_model_info_shows_the_heap_each_layers_prune_needs(capsys):
+    """Per layer, the heap from boot a prune of it needs on the board, by scorer and
+    pattern, within the measurements it was fitted to (the 256 x 256 layer is a shape
+    measured on esp32), and whether it fits the budget."""
+    code, out, _ = run(capsys, "model", "info", "examples/digits_wide.npz", "--method",
+                       "mincut", "--json")
+    info = json.loads(out)
+    fc1 = info["layers"][0]
+    law = heap_law.load_data()["capacities"][0]["laws"]["mincut"]["one-shot"]["streamed"]
+    measured = next(p[3] for p in law["points"] if p[:2] == [256, 256])
+    assert code == 0 and fc1["shape"] == [256, 256] and fc1["fits"] == "from flash"
+    assert measured <= fc1["heap_need"] <= measured + law["slack"]
+    assert info["heap_at_rest"] < fc1["heap_need"] <= info["heap_budget"] == 100_000
+    assert fc1["heap_fits"] and info["method"] == "mincut"
+    # per-channel scope keeps per-row state when streamed: over the esp32 budget here
+    code, out, _ = run(capsys, "model", "info", "examples/digits_wide.npz", "--method",
+                       "mincut", "--scope", "channel", "--steps", "2")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("fc1"))
+    assert row.endswith("(over)") and "over the budget: fc1" in out
+    assert "--ignore-heap" in out
 
 
 def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):
@@ -296,7 +328,8 @@ def test_tables_stay_aligned_with_long_layer_names(tmp_path, capsys, argv):
     save_npz(path, {name: np.ones((4, 8), np.int8), "fc": np.ones((2, 4), np.int8)})
     code, out, _ = run(capsys, *[str(path) if a == "LONG" else a for a in argv])
     assert code == 0
-    head, *rows = [line for line in out.splitlines() if not line.startswith("model:")]
+    head, *rows = [line for line in out.splitlines()  # the table, not the notes under it
+                   if not line.startswith(("model:", "heap on "))]
     second = head.split()[1]
     column = head.index(second)  # where the second column starts, in every row
     for row in rows:

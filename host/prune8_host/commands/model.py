@@ -18,8 +18,11 @@ from prune8_host.files.masks import read_masks
 from prune8_host.files.model import load_model, save_model
 from prune8_host.files.npzio import load_arrays
 from prune8_host.files.records import check_fits, in_ram, quant_params, stored_size
+from prune8_host.heap_law import figures
+from prune8_host.twin.layer import PruneOptions
 
 from . import channels
+from .options import add_method_args, add_pattern_args
 from .table import table
 
 MODEL_HELP = "a model: .tflite, or .npz of int8 layers (or one .npy)"
@@ -37,10 +40,16 @@ def register(sub) -> None:
                         description="List the layers of FILE (for a .tflite: its prunable "
                                     "FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D weights) "
                                     "with their operator, 2-D shape, size, quantization, "
-                                    "activations, and whether each fits the board profile.")
+                                    "activations, whether each fits the board profile, and "
+                                    "the heap a prune of it on the board needs, counted "
+                                    "from boot (measured: docs/heap.md), against the "
+                                    "profile's budget.")
     q.add_argument("file", metavar="FILE", help=MODEL_HELP)
     q.add_argument("--board", default=DEFAULT_BOARD, metavar="B",
-                   help=f"board profile whose capacity to check (default {DEFAULT_BOARD})")
+                   help=f"board profile whose capacity and heap to check (default "
+                        f"{DEFAULT_BOARD})")
+    add_method_args(q)  # the prune whose heap need to show: the scorer ...
+    add_pattern_args(q)  # ... and how the mask is made
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(run=run_info)
 
@@ -62,12 +71,24 @@ def _quantization(layer) -> str:
     return kind + (", int8 inference" if quant_params(layer) else "")
 
 
+def _heap(fig, layer, options, budget: int) -> dict:
+    """The heap a prune of the layer needs on the board (None when its capacity was
+    never measured, or the layer is not one the board takes)."""
+    if fig is None or layer.weights.ndim != 2:
+        return {"heap_need": None, "heap_fits": None}
+    need = fig.need(*layer.weights.shape, options).bytes
+    return {"heap_need": need, "heap_fits": need <= budget}
+
+
 def run_info(args) -> int:
     profile = load_board(args.board)
     kind = identify(args.file)
     if kind is not None:
         return _not_a_model(args, kind)
     model = load_model(args.file)
+    fig = figures(profile)
+    options = PruneOptions(args.method, block=args.block, nm=args.nm, steps=args.steps,
+                           scope=args.scope)
     placements = model.tflite_model.placements if model.tflite_model else {}
     rows = []
     board_layers = []
@@ -83,37 +104,63 @@ def run_info(args) -> int:
             fits = "in RAM" if in_ram(layer, profile.max_weights, profile.max_units) \
                 else "from flash"
             board_layers.append(layer)
+            heap = _heap(fig, layer, options, profile.heap_bytes)
         except errors.Prune8Error as e:
             fits = f"no: {e}"
+            heap = _heap(None, layer, options, profile.heap_bytes)
         p = placements.get(layer.name)
         rows.append({"layer": layer.name, "operator": p.op if p else None,
                      "shape": list(layer.weights.shape), "weights": layer.n,
                      "bytes": len(model.record(layer.name).data),
                      "quantization": _quantization(layer),
-                     "activations": act, "fits": fits})
+                     "activations": act, "fits": fits, **heap})
     size = stored_size(model.record(layer.name) for layer in board_layers)
     groups = channels.group_rows(model) if model.kind == "tflite" else None
     if args.json:
         print(json.dumps({"board": profile.name, "layers": rows, "stored_bytes": size,
-                          "fs_bytes": profile.fs_bytes}
+                          "fs_bytes": profile.fs_bytes, "method": args.method,
+                          "heap_at_rest": fig.at_rest if fig else None,
+                          "heap_budget": profile.heap_bytes}
                          | ({"channel_groups": groups} if groups is not None else {})))
         return 0
     fits = f"on {profile.name} ({profile.max_weights} weights, {profile.max_units} units in RAM)"
     op = [("operator", "<", 8)] if placements else []
     print(table([("layer", "<", 12)] + op + [
         ("shape", "<", 10), ("weights", ">", 7), ("bytes", ">", 6), (" quantization", "<", 12),
-        ("activations", "<", 11), (fits, "<", 0)],
+        ("activations", "<", 11), (fits, "<", 0), (f"prune heap ({args.method})", ">", 0)],
         [[r["layer"]] + ([r["operator"]] if placements else []) + [
             "x".join(map(str, r["shape"])), r["weights"], r["bytes"], " " + r["quantization"],
-            r["activations"], r["fits"]] for r in rows]))
+            r["activations"], r["fits"], _heap_cell(r)] for r in rows]))
     print(f"model: {size:,} bytes on the board, of its {profile.fs_bytes:,}-byte filesystem"
           + ("" if size <= profile.fs_bytes else " (too big: push fewer layers)")
           + "; layers from flash are pruned and run tile by tile")
+    print(_heap_line(profile, fig, rows))
     if groups is not None:
         print("channel groups (the channels that go together: prune8 mask --structured "
               "channels, prune8 shrink):")
         channels.print_groups(groups)
     return 0
+
+
+def _heap_cell(row: dict) -> str:
+    if row["heap_need"] is None:
+        return "-"
+    return f"{row['heap_need']:,}" + ("" if row["heap_fits"] else " (over)")
+
+
+def _heap_line(profile, fig, rows) -> str:
+    """The heap summary under model info's table."""
+    if fig is None:
+        return (f"heap: not measured for {profile.name}'s capacity ({profile.max_weights} "
+                f"weights, {profile.max_units} units): docs/heap.md")
+    over = [r["layer"] for r in rows if r["heap_fits"] is False]
+    line = (f"heap on {profile.name}, bytes from boot: the firmware takes {fig.at_rest:,} "
+            f"at rest, a prune of each layer the last column, of a {profile.heap_bytes:,}-"
+            f"byte budget (measured on the 32-bit VM, an upper bound: docs/heap.md)")
+    if over:
+        line += (f"\nover the budget: {', '.join(over)}: prune8 run and prune refuse "
+                 f"them (--ignore-heap to try anyway)")
+    return line
 
 
 def _not_a_model(args, kind: str) -> int:

@@ -90,6 +90,11 @@ def add_mask_args(p) -> None:
                    help="never prune below K entries (default 1)")
     p.add_argument("--min-score", type=int, default=0, metavar="T",
                    help="also prune every score below T (default 0: off)")
+    add_pattern_args(p)
+
+
+def add_pattern_args(p) -> None:
+    """How the mask is made (what, besides the scorer, changes the board's heap)."""
     p.add_argument("--nm", type=_nm, metavar="N:M",
                    help="N:M pattern instead of a sparsity: keep N of every M along a row")
     p.add_argument("--scope", choices=LAYER_SCOPES, default="layer",

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from prune8_host import heap_law
 from prune8_host.boards import load_board
 from prune8_host.device.build import build_firmware
 from prune8_host.device.connect import open_board
@@ -131,9 +132,21 @@ def register(sub) -> None:
 
 
 def add_prune_args(p) -> None:
-    """The same method and mask options as `prune8 mask` (host reference)."""
+    """The same method and mask options as `prune8 mask` (host reference), and the
+    override of the heap check."""
     add_method_args(p)
     add_mask_args(p)
+    p.add_argument("--ignore-heap", action="store_true",
+                   help="prune even a layer whose measured heap need is over the board "
+                        "profile's budget (docs/heap.md): the board will likely raise "
+                        "MemoryError")
+
+
+def refuse_over_budget(args, profile, layers, opts) -> None:
+    """Refuse, before anything is sent, a prune of a layer ((name, rows, cols) each)
+    that needs more heap than the profile's budget, unless --ignore-heap."""
+    if not args.ignore_heap:
+        heap_law.refuse_over_budget(profile, layers, opts)
 
 
 def _note(args, text: str) -> None:
@@ -175,12 +188,16 @@ def run_push(args) -> int:
 
 def run_prune(args) -> int:
     opts = prune_options(args)
+    profile = load_board(args.board)
     with open_board(**board_kwargs(args)) as s:
+        stored = (board_listing(s)["model"] or {}).get("layers", [])
+        refuse_over_budget(args, profile, [(e["name"], e["rows"], e["cols"]) for e in stored
+                                           if not args.layer or e["name"] in args.layer], opts)
         r = prune(s, opts, args.layer)
     n, pruned = sum(l["n"] for l in r["layers"]), sum(l["pruned"] for l in r["layers"])
     _emit(args, r, f"pruned {len(r['layers'])} layer(s) on the board with {args.method} at "
                    f"{r['sparsity_bp'] / 100:.2f}% ({args.tie}): {pruned} of {n} entries\n"
-                   + heap_line(r, load_board(args.board)))
+                   + heap_line(r, profile))
     return 0
 
 
@@ -239,6 +256,8 @@ def run_run(args) -> int:
     from_board = refuse_lacking_inputs(args.model, model, opts.method,
                                        model.kind == "tflite", board_calibrates=True)
     profile = load_board(args.board)
+    refuse_over_budget(args, profile, [(n, *layer.weights.shape) for n, layer in model.items()
+                                       if layer.weights.ndim == 2], opts)
     if args.port:
         deploy_if_needed(args.port, profile, args.baud, args.quiet,
                          note=lambda text: _note(args, text))

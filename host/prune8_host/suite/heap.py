@@ -24,9 +24,15 @@ import ast
 from array import array
 from pathlib import Path
 
+import numpy as np
+
 import prune8
-from prune8.protocol import ROOT
+from prune8.protocol import ROOT, SCORERS
+from prune8_host.device.workflow import prune, push
 from prune8_host.errors import BoardExecError
+from prune8_host.files.model import Model
+from prune8_host.heap_law import fit_law, patterns
+from prune8_host.twin.layer import Layer, PruneOptions
 
 FIRMWARE = Path(prune8.__file__).resolve().parent  # the firmware's sources, as installed
 
@@ -73,6 +79,8 @@ JOBS = {
     "the README's REPL example": (README_EXAMPLE, 52_000),
     "full capacity (every scorer, apply, prune_rows)": (FULL_CAPACITY, 64_000),
 }
+
+AT_REST = "import prune8; prune8.Pruner()"  # the firmware at rest: heap_law's base
 
 # Appended to a job: the total from boot. On the VM nothing is collected inside a
 # command, so this is everything the job allocated; on the unix port, what it keeps.
@@ -205,3 +213,113 @@ def buffer_sizes(max_weights: int, max_units: int) -> dict[str, int]:
     sizes.update((f"_mask.{name}", memoryview(v).nbytes)
                  for name, v in sorted(vars(p._mask).items()) if isinstance(v, (bytearray, array)))
     return sizes
+
+
+# -- what a prune of one layer needs (prune8_host.heap_law) -----------------------------
+
+def law_shapes(max_weights: int, max_units: int) -> dict[str, list[tuple[int, int]]]:
+    """The layer shapes each path's laws are measured at: in RAM, a small layer, a full
+    one each way round and a square one; streamed, squares of 2 and 4 times the units
+    on a side, long ones each way round and one between, so rows, columns and tiles
+    vary apart."""
+    u, c = max_units, min(max_units, max_weights // max_units)
+    return {"ram": [(max(1, u // 8), max(1, c // 8) * 4), (u, c), (c, u), (c, c)],
+            "streamed": [(2 * u, 2 * u), (4 * u, 4 * u), (u, 16 * u), (16 * u, u),
+                         (2 * u, 8 * u)]}
+
+
+_PATTERN_OPTIONS = {"one-shot": {}, "channel": {"scope": "channel"}, "nm": {"nm": (2, 4)},
+                    "steps1": {"steps": 1}, "steps2": {"steps": 2},
+                    "channel-steps1": {"scope": "channel", "steps": 1},
+                    "channel-steps2": {"scope": "channel", "steps": 2}}
+
+
+def law_layer(rows: int, cols: int, seed: int = 20):
+    """The layer the laws are measured on: random int8 weights with per-column
+    activations and four calibration samples, so every scorer can prune it."""
+    rng = np.random.default_rng(seed)
+    return Layer("L", rng.integers(-128, 128, (rows, cols)).astype(np.int8),
+                 rng.integers(0, 128, cols).astype(np.int8),
+                 calib=rng.integers(-128, 128, (4, cols)).astype(np.int8))
+
+
+def law_options(method: str, pattern: str, path: str):
+    """The PruneOptions a law is measured with: half the entries, N:M 2:4; blocks of
+    2 x 2 in RAM, 1 x 1 streamed (the most blocks, the most a block row keeps)."""
+    block = None
+    if method == "blocks":
+        block = (2, 2) if path == "ram" else (1, 1)
+    return PruneOptions(method, sparsity_bp=5000, block=block, **_PATTERN_OPTIONS[pattern])
+
+
+def law_points(session, max_weights: int, max_units: int, methods=None,
+               shapes=None, only=None) -> dict:
+    """{method: {pattern: {path: [[rows, cols, tiles, peak], ...]}}}: the prune's reported
+    peak (bytes from boot) of each shape on a board of this capacity, each layer pushed
+    alone and pruned from a soft reset; `only`: {method: patterns} to measure just those
+    (default: every scorer in every pattern it prunes in)."""
+    methods = methods or SCORERS
+    shapes = shapes or law_shapes(max_weights, max_units)
+    out: dict = {}
+    for path, sizes in shapes.items():
+        for rows, cols in sizes:
+            push(session, Model({"L": law_layer(rows, cols)}), quiet=True)
+            tiles = 1 if path == "ram" else -(-rows * cols // max_weights)
+            for method in methods:
+                for pattern in patterns(method):
+                    if only is not None and pattern not in only.get(method, ()):
+                        continue
+                    r = prune(session, law_options(method, pattern, path))
+                    if r["layers"][0]["streamed"] != (path == "streamed"):
+                        raise ValueError(f"{rows}x{cols} {method} {pattern}: not {path}")
+                    out.setdefault(method, {}).setdefault(pattern, {}).setdefault(
+                        path, []).append([rows, cols, tiles, r["heap_peak"]])
+    return out
+
+
+def capacity_entry(session, max_weights: int, max_units: int, boards: list[str]) -> dict:
+    """heap.json's entry for one capacity: the firmware at rest, and every law's
+    measurements and fit (prune8_host.heap_law)."""
+    at_rest = vm_totals(session, {AT_REST: JOBS[AT_REST]})[AT_REST]
+    points = law_points(session, max_weights, max_units)
+    laws = {m: {pat: {path: dict(fit_law(pts, path == "streamed"), points=pts)
+                      for path, pts in paths.items()}
+                for pat, paths in pats.items()}
+            for m, pats in points.items()}
+    return {"max_weights": max_weights, "max_units": max_units, "boards": boards,
+            "at_rest": at_rest, "laws": laws}
+
+
+def refit(entry: dict) -> dict:
+    """The entry's laws fitted again from its own points (a stale fit differs)."""
+    return {m: {pat: {path: dict(fit_law(law["points"], path == "streamed"),
+                                 points=law["points"])
+                      for path, law in paths.items()}
+                for pat, paths in pats.items()}
+            for m, pats in entry["laws"].items()}
+
+
+def _num(x: float) -> str:
+    return f"{x:,.2f}".rstrip("0").rstrip(".") if x else "0"
+
+
+def law_tables(entry: dict) -> str:
+    """docs/heap.md's tables of one capacity's laws: every scorer's one-shot prune, in
+    RAM and streamed; then every pattern of magnitude and mincut, streamed."""
+    head = ("| base | per row | per col | per tile | slack |", " ---: | ---: | ---: | ---: "
+            "| ---: |")
+
+    def cells(law):
+        return (f"{law['base']:,} | {_num(law['rows'])} | {_num(law['cols'])} | "
+                f"{_num(law['tiles'])} | {law['slack']:,} |")
+
+    rows = [f"| scorer (one shot, {entry['max_weights']} weights, {entry['max_units']} "
+            f"units) | path {head[0]}", f"| --- | --- |{head[1]}"]
+    for method, pats in entry["laws"].items():
+        for path, law in pats["one-shot"].items():
+            rows.append(f"| `{method}` | {path} | {cells(law)}")
+    rows += ["", f"| pattern (streamed) | scorer {head[0]}", f"| --- | --- |{head[1]}"]
+    for method in ("magnitude", "mincut"):
+        for pat, paths in entry["laws"][method].items():
+            rows.append(f"| {pat} | `{method}` | {cells(paths['streamed'])}")
+    return "\n".join(rows)

@@ -1,0 +1,156 @@
+"""What a board's heap holds of prune8, from measurements: the firmware at rest, and the
+peak of pruning a layer of a given shape (docs/heap.md, "What a prune needs").
+
+The figures are measured on the 32-bit WebAssembly VM, counted from boot (module code
+included), by `bench/heap_table.py --write`, which stores them in prune8_boards'
+heap.json; tests/board/test_heap_table.py re-measures them. Nothing here is a guess:
+the laws are fitted to those measurements and cover every one of them.
+
+The firmware's code fixes the law's form: a layer in RAM lives in the Pruner's fixed
+buffers, so its prune's peak is a constant plus what grows with its rows and columns
+(per-row and per-column arrays); a streamed layer adds its O(rows + cols) arrays and,
+on the VM, which collects only between commands, some garbage per tile. So
+
+    need = base + rows * per_row + cols * per_col + tiles * per_tile
+
+one law per scorer, pattern (one shot, per-channel scope, N:M, gradual) and path (in
+RAM, streamed), with tiles = ceil(weights / capacity). A gradual prune of S steps is
+the one-step law plus (S - 1) times what the second step added. The figures depend on
+a board only through its capacity (the VM runs the same bytecode for every profile),
+so they are stored per capacity; a profile of a capacity never measured has none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from prune8 import scorers
+from prune8.tiles import BLOCK, WEIGHT
+from prune8_host.boards import BoardProfile, boards_dir
+from prune8_host.errors import HeapBudgetError
+
+DATA_NAME = "heap.json"
+TERMS = ("rows", "cols", "tiles")
+# Patterns, as the measurements name them: what of PruneOptions changes the prune's heap
+WEIGHT_PATTERNS = ("one-shot", "channel", "nm", "steps1", "steps2", "channel-steps1",
+                   "channel-steps2")
+UNIT_PATTERNS = ("one-shot", "steps1", "steps2")
+RAM, STREAMED = "ram", "streamed"
+
+
+def patterns(method: str) -> tuple[str, ...]:
+    """The patterns a scorer can prune in (scope and N:M are for per-weight scores)."""
+    return WEIGHT_PATTERNS if scorers.unit(method) == WEIGHT else UNIT_PATTERNS
+
+
+@dataclass(frozen=True)
+class Need:
+    """What pruning one layer takes of the board's heap, counted from boot."""
+    bytes: int
+    streamed: bool
+
+
+def law_value(law: dict, rows: int, cols: int, tiles: int) -> int:
+    return math.ceil(law["base"] + law["rows"] * rows + law["cols"] * cols
+                     + law["tiles"] * tiles)
+
+
+def fit_law(points: list[list[int]], tiles: bool) -> dict:
+    """The law over measured [rows, cols, tiles, peak] points: least-squares slopes
+    (rounded to 1/100 byte, none below zero, so it never shrinks with size), then the
+    smallest base that covers every point; `slack` is how far above a measurement the
+    law goes at most."""
+    import numpy as np  # the CLI's figures need no fit: loaded only by whoever fits
+
+    terms = TERMS if tiles else TERMS[:2]
+    x = np.array([[1.0] + [p[i] for i in range(len(terms))] for p in points])
+    y = np.array([p[3] for p in points], dtype=float)
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    law = {"base": 0, "rows": 0.0, "cols": 0.0, "tiles": 0.0}
+    for name, c in zip(terms, coef[1:]):
+        law[name] = max(0.0, round(float(c), 2))
+    law["base"] = max(math.ceil(p[3] - law_value(law, p[0], p[1], p[2])) for p in points)
+    law["slack"] = max(law_value(law, p[0], p[1], p[2]) - p[3] for p in points)
+    return law
+
+
+def pattern_of(options) -> str:
+    """The measured pattern a prune with these options runs (without its step count)."""
+    if options.nm:
+        return "nm"
+    return "channel" if options.scope == "channel" else "one-shot"
+
+
+def in_ram(rows: int, cols: int, method: str, block, max_weights: int, max_units: int) -> bool:
+    """Whether the board prunes the layer in the Pruner's buffers (prune8.prune_model's
+    in_ram, on the host)."""
+    if rows * cols > max_weights or rows > max_units or cols > max_units:
+        return False
+    if scorers.unit(method) != BLOCK or not block or block[0] < 1 or block[1] < 1 \
+            or rows % block[0] or cols % block[1]:
+        return True
+    max_blocks = max(max_units, max_weights // 4)  # the Pruner's own rule
+    return scorers.unit_count(BLOCK, rows, cols, block[0], block[1]) <= max_blocks
+
+
+@dataclass(frozen=True)
+class HeapFigures:
+    """The measured figures of one capacity (max_weights, max_units)."""
+    max_weights: int
+    max_units: int
+    at_rest: int            # import prune8; prune8.Pruner(), from boot
+    laws: dict              # scorer -> pattern -> path -> law
+
+    def need(self, rows: int, cols: int, options) -> Need:
+        """The heap from boot a prune of a rows x cols layer with these options takes
+        (options: a PruneOptions, or anything with its method, nm, scope, steps, block)."""
+        ram = in_ram(rows, cols, options.method, options.block, self.max_weights,
+                     self.max_units)
+        path = RAM if ram else STREAMED
+        tiles = 1 if ram else -(-rows * cols // self.max_weights)
+        laws = self.laws[options.method]
+        pattern = pattern_of(options)
+        if pattern == "nm" or not options.steps:
+            return Need(law_value(laws[pattern][path], rows, cols, tiles), not ram)
+        prefix = "" if pattern == "one-shot" else pattern + "-"
+        one = law_value(laws[prefix + "steps1"][path], rows, cols, tiles)
+        two = law_value(laws[prefix + "steps2"][path], rows, cols, tiles)
+        return Need(one + (options.steps - 1) * max(0, two - one), not ram)
+
+
+def load_data() -> dict:
+    """heap.json as bench/heap_table.py wrote it."""
+    return json.loads((boards_dir() / DATA_NAME).read_text(encoding="utf-8"))
+
+
+def figures(profile: BoardProfile, data: dict | None = None) -> HeapFigures | None:
+    """The figures of the profile's capacity; None when that capacity was never measured
+    (a custom profile's own)."""
+    data = load_data() if data is None else data
+    for entry in data["capacities"]:
+        if (entry["max_weights"], entry["max_units"]) == (profile.max_weights,
+                                                          profile.max_units):
+            return HeapFigures(entry["max_weights"], entry["max_units"], entry["at_rest"],
+                               entry["laws"])
+    return None
+
+
+def refuse_over_budget(profile: BoardProfile, layers, options) -> None:
+    """Raise HeapBudgetError for the first of `layers` ((name, rows, cols) each) whose
+    prune with `options` needs more heap than the profile's budget; nothing when all fit,
+    or when the profile's capacity was never measured."""
+    fig = figures(profile)
+    if fig is None:
+        return
+    for name, rows, cols in layers:
+        need = fig.need(rows, cols, options)
+        if need.bytes > profile.heap_bytes:
+            where = "streamed from flash" if need.streamed else "in RAM"
+            raise HeapBudgetError(
+                f"layer {name!r} ({rows}x{cols}, {where}) needs {need.bytes:,} bytes of "
+                f"heap from boot to prune with {options.method} on {profile.name}, over its "
+                f"{profile.heap_bytes:,}-byte budget (measured: docs/heap.md): prune it "
+                f"another way or on a bigger board, or pass --ignore-heap (the board will "
+                f"likely raise MemoryError)")
