@@ -77,13 +77,19 @@ class Link:
                             # ones are duplicates: answered, not applied)
         self.len = 0
         self.duplicate = False
+        self.wait = None    # while a baud switch waits for its confirmation (baud.py): called
+                            # before each byte, raises when the time is up
+
 
     # -- low level --------------------------------------------------------------------
 
     def _read(self, start, end):
         mv = self.mv
+        wait = self.wait
         while start < end:
-            got = self.inp.readinto(mv[start:end])
+            if wait is not None:
+                wait()
+            got = self.inp.readinto(mv[start:end] if wait is None else mv[start:start + 1])
             if not got:
                 raise errors.link_closed()
             start += got

@@ -103,6 +103,7 @@ def _vboard_setup(flash_root, sysname, machine, version, flash_bytes=None):
 
     if version:
         _vboard_fake_version(tuple(version), board_version, machine)
+    _vboard_uart()
 
     import errno
     import json
@@ -111,6 +112,26 @@ def _vboard_setup(flash_root, sysname, machine, version, flash_bytes=None):
         "board_banner": "MicroPython %s; %s" % (board_version, machine),
         "errno": dict((k, getattr(errno, k)) for k in dir(errno) if k[:1] == "E"),
     })
+
+
+def _vboard_uart():
+    # The stand-in for the ESP32's machine.UART(0) that prune8's baud switch uses
+    # (firmware/prune8/baud.py): `import vboard_uart` finds it in sys.modules. The rate
+    # goes to the bridge, which paces and compares it with the host's (pty_bridge.py).
+    import sys
+
+    import js
+
+    class _Uart:
+        @staticmethod
+        def rate(r):
+            js.vboardUartRate(r)
+
+        @staticmethod
+        def ready(ms):
+            return bool(js.vboardUartReady(ms))
+
+    sys.modules["vboard_uart"] = _Uart()
 
 
 def _vboard_fake_version(version, board_version, machine):
