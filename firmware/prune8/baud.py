@@ -4,11 +4,13 @@
 # SWITCH_MS for a CRC-checked BAUD_CONFIRM at the new rate, which it answers there. No
 # confirmation in time: back to the old rate, as the host goes back when it gets no
 # answer. The old rate is restored when the receiver ends (after END, ABORT or a
-# failure), so the REPL stays usable at the rate the host opened it with.
+# failure), so the REPL stays usable at the rate the host opened it with, and when no
+# frame has begun for IDLE_MS (a host killed mid-transfer: the next one, or mpremote,
+# talks at the REPL's rate; the receiver then ends on its ABORT).
 
 from struct import pack, unpack
 
-from .protocol import BAUD, BAUD_CONFIRM, BAUD_FMT, BAUD_REPLY, REPLY, SWITCH_MS
+from .protocol import BAUD, BAUD_CONFIRM, BAUD_FMT, BAUD_REPLY, IDLE_MS, REPLY, SWITCH_MS
 
 try:
     from time import ticks_diff, ticks_ms
@@ -82,8 +84,9 @@ class Switch:
         if not self.home:
             self.home = back
         self.rate = rate
+        link.idle = self._idle
         if rate == self.home:  # switched back: nothing left to restore
-            self.home = self.rate = 0
+            self.restore()
 
     def _confirmed(self, rate, ready):
         link = self.link
@@ -107,7 +110,12 @@ class Switch:
         finally:
             link.wait = None
 
+    def _idle(self):
+        if not self.port[1](IDLE_MS):
+            self.restore()
+
     def restore(self):
+        self.link.idle = None
         if self.home:
             self.port[0](self.home)
             self.home = self.rate = 0

@@ -77,6 +77,7 @@ class Link:
                             # ones are duplicates: answered, not applied)
         self.len = 0
         self.duplicate = False
+        self.idle = None    # while switched (baud.py): called before a frame's first byte
         self.wait = None    # while a baud switch waits for its confirmation (baud.py): called
                             # before each byte, raises when the time is up
 
@@ -118,6 +119,8 @@ class Link:
         """
         buf = self.buf
         while True:
+            if self.idle is not None:
+                self.idle()
             self._read(0, 1)
             if buf[0] != SYNC:
                 continue  # hunting for sync: skips filler and line noise

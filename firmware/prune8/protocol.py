@@ -65,6 +65,10 @@ BAUD_CONFIRM = const(1)     # sent at the new rate; answered with the board's cu
 BAUD_REPLY = "<I"           # the answer to both steps: a rate
 SWITCH_MS = const(1000)     # how long the board waits at the new rate for BAUD_CONFIRM
                             # before it goes back to the old one
+IDLE_MS = const(4000)       # switched, a board that hears nothing for this long between
+                            # frames goes back to the REPL's rate (a host killed mid-transfer):
+                            # twice the host's resend time (RESEND_S), so never while a host
+                            # still runs the transfer
 EVAL_FMT = "<IIHH"          # images, correct ones, CRC-32 of the logits (low, high half)
 
 # -- the store under /prune8/ (docs/protocol.md, "Storage on the board")

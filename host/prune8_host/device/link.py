@@ -108,6 +108,7 @@ class HostLink:
         self._wire_free = 0.0       # when the last byte written reaches the board
         self._heard = 0.0           # when the board last sent a well-formed answer
         self.home = 0               # the port's rate before a baud switch (0: not switched)
+        self.board_reset = False    # the board was seen resetting (its banner came)
 
     # -- io --------------------------------------------------------------------------
 
@@ -229,6 +230,7 @@ class HostLink:
                 self._abort(first + nxt)
                 raise BoardError(value.decode(errors="replace"))
             if kind == "reset":
+                self.board_reset = True
                 self.go_home()
                 raise LinkError(_describe(value, "the board reset during the transfer; "
                                                  "nothing was committed, run the command "
@@ -296,6 +298,9 @@ class HostLink:
             self.request(BAUD, struct.pack(BAUD_FMT, rate, now, BAUD_CONFIRM))
             confirmed = True
         except LinkError:
+            if self.board_reset:  # it came back at its boot rate: nothing to go back to
+                self._set_rate(now)
+                raise
             confirmed = False
         finally:
             self.silence = silence

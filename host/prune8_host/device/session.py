@@ -160,8 +160,17 @@ class BoardSession:
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):  # mpremote prints what it got on failure
-                self.transport.enter_raw_repl(soft_reset=False,
-                                              timeout_overall=self._repl_silence())
+                try:
+                    self.transport.enter_raw_repl(soft_reset=False,
+                                                  timeout_overall=self._repl_silence())
+                except TransportError:
+                    # A receiver that a host killed after a baud switch hears nothing
+                    # at this rate until it goes back by itself (IDLE_MS, shorter than
+                    # this wait): end it now.
+                    serial.write(abort_sequence() + b"\r\x03\x03")
+                    time.sleep(0.05)
+                    self.transport.enter_raw_repl(soft_reset=False,
+                                                  timeout_overall=self._repl_silence())
         except TransportError:
             seen = out.getvalue().strip()
             hint = f" (it sent {seen[-80:]})" if seen and seen != "b''" else " (it sent nothing)"
@@ -292,6 +301,9 @@ class BoardSession:
             # back to the REPL's rate as it ends, and so does the port.
             self.transport.serial.write(abort_sequence(link.seq))
             link.go_home()
+        if link.board_reset:  # no receiver and no raw REPL are left to wait for
+            self.transport.in_raw_repl = False
+            return
         try:
             out, err = self.transport.follow(self.timeout)
         except TransportError:
