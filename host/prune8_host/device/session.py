@@ -172,7 +172,7 @@ class BoardSession:
                     self.transport.enter_raw_repl(soft_reset=False,
                                                   timeout_overall=self._repl_silence())
         except TransportError:
-            seen = out.getvalue().strip()
+            seen = (out.getvalue().strip().splitlines() or [""])[-1]  # the last attempt's
             hint = f" (it sent {seen[-80:]})" if seen and seen != "b''" else " (it sent nothing)"
             raise BoardUnavailable(
                 f"no MicroPython REPL answered on {self.port} within {self._repl_silence():g} s{hint}: "

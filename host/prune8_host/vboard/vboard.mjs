@@ -295,12 +295,12 @@ function replByte() {
 // The UART hooks the firmware's baud switch calls (prune8/baud.py, through the
 // vboard_uart module vm_init.py installs): set the UART's rate, once what was printed
 // has left; wait at most ms for input (true: a byte is there).
-globalThis.vboardUartRate = (rate) => {
+function uartRate(rate) {
     flush();
     ctrl(`B ${rate}`);
-};
+}
 
-globalThis.vboardUartReady = (ms) => {
+function uartReady(ms) {
     if (inPos < inBuf.length) return true;
     flush();
     stretchCpu();
@@ -313,7 +313,9 @@ globalThis.vboardUartReady = (ms) => {
     inPos = 0;
     lastUnread = data.length;
     return data.length > 0;
-};
+}
+
+globalThis.vboardUart = { rate: uartRate, ready: uartReady };
 
 // The VM's stdin callback: running code reads sys.stdin. null ends the read early
 // (used when a KeyboardInterrupt has been scheduled, so the code gets to raise it).

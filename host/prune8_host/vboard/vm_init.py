@@ -116,22 +116,15 @@ def _vboard_setup(flash_root, sysname, machine, version, flash_bytes=None):
 
 def _vboard_uart():
     # The stand-in for the ESP32's machine.UART(0) that prune8's baud switch uses
-    # (firmware/prune8/baud.py): `import vboard_uart` finds it in sys.modules. The rate
-    # goes to the bridge, which paces and compares it with the host's (pty_bridge.py).
+    # (firmware/prune8/baud.py): `import vboard_uart` finds it in sys.modules. It is
+    # vboard.mjs's object itself (rate(r), ready(ms)), so the board's heap holds one
+    # proxy for it. The rate goes to the bridge, which paces it and compares it with
+    # the host's (pty_bridge.py).
     import sys
 
     import js
 
-    class _Uart:
-        @staticmethod
-        def rate(r):
-            js.vboardUartRate(r)
-
-        @staticmethod
-        def ready(ms):
-            return bool(js.vboardUartReady(ms))
-
-    sys.modules["vboard_uart"] = _Uart()
+    sys.modules["vboard_uart"] = js.vboardUart
 
 
 def _vboard_fake_version(version, board_version, machine):
