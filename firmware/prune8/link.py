@@ -77,13 +77,20 @@ class Link:
                             # ones are duplicates: answered, not applied)
         self.len = 0
         self.duplicate = False
+        self.idle = None    # while switched (baud.py): called before a frame's first byte
+        self.wait = None    # while a baud switch waits for its confirmation (baud.py): called
+                            # before each byte, raises when the time is up
+
 
     # -- low level --------------------------------------------------------------------
 
     def _read(self, start, end):
         mv = self.mv
+        wait = self.wait
         while start < end:
-            got = self.inp.readinto(mv[start:end])
+            if wait is not None:
+                wait()
+            got = self.inp.readinto(mv[start:end] if wait is None else mv[start:start + 1])
             if not got:
                 raise errors.link_closed()
             start += got
@@ -112,6 +119,8 @@ class Link:
         """
         buf = self.buf
         while True:
+            if self.idle is not None:
+                self.idle()
             self._read(0, 1)
             if buf[0] != SYNC:
                 continue  # hunting for sync: skips filler and line noise

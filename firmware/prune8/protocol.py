@@ -38,6 +38,8 @@ COMMIT = const(0x43)        # C: rename PATH.tmp over PATH
 IMAGES = const(0x49)        # I: images (calibrate), or images and label bytes (evaluate), back
                             # to back: an item may continue in the next frame
 ABORT = const(0x58)         # X: end any receiver; nothing is committed
+BAUD = const(0x55)          # U: BAUD_FMT: change the line's baud for the rest of a transfer
+                            # (docs/protocol.md, "Baud switch"); handled by every receiver
 # Frame types, board to host (same seq as the frame they answer).
 REPLY = const(0x64)         # d: data
 ERROR = const(0x21)         # !: UTF-8 message; the receiver refuses the request
@@ -56,6 +58,17 @@ QUANT_CHANNEL = const(2)    # one per row (output channel): rows MULT, then rows
 MODEL_ID_FMT = "<I"         # END's reply to a push: the committed model's id
 SIZE_FMT = "<I"             # OPEN's reply: the file's size
 READ_FMT = "<IH"            # offset, length (at most MAX_PAYLOAD)
+BAUD_FMT = "<IIB"           # new rate, the line's rate now (to go back to), step (BAUD_*)
+BAUD_SWITCH = const(0)      # answered at the old rate with the rate the board switches to
+                            # (0: it cannot, or the request came twice), then it switches
+BAUD_CONFIRM = const(1)     # sent at the new rate; answered with the board's current rate
+BAUD_REPLY = "<I"           # the answer to both steps: a rate
+SWITCH_MS = const(1000)     # how long the board waits at the new rate for BAUD_CONFIRM
+                            # before it goes back to the old one
+IDLE_MS = const(4000)       # switched, a board that hears nothing for this long between
+                            # frames goes back to the REPL's rate (a host killed mid-transfer):
+                            # twice the host's resend time (RESEND_S), so never while a host
+                            # still runs the transfer
 EVAL_FMT = "<IIHH"          # images, correct ones, CRC-32 of the logits (low, high half)
 
 # -- the store under /prune8/ (docs/protocol.md, "Storage on the board")

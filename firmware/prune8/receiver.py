@@ -5,7 +5,7 @@
 
 from . import errors
 from .link import Link
-from .protocol import ABORT, REPLY
+from .protocol import ABORT, BAUD, REPLY
 from .store import oserror_text
 
 try:
@@ -54,6 +54,7 @@ class Receiver:
         self.link = link if link is not None else Link()
         self.handlers = {}
         self.done = False
+        self.baud = None    # baud.Switch, once the host asks for a faster line
 
     def start(self):
         pass
@@ -75,6 +76,12 @@ class Receiver:
                 if t == ABORT:  # before the duplicate check: see the docstring
                     link.ok()
                     return
+                if t == BAUD:  # the line's rate, in every state (docs/protocol.md)
+                    if self.baud is None:
+                        from .baud import Switch
+                        self.baud = Switch(link)
+                    self.baud.handle(link.payload())
+                    continue
                 if failed is not None:
                     link.error(failed)  # every frame after a failure, until the ABORT
                     continue
@@ -97,5 +104,9 @@ class Receiver:
                 else:
                     link.send(REPLY, reply)
         finally:
-            self.close()
-            kbd_intr(INTERRUPT_CHAR)
+            try:
+                self.close()
+            finally:
+                if self.baud is not None:
+                    self.baud.restore()  # the REPL answers at the host's rate again
+                kbd_intr(INTERRUPT_CHAR)

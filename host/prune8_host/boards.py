@@ -24,6 +24,10 @@ from prune8_host.errors import BoardProfileError
 
 DEFAULT_BOARD = "esp32"
 MPY_ARCHS = ("xtensawin", "rv32imc")
+CONSOLES = ("uart", "usb")
+# Rates a baud switch may ask for: what pyserial sets and an ESP32's UART divides to
+# within 1% from its 80 MHz APB clock (ESP32 TRM, "UART Controller": the baud divider).
+SWITCH_RATES = (230400, 460800, 921600)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class BoardProfile:
     chip: str
     flash_offset: int
     baud: int
+    baud_switch: int            # the rate a transfer's bulk asks for (0: none), docs/protocol.md
+    console: str                # "uart" (a USB-serial bridge) or "usb" (native USB: no baud)
     flash_baud: int
     mpy_arch: str
     heap_bytes: int
@@ -73,6 +79,15 @@ def _check(path: Path, data: dict) -> None:
         if type(value) is not want:  # bool is an int subclass: refuse it too
             raise BoardProfileError(f"{where}: key {key!r} must be {type_name}, "
                                     f"got {type(value).__name__} {value!r}")
+    if data["console"] not in CONSOLES:
+        raise BoardProfileError(f"{where}: key 'console' must be one of {', '.join(CONSOLES)}, "
+                                f"got {data['console']!r}")
+    if data["baud_switch"] and data["baud_switch"] not in SWITCH_RATES:
+        raise BoardProfileError(f"{where}: key 'baud_switch' must be 0 (none) or one of "
+                                f"{', '.join(map(str, SWITCH_RATES))}, got {data['baud_switch']}")
+    if data["console"] == "usb" and data["baud_switch"]:
+        raise BoardProfileError(f"{where}: key 'baud_switch' must be 0 on a native USB console "
+                                f"(its speed does not depend on the baud)")
     if data["mpy_arch"] not in MPY_ARCHS:
         raise BoardProfileError(f"{where}: key 'mpy_arch' must be one of "
                                 f"{', '.join(MPY_ARCHS)}, got {data['mpy_arch']!r}")

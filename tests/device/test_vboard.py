@@ -23,7 +23,7 @@ from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
 from prune8_host.vboard import VirtualBoard
-from prune8_host.vboard.uart import RxPath, Wire
+from prune8_host.vboard.uart import RxPath, TxPath, Wire
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -511,3 +511,58 @@ def test_two_commands_on_the_default_board_take_turns(tmp_path):
         assert procs[name].returncode == 0, err
         assert json.loads(out)["verified"]
     assert sum("waiting for the virtual esp32 board" in err for _, err in results.values()) >= 1
+
+
+def test_bytes_sent_at_another_rate_than_the_board_uses_arrive_as_noise():
+    """The baud switch's emulation (pty_bridge.py): once the firmware set its UART's
+    rate, bytes the host sends at another rate are line noise, those at the same rate
+    arrive as sent, and a power-on puts the UART back to taking any rate."""
+    rx = RxPath(0)
+    rx.request(now=0.0, intr_char=-1)
+    rx.receive(b"hello", now=0.0, host_rate=115200)
+    rx.step(0.0)
+    assert rx.take_for_vm(0.0) == b"hello"  # power-on: the UART takes the host's rate
+    rx.set_rate(460800)
+    rx.request(now=0.1, intr_char=-1)
+    rx.receive(b"\x03\x04A", now=0.1, host_rate=115200)
+    rx.step(0.1)
+    noise = rx.take_for_vm(0.1)
+    assert len(noise) == 3 and noise != b"\x03\x04A" and min(noise) >= 0x80
+    rx.request(now=0.2, intr_char=-1)
+    rx.receive(b"frame", now=0.2, host_rate=460800)
+    rx.step(0.2)
+    assert rx.take_for_vm(0.2) == b"frame"
+    rx.reset()
+    rx.request(now=0.3, intr_char=-1)
+    rx.receive(b"ok", now=0.3, host_rate=115200)
+    rx.step(0.3)
+    assert rx.take_for_vm(0.3) == b"ok"
+
+
+def test_a_rate_switch_paces_what_follows_and_keeps_what_was_queued():
+    """Bytes queued before the board's UART changes rate leave at the old rate; after it,
+    at the new one; and the host reads noise when its port is at another rate."""
+    tx = TxPath(10000)  # 1 ms per byte
+    tx.push(b"ab", now=0.0)
+    tx.set_rate(100000)  # 0.1 ms per byte from now on
+    tx.push(b"cdefghijkl", now=0.0)
+    tx.step(0.0021, host_rate=10000)
+    assert bytes(tx.pending) == b"ab"  # 2 ms: the old rate's two bytes, nothing more yet
+    tx.step(0.0031, host_rate=100000)
+    assert bytes(tx.pending) == b"abcdefghijkl"  # the ten fast bytes within the next 1 ms
+    tx.pending.clear()
+    tx.push(b"xy", now=0.01)
+    tx.step(0.02, host_rate=10000)
+    assert len(tx.pending) == 2 and bytes(tx.pending) != b"xy"
+
+
+def test_a_timed_input_request_is_answered_empty_when_nothing_came():
+    rx = RxPath(0)
+    rx.request(now=1.0, intr_char=-1, timeout=0.5)
+    assert rx.next_due(1.0) == 1.5
+    assert not rx.expired(1.2)
+    assert rx.expired(1.5) and not rx.waiting
+    rx.request(now=2.0, intr_char=-1, timeout=0.5)
+    rx.receive(b"z", now=2.1)
+    rx.step(2.1)
+    assert rx.take_for_vm(2.1) == b"z" and not rx.expired(3.0)

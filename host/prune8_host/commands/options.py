@@ -28,9 +28,27 @@ def add_board_args(p) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
 
 
+def _switch_rate(text: str) -> int:
+    from prune8_host.boards import SWITCH_RATES
+    if text == "off":
+        return 0
+    if not text.isdigit() or int(text) not in SWITCH_RATES:
+        raise argparse.ArgumentTypeError(
+            f"--baud-switch must be off or one of {', '.join(map(str, SWITCH_RATES))}, "
+            f"got {text!r}")
+    return int(text)
+
+
+def add_switch_arg(p) -> None:
+    p.add_argument("--baud-switch", type=_switch_rate, default=None, metavar="RATE|off",
+                   help="baud for the bulk of a transfer, negotiated with the board "
+                        "(default: the profile's baud_switch; off: stay at --baud)")
+
+
 def board_kwargs(args) -> dict:
     """device.connect.open_board's arguments from the command line."""
-    return dict(port=args.port, board=args.board, baud=args.baud, quiet=args.quiet)
+    return dict(port=args.port, board=args.board, baud=args.baud, quiet=args.quiet,
+                baud_switch=getattr(args, "baud_switch", None))
 
 
 METHOD_HELP = "scorer: " + ", ".join(f"{s.name} ({s.summary})" for s in scorers.TABLE)

@@ -40,6 +40,7 @@ from .options import (
     add_board_args,
     add_mask_args,
     add_method_args,
+    add_switch_arg,
     board_kwargs,
     prune_options,
     refuse_lacking_inputs,
@@ -63,6 +64,7 @@ def register(sub) -> None:
                                    "the board. Nothing is committed unless every layer arrives.")
     p.add_argument("model", metavar="MODEL", help="the model to send (.tflite, or .npz of int8 layers)")
     add_board_args(p)
+    add_switch_arg(p)
     p.add_argument("--layer", action="append", metavar="NAME",
                    help="send only this layer (repeatable); the board keeps its others")
     p.add_argument("--json", action="store_true", help="print a JSON report")
@@ -111,6 +113,7 @@ def register(sub) -> None:
                                    "beside MODEL.")
     p.add_argument("model", metavar="MODEL", help="the model to prune (.tflite, or .npz of int8 layers)")
     add_board_args(p)
+    add_switch_arg(p)
     add_prune_args(p)
     add_activations_arg(p)
     channels.add_structured_arg(p)

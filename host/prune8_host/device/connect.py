@@ -43,13 +43,17 @@ def port_or_fresh_vboard(port: str | None, board: str = "esp32", note: str | Non
 
 @contextlib.contextmanager
 def open_board(port: str | None = None, board: str | None = None, baud: int | None = None,
-               quiet: bool = False, check_firmware: bool = True):
+               quiet: bool = False, check_firmware: bool = True,
+               baud_switch: int | None = None):
     """Yield a BoardSession for `port`, or for the default virtual board when there is
-    none (its flash persists between commands; the firmware is deployed when missing)."""
+    none (its flash persists between commands; the firmware is deployed when missing).
+    `baud_switch`: the rate transfers switch to (None: the profile's, 0: none)."""
     profile = load_board(board)
     baud = baud or profile.baud
+    switch = profile.baud_switch if baud_switch is None else baud_switch
     if port:
-        with BoardSession(port, baud=baud, check_firmware=check_firmware) as s:
+        with BoardSession(port, baud=baud, check_firmware=check_firmware,
+                          baud_switch=switch) as s:
             yield s
         return
     from prune8_host.vboard import VirtualBoard
@@ -67,7 +71,8 @@ def open_board(port: str | None = None, board: str | None = None, baud: int | No
     with VirtualBoard(board=profile.name, baud=0, flash_dir=flash, on_flash_busy=busy) as vb:
         if check_firmware:
             _ensure_firmware(vb.port, profile, quiet)
-        with BoardSession(vb.port, baud=baud, check_firmware=check_firmware) as s:
+        with BoardSession(vb.port, baud=baud, check_firmware=check_firmware,
+                          baud_switch=switch) as s:
             yield s
 
 

@@ -23,6 +23,11 @@ import zlib
 from prune8.protocol import (
     ABORT,
     ACK,
+    BAUD,
+    BAUD_CONFIRM,
+    BAUD_FMT,
+    BAUD_REPLY,
+    BAUD_SWITCH,
     BEGIN,
     COMMIT,
     CRC,
@@ -40,6 +45,7 @@ from prune8.protocol import (
     READ,
     REPLY,
     SEQ,
+    SWITCH_MS,
     SYNC,
     TRAILER,
     WRITE,
@@ -59,7 +65,11 @@ WINDOW = 2
 SILENCE_S = {BEGIN: patience.FLASH_S, LAYER: patience.FLASH_S, DATA: patience.FLASH_S,
              END: patience.FLASH_S, WRITE: patience.FLASH_S, COMMIT: patience.FLASH_S,
              ABORT: patience.FLASH_S, OPEN: patience.REPL_S, READ: patience.REPL_S,
-             KEEP: patience.COPY_S, IMAGES: patience.IMAGES_S}
+             KEEP: patience.COPY_S, IMAGES: patience.IMAGES_S, BAUD: patience.REPL_S}
+# How long the host waits at the new rate for the board's answer to its confirmation:
+# longer than the board waits for the confirmation itself (SWITCH_MS), so that when the
+# host gives up and goes back, the board has gone back too.
+CONFIRM_S = 1.5 * SWITCH_MS / 1000
 LONG_TYPES = (KEEP, IMAGES)
 # What a board prints when it resets or is back at its REPL: the receiver is gone, and
 # anything sent now would be typed into the REPL, so the host must stop at once.
@@ -97,6 +107,8 @@ class HostLink:
         self.retries = 0
         self._wire_free = 0.0       # when the last byte written reaches the board
         self._heard = 0.0           # when the board last sent a well-formed answer
+        self.home = 0               # the port's rate before a baud switch (0: not switched)
+        self.board_reset = False    # the board was seen resetting (its banner came)
 
     # -- io --------------------------------------------------------------------------
 
@@ -171,8 +183,18 @@ class HostLink:
 
     def exchange(self, frames) -> list:
         """Deliver `frames` ((type, payload) pairs) in order, up to `window` in flight;
-        return each one's reply payload (None for a plain ACK)."""
+        return each one's reply payload (None for a plain ACK). After a baud switch the
+        line goes back to the port's rate before an END, so that the board's REPL answers
+        at that rate once the receiver has ended."""
         frames = list(frames)
+        ends = [i for i, (t, _) in enumerate(frames) if t == END]
+        if self.home and ends:
+            head = self._exchange(frames[:ends[0]])
+            self.switch(self.home)
+            return head + self._exchange(frames[ends[0]:])
+        return self._exchange(frames)
+
+    def _exchange(self, frames) -> list:
         replies: list = [None] * len(frames)
         first = self.seq
         data = [frame(t, first + i, p) for i, (t, p) in enumerate(frames)]
@@ -208,6 +230,8 @@ class HostLink:
                 self._abort(first + nxt)
                 raise BoardError(value.decode(errors="replace"))
             if kind == "reset":
+                self.board_reset = True
+                self.go_home()
                 raise LinkError(_describe(value, "the board reset during the transfer; "
                                                  "nothing was committed, run the command "
                                                  "again"))
@@ -236,6 +260,61 @@ class HostLink:
         """After an ERROR: end the receiver, which answers every further frame with the
         same ERROR until it sees an ABORT (frames in flight never reach the REPL)."""
         self._write(frame(ABORT, seq, b"\0"))
+        self.go_home()  # the board answers at the switched rate, then goes back too
+
+    # -- the baud switch (docs/protocol.md, "Baud switch") -----------------------------
+
+    @property
+    def rate(self) -> int:
+        return self.port.baudrate
+
+    def _set_rate(self, rate: int) -> None:
+        self.port.flush()  # what was written at the old rate leaves first
+        self.port.baudrate = rate
+        if self.baud:
+            self.baud = rate  # the line's pacing, for the silence bounds
+
+    def go_home(self) -> None:
+        """After an ABORT, or a board gone: the port's rate from before the switch."""
+        if self.home:
+            self._set_rate(self.home)
+            self.home = 0
+
+    def switch(self, rate: int) -> bool:
+        """Move the line to `rate` (host and board) for the rest of the receiver's run.
+        True when both now run at `rate`; False when both stayed at the current rate (the
+        board cannot switch, or the confirmation at `rate` did not come back in time:
+        each side went back by itself). A board that answers at neither rate raises
+        LinkError."""
+        now = self.rate
+        if rate == now:
+            return True
+        reply = self.request(BAUD, struct.pack(BAUD_FMT, rate, now, BAUD_SWITCH))
+        if struct.unpack(BAUD_REPLY, reply)[0] != rate:
+            return False
+        self._set_rate(rate)
+        silence, self.silence = self.silence, CONFIRM_S
+        try:
+            self.request(BAUD, struct.pack(BAUD_FMT, rate, now, BAUD_CONFIRM))
+            confirmed = True
+        except LinkError:
+            if self.board_reset:  # it came back at its boot rate: nothing to go back to
+                self._set_rate(now)
+                raise
+            confirmed = False
+        finally:
+            self.silence = silence
+        if confirmed:
+            self.home = 0 if self.home == rate else (self.home or now)
+            return True
+        self._set_rate(now)
+        try:  # both sides went back: the board's answer at the old rate shows it did
+            self.request(BAUD, struct.pack(BAUD_FMT, now, now, BAUD_CONFIRM))
+        except LinkError as e:
+            raise LinkError(f"the board did not confirm the switch to {rate} baud and then "
+                            f"did not answer at {now} baud either ({e}); it may have reset: "
+                            f"run the command again") from None
+        return False
 
     def _drain(self) -> None:
         """Discard answers to the damaged frame and filler (they are stale)."""

@@ -33,6 +33,9 @@ from .link import RESET_SIGNS, HostLink, abort_sequence
 MIN_MICROPYTHON = (1, 22, 0)
 # errno of a port another program holds: its exclusive lock (flock) or the device itself
 _BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY)
+# After an ABORT at a switched rate: the time a board takes to end its receiver and put
+# its UART back (an ESP32 needs a few ms; a paced virtual board with its CPU factor more)
+SWITCH_SETTLE_S = 0.1
 
 
 class PatientPort:
@@ -80,9 +83,10 @@ class BoardSession:
     """Raw-REPL session with a board running prune8's firmware (a context manager)."""
 
     def __init__(self, port: str, baud: int = 115200, timeout: float = patience.FLASH_S,
-                 check_firmware: bool = True):
+                 check_firmware: bool = True, baud_switch: int = 0):
         self.port = port
         self.baud = baud
+        self.baud_switch = baud_switch  # the rate transfers ask the board for (0: none)
         self.timeout = timeout
         self.check_firmware = check_firmware
         self.transport: SerialTransport | None = None
@@ -140,16 +144,35 @@ class BoardSession:
 
     def _enter_raw_repl(self) -> None:
         serial = self.transport.serial
+        if self.baud_switch:
+            # A host killed after a baud switch left its receiver at the switched rate:
+            # end it there first (it goes back to the REPL's rate as it ends). A REPL at
+            # the normal rate sees line noise, which the Ctrl-Cs below clear.
+            serial.raw.baudrate = self.baud_switch
+            serial.write(abort_sequence())
+            serial.raw.flush()
+            time.sleep(patience.wire_seconds(len(abort_sequence()), self.baud_switch)
+                       + SWITCH_SETTLE_S)
+            serial.raw.baudrate = self.baud
         # End a receiver a killed host left running; a plain REPL ignores these bytes.
         serial.write(abort_sequence() + b"\r\x03\x03")
         time.sleep(0.05)
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):  # mpremote prints what it got on failure
-                self.transport.enter_raw_repl(soft_reset=False,
-                                              timeout_overall=self._repl_silence())
+                try:
+                    self.transport.enter_raw_repl(soft_reset=False,
+                                                  timeout_overall=self._repl_silence())
+                except TransportError:
+                    # A receiver that a host killed after a baud switch hears nothing
+                    # at this rate until it goes back by itself (IDLE_MS, shorter than
+                    # this wait): end it now.
+                    serial.write(abort_sequence() + b"\r\x03\x03")
+                    time.sleep(0.05)
+                    self.transport.enter_raw_repl(soft_reset=False,
+                                                  timeout_overall=self._repl_silence())
         except TransportError:
-            seen = out.getvalue().strip()
+            seen = (out.getvalue().strip().splitlines() or [""])[-1]  # the last attempt's
             hint = f" (it sent {seen[-80:]})" if seen and seen != "b''" else " (it sent nothing)"
             raise BoardUnavailable(
                 f"no MicroPython REPL answered on {self.port} within {self._repl_silence():g} s{hint}: "
@@ -265,12 +288,22 @@ class BoardSession:
             raise BoardUnavailable(f"could not start {code!r} on the board: {e}") from None
         link = HostLink(self.transport.serial.raw, progress=progress, baud=self.baud)
         try:
+            if self.baud_switch:
+                link.switch(self.baud_switch)
             yield link
         finally:
             self._finish_link(link)
 
     def _finish_link(self, link: HostLink) -> None:
         """Collect the receiver's end of output (and any traceback it left)."""
+        if link.home:
+            # Unwinding while switched: end the receiver at the switched rate; it goes
+            # back to the REPL's rate as it ends, and so does the port.
+            self.transport.serial.write(abort_sequence(link.seq))
+            link.go_home()
+        if link.board_reset:  # no receiver and no raw REPL are left to wait for
+            self.transport.in_raw_repl = False
+            return
         try:
             out, err = self.transport.follow(self.timeout)
         except TransportError:

@@ -14,6 +14,10 @@ Contract:
   not yet delivered on the wire the bridge stops reading the pty (the host's write()
   blocks); with more board output not yet on the wire than the UART's transmit buffer
   it stops reading the VM's output (its print() blocks).
+- Baud: the host's rate is its port's termios speed, read on the slave fd; the board's
+  is the one its firmware last set (vm_process.py, "B" control lines; none at
+  power-on: it then takes whatever the host sends). When both are known and differ,
+  the bytes arrive as line noise (uart.line_noise), in both directions.
 - rx_hook, when set, sees each chunk read from the pty before it goes onto the wire and
   returns the bytes to send instead (fault injection); it runs on the bridge thread,
   and an exception in it is logged and the chunk passes unchanged.
@@ -29,6 +33,7 @@ import queue
 import selectors
 import shutil
 import tempfile
+import termios
 import threading
 import time
 import tty
@@ -52,6 +57,11 @@ RX_BACKLOG_MAX = 4096
 TX_BUFFER_PACED = 256
 TX_BUFFER_UNPACED = 65536
 MIN_TICK_S = 0.001  # pacing granularity: bytes due within a tick go out together
+# termios speed constants -> rates: how the bridge learns the rate the host set its port
+# to (pyserial sets the slave's termios; the bridge reads it back on its own slave fd)
+_SPEEDS = {getattr(termios, f"B{r}"): r for r in
+           (9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600,
+            1000000, 1152000, 1500000, 2000000) if hasattr(termios, f"B{r}")}
 
 # A selector registration's data: called with the ready events and the time.
 Handler = Callable[[int, float], None]
@@ -234,7 +244,7 @@ class PtyBridge:
             except Exception:
                 log.exception("vboard rx_hook failed; passing the bytes through unchanged")
         if data:
-            self.rx.receive(data, now)
+            self.rx.receive(data, now, self.host_rate())
 
     def _write_pty(self) -> None:
         pending = self.tx.pending
@@ -249,5 +259,14 @@ class PtyBridge:
     def _pump(self, now: float) -> None:
         if self._vm is not None:
             self._vm.feed(now)
-        self.tx.step(now)
+        self.tx.step(now, self.host_rate() if len(self.tx.wire) else None)
         self._write_pty()
+
+    def host_rate(self) -> int | None:
+        """The rate the host's port is set to (None: not a standard rate, or no port)."""
+        if self._slave is None:
+            return None
+        try:
+            return _SPEEDS.get(termios.tcgetattr(self._slave)[5])
+        except termios.error:
+            return None

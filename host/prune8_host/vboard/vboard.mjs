@@ -292,6 +292,31 @@ function replByte() {
     return inBuf[inPos++];
 }
 
+// The UART hooks the firmware's baud switch calls (prune8/baud.py, through the
+// vboard_uart module vm_init.py installs): set the UART's rate, once what was printed
+// has left; wait at most ms for input (true: a byte is there).
+function uartRate(rate) {
+    flush();
+    ctrl(`B ${rate}`);
+}
+
+function uartReady(ms) {
+    if (inPos < inBuf.length) return true;
+    flush();
+    stretchCpu();
+    lastIntr = M._mp_hal_get_interrupt_char();
+    ctrl(`T ${lastIntr} ${Math.max(0, Math.round(ms))}`);
+    readFully(0, header);
+    const data = Buffer.alloc(header.readUInt16LE(1));
+    readFully(0, data);
+    inBuf = data;
+    inPos = 0;
+    lastUnread = data.length;
+    return data.length > 0;
+}
+
+globalThis.vboardUart = { rate: uartRate, ready: uartReady };
+
 // The VM's stdin callback: running code reads sys.stdin. null ends the read early
 // (used when a KeyboardInterrupt has been scheduled, so the code gets to raise it).
 function onVmStdin() {
@@ -469,6 +494,7 @@ function installFsHooks(FS, errnoMap) {
         const fn = (orig[name] = FS[name]);
         const hook = after[name];
         FS[name] = function (...args) {
+            if (depth === 0) glueStart();
             depth++;
             let result;
             let flashBefore = -1;
@@ -487,9 +513,17 @@ function installFsHooks(FS, errnoMap) {
                 throw e;
             } finally {
                 depth--;
+                if (depth === 0) glueEnd();
             }
             if (flashBefore >= 0) flashDelay(args[3], flashBefore, args[0].node.usedBytes || 0);
-            if (hook && depth === 0) hook(args, result);
+            if (hook && depth === 0) {
+                glueStart();
+                try {
+                    hook(args, result);
+                } finally {
+                    glueEnd();
+                }
+            }
             return result;
         };
     }

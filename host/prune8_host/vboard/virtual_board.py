@@ -120,6 +120,17 @@ class VirtualBoard:
         return self._bridge.rx.dropped
 
     @property
+    def board_rate(self) -> int | None:
+        """The baud its firmware last set its UART to (a baud switch, prune8.baud); None
+        since power-on: it takes whatever rate the host's port is set to."""
+        return self._bridge.rx.board_rate
+
+    @property
+    def host_rate(self) -> int | None:
+        """The baud the host's port is set to now (None: no standard rate)."""
+        return self._bridge.host_rate()
+
+    @property
     def node_pid(self) -> int | None:
         """PID of the Node process running the VM (None when there is none)."""
         return self._vm.pid if self._vm is not None else None

@@ -103,6 +103,7 @@ def _vboard_setup(flash_root, sysname, machine, version, flash_bytes=None):
 
     if version:
         _vboard_fake_version(tuple(version), board_version, machine)
+    _vboard_uart()
 
     import errno
     import json
@@ -111,6 +112,19 @@ def _vboard_setup(flash_root, sysname, machine, version, flash_bytes=None):
         "board_banner": "MicroPython %s; %s" % (board_version, machine),
         "errno": dict((k, getattr(errno, k)) for k in dir(errno) if k[:1] == "E"),
     })
+
+
+def _vboard_uart():
+    # The stand-in for the ESP32's machine.UART(0) that prune8's baud switch uses
+    # (firmware/prune8/baud.py): `import vboard_uart` finds it in sys.modules. It is
+    # vboard.mjs's object itself (rate(r), ready(ms)), so the board's heap holds one
+    # proxy for it. The rate goes to the bridge, which paces it and compares it with
+    # the host's (pty_bridge.py).
+    import sys
+
+    import js
+
+    sys.modules["vboard_uart"] = js.vboardUart
 
 
 def _vboard_fake_version(version, board_version, machine):

@@ -8,7 +8,9 @@ It speaks the VM's side of the line through the UART model it is given (uart.py)
   first lines on it;
 - the control channel (a pipe, one line per message) updates `rx`: "R <char>" the VM asks
   for input, "I <char>" the interrupt char changed, "U <n>" n bytes of the last frame are
-  still unread; and the boot state: "RUN <script>" boot.py / main.py starts, "BOOTED" a
+  still unread; "B <rate>" the firmware set its UART's rate (what it printed before is
+  sent at the old one); "T <char> <ms>" the VM asks for input for at most ms (an empty
+  frame answers when nothing came); and the boot state: "RUN <script>" boot.py / main.py starts, "BOOTED" a
   prompt is up;
 - `feed()` moves what `rx` holds into the VM: a frame on Node's stdin ("D" + uint16 LE
   length + bytes, an empty one wakes the VM) and a byte on the interrupt pipe per Ctrl-C;
@@ -199,6 +201,8 @@ class VmProcess:
         data = rx.take_for_vm(now)
         if data:
             self._send_frame(data)
+        elif rx.expired(now):
+            self._send_frame(b"")  # a timed request (baud switch) with nothing in time
 
     def fail(self, message: str) -> None:
         """Record why the board cannot run, and tell whoever waits for the boot."""
@@ -324,6 +328,20 @@ class VmProcess:
             self._rx.intr_char = int(arg)
         elif word == "U":
             self._rx.in_flight = int(arg)
+        elif word == "T":
+            char, _, ms = arg.partition(" ")
+            self._rx.request(now, int(char), int(ms) / 1000)
+        elif word == "B":
+            # Output printed before the switch goes out at the old rate: take what the
+            # pipe holds onto the line first (the VM wrote it before this line).
+            fd = self._fds.get("out")
+            while fd is not None:
+                data = _read_fd(fd)
+                if not data:
+                    break
+                self._tx.push(data, now)
+            self._rx.set_rate(int(arg))
+            self._tx.set_rate(int(arg))
         elif word == "RUN":  # the VM is up and runs boot.py / main.py
             self._crashes = 0
             with self._state:
