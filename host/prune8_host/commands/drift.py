@@ -4,9 +4,12 @@ drawn from the int8 input range with a fixed seed, and the report says which."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from prune8_host.errors import UsageError
 from prune8_host.files import tflite
 from prune8_host.files.images import load_images
+from prune8_host.files.npzio import load_arrays
 from prune8_host.twin import tflm
 
 
@@ -47,6 +50,29 @@ def inputs(data, dense: bytes) -> tuple:
     images = tflm.drawn_inputs(dense)
     return images, (f"{len(images)} inputs drawn from the int8 input range (seed "
                     f"{tflm.DRAW_SEED}; --data FILE for real ones)")
+
+
+def quality(data, dense: bytes, small: bytes) -> tuple[dict, str] | None:
+    """(report, line) of how well the dense and the small model do on --data's labels,
+    by TFLM: accuracy for integer labels (classes), RMSE of the real output for real
+    ones (a regression); None without labels."""
+    if not data:
+        return None
+    images, labels = load_images(data, with_labels=False)
+    labels = load_arrays(data).get("labels")
+    if labels is None or labels.shape != (len(images),):
+        return None
+    if labels.dtype.kind in "iub":
+        (d, n), (s, _) = tflm.accuracy(dense, images, labels), tflm.accuracy(small, images,
+                                                                              labels)
+        return ({"metric": "accuracy", "dense": d / n, "small": s / n, "n": n},
+                f"accuracy on {data}'s {n} labelled images (TFLM): dense {d / n:.2%}, "
+                f"small {s / n:.2%} ({(s - d) / n * 100:+.2f} points)")
+    rmse = [float(np.sqrt(np.mean((tflm.real_outputs(m, images).reshape(len(images), -1)[:, 0]
+                                   - labels.astype(np.float64)) ** 2))) for m in (dense, small)]
+    return ({"metric": "rmse", "dense": rmse[0], "small": rmse[1], "n": len(images)},
+            f"error on {data}'s {len(images)} labelled inputs (TFLM, RMSE of the first "
+            f"output against the labels): dense {rmse[0]:.4g}, small {rmse[1]:.4g}")
 
 
 def _measure(data, model, weights) -> tuple[dict, str]:

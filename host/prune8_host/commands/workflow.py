@@ -45,7 +45,7 @@ from .options import (
     prune_options,
     refuse_lacking_inputs,
 )
-from .shrink import shrink_channels
+from .shrink import add_recover_args, recovery_plan, shrink_channels
 from .table import verify_table
 
 
@@ -117,6 +117,7 @@ def register(sub) -> None:
     add_prune_args(p)
     add_activations_arg(p)
     channels.add_structured_arg(p)
+    add_recover_args(p)
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="OUT.tflite: the pruned model (for a .tflite MODEL; written only when "
                         "every mask verifies); any other name (MASKS.npz): the board's masks "
@@ -248,6 +249,10 @@ def run_verify(args) -> int:
 def run_run(args) -> int:
     if args.structured:
         return run_channels(args)
+    if args.recover or args.calib:
+        raise UsageError(f"{'--recover' if args.recover else '--calib'} goes with "
+                         f"--structured channels and -o SMALL.tflite (the consumers of "
+                         f"removed channels are what it rewrites)")
     model = load_model(args.model)
     if args.activations:
         model = with_inputs(model, args.activations)
@@ -321,6 +326,7 @@ def run_channels(args) -> int:
     check_output(args.out, args.model)
     drift.check_data(args.data, model, args.model)
     channels.group_layers(model, groups, opts.method)  # the inputs its scorer needs
+    plan = recovery_plan(args) if model_out else None
     profile = load_board(args.board)
     if args.port:
         deploy_if_needed(args.port, profile, args.baud, args.quiet,
@@ -340,7 +346,7 @@ def run_channels(args) -> int:
         lines.append(f"masks -> {masks_out}")
     small = None
     if model_out and ok:
-        small, shrunk = shrink_channels(model, masks, model_out, args.data, args.model)
+        small, shrunk = shrink_channels(model, masks, model_out, args.data, args.model, plan)
         lines += shrunk
     elif model_out:
         lines.append("small model not written: the board's masks do not verify")

@@ -20,6 +20,7 @@ memory:
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import flatbuffers
@@ -119,7 +120,7 @@ class _Reader:
     x: int
     zp: int
     per_image: int = 0
-    pick: np.ndarray | None = None
+    rng: np.random.Generator | None = None
     chunks: list = field(default_factory=list)
 
 
@@ -154,13 +155,15 @@ def calibrate(tm: TfliteModel, images: np.ndarray, layers: list[str] | None = No
         if p.subgraph != 0 or len(p.operators) != 1:
             continue  # weights shared by two operators read two inputs
         op = g.ops[p.operators[0][1]]
-        readers[name] = _Reader(name, op, op.inputs[0], _zp(g, op.inputs[0]))
+        # one generator per layer, seeded by its name: the same layer of two models of
+        # the same shapes (dense, channel-zeroed) samples the same rows
+        readers[name] = _Reader(name, op, op.inputs[0], _zp(g, op.inputs[0]),
+                                rng=np.random.default_rng([seed, zlib.crc32(name.encode())]))
     if not readers:
         raise UsageError(f"{tm.path}: no layer to calibrate")
     n = len(images)
     if n < 1:
         raise UsageError("no calibration inputs")
-    rng = np.random.default_rng(seed)
     out: dict[str, LayerInput] = {}
 
     def each(i, values):
@@ -176,7 +179,7 @@ def calibrate(tm: TfliteModel, images: np.ndarray, layers: list[str] | None = No
             li.count += rows.shape[0]
             li.images += 1
             take = min(r.per_image, rows.shape[0])
-            pick = np.sort(rng.choice(rows.shape[0], take, replace=False))
+            pick = np.sort(r.rng.choice(rows.shape[0], take, replace=False))
             r.chunks.append(rows[pick])
 
     tensor_values(tm.data, sorted({r.x for r in readers.values()}), images, each)

@@ -66,6 +66,13 @@ def keep_rows(groups: list[Group], keeps: dict[int, np.ndarray]) -> dict[str, np
     return out
 
 
+def keep_positions(groups: list[Group], keeps: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """{tensor: keep flags over its last dimension} of every tensor a pruned group
+    runs through."""
+    return {t: keeps[grp.number][pos] for grp in groups if grp.number in keeps
+            for t, pos in grp.positions.items()}
+
+
 def channel_zeroed(tm: TfliteModel, rows: dict[str, np.ndarray]) -> bytes:
     """The model with the rows that make pruned channels zeroed (module docstring)."""
     weights = {}
@@ -95,8 +102,7 @@ def shrink(tm: TfliteModel, keeps: dict[int, np.ndarray]) -> Shrunk:
         if getattr(b, "offset", 0) > 1:
             raise ModelError(f"{tm.path}: a .tflite whose buffers follow the flatbuffer (the "
                              f">2 GB format) cannot be shrunk")
-    keep_pos = {t: keeps[grp.number][pos] for grp in groups if grp.number in keeps
-                for t, pos in grp.positions.items()}
+    keep_pos = keep_positions(groups, keeps)
     zeroed = channel_zeroed(tm, keep_rows(groups, keeps))
     out = Shrunk(b"", zeroed)
     folds = _folds(g, zeroed, readers, keep_pos, out)
@@ -129,6 +135,9 @@ def _folds(g: Graph, zeroed: bytes, readers: list[Reader], keep_pos: dict,
         v = v.reshape(-1, v.shape[-1])[:, gone]
         const = np.array([np.bincount(col.astype(np.int64) + 128).argmax() - 128
                           for col in v.T])
+        reads = np.concatenate([np.asarray(r.cols[p]).reshape(-1) for p in gone.tolist()])
+        if not w[:, reads].any():
+            continue  # its columns are zero (a recovery moved what they read elsewhere)
         if (v != const).any():
             out.inexact.append(f"{r.layer}: a removed channel it reads is not constant "
                                f"(folded with its most frequent value)")
@@ -353,7 +362,10 @@ def group_keeps(tm: TfliteModel, groups: list[Group], masks) -> dict[int, np.nda
                              f"{', '.join(repr(m.layer) for m in makers)}; the masks have "
                              f"none for {', '.join(map(repr, lacking))} (prune8 mask "
                              f"--structured channels masks every one)")
-        keep = None
+        # each maker decides the channels it makes (a concatenation's inputs make a
+        # slice each); where two make the same channel (an ADD), they must agree
+        keep = np.ones(grp.channels, bool)
+        known = np.zeros(grp.channels, bool)
         for m in makers:
             mask = by_layer[m.layer]
             used.add(m.layer)
@@ -365,11 +377,13 @@ def group_keeps(tm: TfliteModel, groups: list[Group], masks) -> dict[int, np.nda
             own = m.index >= 0
             this = np.ones(grp.channels, bool)
             this[own] = rows[m.index[own]]
-            if keep is not None and not np.array_equal(keep, this):
+            both = own & known
+            if not np.array_equal(keep[both], this[both]):
                 raise ModelError(f"{tm.path}: the masks of {makers[0].layer!r} and "
                                  f"{m.layer!r} keep different channels of group "
                                  f"{grp.number}, which must go together")
-            keep = this
+            keep[own] = this[own]
+            known |= own
         if not keep.any():
             raise ModelError(f"{tm.path}: the masks remove every channel of group "
                              f"{grp.number}; at least one must stay")
