@@ -115,6 +115,32 @@ def test_a_lost_confirmation_makes_both_sides_fall_back_and_the_push_goes_on(boa
     repl_answers(vb)
 
 
+def test_a_lost_confirmation_on_the_way_back_still_ends_at_the_repl_rate(board):
+    """The confirmation of the switch back before END is lost: both stay at the fast
+    rate for END, the receiver goes back to the REPL's rate as it ends, and so does the
+    host's port, so the same session's next command is answered (it once read the raw
+    REPL's banner at the wrong rate and failed)."""
+    vb = board()
+    model = load_model(SMALL)
+    back = struct.pack(BAUD_FMT, 115200, FAST, BAUD_CONFIRM)
+    lost = []
+
+    def drop_the_way_back(data: bytes) -> bytes:
+        if back in data:
+            lost.append(data)
+            return b""
+        return data
+
+    vb.rx_hook = drop_the_way_back
+    with BoardSession(vb.port, baud=115200, baud_switch=FAST) as s:
+        push(s, model, quiet=True)
+        vb.rx_hook = None
+        assert s.exec("print(6 * 7)").strip() == "42"
+        assert stored(s) == expected(model)
+    assert lost and vb.board_rate == 115200
+    repl_answers(vb)
+
+
 def test_a_board_reset_during_the_switch_is_one_clear_line_and_the_repl_is_usable(board, big):
     vb = board()
     old, new = load_model(SMALL), big

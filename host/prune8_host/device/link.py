@@ -70,6 +70,10 @@ SILENCE_S = {BEGIN: patience.FLASH_S, LAYER: patience.FLASH_S, DATA: patience.FL
 # longer than the board waits for the confirmation itself (SWITCH_MS), so that when the
 # host gives up and goes back, the board has gone back too.
 CONFIRM_S = 1.5 * SWITCH_MS / 1000
+# After the board's answer to a switch, before the confirmation at the new rate: the
+# board re-inits its UART once its answer has left; a confirmation that overtakes the
+# re-init is noise, and the switch fails after SWITCH_MS.
+SETTLE_S = 0.02
 LONG_TYPES = (KEEP, IMAGES)
 # What a board prints when it resets or is back at its REPL: the receiver is gone, and
 # anything sent now would be typed into the REPL, so the host must stop at once.
@@ -108,6 +112,7 @@ class HostLink:
         self._wire_free = 0.0       # when the last byte written reaches the board
         self._heard = 0.0           # when the board last sent a well-formed answer
         self.home = 0               # the port's rate before a baud switch (0: not switched)
+        self.switched = False       # the line ran at another rate during this receiver
         self.board_reset = False    # the board was seen resetting (its banner came)
 
     # -- io --------------------------------------------------------------------------
@@ -191,7 +196,11 @@ class HostLink:
         if self.home and ends:
             head = self._exchange(frames[:ends[0]])
             self.switch(self.home)
-            return head + self._exchange(frames[ends[0]:])
+            tail = self._exchange(frames[ends[0]:])
+            # the way back failed and both stayed switched: the receiver still goes back
+            # to the REPL's rate as it ends, so the port goes back too
+            self.go_home()
+            return head + tail
         return self._exchange(frames)
 
     def _exchange(self, frames) -> list:
@@ -293,6 +302,7 @@ class HostLink:
         if struct.unpack(BAUD_REPLY, reply)[0] != rate:
             return False
         self._set_rate(rate)
+        time.sleep(SETTLE_S)
         silence, self.silence = self.silence, CONFIRM_S
         try:
             self.request(BAUD, struct.pack(BAUD_FMT, rate, now, BAUD_CONFIRM))
@@ -306,6 +316,7 @@ class HostLink:
             self.silence = silence
         if confirmed:
             self.home = 0 if self.home == rate else (self.home or now)
+            self.switched = True
             return True
         self._set_rate(now)
         try:  # both sides went back: the board's answer at the old rate shows it did

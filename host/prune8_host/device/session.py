@@ -178,6 +178,17 @@ class BoardSession:
                 f"no MicroPython REPL answered on {self.port} within {self._repl_silence():g} s{hint}: "
                 f"is MicroPython flashed (prune8 flash) and is this the right --port?") from None
 
+    def _resync_raw_repl(self) -> None:
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                self.transport.enter_raw_repl(soft_reset=False,
+                                              timeout_overall=self._repl_silence())
+        except TransportError as e:
+            raise BoardUnavailable(f"the board on {self.port} did not come back to its REPL "
+                                   f"after the transfer at a switched baud rate ({e}); it "
+                                   f"may have reset: run the command again") from None
+
     def soft_reset(self, timeout: float = 30.0) -> None:
         """Ctrl-D at the raw REPL: a fresh interpreter and heap, as after boot (boot.py
         runs again, no module is loaded). A board that says nothing for `timeout` s
@@ -313,6 +324,14 @@ class BoardSession:
                 self.transport.follow(self.timeout)
             except TransportError:
                 pass
+            if link.switched:
+                self._resync_raw_repl()
             return
         if err:
             raise BoardUnavailable(f"the board raised {last_error_line(err.decode())}")
+        if link.switched:
+            # Bytes that crossed the line while the two sides' rates differed arrive as
+            # noise; what the receiver left unread reaches the REPL after it ends, where a
+            # stray Ctrl-A or Ctrl-B changes its mode. Enter the raw REPL anew (Ctrl-C,
+            # Ctrl-A, its banner): the next command starts from a known state.
+            self._resync_raw_repl()
