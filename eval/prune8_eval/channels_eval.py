@@ -1,0 +1,224 @@
+"""make eval, channel pruning: what wins, and what it costs. The digits CNN
+(examples/digits_cnn.tflite) and the MobileNet-style CNN (examples/digits_mobilenet.tflite)
+lose 0..75 % of the channels of every prunable channel group, scored by scale-aware L1
+("scaled"), the gradient proxy ("gradient") or Wanda ("wanda"), and are shrunk after each
+recovery (none, bias, lsq, merge: files.recover); as a control, the float model with the
+pruned channels held at zero is fine-tuned a few epochs, quantized anew and shrunk with
+recovery none (channels_tune). Accuracy by TFLM's interpreter on the held-out digits,
+with each small model's int8 weight bytes, multiply-accumulates and TFLM invoke time.
+
+The scorers' inputs come from TFLM calibration (files.calibration) on the first 256
+training images (examples/digits_calib.npz; for the MobileNet, upsampled 2x2), the same
+images bias and lsq fit on. Wanda takes one input norm per column, which a depthwise
+layer does not have (each of its rows reads its own channel): a group through one is not
+scored by Wanda (`prune8 mask --method wanda` refuses it); Wanda prunes only the groups it
+can score and the others stay whole, said beside each point (n/a where it scores none).
+
+Writes docs/eval/channels.csv, channels.png and channels.md (channels_report).
+
+    python -m prune8_eval.channels_eval [--out docs/eval] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from prune8_host.files import calibration, footprint
+from prune8_host.files.graph import Group, groups_of
+from prune8_host.files.recover import RECOVERIES, recover
+from prune8_host.files.tflite import TfliteModel, parse
+from prune8_host.files.tflite_shrink import shrink
+from prune8_host.twin import tflm
+from prune8_host.twin.channels import group_masks
+from prune8_host.twin.layer import PruneOptions
+
+from . import channels_tune, digits
+from . import mobilenet as mn
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: eval/ is not installed
+EXAMPLES = ROOT / "examples"
+COMMAND = "make eval (python -m prune8_eval.channels_eval)"
+SPARSITIES = (0, 1000, 2000, 3000, 4000, 5000, 6000, 7500)
+SCORERS = ("scaled", "gradient", "wanda")
+LABELS = {"scaled": "scale-aware L1", "gradient": "gradient proxy", "wanda": "Wanda"}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model of the study: its file, held-out data, calibration inputs and fine-tuning."""
+    key: str
+    title: str
+    path: Path
+    test: Path
+    calib: Callable[[np.ndarray], np.ndarray]   # the 8x8 int8 images -> the model's input
+    tune: Callable                              # channels_tune.tune_*
+    tuned: tuple                                # the scorers fine-tuned as the control
+
+
+SUBJECTS = {
+    "cnn": Subject("cnn", "digits CNN", EXAMPLES / "digits_cnn.tflite",
+                   EXAMPLES / "digits_test.npz", lambda x: x, channels_tune.tune_cnn,
+                   SCORERS),
+    # 3 epochs of the MobileNet take ~15 s a point on two cores: the control is run for
+    # the default scorer only, to keep make eval's time reasonable
+    "mobilenet": Subject("mobilenet", "MobileNet-style CNN",
+                         EXAMPLES / "digits_mobilenet.tflite",
+                         EXAMPLES / "digits_wide_test.npz", mn.images,
+                         channels_tune.tune_mobilenet, ("scaled",)),
+}
+
+
+def depthwise_in(tm: TfliteModel, grp: Group) -> str | None:
+    """The first depthwise layer a group runs through (Wanda cannot score it), or None."""
+    dw = [m.layer for m in grp.members if tm.placements[m.layer].op == "DEPTHWISE_CONV_2D"]
+    return dw[0] if dw else None
+
+
+def scored_layers(tm: TfliteModel, stats: dict) -> dict:
+    """The model's layers with the calibration's NAME.act and NAME.calib attached."""
+    return {name: replace(layer, activations=stats.get(f"{name}.act"),
+                          calib=stats.get(f"{name}.calib"))
+            for name, layer in tm.layers.items()}
+
+
+def keeps_for(layers: dict, groups: list[Group], scorer: str, bp: int) -> dict:
+    """{group number: keep flags} of the groups `scorer` prunes at `bp`."""
+    _, keeps = group_masks(layers, [(g.channels, g.members) for g in groups],
+                           PruneOptions(scorer, sparsity_bp=bp))
+    return {g.number: k for g, k in zip(groups, keeps)}
+
+
+def measure(data: bytes, x: np.ndarray, y: np.ndarray) -> dict:
+    macs, weights = footprint.macs_and_weights(data)
+    return {"correct": tflm.accuracy(data, x, y)[0], "images": len(y),
+            "weight_bytes": weights, "macs": macs}
+
+
+def _fixes(rec) -> str:
+    """What recovery did, per consumer: "lsq 3/4" (3 of 4 consumers fitted by lsq)."""
+    if rec.method == "none" or not rec.layers:
+        return ""
+    done = sum(f.applied == rec.method for f in rec.layers)
+    merged = sum(f.merged for f in rec.layers)
+    return f"{rec.method} {done}/{len(rec.layers)}" + (
+        f", {merged} channels merged" if rec.method == "merge" else "")
+
+
+def study(s: Subject, data: digits.Digits, sparsities=SPARSITIES, scorers=SCORERS,
+          recoveries=RECOVERIES, tuned=None, epochs: int = channels_tune.EPOCHS,
+          log=print) -> dict:
+    """Every point of one model: a dict with its rows and what the report says of it."""
+    model = s.path.read_bytes()
+    tm = parse(model, str(s.path))
+    test = np.load(s.test)
+    x, y = test["images"], test["labels"]
+    calib = s.calib(np.load(EXAMPLES / "digits_calib.npz")["images"])
+    t0 = time.perf_counter()
+    stats = calibration.stats_arrays(calibration.calibrate(tm, calib))
+    calib_s = time.perf_counter() - t0
+    layers = scored_layers(tm, stats)
+    groups = [g for g in groups_of(tm) if g.prunable]
+    channels = sum(g.channels for g in groups)
+    dense = measure(model, x, y)
+    blocked = {g.number: depthwise_in(tm, g) for g in groups}
+    tuned = s.tuned if tuned is None else tuned
+    rows = []
+
+    def row(scorer, recovery, ft, bp, keeps, small, seconds, note="", fixes="", merged=0):
+        removed = sum(int((~k).sum()) for k in keeps.values())
+        rows.append({"model": s.key, "scorer": scorer, "recovery": recovery,
+                     "finetuned": ft, "sparsity_bp": bp, "channels_removed": removed,
+                     "channels": channels, "seconds": round(seconds, 3), "fixes": fixes,
+                     "merged": merged,
+                     "note": note, "invoke_us": None, "dense_invoke_us": None, **small})
+        return rows[-1]
+
+    for scorer in scorers:
+        pruned = groups if scorer != "wanda" else [g for g in groups if not blocked[g.number]]
+        whole = [f"group {g.number} (through {blocked[g.number]})" for g in groups
+                 if g not in pruned]
+        note = f"Wanda cannot score {', '.join(whole)}: kept whole" if whole else ""
+        if not pruned:
+            for bp in sparsities:
+                rows.append({"model": s.key, "scorer": scorer, "recovery": "",
+                             "finetuned": False, "sparsity_bp": bp, "channels_removed": None,
+                             "channels": channels, "seconds": None, "fixes": "", "merged": 0,
+                             "note": f"n/a: every group runs through a depthwise layer "
+                                     f"({', '.join(whole)})", "invoke_us": None,
+                             "dense_invoke_us": None,
+                             "correct": None, "images": len(y), "weight_bytes": None,
+                             "macs": None})
+            log(f"  {s.key}: {scorer} n/a")
+            continue
+        for bp in sparsities:
+            keeps = keeps_for(layers, pruned, scorer, bp)
+            timed = []
+            for method in recoveries:
+                t = time.perf_counter()
+                rec = recover(tm, keeps, method, calib)
+                small = shrink(tm if method == "none" else parse(rec.data, str(s.path)),
+                               keeps).data
+                spent = time.perf_counter() - t
+                fixes = _fixes(rec) if any(not k.all() for k in keeps.values()) else ""
+                timed.append((row(scorer, method, False, bp, keeps, measure(small, x, y),
+                                  spent, note, fixes, sum(f.merged for f in rec.layers)),
+                              small))
+            if scorer in tuned:
+                t = time.perf_counter()
+                model_ft = s.tune(tm, channels_tune.channel_masks(tm, pruned, keeps), data,
+                                  epochs)
+                small = shrink(parse(model_ft, f"{s.path} fine-tuned"), keeps).data
+                spent = time.perf_counter() - t
+                timed.append((row(scorer, "none", True, bp, keeps, measure(small, x, y),
+                                  spent, note), small))
+            # invokes interleaved with the dense model's, so the load falls on all alike
+            times = footprint.invoke_times([model] + [m for _, m in timed], x[0])
+            dense.setdefault("invoke", []).append(times[0])
+            for (r, _), t_ in zip(timed, times[1:]):
+                r["invoke_us"] = round(t_ * 1e6, 2)
+                r["dense_invoke_us"] = round(times[0] * 1e6, 2)
+        log(f"  {s.key}: {scorer} done")
+    return {"key": s.key, "title": s.title, "path": s.path.relative_to(ROOT).as_posix(),
+            "test": s.test.relative_to(ROOT).as_posix(), "calib_seconds": calib_s,
+            "calib_images": len(calib), "groups": [(g.number, g.channels, blocked[g.number])
+                                                   for g in groups],
+            "channels": channels, "dense": {**{k: v for k, v in dense.items() if k != "invoke"},
+                                            "invoke_us": round(float(np.median(
+                                                dense.get("invoke", [0.0]))) * 1e6, 2)},
+            "tuned": [t for t in tuned if t in scorers], "rows": rows}
+
+
+def sweep(models=tuple(SUBJECTS), sparsities=SPARSITIES, scorers=SCORERS,
+          recoveries=RECOVERIES, epochs: int = channels_tune.EPOCHS, tuned=None,
+          log=print) -> dict:
+    t0 = time.perf_counter()
+    data = digits.load()
+    out = []
+    for key in models:
+        out.append(study(SUBJECTS[key], data, sparsities, scorers, recoveries, tuned, epochs,
+                         log))
+    return {"models": out, "epochs": epochs, "seconds": time.perf_counter() - t0}
+
+
+def main(argv=None) -> int:
+    from . import channels_report
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "eval", metavar="DIR")
+    ap.add_argument("--epochs", type=int, default=channels_tune.EPOCHS,
+                    help=f"fine-tuning epochs of the control (default {channels_tune.EPOCHS})")
+    args = ap.parse_args(argv)
+    run = sweep(epochs=args.epochs)
+    for path in channels_report.write(args.out, run):
+        print(f"wrote {path}")
+    print("\n".join(channels_report.verdict(run)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
