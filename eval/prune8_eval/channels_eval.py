@@ -110,6 +110,18 @@ def _fixes(rec) -> str:
         f", {merged} channels merged" if rec.method == "merge" else "")
 
 
+def _row(s: Subject, scorer: str, recovery: str, ft: bool, bp: int, channels: int,
+         removed: int | None, small: dict, seconds: float | None = None, note: str = "",
+         fixes: str = "", merged: int = 0) -> dict:
+    """One point of the study (a line of channels.csv); invoke times are filled in when
+    the point's models have been timed together."""
+    return {"model": s.key, "scorer": scorer, "recovery": recovery, "finetuned": ft,
+            "sparsity_bp": bp, "channels_removed": removed, "channels": channels,
+            "seconds": None if seconds is None else round(seconds, 3), "fixes": fixes,
+            "merged": merged, "note": note, "invoke_us": None, "dense_invoke_us": None,
+            **small}
+
+
 def study(s: Subject, data: digits.Digits, sparsities=SPARSITIES, scorers=SCORERS,
           recoveries=RECOVERIES, tuned=None, epochs: int = channels_tune.EPOCHS,
           log=print) -> dict:
@@ -128,36 +140,22 @@ def study(s: Subject, data: digits.Digits, sparsities=SPARSITIES, scorers=SCORER
     dense = measure(model, x, y)
     blocked = {g.number: depthwise_in(tm, g) for g in groups}
     tuned = s.tuned if tuned is None else tuned
-    rows = []
-
-    def row(scorer, recovery, ft, bp, keeps, small, seconds, note="", fixes="", merged=0):
-        removed = sum(int((~k).sum()) for k in keeps.values())
-        rows.append({"model": s.key, "scorer": scorer, "recovery": recovery,
-                     "finetuned": ft, "sparsity_bp": bp, "channels_removed": removed,
-                     "channels": channels, "seconds": round(seconds, 3), "fixes": fixes,
-                     "merged": merged,
-                     "note": note, "invoke_us": None, "dense_invoke_us": None, **small})
-        return rows[-1]
-
+    rows, dense_times = [], []
     for scorer in scorers:
         pruned = groups if scorer != "wanda" else [g for g in groups if not blocked[g.number]]
-        whole = [f"group {g.number} (through {blocked[g.number]})" for g in groups
-                 if g not in pruned]
-        note = f"Wanda cannot score {', '.join(whole)}: kept whole" if whole else ""
+        whole = ", ".join(f"group {g.number} (through {blocked[g.number]})" for g in groups
+                          if g not in pruned)
         if not pruned:
-            for bp in sparsities:
-                rows.append({"model": s.key, "scorer": scorer, "recovery": "",
-                             "finetuned": False, "sparsity_bp": bp, "channels_removed": None,
-                             "channels": channels, "seconds": None, "fixes": "", "merged": 0,
-                             "note": f"n/a: every group runs through a depthwise layer "
-                                     f"({', '.join(whole)})", "invoke_us": None,
-                             "dense_invoke_us": None,
-                             "correct": None, "images": len(y), "weight_bytes": None,
-                             "macs": None})
+            na = {"correct": None, "images": len(y), "weight_bytes": None, "macs": None}
+            rows += [_row(s, scorer, "", False, bp, channels, None, na,
+                          note=f"n/a: every group runs through a depthwise layer ({whole})")
+                     for bp in sparsities]
             log(f"  {s.key}: {scorer} n/a")
             continue
+        note = f"Wanda cannot score {whole}: kept whole" if whole else ""
         for bp in sparsities:
             keeps = keeps_for(layers, pruned, scorer, bp)
+            removed = sum(int((~k).sum()) for k in keeps.values())
             timed = []
             for method in recoveries:
                 t = time.perf_counter()
@@ -165,32 +163,32 @@ def study(s: Subject, data: digits.Digits, sparsities=SPARSITIES, scorers=SCORER
                 small = shrink(tm if method == "none" else parse(rec.data, str(s.path)),
                                keeps).data
                 spent = time.perf_counter() - t
-                fixes = _fixes(rec) if any(not k.all() for k in keeps.values()) else ""
-                timed.append((row(scorer, method, False, bp, keeps, measure(small, x, y),
-                                  spent, note, fixes, sum(f.merged for f in rec.layers)),
-                              small))
+                timed.append((_row(s, scorer, method, False, bp, channels, removed,
+                                   measure(small, x, y), spent, note,
+                                   _fixes(rec) if removed else "",
+                                   sum(f.merged for f in rec.layers)), small))
             if scorer in tuned:
                 t = time.perf_counter()
                 model_ft = s.tune(tm, channels_tune.channel_masks(tm, pruned, keeps), data,
                                   epochs)
                 small = shrink(parse(model_ft, f"{s.path} fine-tuned"), keeps).data
                 spent = time.perf_counter() - t
-                timed.append((row(scorer, "none", True, bp, keeps, measure(small, x, y),
-                                  spent, note), small))
+                timed.append((_row(s, scorer, "none", True, bp, channels, removed,
+                                   measure(small, x, y), spent, note), small))
             # invokes interleaved with the dense model's, so the load falls on all alike
             times = footprint.invoke_times([model] + [m for _, m in timed], x[0])
-            dense.setdefault("invoke", []).append(times[0])
+            dense_times.append(times[0])
             for (r, _), t_ in zip(timed, times[1:]):
                 r["invoke_us"] = round(t_ * 1e6, 2)
                 r["dense_invoke_us"] = round(times[0] * 1e6, 2)
+            rows += [r for r, _ in timed]
         log(f"  {s.key}: {scorer} done")
+    if dense_times:
+        dense["invoke_us"] = round(float(np.median(dense_times)) * 1e6, 2)
     return {"key": s.key, "title": s.title, "path": s.path.relative_to(ROOT).as_posix(),
             "test": s.test.relative_to(ROOT).as_posix(), "calib_seconds": calib_s,
-            "calib_images": len(calib), "groups": [(g.number, g.channels, blocked[g.number])
-                                                   for g in groups],
-            "channels": channels, "dense": {**{k: v for k, v in dense.items() if k != "invoke"},
-                                            "invoke_us": round(float(np.median(
-                                                dense.get("invoke", [0.0]))) * 1e6, 2)},
+            "calib_images": len(calib), "channels": channels, "dense": dense,
+            "groups": [(g.number, g.channels, blocked[g.number]) for g in groups],
             "tuned": [t for t in tuned if t in scorers], "rows": rows}
 
 

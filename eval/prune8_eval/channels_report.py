@@ -40,8 +40,12 @@ def _series(m) -> list[tuple[str, str, bool]]:
 
 
 def _name(scorer: str, recovery: str, ft: bool, epochs: int) -> str:
-    return f"{LABELS[scorer]} + " + (f"{epochs} epochs fine-tuning" if ft else
+    return f"{LABELS[scorer]} + " + (f"{_epochs(epochs)} fine-tuning" if ft else
                                      f"recovery {recovery}")
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' if n != 1 else ''}"
 
 
 def _bps(m) -> list[int]:
@@ -128,7 +132,7 @@ def model_verdict(m, epochs: int) -> list[str]:
         diffs = [_acc(b) - _acc(a) for a, b in pairs]
         ft_s = np.mean([a["seconds"] for a, _ in pairs])
         lsq_s = np.mean([b["seconds"] for _, b in pairs])
-        lines.append(f"- {title}, {LABELS[s]}: one-shot lsq against {epochs} epochs of "
+        lines.append(f"- {title}, {LABELS[s]}: one-shot lsq against {_epochs(epochs)} of "
                      f"fine-tuning (then recovery none): {_compare(diffs)}; lsq costs "
                      f"{lsq_s:.1f} s a point and the calibration it shares with the scorers "
                      f"({m['calib_seconds']:.2f} s, once); fine-tuning {ft_s:.1f} s a point "
@@ -199,9 +203,12 @@ def _plot(path: Path, run: dict) -> None:
             pts = sorted((r["channels_removed"] / r["channels"] * 100, _acc(r))
                          for r in _measured(m)
                          if (r["scorer"], r["recovery"], r["finetuned"]) == (s, rec, ft))
+            # none drawn wide beneath, so that merge, where it is none, still shows both
             ax.plot([p[0] for p in pts], [p[1] for p in pts],
                     color="black" if ft else colors[rec], ls=styles[s],
-                    marker="s" if ft else ".",
+                    lw=3.5 if rec == "none" and not ft else 1.3,
+                    alpha=0.5 if rec == "none" and not ft else 1.0,
+                    marker="s" if ft else "x" if rec == "merge" else ".", ms=4,
                     label=_name(s, rec, ft, run["epochs"]))
         ax.set_title(f"{m['title']} ({m['path']})", fontsize=10)
         ax.set_xlabel("channels removed, of the prunable groups' (%)")
@@ -227,7 +234,7 @@ def _table(m, epochs: int) -> list[str]:
                  for bp in bps]
         star = " *" if s in _partial(m) else ""
         lines.append(f"| {LABELS[s]}{star} | "
-                     + (f"{epochs} epochs fine-tuning, none" if ft else rec) + " | "
+                     + (f"{_epochs(epochs)} fine-tuning, none" if ft else rec) + " | "
                      + " | ".join(cells) + " |")
     for s in _na(m):
         lines.append(f"| {LABELS[s]} | - | " + " | ".join("n/a" for _ in bps) + " |")
@@ -264,7 +271,7 @@ def markdown(run: dict) -> str:
         "gradient proxy's activations, Wanda's samples and the bias/lsq fits all come from "
         "TFLM calibration on the first 256 training images (examples/digits_calib.npz; "
         "upsampled 2x2 for the MobileNet). The control: the float model (the .tflite "
-        f"dequantized) with the pruned channels held at zero, fine-tuned {epochs} epochs "
+        f"dequantized) with the pruned channels held at zero, fine-tuned {_epochs(epochs)} "
         "on the 1437 training images, quantized anew as its own script does, shrunk with "
         "recovery none. Accuracy: TFLM's interpreter on the 360 held-out images. Invoke "
         "times are medians on this host, each point's models interleaved with the dense "

@@ -56,7 +56,7 @@ def test_the_channel_study_measures_each_point_and_writes_its_report(tmp_path):
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = paths[2].read_text()
     assert "## What wins" in text and "recovery lsq against none" in text
-    assert "| scale-aware L1 | lsq | " in text and "1 epochs fine-tuning, none" in text
+    assert "| scale-aware L1 | lsq | " in text and "1 epoch fine-tuning, none" in text
     assert f"{100 * by['scaled', 'lsq', False, 5000]['correct'] / 360:.1f}" in text
     assert "Wanda cannot score group 1 (through dw/weights)" in text
 
