@@ -22,6 +22,7 @@ Writes docs/eval/channels.csv, channels.png and channels.md (channels_report).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,15 +39,13 @@ from prune8_host.twin import tflm
 from prune8_host.twin.channels import group_masks
 from prune8_host.twin.layer import PruneOptions
 
-from . import channels_tune, digits
+from . import channels_report, channels_tune, digits
 from . import mobilenet as mn
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: eval/ is not installed
 EXAMPLES = ROOT / "examples"
-COMMAND = "make eval (python -m prune8_eval.channels_eval)"
 SPARSITIES = (0, 1000, 2000, 3000, 4000, 5000, 6000, 7500)
 SCORERS = ("scaled", "gradient", "wanda")
-LABELS = {"scaled": "scale-aware L1", "gradient": "gradient proxy", "wanda": "Wanda"}
 
 
 @dataclass(frozen=True)
@@ -195,17 +194,19 @@ def study(s: Subject, data: digits.Digits, sparsities=SPARSITIES, scorers=SCORER
 def sweep(models=tuple(SUBJECTS), sparsities=SPARSITIES, scorers=SCORERS,
           recoveries=RECOVERIES, epochs: int = channels_tune.EPOCHS, tuned=None,
           log=print) -> dict:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     data = digits.load()
     out = []
     for key in models:
         out.append(study(SUBJECTS[key], data, sparsities, scorers, recoveries, tuned, epochs,
                          log))
-    return {"models": out, "epochs": epochs, "seconds": time.perf_counter() - t0}
+    # the machine's load beside the wall clock: on shared cores the same run takes
+    # longer, and its CPU time says how much of that was the study's own work
+    return {"models": out, "epochs": epochs, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0, "load": os.getloadavg()[0]}
 
 
 def main(argv=None) -> int:
-    from . import channels_report
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "eval", metavar="DIR")
     ap.add_argument("--epochs", type=int, default=channels_tune.EPOCHS,

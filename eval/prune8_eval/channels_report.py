@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels_eval import COMMAND, LABELS
+COMMAND = "make eval (python -m prune8_eval.channels_eval)"
+LABELS = {"scaled": "scale-aware L1", "gradient": "gradient proxy", "wanda": "Wanda"}
 
 COLUMNS = ("model", "scorer", "recovery", "finetuned", "sparsity_bp", "channels_removed",
            "channels", "correct", "images", "accuracy", "weight_bytes", "macs", "invoke_us",
@@ -71,7 +72,7 @@ def model_verdict(m, epochs: int) -> list[str]:
     """What wins on one model, what it costs, and where recovery does not help."""
     by, bps = _by(m), _bps(m)
     high = [bp for bp in bps if bp >= FROM_BP]
-    full = [s for s in dict.fromkeys(r["scorer"] for r in _measured(m)) if s not in _partial(m)]
+    full = _full(m)
     recs = list(dict.fromkeys(r["recovery"] for r in _measured(m) if not r["finetuned"]))
     title = m["title"]
     lines = []
@@ -104,7 +105,7 @@ def model_verdict(m, epochs: int) -> list[str]:
         if not diffs:
             continue
         secs = [r_["seconds"] for r_ in _measured(m) if r_["recovery"] == rec
-                and not r_["finetuned"] and r_["channels_removed"]]
+                and not r_["finetuned"] and r_["channels_removed"] and r_["scorer"] in full]
         line = (f"- {title}, recovery {rec} against none: {_compare(diffs)}; "
                 f"{np.mean(secs):.2f} s a point (recovery and shrink)")
         if rec == "merge":
@@ -168,8 +169,54 @@ def model_verdict(m, epochs: int) -> list[str]:
     return lines
 
 
+def _full(m) -> list[str]:
+    """The scorers that prune every group of the model (not Wanda through a depthwise)."""
+    return [s for s in dict.fromkeys(r["scorer"] for r in _measured(m)) if s not in _partial(m)]
+
+
+def _gain(m, rec: str) -> tuple[float, float] | None:
+    """(mean points over recovery none, mean seconds a point) of a recovery, over the
+    points that removed channels; None when it was not measured."""
+    by = _by(m)
+    pairs = [(by[s, rec, False, bp], by[s, "none", False, bp]) for s in _full(m)
+             for bp in _bps(m) if (s, rec, False, bp) in by and (s, "none", False, bp) in by
+             and by[s, rec, False, bp]["channels_removed"]]
+    if not pairs:
+        return None
+    return (float(np.mean([_acc(a) - _acc(b) for a, b in pairs])),
+            float(np.mean([a["seconds"] for a, _ in pairs])))
+
+
+def plainly(run) -> str:
+    """One sentence per model: the recoveries' gains and costs, side by side."""
+    parts, best = [], set()
+    for m in run["models"]:
+        gains = {rec: _gain(m, rec) for rec in ("lsq", "bias", "merge", "none")}
+        measured = {rec: g for rec, g in gains.items() if g and rec != "none"}
+        if measured:
+            best.add(max(measured, key=lambda rec: measured[rec][0]))
+        said = [f"{rec} {g[0]:+.1f} points over none at {g[1]:.2f} s a point"
+                for rec, g in gains.items() if g and rec != "none"]
+        if not said:
+            continue
+        merged = sum(r["merged"] for r in _measured(m) if r["recovery"] == "merge")
+        dw = sum(1 for _, _, d in m["groups"] if d)
+        parts.append(f"on the {m['title']}, " + ", ".join(said)
+                     + (f" (none itself: {gains['none'][1]:.2f} s)" if gains["none"] else "")
+                     + (f"; merge merged {merged} channels ({dw} of {len(m['groups'])} "
+                        f"groups run through a depthwise layer, where it does not apply)"
+                        if gains["merge"] else ""))
+    if not parts:
+        return ""
+    return ("- Plainly: " + "; ".join(parts) + "."
+            + (f" Recovery {best.pop()} gains the most on every model." if len(best) == 1
+               else "") + " Against fine-tuning, the control: below.")
+
+
 def verdict(run) -> list[str]:
-    return [line for m in run["models"] for line in model_verdict(m, run["epochs"])]
+    head = plainly(run)
+    return ([head] if head else []) + \
+        [line for m in run["models"] for line in model_verdict(m, run["epochs"])]
 
 
 def write(out: Path, run: dict) -> list[Path]:
@@ -257,7 +304,8 @@ def markdown(run: dict) -> str:
         "# Channel pruning: what wins, and what it costs",
         "",
         f"Made by `{COMMAND}` in {run['seconds']:.0f} s (wall clock, on a machine with 2 "
-        f"cores): every calibration, mask, recovery, shrink, fine-tuning, TFLM accuracy "
+        f"cores, {run['cpu_seconds']:.0f} s of CPU time; load average {run['load']:.1f} at "
+        f"its end): every calibration, mask, recovery, shrink, fine-tuning, TFLM accuracy "
         f"and invoke timing below. Plot: [channels.png](channels.png); every point, with "
         f"its recovery's time and what it did per layer: [channels.csv](channels.csv).",
         "",

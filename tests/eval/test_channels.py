@@ -47,7 +47,7 @@ def test_the_channel_study_measures_each_point_and_writes_its_report(tmp_path):
     paths = channels_report.write(tmp_path, run)
     assert [p.name for p in paths] == ["channels.csv", "channels.png", "channels.md"]
     lines = paths[0].read_text().splitlines()
-    assert lines[0] == f"# made by: {channels_eval.COMMAND}"
+    assert lines[0] == f"# made by: {channels_report.COMMAND}"
     assert lines[1].split(",") == list(channels_report.COLUMNS)
     assert len(lines) == 2 + len(m["rows"])
     row = dict(zip(channels_report.COLUMNS, lines[1 + 1 + m["rows"].index(half)].split(",")))
@@ -56,6 +56,7 @@ def test_the_channel_study_measures_each_point_and_writes_its_report(tmp_path):
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = paths[2].read_text()
     assert "## What wins" in text and "recovery lsq against none" in text
+    assert "- Plainly: on the digits CNN, lsq " in text
     assert "| scale-aware L1 | lsq | " in text and "1 epoch fine-tuning, none" in text
     assert f"{100 * by['scaled', 'lsq', False, 5000]['correct'] / 360:.1f}" in text
     assert "Wanda cannot score group 1 (through dw/weights)" in text
@@ -73,3 +74,42 @@ def test_wanda_on_the_mobilenet_is_reported_not_applicable(tmp_path):
     csv = channels_report.write(tmp_path, run)[0].read_text().splitlines()
     assert csv[2].startswith("mobilenet,wanda,,0,3000,,") and "n/a" in csv[2]
     assert np.isfinite(m["calib_seconds"])
+
+
+def test_the_control_holds_pruned_channels_at_zero_so_the_shrink_is_exact():
+    # the fine-tuned digits CNN, its pruned channels held at zero through training and
+    # quantized anew, loses nothing when recovery none removes them
+    from prune8_eval import channels_tune, digits
+    from prune8_host.files.graph import groups_of
+    from prune8_host.files.tflite import parse
+    from prune8_host.files.tflite_shrink import shrink
+    from prune8_host.twin import tflm
+    s = channels_eval.SUBJECTS["cnn"]
+    tm = parse(s.path.read_bytes(), str(s.path))
+    groups = [g for g in groups_of(tm) if g.prunable]
+    keeps = channels_eval.keeps_for(tm.layers, groups, "scaled", 5000)
+    masks = channels_tune.channel_masks(tm, groups, keeps)
+    assert sorted(masks) == ["conv1/weights", "dw/weights", "pw/weights"]
+    assert not masks["dw/weights"].w[..., ~keeps[groups[0].number]].any()
+    tuned = s.tune(tm, masks, digits.load(), epochs=1)
+    small = shrink(parse(tuned, "tuned"), keeps)
+    x = np.load(s.test)["images"]
+    assert tflm.drift(tuned, small.data, x)["max_int8"] == 0
+    assert len(small.data) < len(tuned)
+
+
+def test_the_mobilenet_trainer_holds_masked_parameters_at_zero():
+    from prune8_eval import digits
+    from prune8_eval import mobilenet as mn
+    data = digits.load()
+    p = mn.init()
+    keep = {k: (np.arange(v.shape[-1 if k.startswith("b1_dw/w") else 0]) % 2 == 0)
+            for k, v in p.items() if k.startswith(("stem/", "b1_dw/"))}
+    masks = {k: (k_ if k.startswith("b1_dw/w") else
+                 k_.reshape((-1,) + (1,) * (p[k].ndim - 1))) * np.ones_like(p[k])
+             for k, k_ in keep.items()}
+    p = {k: v * masks.get(k, 1.0) for k, v in p.items()}
+    tuned = mn.train(p, mn.upsample(data.x_train[:64]), data.y_train[:64], epochs=1,
+                     masks=masks)
+    for k, m in masks.items():
+        assert not tuned[k][m == 0].any() and tuned[k][m == 1].any(), k
