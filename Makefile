@@ -71,10 +71,12 @@ bench: install
 	$(BIN)/python bench/heap_table.py
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md; the
-# digits CNN as a .tflite: docs/eval/cnn.{csv,png,md}; the board check: docs/eval/board.md
+# digits CNN as a .tflite: docs/eval/cnn.{csv,png,md}; channel pruning and recovery on the
+# digits CNN and the MobileNet: docs/eval/channels.{csv,png,md}; the board check: docs/eval/board.md
 eval: $(EVAL_STAMP)
 	PYTHONPATH=eval $(BIN)/python -m prune8_eval.evaluate --out docs/eval
 	PYTHONPATH=eval $(BIN)/python -m prune8_eval.cnn_eval --out docs/eval
+	PYTHONPATH=eval $(BIN)/python -m prune8_eval.channels_eval --out docs/eval
 	PYTHONPATH=eval $(BIN)/python -m prune8_eval.onboard --out docs/eval $(if $(PORT),--port $(PORT))
 
 # NATIVE=1 builds every profile (xtensawin and rv32imc: docs/kernels.md) unless BOARD= is given

@@ -109,7 +109,8 @@ def backward(m: CNN, x, y, cache, z4) -> CNN:
 
 def train(m: CNN, x, y, epochs: int = EPOCHS, lr: float = LR, seed: int = SEED + 1,
           masks: dict[str, np.ndarray] | None = None) -> CNN:
-    """Minibatch SGD; masks (keep flags per weight tensor) hold pruned weights at 0."""
+    """Minibatch SGD; masks (keep flags per field: a weight tensor, or a bias) hold pruned
+    weights and biases at 0."""
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
         order = rng.permutation(len(x))
@@ -119,7 +120,7 @@ def train(m: CNN, x, y, epochs: int = EPOCHS, lr: float = LR, seed: int = SEED +
             g = backward(m, x[idx], y[idx], cache, z4)
             m = CNN(*(getattr(m, f) - lr * getattr(g, f) for f in CNN.__dataclass_fields__))
             if masks:
-                m = replace(m, **{k: m.weights()[k] * masks[k] for k in masks})
+                m = replace(m, **{k: getattr(m, k) * masks[k] for k in masks})
     return m
 
 

@@ -224,8 +224,11 @@ def loss(p: dict, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(p: dict, x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, lr: float = LR,
-          seed: int = SEED + 1) -> dict[str, np.ndarray]:
-    """Minibatch SGD with momentum and a cosine learning rate, on images x (n, 16, 16, 1)."""
+          seed: int = SEED + 1, masks: dict[str, np.ndarray] | None = None
+          ) -> dict[str, np.ndarray]:
+    """Minibatch SGD with momentum and a cosine learning rate, on images x (n, 16, 16, 1);
+    masks (keep flags per parameter, "NAME/w" or "NAME/b") hold pruned ones at 0 (and
+    their momentum, so nothing builds up behind a mask)."""
     rng = np.random.default_rng(seed)
     p = {k: v.copy() for k, v in p.items()}
     v = {k: np.zeros_like(a) for k, a in p.items()}
@@ -241,6 +244,9 @@ def train(p: dict, x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, lr: float
                 grad = g[k] + DECAY * p[k] if k.endswith("/w") else g[k]
                 v[k] = MOMENTUM * v[k] - rate * grad
                 p[k] += v[k]
+                if masks and k in masks:
+                    p[k] *= masks[k]
+                    v[k] *= masks[k]
             step += 1
     return p
 
