@@ -112,8 +112,8 @@ def recover(tm: TfliteModel, keeps: dict[int, np.ndarray], method: str,
     if method in NEEDS_DATA and (images is None or len(images) == 0):
         raise UsageError(f"--recover {method} needs calibration inputs (--data or --calib "
                          f"with an 'images' array); without data use --recover merge or none")
-    if method == "none":
-        return Recovery(method, tm.data)
+    if method == "none" or all(k.all() for k in keeps.values()):
+        return Recovery(method, tm.data)  # nothing removed: nothing to make up for
     g = read_graph(tm)
     groups, readers = analyse(g)
     keep_pos = keep_positions(groups, keeps)
