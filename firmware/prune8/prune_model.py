@@ -8,12 +8,13 @@
 
 import gc
 import json
+from array import array
 
 from . import check, errors, scorers, store
 from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import LAYER_SCOPES, MASKS_MAGIC, MASKS_PATH, SCORERS
-from .pruner import Pruner, zeroed
+from .pruner import Pruner
 from .schedule import MAX_STEPS, sparsity_at
 from .stream import LayerStream
 from .tiles import BLOCK, WEIGHT, TiledMask
@@ -152,8 +153,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         streamer = None
         w = bytearray(MAX_WEIGHTS)
         a = bytearray(MAX_WEIGHTS)
-        sumsq = zeroed("i", MAX_UNITS, memoryview(w))  # w is still zeros: no bytes(k)
-        scale = zeroed("i", MAX_UNITS, memoryview(w))
+        sumsq = array("i", memoryview(w)[:MAX_UNITS])  # w is still zeros: no bytes(k)
+        scale = array("i", memoryview(w)[:MAX_UNITS])  # left as garbage
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
                 "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
         report = []
