@@ -5,7 +5,8 @@ against viper kernels, and where its time goes.
 
 Runs bench/board_prune.py on the unix port (x86-64, the only MicroPython here with the
 native emitter): prune_model.prune_result() of one stored 2,048-weight layer (32 x 64,
-magnitude and min-cut at 50 %), best of 31, with each kernel set; then each of its steps
+magnitude and min-cut at 50 %; each set starts from the same masks.bin, which holds that
+layer's mask alone), best of 31, with each kernel set; then each of its steps
 timed apart (the model index, the Pruner and buffers, loading the layer, scoring, the
 mask, a gc.collect(), writing and committing masks.bin); and the streamed prune of a
 stored 65,536-weight layer. Goals (issue 21): viper >= 3x faster than portable for the

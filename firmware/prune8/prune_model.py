@@ -29,6 +29,24 @@ def _score(p, entry, info, w, a, sumsq, scale, opts):
              opts)
 
 
+def heap_now():
+    """The heap held, after a collection (0 where gc cannot say: CPython)."""
+    gc.collect()
+    return gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+
+
+def copy(src, dst, n, buf):
+    """Copy n bytes from file src to file dst through buf: a kept mask of a layer of
+    65,536 weights is 8 KB, which src.read(n) would allocate at once."""
+    view = memoryview(buf)
+    while n:
+        k = n if n < len(buf) else len(buf)
+        if src.readinto(view[:k]) != k:
+            raise errors.truncated("masks file")
+        dst.write(view[:k])
+        n -= k
+
+
 def zero_pruned(w, mask, method, info, block):
     """Zero, in w, the weights a mask prunes (whole rows, columns or blocks for those)."""
     unit = scorers.unit(method)
@@ -110,8 +128,9 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
 
     tile: stream every layer in tiles of this many weights (default: only the layers
     too big for the Pruner, in tiles of its capacity)."""
-    gc.collect()
-    top = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    # No collection here: each layer's pass ends with one (its peak, which holds all
+    # that is held now), and a collection costs as much as viper's whole mask.
+    top = 0
     try:
         if method not in SCORERS:
             raise errors.option("method", method, SCORERS)
@@ -134,8 +153,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         streamer = None
         w = bytearray(MAX_WEIGHTS)
         a = bytearray(MAX_WEIGHTS)
-        sumsq = array("i", bytes(4 * MAX_UNITS))
-        scale = array("i", bytes(4 * MAX_UNITS))
+        sumsq = array("i", memoryview(w)[:MAX_UNITS])  # w is still zeros: no bytes(k)
+        scale = array("i", memoryview(w)[:MAX_UNITS])  # left as garbage
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
                 "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
         report = []
@@ -146,7 +165,7 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     for m in kept:
                         f.write(m.record_header())
                         src.seek(m.offset)
-                        f.write(src.read(m.nbytes))
+                        copy(src, f, m.nbytes, w)
             needs = scorers.TABLE[method][1]
             calibrated = store.read_calib(mid) if needs & scorers.ACT else {}
             for info in chosen:
@@ -171,12 +190,13 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     f.write(minfo.record_header())
                     f.write(memoryview(mask._bits)[:((mask.n + 31) >> 5) << 2])  # no copy
                     pruned = mask.pruned
-                    gc.collect()
-                    peak = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+                    peak = heap_now()
                 if peak > top:
                     top = peak
                 report.append({"layer": info.name, "n": minfo.n, "pruned": pruned,
                                "streamed": streamed})
+        if not chosen:  # no pass measured the heap: what is held now
+            top = heap_now()
         return {"ok": True, "model_id": mid, "layers": report, "heap_peak": top}
     except OSError as e:
         return {"ok": False, "error": store.oserror_text(e, "saving the masks")}

@@ -177,6 +177,21 @@ def test_streamed_errors_are_the_in_ram_errors(stored):
         ["masks.bin", "model.bin"]  # no scratch file is left behind
 
 
+
+def test_a_layer_prune_keeps_the_other_layers_masks_byte_for_byte(stored):
+    """Pruning one layer copies the masks of the others into the new masks.bin through
+    the Pruner's weight buffer, a buffer at a time: conv's 8 KB mask is four of them."""
+    root, model = stored
+    board_prune(root, "conv", "magnitude", 5000)
+    _, before = board_prune(root, "kws", "l2", 3000)
+    result, after = board_prune(root, "odd", "random", 5000, seed=7)
+    assert result["ok"] and sorted(after) == ["conv", "kws", "odd"]
+    for name in ("conv", "kws"):
+        assert after[name].options == before[name].options
+        assert after[name].words.tobytes() == before[name].words.tobytes(), name
+    assert after["conv"].words.tolist() == \
+        twin_mask(model["conv"], "magnitude", 5000).words.tolist()
+
 # -- inference from flash ----------------------------------------------------------------
 
 def test_stored_dense_equals_the_dense_kernel_under_every_mask_unit(stored, tmp_path):
