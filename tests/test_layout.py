@@ -171,3 +171,17 @@ def test_every_test_module_lives_in_a_room():
     assert not stray, f"put these in a room of tests/README.md: {stray}"
     assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith(
         (".", "__"))} == TEST_ROOMS | {"support", "data"}
+
+
+def test_no_two_test_modules_share_a_name():
+    """The rooms have no __init__.py, so pytest imports each test module by its file name:
+    two of the same name in two rooms fail to collect when one worker gets both (which
+    pytest-xdist's distribution makes a matter of luck)."""
+    seen: dict[str, str] = {}
+    clashes = []
+    for p in sorted((ROOT / "tests").rglob("test_*.py")):
+        where = str(p.relative_to(ROOT / "tests"))
+        if p.name in seen:
+            clashes.append((seen[p.name], where))
+        seen.setdefault(p.name, where)
+    assert not clashes, f"rename one of each pair: {clashes}"
