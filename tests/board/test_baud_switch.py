@@ -45,6 +45,17 @@ def confirm_bytes(step: int) -> bytes:
     return struct.pack(BAUD_FMT, FAST, 115200, step)
 
 
+def dropping(marker: bytes, lost: list):
+    """A virtual board's rx hook that loses every write holding `marker` (kept in
+    `lost`), as a line that garbled it would."""
+    def hook(data: bytes) -> bytes:
+        if marker in data:
+            lost.append(data)
+            return b""
+        return data
+    return hook
+
+
 def stored(session) -> dict:
     listing = board_listing(session)
     return {l["name"]: l["crc"] for l in (listing["model"] or {"layers": []})["layers"]}
@@ -99,15 +110,8 @@ def test_a_lost_confirmation_makes_both_sides_fall_back_and_the_push_goes_on(boa
     SWITCH_MS, the host after its longer wait, and the push completes at 115,200."""
     vb = board()
     model = load_model(SMALL)
-    lost = []
-
-    def drop_confirmation(data: bytes) -> bytes:
-        if confirm_bytes(BAUD_CONFIRM) in data:
-            lost.append(data)
-            return b""
-        return data
-
-    vb.rx_hook = drop_confirmation
+    lost: list = []
+    vb.rx_hook = dropping(confirm_bytes(BAUD_CONFIRM), lost)
     with BoardSession(vb.port, baud=115200, baud_switch=FAST) as s:
         push(s, model, quiet=True)
         assert stored(s) == expected(model)
@@ -122,16 +126,8 @@ def test_a_lost_confirmation_on_the_way_back_still_ends_at_the_repl_rate(board):
     REPL's banner at the wrong rate and failed)."""
     vb = board()
     model = load_model(SMALL)
-    back = struct.pack(BAUD_FMT, 115200, FAST, BAUD_CONFIRM)
-    lost = []
-
-    def drop_the_way_back(data: bytes) -> bytes:
-        if back in data:
-            lost.append(data)
-            return b""
-        return data
-
-    vb.rx_hook = drop_the_way_back
+    lost: list = []
+    vb.rx_hook = dropping(struct.pack(BAUD_FMT, 115200, FAST, BAUD_CONFIRM), lost)
     with BoardSession(vb.port, baud=115200, baud_switch=FAST) as s:
         push(s, model, quiet=True)
         vb.rx_hook = None
