@@ -92,7 +92,7 @@ settings.load_profile("prune8")
 # least this many tests; fewer means a module failed to collect or skipped itself whole,
 # which must not pass as a short green run. Lower it only when tests are removed on
 # purpose.
-FULL_SUITE_MIN_TESTS = 1190
+FULL_SUITE_MIN_TESTS = 1200
 _selected: int | None = None
 
 
