@@ -438,7 +438,8 @@ class LayerParams:
             w = w.reshape(shape[0], -1)
         bias = op.inputs[2] if len(op.inputs) > 2 else -1
         if bias < 0:
-            raise ModelError(f"layer {layer!r} has no bias tensor: recovery needs one")
+            raise ModelError(f"layer {layer!r} has no bias tensor, which a recovery "
+                             f"writes; --recover none removes the channels without one")
         b = self._buffer(bias).view("<i4").astype(np.int64)
         scale = np.asarray(self.sub.tensors[wt].quantization.scale, np.float64)
         return w, b, np.broadcast_to(scale, (shape[0],)).copy()
