@@ -20,6 +20,7 @@ import numpy as np
 
 from prune8_host.files.graph import Group, read_graph
 from prune8_host.files.tflite import TfliteModel
+from prune8_host.files.tflite_shrink import keep_rows
 
 from . import cnn, digits
 from . import mobilenet as mn
@@ -56,24 +57,17 @@ def dequantize(tm: TfliteModel) -> dict[str, FloatLayer]:
 def channel_masks(tm: TfliteModel, groups: list[Group],
                   keeps: dict[int, np.ndarray]) -> dict[str, FloatLayer]:
     """{layer: keep flags (1.0 / 0.0) over its weights and biases} holding every removed
-    channel's producer rows and biases at zero."""
+    channel's producer rows and biases at zero (the rows tflite_shrink.keep_rows says go)."""
     masks = {}
-    for grp in groups:
-        if grp.number not in keeps:
-            continue
-        keep = keeps[grp.number]
-        for m in grp.producers():
-            p = tm.placements[m.layer]
-            if m.layer not in masks:
-                masks[m.layer] = FloatLayer(np.ones(p.shape), np.ones(p.rows))
-            own = m.index >= 0
-            gone = m.index[own][~keep[own]]
-            fl = masks[m.layer]
-            if p.op == "DEPTHWISE_CONV_2D":
-                fl.w[..., gone] = 0.0
-            else:
-                fl.w[gone] = 0.0
-            fl.b[gone] = 0.0
+    for name, rows in keep_rows(groups, keeps).items():
+        p = tm.placements[name]
+        gone = np.flatnonzero(~rows[:p.rows])
+        fl = masks[name] = FloatLayer(np.ones(p.shape), np.ones(p.rows))
+        if p.op == "DEPTHWISE_CONV_2D":
+            fl.w[..., gone] = 0.0
+        else:
+            fl.w[gone] = 0.0
+        fl.b[gone] = 0.0
     return masks
 
 
