@@ -164,30 +164,63 @@ def _fit_all(tm, groups, keeps, keep_pos, consumers: list[Reader], editor: Layer
     return fixes
 
 
+@dataclass
+class _Problem:
+    """One layer to refit: its inputs in the pruned model (`xp`, centred), the dense
+    model's accumulator on the same rows (`target`, real units), and the objective (module
+    docstring) over the output channels that stay (`live`)."""
+    layer: str
+    w: np.ndarray
+    b: np.ndarray
+    s: np.ndarray
+    out: _Output
+    xp: np.ndarray
+    target: np.ndarray
+    forward: object           # (inputs, weights) -> accumulators, as the layer computes
+    live: np.ndarray
+
+    def __post_init__(self):
+        self.want = self.out.real(self.target)[:, self.live]     # the dense int8 output
+        self.energy = float((self.want ** 2).sum()) or 1.0
+
+    def acc(self, w, b) -> np.ndarray:
+        return self.forward(self.xp, w.astype(np.float64)) + b
+
+    def error(self, wq, bq, sq) -> float:
+        got = self.out.real(self.acc(wq, bq) * sq)[:, self.live]
+        return float(((got - self.want) ** 2).sum()) / self.energy
+
+
+def _problem(editor: LayerParams, layer: str, dense_rows, rows, zp: int, forward,
+             kept_rows) -> tuple[_Problem, LayerFix, dict]:
+    """The layer's problem, its objective as it stands ("none") and with its mean shift
+    folded into the bias ("bias"): (problem, fix so far, {recovery: (w, b, s)})."""
+    w, b, s = editor.get(layer)
+    live = np.ones(w.shape[0], bool) if kept_rows is None else kept_rows[:w.shape[0]]
+    target = (forward(dense_rows.astype(np.float64) - zp, w.astype(np.float64)) + b) * s
+    p = _Problem(layer, w, b, s, editor.output(layer), rows.astype(np.float64) - zp,
+                 target, forward, live)
+    shift = np.round((target / s - p.acc(w, b)).mean(axis=0)).astype(np.int64)
+    cand = {"bias": (w, b + shift, s)}
+    fix = LayerFix(layer, "none", {"none": p.error(w, b, s)})
+    fix.errors["bias"] = p.error(*cand["bias"])
+    return p, fix, cand
+
+
+def _matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x @ w.T                                       # (rows, cols) x (out, cols)
+
+
+def _per_channel(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return np.einsum("nct,ct->nc", x, w)                 # (rows, channels, taps)
+
+
 def _fit_depthwise(editor: LayerParams, layer: str, dense_rows, rows, zp: int, method: str,
                    kept_rows) -> LayerFix:
     """A depthwise layer after the prune: each channel's mean output shift folded into its
     bias, for bias and lsq alike (its taps are kept: refitting a channel's 9 taps did no
     better on the held-out digits than the shift, docs/recovery.md)."""
-    w, b, s = editor.get(layer)                          # (channels, taps)
-    out = editor.output(layer)
-    xd = dense_rows.astype(np.float64) - zp              # (rows, channels, taps)
-    xp = rows.astype(np.float64) - zp
-    wf = w.astype(np.float64)
-    target = (np.einsum("nct,ct->nc", xd, wf) + b) * s
-    live = np.ones(w.shape[0], bool) if kept_rows is None else kept_rows[:w.shape[0]]
-    want = out.real(target)[:, live]
-    energy = float((want ** 2).sum()) or 1.0
-
-    def error(wq, bq, sq) -> float:
-        got = out.real((np.einsum("nct,ct->nc", xp, wq.astype(np.float64)) + bq) * sq)
-        return float(((got[:, live] - want) ** 2).sum()) / energy
-
-    fix = LayerFix(layer, "none", {"none": error(w, b, s)})
-    now = np.einsum("nct,ct->nc", xp, wf) + b
-    shift = np.round((target / s - now).mean(axis=0)).astype(np.int64)
-    cand = {"bias": (w, b + shift, s)}
-    fix.errors["bias"] = error(*cand["bias"])
+    _, fix, cand = _problem(editor, layer, dense_rows, rows, zp, _per_channel, kept_rows)
     return _choose(editor, fix, cand, method)
 
 
@@ -195,32 +228,16 @@ def _fit(editor: LayerParams, layer: str, dense_rows, rows, zp: int, gone: np.nd
          method: str, kept_rows=None) -> LayerFix:
     """A consumer (CONV_2D, FULLY_CONNECTED) refitted; `kept_rows` are its output channels
     that stay, when it makes pruned channels itself (the others do not count)."""
-    w, b, s = editor.get(layer)
-    xd = dense_rows.astype(np.float64) - zp
-    xp = rows.astype(np.float64) - zp
-    wf = w.astype(np.float64)
-    target = (xd @ wf.T + b) * s                        # the dense accumulator, real units
-    out = editor.output(layer)
-    live = np.ones(w.shape[0], bool) if kept_rows is None else kept_rows[:w.shape[0]]
-    want = out.real(target)[:, live]
-    energy = float((want ** 2).sum()) or 1.0
-
-    def error(wq, bq, sq) -> float:
-        got = out.real((xp @ wq.astype(np.float64).T + bq) * sq)
-        return float(((got[:, live] - want) ** 2).sum()) / energy
-
-    fix = LayerFix(layer, "none", {"none": error(w, b, s)})
-    shift = np.round(((target / s) - (xp @ wf.T + b)).mean(axis=0)).astype(np.int64)
-    cand = {"bias": (w, b + shift, s)}
-    fix.errors["bias"] = error(*cand["bias"])
+    p, fix, cand = _problem(editor, layer, dense_rows, rows, zp, _matmul, kept_rows)
     if method == "lsq":
-        ridge = _ridge(xp, target, (xp @ wf.T + b) * s, gone)
+        ridge = _ridge(p.xp, p.target, p.acc(p.w, p.b) * p.s, gone)
         if ridge is None:
             fix.note = ("lsq would not generalise (on the calibration rows held out of "
                         "the fit it did worse than bias)")
         else:
-            cand["lsq"] = _lsq(xp, target, s, gone, editor.per_channel(layer), ridge, out)
-            fix.errors["lsq"] = error(*cand["lsq"])
+            cand["lsq"] = _lsq(p.xp, p.target, p.s, gone, editor.per_channel(layer), ridge,
+                               p.out)
+            fix.errors["lsq"] = p.error(*cand["lsq"])
     return _choose(editor, fix, cand, method)
 
 
