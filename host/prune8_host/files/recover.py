@@ -48,7 +48,6 @@ from .tflite_shrink import channel_zeroed, keep_positions, keep_rows
 RECOVERIES = ("none", "bias", "lsq", "merge")
 NEEDS_DATA = ("bias", "lsq")
 RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # lsq dampings tried (relative to X^T X's diagonal)
-CLAMP_AWARE = True
 CLAMP_ROUNDS = 2
 HOLD_OUT = 4              # every 4th calibration row judges the damping, unseen by the fit
 MERGE_MIN_COS = 0.8       # producer rows at least this aligned are merged
@@ -257,15 +256,27 @@ def _choose(editor: LayerParams, fix: LayerFix, cand: dict, method: str) -> Laye
     return fix
 
 
-def _solve(xp: np.ndarray, target: np.ndarray, gone: np.ndarray, ridge: float):
-    """Real weight rows and bias minimising |[xp_kept, 1] theta - target|^2 plus the ridge
-    (relative to the mean diagonal of the kept columns' Gram matrix)."""
+def _design(xp: np.ndarray, gone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(kept columns, [xp_kept, 1]): the least squares' inputs, the bias as the last."""
     kept = np.flatnonzero(~gone)
-    a = np.hstack([xp[:, kept], np.ones((len(xp), 1))])
+    return kept, np.hstack([xp[:, kept], np.ones((len(xp), 1))])
+
+
+def _ridge_solve(a: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    """theta minimising |a theta - y|^2 plus the ridge on every coefficient but the last
+    (the bias), relative to the mean diagonal of the inputs' Gram matrix."""
+    k = a.shape[1] - 1
     gram = a.T @ a
-    damp = ridge * float(np.trace(gram[:-1, :-1])) / max(len(kept), 1)
-    gram[np.arange(len(kept)), np.arange(len(kept))] += damp + 1e-9
-    theta = np.linalg.solve(gram, a.T @ target)        # (kept + 1, out), real units
+    damp = ridge * float(np.trace(gram[:-1, :-1])) / max(k, 1)
+    gram[np.arange(k), np.arange(k)] += damp + 1e-9
+    return np.linalg.solve(gram, a.T @ y)
+
+
+def _solve(xp: np.ndarray, target: np.ndarray, gone: np.ndarray, ridge: float):
+    """(kept columns, real weight rows, real bias) fitting `target` from the kept
+    columns of `xp` (_ridge_solve)."""
+    kept, a = _design(xp, gone)
+    theta = _ridge_solve(a, target, ridge)             # (kept + 1, out), real units
     return kept, theta[:-1].T, theta[-1]
 
 
@@ -288,29 +299,25 @@ def _ridge(xp: np.ndarray, target: np.ndarray, now: np.ndarray, gone: np.ndarray
 
 
 def _lsq(xp: np.ndarray, target: np.ndarray, s: np.ndarray, gone: np.ndarray,
-         per_channel: bool, ridge: float, out: _Output | None = None):
-    """Kept weights and bias refitted (ridge least squares, real units), requantized.
-    With the layer's `out`put: refitted again per output channel on the rows its
-    activation does not clamp away (where the dense output and the fit are both at the
-    clamp, any value past it is as good: a ReLU's dead rows do not pull the fit)."""
-    kept, coef, icpt = _solve(xp, target, gone, ridge)
-    if out is not None and CLAMP_AWARE:
-        lo = (out.lo - out.zp - 0.5) * out.s_out / out.s_in  # accumulators clamped to lo
-        hi = (out.hi - out.zp + 0.5) * out.s_out / out.s_in
-        a = np.hstack([xp[:, kept], np.ones((len(xp), 1))])
-        for _ in range(CLAMP_ROUNDS):
-            pred = a[:, :-1] @ coef.T + icpt
-            for i in range(coef.shape[0]):
-                dead = ((target[:, i] <= lo) & (pred[:, i] <= lo)) | \
-                       ((target[:, i] >= hi) & (pred[:, i] >= hi))
-                live = a[~dead]
-                if len(live) <= len(kept):
-                    continue
-                gram = live.T @ live
-                damp = ridge * float(np.trace(gram[:-1, :-1])) / max(len(kept), 1)
-                gram[np.arange(len(kept)), np.arange(len(kept))] += damp + 1e-9
-                theta = np.linalg.solve(gram, live.T @ target[~dead, i])
-                coef[i], icpt[i] = theta[:-1], theta[-1]
+         per_channel: bool, ridge: float, out: _Output):
+    """Kept weights and bias refitted (ridge least squares, real units), then refitted
+    again per output channel on the rows the layer's activation (`out`) does not clamp
+    away (where the dense output and the fit are both at the clamp, any value past it is
+    as good: a ReLU's dead rows do not pull the fit), and requantized."""
+    kept, a = _design(xp, gone)
+    theta = _ridge_solve(a, target, ridge)
+    coef, icpt = theta[:-1].T, theta[-1]
+    lo = (out.lo - out.zp - 0.5) * out.s_out / out.s_in  # accumulators clamped to lo
+    hi = (out.hi - out.zp + 0.5) * out.s_out / out.s_in
+    for _ in range(CLAMP_ROUNDS):
+        pred = a[:, :-1] @ coef.T + icpt
+        for i in range(coef.shape[0]):
+            dead = ((target[:, i] <= lo) & (pred[:, i] <= lo)) | \
+                   ((target[:, i] >= hi) & (pred[:, i] >= hi))
+            if (~dead).sum() <= len(kept):
+                continue
+            one = _ridge_solve(a[~dead], target[~dead, i], ridge)
+            coef[i], icpt[i] = one[:-1], one[-1]
     big = np.abs(coef).max(axis=1)
     if not per_channel:
         big = np.full_like(big, big.max())
