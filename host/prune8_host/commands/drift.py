@@ -54,13 +54,13 @@ def inputs(data, dense: bytes) -> tuple:
                     f"{tflm.DRAW_SEED}; --data FILE for real ones)")
 
 
-def quality(data, dense: bytes, small: bytes) -> tuple[dict, str] | None:
-    """(report, line) of how well the dense and the small model do on --data's labels,
-    by TFLM: accuracy for integer labels (classes), RMSE of the real output for real
-    ones (a regression); None without labels."""
+def quality(data, images, dense: bytes, small: bytes) -> tuple[dict, str] | None:
+    """(report, line) of how well the dense and the small model do on --data's labels
+    (`images` are its images, as `inputs` read them), by TFLM: accuracy for integer
+    labels (classes), RMSE of the real output for real ones (a regression); None
+    without labels."""
     if not data:
         return None
-    images, labels = load_images(data, with_labels=False)
     labels = load_arrays(data).get("labels")
     if labels is None or labels.shape != (len(images),):
         return None

@@ -144,7 +144,7 @@ def shrink_channels(model, masks, out, data, model_path,
         images, source = drift.inputs(data, tm.data)
         c = footprint.compare(tm.data, small.data, images, source)
         exact = tflm.drift(small.zeroed, small.data, images) if method == "none" else None
-        quality = drift.quality(data, tm.data, small.data)
+        quality = drift.quality(data, images, tm.data, small.data)
     write_output(out, small.data)
     removed = sum(int((~k).sum()) for k in keeps.values())
     report = {"groups": len(keeps), "channels_removed": removed, "out": out,
