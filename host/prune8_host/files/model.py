@@ -210,15 +210,28 @@ def with_inputs(model: Model, path, selected: list[str] | None = None) -> Model:
                          f"(layers: {', '.join(names)}): name each array after its layer")
     layers = {}
     for name, layer in model.items():
-        key = name if name in arrays else name + ACT_SUFFIX
-        if key in arrays:
-            check_activations(path, key, layer.weights, arrays[key])
-            layer = replace(layer, activations=arrays[key])
-        if name + CALIB_SUFFIX in arrays:
-            layer = replace(layer, calib=check_calib(path, name + CALIB_SUFFIX, layer.weights,
-                                                     arrays[name + CALIB_SUFFIX]))
+        act, calib = _scorer_inputs(path, arrays, name, layer.weights,
+                                    (name, name + ACT_SUFFIX))
+        if act is not None:
+            layer = replace(layer, activations=act)
+        if calib is not None:
+            layer = replace(layer, calib=calib)
         layers[name] = layer
     return model._like(layers)
+
+
+def _scorer_inputs(path, arrays: dict, name: str, w: np.ndarray, act_keys: tuple):
+    """(activations, calibration samples) of layer `name` (weights `w`) in `arrays`, read
+    from file `path`, each checked, or None: the activations under the first of
+    `act_keys` present, the samples under NAME.calib."""
+    key = next((k for k in act_keys if k in arrays), None)
+    act = arrays[key] if key else None
+    if act is not None:
+        check_activations(path, key, w, act)
+    calib = arrays.get(name + CALIB_SUFFIX)
+    if calib is not None:
+        check_calib(path, name + CALIB_SUFFIX, w, calib)
+    return act, calib
 
 
 def load_model(path: str | Path, rows: int | None = None, cols: int | None = None,
@@ -253,12 +266,7 @@ def load_model(path: str | Path, rows: int | None = None, cols: int | None = Non
         if w.ndim not in (1, 2) or w.size == 0:
             raise ModelError(f"{path}: layer {name!r} has shape {w.shape}: need a non-empty "
                              f"2-D (rows, cols) array, or 1-D with --rows/--cols")
-        act = arrays.get(name + ACT_SUFFIX)
-        if act is not None:
-            check_activations(path, name + ACT_SUFFIX, w, act)
-        calib = arrays.get(name + CALIB_SUFFIX)
-        if calib is not None:
-            check_calib(path, name + CALIB_SUFFIX, w, calib)
+        act, calib = _scorer_inputs(path, arrays, name, w, (name + ACT_SUFFIX,))
         q = {k[len(name) + 1:]: arrays[k] for k in arrays if quant.get(k) == name}
         model[name] = Layer(name, w, act, calib=calib, quant=q)
         _check_quant(path, model[name])
