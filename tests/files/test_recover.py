@@ -48,7 +48,8 @@ def _output_error(data: bytes, dense: bytes, layer: str, rows, images) -> float:
     tensor_values(dense, [y], images, lambda i, v: want.append(v[y]))
     diff = (np.array(got, np.float64) - np.array(want, np.float64)) * float(q.scale[0])
     keep = rows.get(layer)
-    return float((diff[..., keep] if keep is not None else diff).__pow__(2).sum())
+    kept = diff[..., keep] if keep is not None else diff
+    return float((kept ** 2).sum())
 
 
 @pytest.mark.parametrize("name", list(CNNS))
