@@ -136,7 +136,8 @@ def buffer_table(profile) -> str:
     sizes = heap.buffer_sizes(profile.max_weights, profile.max_units)
     rows = [f"| Pruner buffer ({profile.max_weights} weights, {profile.max_units} units) "
             "| bytes |", "| --- | ---: |"]
-    rows += [f"| `{name}` | {size:,} |" for name, size in sizes.items()]
+    rows += [f"| {' = '.join(f'`{n}`' for n in name.split(' = '))} | {size:,} |"
+             for name, size in sizes.items()]
     rows.append(f"| all buffers | {sum(sizes.values()):,} |")
     return "\n".join(rows)
 

@@ -33,7 +33,6 @@ from .errors import (
 from .mask import Mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .pruner import Pruner
-from .schedule import sparsity_at
 
 __version__ = "0.3.0"  # the one place the version is written (pyproject.toml, manifest.py read it)
 
@@ -41,6 +40,19 @@ __version__ = "0.3.0"  # the one place the version is written (pyproject.toml, m
 # Which kernels run the hot loops: 'python' (prune8.kernels, docs/kernels.md) until the
 # first Pruner() loads prune8.viper where this port runs it; then 'viper'.
 KERNELS = "python"
+
+
+_sparsity_at = None  # prune8.schedule's, once loaded (an import per call would allocate)
+
+
+def sparsity_at(step, steps, final_bp, initial_bp=0):
+    """The sparsity in bp at step `step` of `steps` (prune8.schedule, loaded at the first
+    call: a prune without a schedule never holds it)."""
+    global _sparsity_at
+    if _sparsity_at is None:
+        from .schedule import sparsity_at as f
+        _sparsity_at = f
+    return _sparsity_at(step, steps, final_bp, initial_bp)
 
 
 def use_kernels(name):

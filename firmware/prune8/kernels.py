@@ -58,21 +58,27 @@ def _set(name, mod):
 
 
 def _load():
-    """prune8.viper, or None where this port cannot run it. A one-line probe comes first:
-    compiling the 19 KB source only to fail would cost a port without the native emitter
-    (the WebAssembly VM) more heap than the Pruner."""
+    """prune8.viper, or None where this port cannot run it. A port whose .mpy files
+    carry no native architecture (sys.implementation._mpy >> 10 == 0: the WebAssembly
+    VM) is not asked; elsewhere a one-line probe comes first: compiling the 19 KB source
+    only to fail would cost a port without the native emitter more heap than the
+    Pruner."""
     global _viper, _tried
     if not _tried:
         _tried = True
         try:
             import micropython
-            exec("@micropython.viper\ndef _probe():\n pass", {"micropython": micropython})
-            __import__("prune8.viper")
-            _viper = sys.modules["prune8.viper"]
-        except (ImportError, SyntaxError, ValueError, NotImplementedError, MemoryError):
-            # no micropython module (CPython), no native emitter (SyntaxError: the
-            # WebAssembly VM), a .mpy of another arch (ValueError), no room to compile it
-            _viper = None
+        except ImportError:  # CPython
+            return None
+        if getattr(sys.implementation, "_mpy", 0) >> 10:  # not even an exception else
+            try:
+                exec("@micropython.viper\ndef _probe():\n pass", {"micropython": micropython})
+                __import__("prune8.viper")
+                _viper = sys.modules["prune8.viper"]
+            except (ImportError, SyntaxError, ValueError, NotImplementedError, MemoryError):
+                # no native emitter (SyntaxError), a .mpy of another arch (ValueError),
+                # no room to compile it
+                _viper = None
     return _viper
 
 

@@ -12,8 +12,11 @@ from . import bp as _bp
 from . import check, errors, kernels, scores
 from . import select as _select
 from .mask import Mask
-from .patterns import nm_fill
 from .profile import MAX_UNITS, MAX_WEIGHTS
+
+# patterns.nm_fill once nm_mask() has loaded it: N:M is the one mask of the Pruner not
+# every prune makes, and an import inside the call would allocate on every call
+_nm_fill = None
 
 _NONE = 0   # no scores yet
 _WEIGHT = 1  # one int16 score per weight, in .scores
@@ -44,22 +47,29 @@ class Pruner:
         # one). Building all by array.extend() of the bytes was 130 us less, but needed
         # 3.5 KB more heap for the full-capacity job on the unix port.
         self.max_blocks = max_units if max_units > max_weights // 4 else max_weights // 4
-        z = max_weights if max_weights > self.max_blocks else self.max_blocks
-        z = memoryview(bytes(z if z > 256 else 256))
+        # Scratch is shared where two uses are never live together (docs/heap.md):
+        # bubble sort's copy of unit scores and radix select's 256 counts (one threshold
+        # runs one algorithm); the per-unit work arrays of the scorers (each lives for one
+        # scoring call) and of channel_mask (after scoring). Wanda's sums persist.
+        ulen = self.max_blocks if self.max_blocks > 256 else 256
+        z = max_weights if max_weights > ulen else ulen
+        z = memoryview(bytes(z))
         self.scores = array("h", z[:max_weights])          # weight scores, int16
         # row / column / block scores, int32: blocks of >= 4 weights always fit
         self.units = array("i", z[:self.max_blocks])
-        self._row_flow = self.units[:max_units]             # a slice is a copy
-        self._col_flow = self.units[:max_units]
         self._scratch = self.scores[:]                     # bubble sort's copy
-        self._uscratch = self.units[:]
+        self._uscratch = array("i", z[:ulen])              # ... of unit scores
+        self._hist = self._uscratch                        # radix select counts
         self._sumsq = self.units[:max_units]               # Wanda: per-column sums of x*x
-        self._norms = self.units[:max_units]
-        self._mults = self.units[:max_units]               # scaled(): its multipliers
         self._sumsq_cols = 0
-        self._hist = array("i", z[:256])                   # radix select counts
-        self._row_t = self.units[:max_units]               # channel_mask: per-row cut
-        self._row_ties = self.units[:max_units]
+        a = self.units[:max_units]                         # a slice is a copy
+        b = self.units[:max_units]
+        self._row_flow = a                                 # mincut's flows
+        self._col_flow = b
+        self._norms = a                                    # wanda(): its column norms
+        self._mults = a                                    # scaled(): its multipliers
+        self._row_t = a                                    # channel_mask: per-row cut
+        self._row_ties = b
         self._t = 0                                         # _cut's result
         self._ties = 0
         self._mask = Mask(0, max_weights if max_weights > max_units else max_units)
@@ -325,7 +335,11 @@ class Pruner:
         check.shape(self.n, rows, cols)
         if cols % m:
             raise errors.nm_cols(cols, m)
-        nm_fill(self._mask, self.scores, self.n, n, m)
+        global _nm_fill
+        if _nm_fill is None:
+            from .patterns import nm_fill
+            _nm_fill = nm_fill
+        _nm_fill(self._mask, self.scores, self.n, n, m)
         return self._mask
 
     # -- applying ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 from array import array
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,12 +104,31 @@ def _settled(session) -> int:
     return last
 
 
-def vm_totals(session, jobs: dict = JOBS) -> dict[str, int]:
-    """Each job as one command on a freshly soft-reset board: bytes from boot."""
+class JobHeap(NamedTuple):
+    """A job's heap on the VM, bytes from boot."""
+    peak: int      # the most any one REPL input held, its own garbage included
+    at_rest: int   # what is held after the job, collected
+
+
+def repl_inputs(code: str) -> list[str]:
+    """`code` as a user types it at the REPL: one input per top-level statement."""
+    return [ast.get_source_segment(code, node) + "\n" for node in ast.parse(code).body]
+
+
+def vm_totals(session, jobs: dict = JOBS) -> dict[str, JobHeap]:
+    """Each job typed one input at a time, as at the REPL, on a freshly soft-reset
+    board. The VM collects only between inputs (a board collects whenever it needs
+    room), so the total read after each input, before the next collection, holds
+    everything held before it and all the input allocated, garbage included: its
+    largest is an upper bound of the job's peak on a board."""
     totals = {}
     for name, (code, _) in jobs.items():
         session.soft_reset()
-        totals[name] = _total(session.exec(code + _TOTAL))
+        peak = _total(session.exec(_TOTAL))
+        for line in repl_inputs(code):
+            now = _total(session.exec(line + _TOTAL))
+            peak = now if now > peak else peak
+        totals[name] = JobHeap(peak, _settled(session))
     return totals
 
 
@@ -208,8 +228,12 @@ def buffer_sizes(max_weights: int, max_units: int) -> dict[str, int]:
     """The data bytes of each buffer a Pruner of this capacity allocates (CPython runs
     the firmware's own Pruner; an array's item size is the same on the board)."""
     p = prune8.Pruner(max_weights, max_units)
-    sizes = {name: memoryview(v).nbytes for name, v in sorted(vars(p).items())
-             if isinstance(v, array)}
+    shared: dict[int, list] = {}  # one buffer under several names (shared scratch): once
+    for name, v in sorted(vars(p).items()):
+        if isinstance(v, array):
+            shared.setdefault(id(v), [v]).append(name)
+    sizes = {" = ".join(names[1:]): memoryview(names[0]).nbytes
+             for names in shared.values()}
     sizes.update((f"_mask.{name}", memoryview(v).nbytes)
                  for name, v in sorted(vars(p._mask).items()) if isinstance(v, (bytearray, array)))
     return sizes
@@ -280,7 +304,7 @@ def law_points(session, max_weights: int, max_units: int, methods=None,
 def capacity_entry(session, max_weights: int, max_units: int, boards: list[str]) -> dict:
     """heap.json's entry for one capacity: the firmware at rest, and every law's
     measurements and fit (prune8_host.heap_law)."""
-    at_rest = vm_totals(session, {AT_REST: JOBS[AT_REST]})[AT_REST]
+    at_rest = vm_totals(session, {AT_REST: JOBS[AT_REST]})[AT_REST].at_rest
     points = law_points(session, max_weights, max_units)
     laws = {m: {pat: {path: dict(fit_law(pts, path == "streamed"), points=pts)
                       for path, pts in paths.items()}
