@@ -3,11 +3,12 @@
     python bench/heap_table.py [--write]
 
 On a fresh virtual esp32 board (the 32-bit WebAssembly VM) with the current build
-deployed: each job of prune8_host.suite.heap.JOBS as one command after a soft reset
-(bytes from boot: an upper bound, the VM collects only between commands), each
+deployed: each job of prune8_host.suite.heap.JOBS typed one REPL input at a time
+after a soft reset (bytes from boot: the peak, an upper bound as the VM collects only
+between inputs, and what is held at rest), the streamed prunes' reported peaks, each
 module's resident bytes, and the Pruner's buffers at the esp32 capacity. On the unix
-port (64-bit, collects like a board): the smallest `-X heapsize=` each job runs in,
-and whether it runs in the esp32 budget. For every capacity of a shipped profile (on
+port (64-bit, collects like a board): the smallest `-X heapsize=` each job and each
+streamed prune runs in, and whether that is within the esp32 budget. For every capacity of a shipped profile (on
 a virtual board of the first profile with it): the firmware at rest and what a prune of
 one layer needs, measured at several shapes and fitted (prune8_host.heap_law).
 --write replaces the generated part of docs/heap.md and writes boards/heap.json, which
@@ -26,10 +27,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from prune8.protocol import MODEL_PATH
 from prune8_host.boards import all_boards, boards_dir, load_board
 from prune8_host.device.build import build_firmware
 from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
+from prune8_host.device.transfer import pull_file
 from prune8_host.device.workflow import prune, prune_groups, push
 from prune8_host.files.graph import groups_of
 from prune8_host.files.model import load_model
@@ -62,6 +65,7 @@ def vm_figures(profile) -> tuple[dict, dict, dict]:
             push(s, load_model(WIDE), quiet=True)
             streamed = {m: prune(s, PruneOptions(m, sparsity_bp=bp))["heap_peak"]
                         for m, bp in STREAMED.items()}
+            streamed["model.bin"] = pull_file(s, MODEL_PATH, quiet=True)
             streamed["groups"] = _group_prune_peak(s)
     return totals, modules, streamed
 
@@ -116,10 +120,17 @@ def board_table(data: dict) -> str:
     return "\n".join(rows)
 
 
-def unix_figures(profile) -> dict:
+def unix_figures(profile, model_bin: bytes) -> dict:
+    """The smallest heap of each job, and of each streamed prune of STREAMED on the
+    model the virtual board stored (its model.bin), on the unix port."""
     with tempfile.TemporaryDirectory() as d:
         port = UnixPort(unix_build(profile, Path(d) / "build"), profile.heap_bytes, Path(d))
-        return {name: heap.unix_need(port, code) for name, (code, _) in heap.JOBS.items()}
+        (Path(d) / "store").mkdir()
+        (Path(d) / "store" / "model.bin").write_bytes(model_bin)
+        need = {name: heap.unix_need(port, code) for name, (code, _) in heap.JOBS.items()}
+        need.update((m, heap.unix_need(port, heap.stored_prune_job("store", m, bp)))
+                    for m, bp in STREAMED.items())
+        return need
 
 
 def module_table(modules: dict, loaded_by_import: set) -> str:
@@ -148,21 +159,26 @@ def tables(profile, data: dict) -> str:
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True,
                                 text=True, check=True).stdout.split())
     totals, modules, streamed = vm_figures(profile)
-    need = unix_figures(profile)
-    rows = [f"| job | 32-bit VM, bytes from boot | target | unix port: smallest heap "
-            f"| runs in {profile.heap_bytes:,} |", "| --- | ---: | ---: | ---: | --- |"]
+    need = unix_figures(profile, streamed.pop("model.bin"))
+
+    def fits(n):
+        return "yes" if n <= profile.heap_bytes else "no"
+
+    rows = ["| job | 32-bit VM: peak, bytes from boot | at rest | target | unix port: "
+            f"smallest heap | runs in {profile.heap_bytes:,} |",
+            "| --- | ---: | ---: | ---: | ---: | --- |"]
     for name, (_, target) in heap.JOBS.items():
         mark = "" if target is None else f"{target:,}"
-        rows.append(f"| {name} | {totals[name]:,} | {mark} | {need[name]:,} | "
-                    f"{'yes' if need[name] <= profile.heap_bytes else 'no'} |")
+        rows.append(f"| {name} | {totals[name].peak:,} | {totals[name].at_rest:,} | {mark} "
+                    f"| {need[name]:,} | {fits(need[name])} |")
     groups = streamed.pop("groups")
     for method, peak in streamed.items():
         rows.append(f"| `prune8 run examples/digits_wide.npz --method {method}` (two "
-                    f"layers streamed from flash; the prune's reported peak) | {peak:,} "
-                    f"| 80,000 | not measured | |")
+                    f"layers streamed from flash; the prune's reported peak) | {peak:,} | "
+                    f"| 80,000 | {need[method]:,} | {fits(need[method])} |")
     rows.append(f"| `prune8 run micro_speech.tflite --structured channels` (the zoo's look-alike; "
                 f"its 4 x 4000 FC read from flash; the prune's reported peak) | {groups:,} "
-                f"| 80,000 | not measured | |")
+                f"| | 80,000 | not measured | |")
     parts = ["\n".join(rows)]
     parts.append(module_table(modules, loaded))
     parts.append(buffer_table(profile))

@@ -6,6 +6,7 @@
 # a MicroPython small int (31-bit signed), so comparisons never build a big int.
 MAX_SMALL = 0x3FFFFFFF
 MAX_BP = 10000
+MAX_STEPS = 100000  # a gradual prune's steps (prune8.schedule, prune8.prune_model)
 # The scale-aware score's per-row multiplier: 32768 for the row with the largest scale.
 MAX_SCALE = 32768
 

@@ -15,6 +15,7 @@ from .error_types import (  # noqa: F401 - re-exported: errors.X is the table
     MAX_BP,
     MAX_SCALE,
     MAX_SMALL,
+    MAX_STEPS,
     MAX_UNITS_LIMIT,
     MAX_WEIGHTS_LIMIT,
     CapacityError,

@@ -124,6 +124,16 @@ def capacity_weights(n, limit):
     return CapacityError("%d weights exceed capacity: max_weights=%d" % (n, limit))
 
 
+def bad_sort(max_sort, max_weights):
+    return CapacityError("max_sort must be None (sort up to max_weights) or 0 <= max_sort <= "
+                         "max_weights (%d); got %r" % (max_weights, max_sort))
+
+
+def capacity_sort(n, limit):
+    return CapacityError("method='bubble' sorts at most %d scores on this Pruner (max_sort="
+                         "%d); got %d: use method='select' or 'auto'" % (limit, limit, n))
+
+
 def capacity_units(what, n, limit):
     return CapacityError("%d %s exceed capacity: max_units=%d" % (n, what, limit))
 

@@ -62,7 +62,7 @@ def _layer(info, m):
         return StoredDense(info, MODEL_PATH, multiplier, shift, m, MASKS_PATH, MAX_WEIGHTS)
     d = dense.Dense(info.rows, info.cols, multiplier, shift, info.in_zp, info.out_zp,
                     bool(info.relu))
-    store.load_layer(info, d.w, bytearray(info.act_len), None, d.bias)
+    store.load_layer(info, d.w, None, None, d.bias)
     if m is not None:
         with open(MASKS_PATH, "rb") as f:
             f.seek(m.offset)

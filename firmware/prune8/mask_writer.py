@@ -14,8 +14,9 @@ from array import array
 from . import bp as _bp
 from . import errors
 from .mask import Mask
-from .patterns import nm_span
 from .tiles import write_from
+
+_nm_span = None  # prune8.patterns.nm_span, once an N:M pass has loaded it
 
 
 class BitWriter:
@@ -46,7 +47,11 @@ class BitWriter:
 
     def nm(self, src, m, n, g, out):
         # Bits of the whole groups of g scores in src[0:m]: the n highest of each kept.
-        nm_span(self.window, src, 0, self.phase, m, n, g)
+        global _nm_span
+        if _nm_span is None:  # N:M alone needs prune8.patterns: loaded when asked for
+            from .patterns import nm_span
+            _nm_span = nm_span
+        _nm_span(self.window, src, 0, self.phase, m, n, g)
         self._flush(out, m)
 
     def _flush(self, out, m):

@@ -15,7 +15,7 @@ from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .protocol import LAYER_SCOPES, MASKS_MAGIC, MASKS_PATH, SCORERS
 from .pruner import Pruner
-from .schedule import MAX_STEPS, sparsity_at
+from .select import BUBBLE_MAX
 from .stream import LayerStream
 from .tiles import BLOCK, WEIGHT, TiledMask
 
@@ -87,6 +87,7 @@ def _layer_mask(p, method, info, w, a, sumsq, scale, opts):
     if not steps:
         _score(p, entry, info, w, a, sumsq, scale, opts)
         return _scoped_mask(p, info, opts["bp"], opts, margs)
+    from .schedule import sparsity_at  # a gradual prune's alone: loaded when asked for
     running = None
     for t in range(1, steps + 1):
         _score(p, entry, info, w, a, sumsq, scale, opts)
@@ -134,8 +135,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
     try:
         if method not in SCORERS:
             raise errors.option("method", method, SCORERS)
-        if not check.is_int(steps) or steps < 0 or steps > MAX_STEPS:
-            raise errors.steps_value(steps, MAX_STEPS)
+        if not check.is_int(steps) or steps < 0 or steps > errors.MAX_STEPS:
+            raise errors.steps_value(steps, errors.MAX_STEPS)
         if scope not in LAYER_SCOPES:  # "group" is prune8.channels' scope
             raise errors.option("scope", scope, LAYER_SCOPES)
         mid, index = store.read_model_index()
@@ -149,12 +150,16 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
             old_id, old = store.read_masks_index()
             if old_id == mid:
                 kept = [m for m in old if m.name not in layers]
-        p = Pruner(MAX_WEIGHTS, MAX_UNITS)
+        needs = scorers.TABLE[method][1]
+        # The Pruner sorts no more than method="auto" hands bubble sort: its copy of the
+        # scores would be 2 bytes a weight held for nothing (docs/heap.md)
+        p = Pruner(MAX_WEIGHTS, MAX_UNITS, BUBBLE_MAX)
         streamer = None
         w = bytearray(MAX_WEIGHTS)
-        a = bytearray(MAX_WEIGHTS)
-        sumsq = array("i", memoryview(w)[:MAX_UNITS])  # w is still zeros: no bytes(k)
-        scale = array("i", memoryview(w)[:MAX_UNITS])  # left as garbage
+        a = bytearray(MAX_WEIGHTS) if needs & scorers.ACT else None  # only if read
+        # w is still zeros: no bytes(k) left as garbage; each only for a scorer that reads it
+        sumsq = array("i", memoryview(w)[:MAX_UNITS]) if needs & scorers.CALIB else None
+        scale = array("i", memoryview(w)[:MAX_UNITS]) if needs & scorers.SCALES else None
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
                 "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
         report = []
@@ -166,7 +171,6 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                         f.write(m.record_header())
                         src.seek(m.offset)
                         copy(src, f, m.nbytes, w)
-            needs = scorers.TABLE[method][1]
             calibrated = store.read_calib(mid) if needs & scorers.ACT else {}
             for info in chosen:
                 streamed = tile is not None or not in_ram(p, info, method, block)
@@ -179,7 +183,7 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     pruned = streamer.write_mask(f)
                     peak = streamer.peak
                 else:
-                    for r in range(info.rows):
+                    for r in range(info.rows if scale is not None else 0):
                         scale[r] = errors.MAX_SCALE  # one scale for the layer, unless stored
                     store.load_layer(info, w, a, sumsq, scale=scale)
                     if info.name in calibrated:  # the board's own statistic wins

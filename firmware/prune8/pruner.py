@@ -33,35 +33,44 @@ class Pruner:
     p.apply(w, m); p.stats(m)
     """
 
-    def __init__(self, max_weights=MAX_WEIGHTS, max_units=MAX_UNITS):
+    def __init__(self, max_weights=MAX_WEIGHTS, max_units=MAX_UNITS, max_sort=None):
         if not (check.is_int(max_weights) and check.is_int(max_units)) \
                 or not 1 <= max_weights <= errors.MAX_WEIGHTS_LIMIT \
                 or not 1 <= max_units <= errors.MAX_UNITS_LIMIT:
             raise errors.bad_capacity(max_weights, max_units)
+        if max_sort is None:
+            max_sort = max_weights
+        elif not check.is_int(max_sort) or not 0 <= max_sort <= max_weights:
+            raise errors.bad_sort(max_sort, max_weights)
         self.max_weights = max_weights
         self.max_units = max_units
-        # Built from one zeroed bytes object: array(code, bytes(k)) per buffer would leave
-        # a second copy of every buffer behind as garbage (docs/heap.md). Only the first
-        # of each type is converted from it item by item; the others are slices of that
-        # one, copied bytewise: 30 us less per Pruner on the unix port (a prune makes
-        # one). Building all by array.extend() of the bytes was 130 us less, but needed
-        # 3.5 KB more heap for the full-capacity job on the unix port.
+        # The most scores method="bubble" sorts (its copy's size, docs/spec.md §5.1): a
+        # caller that never asks for bubble past what "auto" gives it (prune8.prune_model)
+        # saves the copy, 2 bytes a weight.
+        self.max_sort = max_sort
         self.max_blocks = max_units if max_units > max_weights // 4 else max_weights // 4
-        # Scratch is shared where two uses are never live together (docs/heap.md):
-        # bubble sort's copy of unit scores and radix select's 256 counts (one threshold
-        # runs one algorithm); the per-unit work arrays of the scorers (each lives for one
-        # scoring call) and of channel_mask (after scoring). Wanda's sums persist.
-        ulen = self.max_blocks if self.max_blocks > 256 else 256
-        z = max_weights if max_weights > ulen else ulen
-        z = memoryview(bytes(z))
-        self.scores = array("h", z[:max_weights])          # weight scores, int16
+        # Each type's first array is built from a range (its values are never read
+        # before a call writes them), the others are slices of it, copied bytewise:
+        # array(code, bytes(k)) would leave a bytes object of each buffer's size behind
+        # as garbage, and a board's peak is the Pruner plus that garbage (docs/heap.md).
+        # A range's values fit int16 up to 32,768 entries; a bigger capacity iterates a
+        # zeroed bytes object instead.
+        ulen = self.max_blocks if self.max_blocks < max_sort else max_sort
+        ulen = ulen if ulen > 256 else 256
+        z = range(max_weights) if max_weights <= 32768 else memoryview(bytes(max_weights))
+        self.scores = array("h", z)                        # weight scores, int16
         # row / column / block scores, int32: blocks of >= 4 weights always fit
-        self.units = array("i", z[:self.max_blocks])
-        self._scratch = self.scores[:]                     # bubble sort's copy
-        self._uscratch = array("i", z[:ulen])              # ... of unit scores
+        self.units = array("i", range(self.max_blocks))
+        # Scratch is shared where two uses are never live together: bubble sort's copy
+        # of unit scores and radix select's 256 counts (one threshold runs one
+        # algorithm); the per-unit work arrays of the scorers (each lives for one
+        # scoring call) and of channel_mask (after scoring). Wanda's sums persist.
+        self._scratch = self.scores[:max_sort]             # bubble sort's copy
+        self._uscratch = self.units[:ulen] if ulen <= self.max_blocks \
+            else array("i", range(ulen))                   # ... of unit scores
         self._hist = self._uscratch                        # radix select counts
         self._sumsq = self.units[:max_units]               # Wanda: per-column sums of x*x
-        self._sumsq_cols = 0
+        self.wanda_reset()                                 # ... which start at 0
         a = self.units[:max_units]                         # a slice is a copy
         b = self.units[:max_units]
         self._row_flow = a                                 # mincut's flows
@@ -248,7 +257,13 @@ class Pruner:
         check.method(method)
         if pos < 0 or pos >= self.n:
             raise errors.index_range("position", pos, self.n)
+        self._sortable(method, self.n)
         return self._threshold(pos, method)
+
+    def _sortable(self, method, n):
+        # method="bubble" sorts a copy of the n scores: at most max_sort of them
+        if method == "bubble" and n > self.max_sort:
+            raise errors.capacity_sort(n, self.max_sort)
 
     def _threshold(self, pos, method, n=None, off=0):
         """The value at sorted position pos of scores[off:off + n] (default: all)."""
@@ -256,7 +271,8 @@ class Pruner:
             n = self.n
         unit = self._kind == _UNIT
         src = self.units if unit else self.scores
-        if method == "bubble" or (method == "auto" and n <= _select.BUBBLE_MAX):
+        if method == "bubble" or (method == "auto" and n <= _select.BUBBLE_MAX
+                                  and n <= self.max_sort):
             return _select.bubble(src, n, pos, self._uscratch if unit else self._scratch, off,
                                   unit)
         # unit scores (block sums included) are < 128 * 2**20 < 2**32; weight scores < 2**15
@@ -301,6 +317,7 @@ class Pruner:
         check.units("rows", rows, self.max_units)
         check.min_keep(min_keep, cols)
         check.min_score(min_score)
+        self._sortable(method, cols)
         k = _bp.prune_count(cols, bp, min_keep)
         ts = self._row_t
         ties = self._row_ties
@@ -325,6 +342,7 @@ class Pruner:
             raise errors.no_scores()
         check.min_keep(min_keep, n)
         check.min_score(min_score)
+        self._sortable(method, n)
         return self._fill_mask(_bp.prune_count(n, bp, min_keep), strict, min_score, method)
 
     def nm_mask(self, n, m, rows, cols):
@@ -363,6 +381,7 @@ class Pruner:
         self._layer(w, rows, cols, True)
         count = rows if by_rows else cols
         check.min_keep(min_keep, count)
+        self._sortable(method, count)
         if by_rows:
             scores.row_l1(w, rows, cols, self.units)
         else:

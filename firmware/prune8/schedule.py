@@ -4,7 +4,7 @@
 
 from . import errors
 
-MAX_STEPS = 100000
+MAX_STEPS = errors.MAX_STEPS
 
 
 def _is_int(x):

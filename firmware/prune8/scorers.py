@@ -214,14 +214,30 @@ def missing(info, needs, block):
         raise errors.no_block_size()
 
 
+def _ints(s, name, n, zero=False):
+    """A view of n int32 values of an array s keeps under `name`, grown when short: a
+    prune of many layers allocates each once, and array("i", range(n)) leaves no bytes
+    object of its size behind as array("i", bytes(4 * n)) would (docs/heap.md). zero:
+    the values start at 0, else they are the caller's to set."""
+    own = getattr(s, name, None)
+    if own is None or len(own) < n:
+        own = array("i", range(n))
+        setattr(s, name, own)
+    v = memoryview(own)[:n]
+    if zero:
+        for i in range(n):
+            v[i] = 0
+    return v
+
+
 def load(s, f, info, needs, act):
-    # The streamed path's per-layer arrays, O(rows + cols), each allocated once, from the
-    # open model file f; act: the board's calibrated activations (one per column), which
-    # win over the stored ones. Checks each value read as the Pruner's call would.
+    # The streamed path's per-layer arrays, O(rows + cols), from the open model file f;
+    # act: the board's calibrated activations (one per column), which win over the
+    # stored ones. Checks each value read as the Pruner's call would.
     rows, cols = info.rows, info.cols
     if needs & FLOWS:
-        s.row_acc = array("i", bytes(4 * rows))
-        s.col_acc = array("i", bytes(4 * cols))
+        s.row_acc = _ints(s, "own_rows", rows, True)
+        s.col_acc = _ints(s, "own_cols", cols, True)
     if needs & ACT:
         s.a_cols = act
         if act is None and info.act_len == cols and info.act_len != info.n:
@@ -229,20 +245,14 @@ def load(s, f, info, needs, act):
             f.seek(info.offset + info.n)
             read_into(f, memoryview(s.a_cols), cols, "activations of " + info.name)
     if needs & CALIB:
-        sums = array("i", bytes(4 * cols))
+        sums = _ints(s, "own_sums", cols)
         f.seek(info.sums_offset)
         _read_ints(f, SUM, sums, cols)
         check.sumsq(sums)
         s.norms = sums  # isqrt in place: one array
         scores.wanda_norms(sums, cols, s.norms)
     if needs & SCALES:
-        # a view of rows values of an array s keeps for them (s.own_mults), grown when
-        # short: a pass over many layers (prune8.channels) allocates it once
-        own = getattr(s, "own_mults", None)
-        if own is None or len(own) < rows:
-            own = array("i", bytes(4 * rows))
-            s.own_mults = own
-        s.mults = memoryview(own)[:rows]
+        s.mults = _ints(s, "own_mults", rows)
         if info.scaled:
             f.seek(info.scale_offset)
             _read_ints(f, SCALE, s.mults, rows)
@@ -251,7 +261,7 @@ def load(s, f, info, needs, act):
                 s.mults[r] = errors.MAX_SCALE
         check.scales(s.mults, rows)
     if needs & BLOCK_SIZE:
-        s.band = array("i", bytes(4 * (cols // s.bc)))
+        s.band = _ints(s, "own_band", cols // s.bc, True)
 
 
 def _read_ints(f, fmt, out, count):
@@ -259,7 +269,7 @@ def _read_ints(f, fmt, out, count):
     # 64 at a time through an array of that type: no tuple per value, as unpack makes
     import struct
     size = struct.calcsize(fmt)
-    buf = array(fmt[1], bytes(size * 64))
+    buf = array(fmt[1], range(64))  # no bytes(size * 64) left behind
     view = memoryview(buf)
     i = 0
     while i < count:

@@ -214,15 +214,18 @@ def _read_ints(f, fmt, out, count):
 
 
 def load_layer(info, w, a, sumsq=None, bias=None, path=None, scale=None):
-    """Read a layer's weights into w[:n], activations into a[:act_len] and, when stored
-    and asked for, its sums of squares into sumsq[:cols], its biases into bias[:rows]
-    and its scale multipliers into scale[:rows] (arrays)."""
+    """Read a layer's weights into w[:n] and, when stored and asked for (not None), its
+    activations into a[:act_len], its sums of squares into sumsq[:cols], its biases into
+    bias[:rows] and its scale multipliers into scale[:rows] (arrays)."""
     with open(path or MODEL_PATH, "rb") as f:
         f.seek(info.offset)
         if f.readinto(memoryview(w)[:info.n]) != info.n:
             raise errors.truncated("layer " + info.name)
-        if info.act_len and f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
-            raise errors.truncated("activations of " + info.name)
+        if info.act_len:  # the sums, when stored, follow the activations
+            if a is None:
+                f.seek(info.offset + info.n + info.act_len)
+            elif f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
+                raise errors.truncated("activations of " + info.name)
         if info.calib and sumsq is not None:
             _read_ints(f, SUM, sumsq, info.cols)
         if info.quant and bias is not None:

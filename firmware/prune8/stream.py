@@ -47,8 +47,8 @@ class LayerStream:
         self.tile = tile
         self.w = w if w is not None else bytearray(tile)    # a tile of weights
         self.wv = memoryview(self.w)[:tile]
-        self.a = a if a is not None else bytearray(tile)    # ... of per-weight activations
-        self.av = memoryview(self.a)[:tile]
+        self.a = a   # ... of per-weight activations: allocated by the first layer
+        self.av = None if a is None else memoryview(a)[:tile]  # whose scorer reads them
         self.score_file = ScoreFile(p, tile)   # the layer's scores, and the cut over them
         uchunk = self.score_file.uchunk
         self.bits = BitWriter(tile if tile > uchunk else uchunk)  # the mask, as written
@@ -77,6 +77,9 @@ class LayerStream:
         self.what_act = "activations of " + info.name
         self.unit, self.needs, _, self.streamed = scorers.TABLE[method]
         needs = self.needs
+        if needs & scorers.ACT and self.a is None:
+            self.a = bytearray(self.tile)
+            self.av = memoryview(self.a)
         check.shape(n, rows, cols)
         if needs & scorers.SEED:  # Pruner.random's checks
             check.count(n, "random scores")

@@ -248,3 +248,41 @@ def test_bad_capacity_for_pruner():
         prune8.Pruner(0, 64)
     with pytest.raises(prune8.CapacityError, match="max_units"):
         prune8.Pruner(2048, errors.MAX_UNITS_LIMIT + 1)
+
+
+def test_bad_max_sort_for_pruner():
+    for bad in (-1, 17, 2.0, True, "24"):
+        with pytest.raises(prune8.CapacityError, match=r"max_sort must be None .* "
+                           r"0 <= max_sort <= max_weights \(16\); got"):
+            prune8.Pruner(16, 4, bad)
+
+
+def test_bubble_past_max_sort_is_refused_and_changes_nothing():
+    """A Pruner built to sort few scores (prune8.prune_model's: what "auto" hands bubble
+    sort) refuses method="bubble" over more, in one line naming the limit and the way
+    out, before anything is written; "auto" and "select" give the full Pruner's masks."""
+    w = bytearray((i * 37 + 11) & 255 for i in range(16))
+    full, small = prune8.Pruner(16, 4), prune8.Pruner(16, 4, 3)
+    assert len(small._scratch) == 3
+    for p in (full, small):
+        p.magnitude(w)
+    before = (bytes(w), list(small.scores), small.n, small.mask(sparsity_bp=2500).bytes())
+    calls = [(lambda: small.mask(sparsity_bp=5000, method="bubble"), 16),
+             (lambda: small.threshold(5, method="bubble"), 16),
+             (lambda: small.channel_mask(4, 4, sparsity_bp=5000, method="bubble"), 4),
+             (lambda: small.prune_rows(w, 4, 4, sparsity_bp=5000, method="bubble"), 4)]
+    for call, n in calls:
+        assert raised(call) == (prune8.CapacityError,
+                                "method='bubble' sorts at most 3 scores on this Pruner "
+                                f"(max_sort=3); got {n}: use method='select' or 'auto'")
+        assert (bytes(w), list(small.scores), small.n, small._mask.bytes()) == before
+    for method in ("auto", "select"):
+        assert small.mask(sparsity_bp=5000, method=method).bytes() == \
+            full.mask(sparsity_bp=5000, method=method).bytes()
+        assert small.channel_mask(4, 4, sparsity_bp=5000, method=method).bytes() == \
+            full.channel_mask(4, 4, sparsity_bp=5000, method=method).bytes()
+    # within max_sort, bubble sorts: the 3 scores of a row of a 3-column layer
+    for p in (full, small):
+        p.magnitude(w[:12])
+    assert small.channel_mask(4, 3, sparsity_bp=5000, method="bubble").bytes() == \
+        full.channel_mask(4, 3, sparsity_bp=5000).bytes()

@@ -132,6 +132,18 @@ def vm_totals(session, jobs: dict = JOBS) -> dict[str, JobHeap]:
     return totals
 
 
+def stored_prune_job(store: str, method: str, sparsity_bp: int) -> str:
+    """A board prune of the model stored under `store` (a directory holding model.bin,
+    in place of /prune8), as `prune8 run` makes it: the module imported first, then the
+    prune; for the unix port, where a job's smallest heap is its need."""
+    return ("import prune8.protocol as P\n"
+            "for k in [k for k in dir(P) if k == 'ROOT' or k.endswith('_PATH')]:\n"
+            f"    setattr(P, k, {store!r} + getattr(P, k)[len(P.ROOT):])\n"
+            "from prune8 import prune_model\n"
+            f"r = prune_model.prune_result({method!r}, {sparsity_bp})\n"
+            "assert r['ok'], r\n")
+
+
 def unix_need(port, code: str, hi: int = 400_000, step: int = 512) -> int:
     """The smallest -X heapsize (to `step` bytes) in which `code` runs on the unix port."""
     def runs(heap: int) -> bool:
