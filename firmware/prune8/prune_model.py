@@ -206,3 +206,5 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         return {"ok": False, "error": store.oserror_text(e, "saving the masks")}
     except Exception as e:
         return {"ok": False, "error": str(e), "type": type(e).__name__}
+
+gc.collect()  # the loading's garbage, before a prune's buffers look for room (prune8/__init__)

@@ -137,8 +137,9 @@ def stored_prune_job(store: str, method: str, sparsity_bp: int) -> str:
     in place of /prune8), as `prune8 run` makes it: the module imported first, then the
     prune; for the unix port, where a job's smallest heap is its need."""
     return ("import prune8.protocol as P\n"
+            "n = len(P.ROOT)\n"
             "for k in [k for k in dir(P) if k == 'ROOT' or k.endswith('_PATH')]:\n"
-            f"    setattr(P, k, {store!r} + getattr(P, k)[len(P.ROOT):])\n"
+            f"    setattr(P, k, {store!r} + getattr(P, k)[n:])\n"
             "from prune8 import prune_model\n"
             f"r = prune_model.prune_result({method!r}, {sparsity_bp})\n"
             "assert r['ok'], r\n")
