@@ -9,6 +9,7 @@ import struct
 from array import array
 
 from . import check, dense, errors, scores, store
+from .block_writer import BlockWriter
 from .errors import MAX_UNITS_LIMIT
 from .link import crc32_halves
 from .protocol import (
@@ -40,10 +41,9 @@ class ModelReceiver(Receiver):
     """One push: the temporary file, the layer being written, what was written.
 
     A layer goes to the file as its bytes arrive (it may be far bigger than RAM), in
-    whole 4 KB blocks (store.BlockWriter), behind a record header whose CRC is filled
-    in when the layer is complete; calibration samples are folded into the per-column
-    sums of squares on the way. RAM: the block, and per layer the sums (4 * cols
-    bytes)."""
+    whole 4 KB blocks (BlockWriter), behind a record header whose CRC is filled in when
+    the layer is complete; calibration samples are folded into the per-column sums of
+    squares on the way. RAM: the block, and per layer the sums (4 * cols bytes)."""
 
     doing = "saving the model"
 
@@ -68,7 +68,7 @@ class ModelReceiver(Receiver):
     def begin(self, payload):
         self.count = struct.unpack(BEGIN_FMT, payload)[0]
         store.ensure_root()
-        self.f = store.BlockWriter(open(self.tmp, "wb"))
+        self.f = BlockWriter(open(self.tmp, "wb"))
         store.write_header(self.f, MODEL_MAGIC, 0, self.count)
 
     def layer(self, payload):

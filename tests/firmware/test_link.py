@@ -106,16 +106,16 @@ class RecordingFile(io.BytesIO):
 
 
 def test_the_model_file_is_written_in_whole_flash_blocks():
-    """store.BlockWriter (what a push writes model.bin through): every write the
+    """block_writer.BlockWriter (what a push writes model.bin through): every write the
     filesystem sees is one whole 4 KB block at a block boundary, except the rest at the
     end and a patch of bytes already in the file; the file is byte for byte what plain
     writes and seeks would have made."""
-    from prune8 import store
+    from prune8.block_writer import BlockWriter
     rng = np.random.default_rng(3)
     chunks = [rng.integers(0, 256, int(k), dtype=np.uint8).tobytes()
               for k in rng.integers(1, 700, 60)]
     f = RecordingFile()
-    w = store.BlockWriter(f)
+    w = BlockWriter(f)
     plain = bytearray()
     across = None
     # patch bytes still in RAM; across the end of what is in the file; in the file
@@ -138,9 +138,9 @@ def test_the_model_file_is_written_in_whole_flash_blocks():
 
 
 def test_a_discarded_block_writer_writes_nothing_more():
-    from prune8 import store
+    from prune8.block_writer import BlockWriter
     f = RecordingFile()
-    w = store.BlockWriter(f)
+    w = BlockWriter(f)
     w.write(b"x" * 5000)
     w.close(keep=False)
     assert f.writes == [(0, 4096)] and f.closed
