@@ -68,6 +68,10 @@ class Link:
     def __init__(self, inp=None, out=None):
         self.inp = inp if inp is not None else sys.stdin.buffer
         self.out = out if out is not None else sys.stdout.buffer
+        # MicroPython's stdio is unbuffered (a write has reached the UART driver when it
+        # returns), so only CPython's buffered stdout (the tests) needs a flush per answer
+        self.flush = None if sys.implementation.name == "micropython" else \
+            getattr(self.out, "flush", None)
         self.buf = bytearray(HEADER + MAX_PAYLOAD + TRAILER)
         self.mv = memoryview(self.buf)
         self.ack = bytearray(3)
@@ -97,9 +101,8 @@ class Link:
 
     def _write(self, data):
         self.out.write(data)
-        flush = getattr(self.out, "flush", None)
-        if flush:
-            flush()
+        if self.flush is not None:
+            self.flush()
 
     def _answer(self, code, seq):
         a = self.ack

@@ -9,6 +9,7 @@ import struct
 from array import array
 
 from . import check, dense, errors, scores, store
+from .block_writer import BlockWriter
 from .errors import MAX_UNITS_LIMIT
 from .link import crc32_halves
 from .protocol import (
@@ -39,10 +40,10 @@ _LAYER_FMT_SIZE = struct.calcsize(LAYER_FMT)
 class ModelReceiver(Receiver):
     """One push: the temporary file, the layer being written, what was written.
 
-    A layer goes to the file as its bytes arrive (it may be far bigger than RAM), behind
-    a record header whose CRC is filled in when the layer is complete; calibration
-    samples are folded into the per-column sums of squares on the way. RAM per layer:
-    the sums (4 * cols bytes)."""
+    A layer goes to the file as its bytes arrive (it may be far bigger than RAM), in
+    whole 4 KB blocks (BlockWriter), behind a record header whose CRC is filled in when
+    the layer is complete; calibration samples are folded into the per-column sums of
+    squares on the way. RAM: the block, and per layer the sums (4 * cols bytes)."""
 
     doing = "saving the model"
 
@@ -67,7 +68,7 @@ class ModelReceiver(Receiver):
     def begin(self, payload):
         self.count = struct.unpack(BEGIN_FMT, payload)[0]
         store.ensure_root()
-        self.f = open(self.tmp, "wb")
+        self.f = BlockWriter(open(self.tmp, "wb"))
         store.write_header(self.f, MODEL_MAGIC, 0, self.count)
 
     def layer(self, payload):
@@ -148,9 +149,7 @@ class ModelReceiver(Receiver):
     def _end_layer(self):
         cur = self.cur
         cur.crc = self.lo | (self.hi << 16)
-        self.f.seek(self.crc_at)
-        self.f.write(struct.pack(CRC, cur.crc))
-        self.f.seek(0, 2)
+        self.f.patch(self.crc_at, struct.pack(CRC, cur.crc))
         self.layers.append(cur)
         self.cur = None
 
@@ -204,8 +203,7 @@ class ModelReceiver(Receiver):
         if len(self.layers) != self.count:
             raise errors.layer_count(self.count, len(self.layers))
         mid = struct.pack(MODEL_ID_FMT, store.model_id(self.layers))
-        self.f.seek(len(MODEL_MAGIC))  # the id leads STORE_HEAD
-        self.f.write(mid)
+        self.f.patch(len(MODEL_MAGIC), mid)  # the id leads STORE_HEAD
         self.f.close()
         self.f = None
         store.commit(self.tmp, MODEL_PATH)
@@ -214,7 +212,7 @@ class ModelReceiver(Receiver):
 
     def close(self):
         if self.f is not None:
-            self.f.close()
+            self.f.close(keep=False)
             self.f = None
             store.discard(self.tmp)
 

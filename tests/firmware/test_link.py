@@ -6,6 +6,7 @@ can corrupt, drop or duplicate bytes. The same faults on the virtual board (a re
 MicroPython VM behind a pty) are in tests/board/test_board_transfer.py.
 """
 
+import io
 import os
 import struct
 import subprocess
@@ -85,6 +86,64 @@ def test_push_stores_exactly_what_was_sent(board):
     # the board's Wanda sums (accumulated frame by frame) are the twin's
     sums = np.frombuffer(stored(board.root)[1][3][320 + 32:], "<u4")
     assert sums.tolist() == twin.wanda_sumsq(model[1].calib).tolist()
+
+
+class RecordingFile(io.BytesIO):
+    """A file that remembers where each write began and how long it was."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = []
+        self.data = b""
+
+    def write(self, data):
+        self.writes.append((self.tell(), len(data)))
+        return super().write(data)
+
+    def close(self):
+        self.data = self.getvalue()
+        super().close()
+
+
+def test_the_model_file_is_written_in_whole_flash_blocks():
+    """block_writer.BlockWriter (what a push writes model.bin through): every write the
+    filesystem sees is one whole 4 KB block at a block boundary, except the rest at the
+    end and a patch of bytes already in the file; the file is byte for byte what plain
+    writes and seeks would have made."""
+    from prune8.block_writer import BlockWriter
+    rng = np.random.default_rng(3)
+    chunks = [rng.integers(0, 256, int(k), dtype=np.uint8).tobytes()
+              for k in rng.integers(1, 700, 60)]
+    f = RecordingFile()
+    w = BlockWriter(f)
+    plain = bytearray()
+    across = None
+    # patch bytes still in RAM; across the end of what is in the file; in the file
+    patches = {3: lambda n: n - 4, 30: lambda n: n // 4096 * 4096 - 2, 40: lambda n: 100}
+    for i, c in enumerate(chunks):
+        w.write(c)
+        plain += c
+        if i in patches:
+            at = patches[i](len(plain))
+            across = at if i == 30 else across
+            w.patch(at, b"\xee\xff\xdd\xcc")
+            plain[at:at + 4] = b"\xee\xff\xdd\xcc"
+        assert w.tell() == len(plain)
+    w.close()
+    assert f.closed and f.data == bytes(plain)
+    *blocks, last = [wr for wr in f.writes if wr not in ((across, 2), (100, 4))]
+    assert (across, 2) in f.writes and (100, 4) in f.writes
+    assert blocks == [(i * 4096, 4096) for i in range(len(plain) // 4096)]
+    assert last == (len(plain) // 4096 * 4096, len(plain) % 4096)
+
+
+def test_a_discarded_block_writer_writes_nothing_more():
+    from prune8.block_writer import BlockWriter
+    f = RecordingFile()
+    w = BlockWriter(f)
+    w.write(b"x" * 5000)
+    w.close(keep=False)
+    assert f.writes == [(0, 4096)] and f.closed
 
 
 def test_frame_crc_matches_zlib_and_the_board_fallback():
