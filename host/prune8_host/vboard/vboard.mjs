@@ -59,26 +59,35 @@ let timingOn = false;
 let running = false;
 let cpuMark = process.cpuUsage();
 let vmCpuUs = 0; // CPU time of the code so far, glue excluded, not yet stretched
-function stretchCpu() {
+let glueDepth = 0; // glue calls in progress (a filesystem hook may call the stdin one)
+function stretchCpu(last = false) {
     if (!timingOn || !running || !(cfg.cpuFactor > 1)) return;
-    const used = process.cpuUsage(cpuMark);
-    const us = (vmCpuUs + used.user + used.system) * (cfg.cpuFactor - 1);
-    vmCpuUs = 0;
-    if (us >= 1000) sleepMs(us / 1000);
+    if (glueDepth === 0) {  // inside glue, the code's time was taken at glueStart
+        const used = process.cpuUsage(cpuMark);
+        vmCpuUs += used.user + used.system;
+    }
+    const us = vmCpuUs * (cfg.cpuFactor - 1);
+    // Under a millisecond is carried to the next stretch, not dropped: a board that does
+    // a little work between each of many reads is slow by all of it.
+    if (us >= 1000 || (last && us > 0)) {
+        sleepMs(us / 1000);
+        vmCpuUs = 0;
+    }
     cpuMark = process.cpuUsage();
 }
 
 // The stdin and stdout callbacks run once per byte: their JavaScript is this file's
 // glue, not the board's work (a board's UART driver moves bytes in C), so it is left
-// out of the CPU time that is stretched.
+// out of the CPU time that is stretched. Only the outermost of nested glue calls takes
+// the code's time so far: each nested one would count it again.
 function glueStart() {
-    if (!running) return;
+    if (glueDepth++ > 0 || !running) return;
     const used = process.cpuUsage(cpuMark);
     vmCpuUs += used.user + used.system;
 }
 
 function glueEnd() {
-    if (running) cpuMark = process.cpuUsage();
+    if (--glueDepth === 0 && running) cpuMark = process.cpuUsage();
 }
 
 function runCode(fn) {
@@ -88,7 +97,7 @@ function runCode(fn) {
     try {
         return fn();
     } finally {
-        stretchCpu();
+        stretchCpu(true);
         running = false;
     }
 }
