@@ -70,7 +70,7 @@ __all__ = ["MAX_UNITS", "MAX_WEIGHTS", "to_bp", "CapacityError", "DtypeError",
 # The modules' loading left garbage between the objects they keep: collected now, before
 # the first Pruner()'s buffers look for room, they are placed in it rather than past it,
 # and the heap stays in fewer, larger free blocks (on the unix port the full-capacity
-# job's smallest heap is 64.5 KB so, 76.3 KB without; docs/heap.md).
+# job's smallest heap is 64.5 KB with it, 76.3 KB without; docs/heap.md).
 import gc  # noqa: E402
 
 gc.collect()
