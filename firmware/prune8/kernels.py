@@ -70,7 +70,8 @@ def _load():
             import micropython
         except ImportError:  # CPython
             return None
-        if getattr(sys.implementation, "_mpy", 0) >> 10:  # not even an exception else
+        # no native arch: no probe, and no exception object built to say so
+        if getattr(sys.implementation, "_mpy", 0) >> 10:
             try:
                 exec("@micropython.viper\ndef _probe():\n pass", {"micropython": micropython})
                 __import__("prune8.viper")

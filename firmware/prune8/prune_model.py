@@ -183,8 +183,9 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     pruned = streamer.write_mask(f)
                     peak = streamer.peak
                 else:
-                    for r in range(info.rows if scale is not None else 0):
-                        scale[r] = errors.MAX_SCALE  # one scale for the layer, unless stored
+                    if scale is not None:
+                        for r in range(info.rows):
+                            scale[r] = errors.MAX_SCALE  # one scale for the layer, unless stored
                     store.load_layer(info, w, a, sumsq, scale=scale)
                     if info.name in calibrated:  # the board's own statistic wins
                         info.act_len = len(calibrated[info.name])
