@@ -83,17 +83,19 @@ def unix_build(profile: BoardProfile, out_root: Path) -> Path:
     return build.package_dir.parent
 
 
-# The script that checks the heap budget (test_heap: the full-capacity job) runs in a
-# heap of exactly the budget, counted from boot, modules included: past it is a
-# MemoryError, as on an ESP32 (and this port is 64-bit: its objects are bigger, so the
-# check is pessimistic). The others check results and allocation; their own test data
-# (golden vectors, reference layers, the streamed layer's expected masks) needs more
-# room than any firmware call does, so they get BUDGET_SCALE times the budget.
-BUDGET_SCRIPTS = ("test_heap",)
-BUDGET_SCALE = 4
+# Every suite script runs in a heap of exactly the budget, counted from boot, modules
+# included: past it is a MemoryError, as on an ESP32 (and this port is 64-bit: its
+# objects and pointers are twice an ESP32's, so the check is pessimistic). One
+# exception, the one target of "Fits a real ESP32" not reached on this port
+# (docs/heap.md): test_stream's prune of a 256 x 256 layer from flash needs about
+# 115 KB of heap here (its push part 102 KB; on the 32-bit VM the streamed prune
+# reports under 80,000 bytes), so that script gets STREAM_HEAP, and the test says so
+# by name.
+STREAM_SCRIPTS = ("test_stream",)
+STREAM_HEAP = 120_000
 
 
 def heap_for(script: Path, profile: BoardProfile) -> int:
-    if script.stem in BUDGET_SCRIPTS:
-        return profile.heap_bytes
-    return BUDGET_SCALE * profile.heap_bytes
+    if script.stem in STREAM_SCRIPTS:
+        return max(STREAM_HEAP, profile.heap_bytes)
+    return profile.heap_bytes

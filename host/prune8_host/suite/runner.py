@@ -26,6 +26,10 @@ from . import golden, heap
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"   # the on-board suite
 MEASURE = "measure.py"  # prepended to every script: how allocation is measured
+# A script may run in parts, each from a fresh boot (a soft reset), as the tools run a
+# push and then a prune: this line separates them; what comes before the first one is
+# a prelude that starts every part.
+SOFT_RESET = "# -- soft reset --"
 _LINE = re.compile(r"^CASE (\S+) (PASS|FAIL)(.*)$")
 
 
@@ -70,33 +74,53 @@ def push_golden(session: BoardSession, quiet: bool = True) -> int:
     return len(cases)
 
 
+def script_parts(script: Path, args: dict) -> list[str]:
+    """What a board runs for one suite script, part by part (SOFT_RESET): ARGS,
+    measure.py, the script's prelude, the part."""
+    head = f"ARGS = {args!r}\n" + (SCRIPTS / MEASURE).read_text() + "\n"
+    prelude, *parts = script.read_text().split(SOFT_RESET + "\n")
+    return [head + prelude + part for part in parts] if parts else [head + prelude]
+
+
 def script_code(script: Path, args: dict) -> str:
-    """What a board runs for one suite script: ARGS, measure.py, the script."""
-    return (f"ARGS = {args!r}\n" + (SCRIPTS / MEASURE).read_text() + "\n"
-            + script.read_text())
+    """What a board runs for a suite script of one part."""
+    parts = script_parts(script, args)
+    if len(parts) != 1:
+        raise ValueError(f"{script.name} runs in {len(parts)} parts: use script_parts")
+    return parts[0]
 
 
 def run_suite(session: BoardSession, script: Path, args: dict,
               timeout: float = 600) -> list[CaseResult]:
-    """Run one suite script on a freshly soft-reset board (its heap figures count from
-    boot, docs/heap.md); a crash becomes a failed case naming the error."""
-    session.soft_reset()
-    return run_script(lambda code: session.exec(code, timeout=timeout), script, args)
+    """Run one suite script on the board, each part from a soft reset (its heap figures
+    count from boot, docs/heap.md); a crash becomes a failed case naming the error."""
+    def run(code: str) -> str:
+        session.soft_reset()
+        return session.exec(code, timeout=timeout)
+
+    return run_script(run, script, args)
 
 
 def run_script(run, script: Path, args: dict) -> list[CaseResult]:
-    """Run one suite script with run(code) -> its output (on a board, or on the
-    unix port); a crash becomes a failed case naming the error."""
+    """Run one suite script with run(code) -> its output, from a fresh boot for each
+    part (on a board, or on the unix port, a process per part); a part that crashes
+    becomes a failed case naming the error, and the next part still runs."""
     suite = script.stem
-    try:
-        text = run(script_code(script, args))
-    except Exception as e:  # the board raised: report it as a case, keep going
-        out = getattr(e, "error_output", "") or str(e)
-        lines = out.strip().splitlines() or ["(no output)"]
-        return [CaseResult(suite, suite, False, f"crashed: {lines[-1]}")]
-    results = parse_report(suite, text)
-    if not results:
-        return [CaseResult(suite, suite, False, f"printed no CASE lines: {text[-200:]!r}")]
+    results = []
+    for i, code in enumerate(script_parts(script, args)):
+        name = suite if i == 0 else f"{suite}-part{i + 1}"
+        try:
+            text = run(code)
+        except Exception as e:  # the board raised: report it as a case, keep going
+            out = getattr(e, "error_output", "") or str(e)
+            lines = out.strip().splitlines() or ["(no output)"]
+            results.append(CaseResult(suite, name, False, f"crashed: {lines[-1]}"))
+            continue
+        found = parse_report(suite, text)
+        if not found:
+            found = [CaseResult(suite, name, False,
+                                f"printed no CASE lines: {text[-200:]!r}")]
+        results += found
     return results
 
 

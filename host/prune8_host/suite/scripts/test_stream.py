@@ -1,18 +1,14 @@
 # A layer bigger than RAM on the board (docs/streaming.md): 256 x 256 weights made by an
 # LCG, pushed through the real receiver into a store of its own (ARGS["scratch"], so the
-# board's own /prune8/ files are not touched), pruned from flash tile by tile with
-# magnitude and min-cut; each mask's CRC-32 must equal the twin's (ARGS["stream_masks"],
-# computed by the runner from the same LCG). The peak heap it reports counts from boot
-# and holds this script's own push and test data; the budget of a streamed prune from a
-# fresh boot is checked by tests/board/test_board_stream.py (docs/heap.md).
-import gc
+# board's own /prune8/ files are not touched), then, from a soft reset as `prune8 run`
+# prunes, pruned from flash tile by tile with magnitude and min-cut; each mask's CRC-32
+# must equal the twin's (ARGS["stream_masks"], computed by the runner from the same
+# LCG). The peak heap each prune reports counts from boot, as the tools' report does
+# (docs/heap.md).
 import os
-import struct
 import sys
 
 import prune8.protocol as P
-from prune8 import prune_model, push, store  # every module the prune uses
-from prune8.link import crc32_halves
 
 SCRATCH = ARGS["scratch"]  # noqa: F821 - the runner's
 BOARD_ROOT = P.ROOT
@@ -22,18 +18,24 @@ ROWS = COLS = 256
 def move_store(old, new):
     # Modules bind the store paths when imported: move them in every loaded prune8
     # module. None is imported twice, so the heap is laid out as for a prune on the
-    # board (dropping the modules and importing them again fragments it).
+    # board (dropping the modules and importing them again fragments it). Names come
+    # from each module's dict: dir() would probe every interned name, and
+    # prune8.errors answers a name it lacks by loading its message modules (16 KB).
     for name, m in list(sys.modules.items()):
         if name == "prune8" or name.startswith("prune8."):
-            for k in dir(m):
+            for k in list(m.__dict__):
                 if k == "ROOT" or k.endswith("_PATH"):
                     setattr(m, k, new + getattr(m, k)[len(old):])
 
 
-move_store(BOARD_ROOT, SCRATCH)
+# -- soft reset --
+# The push, through the receiver's handlers called directly (no frames).
+import struct  # noqa: E402
+
+from prune8 import push  # noqa: E402
 
 
-class NoLink:  # the receiver's handlers are called directly: no frames
+class NoLink:
     pass
 
 
@@ -53,8 +55,23 @@ def push_layer():
     r.end(b"")
 
 
+move_store(BOARD_ROOT, SCRATCH)
+try:
+    os.mkdir(SCRATCH)
+except OSError:
+    pass
+push_layer()
+print("CASE stream-push PASS us=0 alloc=0")
+# -- soft reset --
+# The prunes, from a fresh boot; then the scratch store is removed.
+import gc  # noqa: E402
+
+from prune8 import prune_model, store  # noqa: E402 - every module the prune uses
+
+
 def mask_crc():
     """CRC-32 of the mask words, read a piece at a time (the heap is the budget)."""
+    from prune8.link import crc32_halves  # after the prune: not on its heap
     _, masks = store.read_masks_index()
     lo = hi = 0
     buf = bytearray(256)
@@ -70,11 +87,6 @@ def mask_crc():
 
 
 def run():
-    try:
-        os.mkdir(SCRATCH)
-    except OSError:
-        pass
-    push_layer()
     for method, want in ARGS["stream_masks"]:  # noqa: F821
         gc.collect()
         result = prune_model.prune_result(method, 5000)
@@ -91,6 +103,7 @@ def run():
             print("CASE stream-%s PASS us=0 alloc=%d" % (method, peak))
 
 
+move_store(BOARD_ROOT, SCRATCH)
 try:
     run()
 finally:
