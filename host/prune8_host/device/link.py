@@ -74,7 +74,11 @@ CONFIRM_S = 1.5 * SWITCH_MS / 1000
 # board re-inits its UART once its answer has left; a confirmation that overtakes the
 # re-init is noise, and the switch fails after SWITCH_MS.
 SETTLE_S = 0.02
-LONG_TYPES = (KEEP, IMAGES)
+# The frame types that are not resent before their bound: a KEEP copies a layer, an
+# IMAGES frame runs the model, and at an END the board closes and commits what it wrote
+# (LittleFS flushes the file's last block and renames it over the old one) and then
+# its receiver ends, so an END sent again would be typed into the REPL.
+LONG_TYPES = (KEEP, IMAGES, END)
 # What a board prints when it resets or is back at its REPL: the receiver is gone, and
 # anything sent now would be typed into the REPL, so the host must stop at once.
 RESET_SIGNS = (b"rst:", b"soft reboot", b"MicroPython v", b"\r\n>>> ", b"raw REPL; CTRL-B")

@@ -102,11 +102,25 @@ function runCode(fn) {
     }
 }
 
-function flashDelay(length, before, after) {
+// A write of `length` bytes at file offset `at` that took the file from `before` to
+// `after` bytes. Appending erases each 4 KB sector the file grows into and programs the
+// pages written. LittleFS keeps a file as a list of blocks that point back to earlier
+// ones, so a write that starts before the file's end cannot change a block in place:
+// every block from the one holding `at` to the file's end is copied to fresh blocks
+// (erased and programmed) when the file is next flushed, and that copy is charged here.
+function flashDelay(length, at, before, after) {
     if (!timingOn || !(cfg.flashEraseUs > 0 || cfg.flashProgramUs > 0)) return;
     stretchCpu();
-    const sectors = Math.max(0, Math.ceil(after / SECTOR) - Math.ceil(before / SECTOR));
-    const pages = Math.ceil(length / PAGE);
+    let sectors, pages;
+    if (at < before) {
+        const first = Math.floor(at / SECTOR) * SECTOR;
+        const end = Math.max(before, after);
+        sectors = Math.ceil(end / SECTOR) - first / SECTOR;
+        pages = Math.ceil((end - first) / PAGE);
+    } else {
+        sectors = Math.max(0, Math.ceil(after / SECTOR) - Math.ceil(before / SECTOR));
+        pages = Math.ceil(length / PAGE);
+    }
     const us = sectors * cfg.flashEraseUs + pages * cfg.flashProgramUs;
     if (us > 0) sleepMs(us / 1000);
     cpuMark = process.cpuUsage();
@@ -507,11 +521,15 @@ function installFsHooks(FS, errnoMap) {
             depth++;
             let result;
             let flashBefore = -1;
+            let flashAt = 0;
             try {
                 if (name === "write" && depth === 1) {
                     checkSpace(args[0], args[3], args[4]);
                     if (hostPath(FS, FS.getPath(args[0].node)) !== null) {
                         flashBefore = args[0].node.usedBytes || 0;
+                        // FS.write(stream, buffer, offset, length, position): no position,
+                        // the stream's own
+                        flashAt = typeof args[4] === "number" ? args[4] : args[0].position;
                     }
                 }
                 result = fn.apply(FS, args);
@@ -524,7 +542,9 @@ function installFsHooks(FS, errnoMap) {
                 depth--;
                 if (depth === 0) glueEnd();
             }
-            if (flashBefore >= 0) flashDelay(args[3], flashBefore, args[0].node.usedBytes || 0);
+            if (flashBefore >= 0) {
+                flashDelay(args[3], flashAt, flashBefore, args[0].node.usedBytes || 0);
+            }
             if (hook && depth === 0) {
                 glueStart();
                 try {
