@@ -103,9 +103,9 @@ def crossover(set_name):
 def stored_layer():
     """A 256 x 256 layer pushed through the receiver into the scratch store."""
     r = push.ModelReceiver(object())
-    r.begin(struct.pack(P.BEGIN_FMT, 1))
+    r.begin(struct.pack(P.BEGIN_FMT, 1, 0))
     r.layer(b"\x04conv" + struct.pack(P.LAYER_FMT, 256, 256, 0, 0, 1, 1 << 30, -8, 0, 0, 0,
-                                      0))
+                                      0, 0))
     data = lcg_bytes(256 * 256, 99) + bytes(4 * 256)  # weights, then zero biases
     for i in range(0, len(data), P.MAX_PAYLOAD):
         r.data(memoryview(data)[i:i + P.MAX_PAYLOAD])

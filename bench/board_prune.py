@@ -44,10 +44,10 @@ def lcg_bytes(n, seed):
 def stored_layers():
     """fc (32 x 64: in RAM) and conv (256 x 256: streamed from flash) in model.bin."""
     r = push.ModelReceiver(object())
-    r.begin(struct.pack(P.BEGIN_FMT, 2))
+    r.begin(struct.pack(P.BEGIN_FMT, 2, 0))
     for name, rows, cols in ((b"fc", ROWS, COLS), (b"conv", 256, 256)):
         r.layer(bytes([len(name)]) + name +
-                struct.pack(P.LAYER_FMT, rows, cols, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+                struct.pack(P.LAYER_FMT, rows, cols, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         data = lcg_bytes(rows * cols, 99)
         for i in range(0, len(data), P.MAX_PAYLOAD):
             r.data(memoryview(data)[i:i + P.MAX_PAYLOAD])

@@ -11,12 +11,13 @@ import struct
 from . import errors, scorers, store
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
-from .protocol import BIAS, CRC, MASKS_PATH, MODEL_ID_FMT, MODEL_MAGIC, MODEL_PATH, PRUNED_PATH
+from .protocol import BIAS, MASKS_PATH, MODEL_MAGIC, MODEL_PATH, PRUNED_PATH
 from .tiles import ROW, TiledMask, read_into
 
 
 class _Writer:
-    """Writes a layer's bytes to the new file, keeping their CRC-32."""
+    """Writes a layer's bytes to the new file (out; None: writes nothing), keeping their
+    CRC-32."""
 
     def __init__(self, out, buf):
         self.out = out
@@ -28,7 +29,8 @@ class _Writer:
     def put(self, m):
         """Write the first m bytes of the buffer."""
         v = self.view[:m]
-        self.out.write(v)
+        if self.out is not None:
+            self.out.write(v)
         self.lo, self.hi = crc32_halves(v, m, self.lo, self.hi)
 
     def copy(self, src, count, what, edit=None):
@@ -46,9 +48,11 @@ class _Writer:
 
 
 def _copy_layer(info, src, out, buf, tiled):
-    """Write one layer's record and data to out with its mask applied."""
-    at = out.tell() + 1 + len(info.name.encode()) + store.CRC_AT
-    out.write(info.record_header())
+    """Write one layer's record and data to out with its mask applied; returns the CRC
+    of the data. With out None nothing is written: the pass that works the CRC out
+    before the record is written (its header holds it)."""
+    if out is not None:
+        out.write(info.record_header())
     wr = _Writer(out, buf)
     what = "layer " + info.name
     src.seek(info.offset)
@@ -66,11 +70,16 @@ def _copy_layer(info, src, out, buf, tiled):
                         struct.pack_into(BIAS, b, 4 * j, 0)
         wr.copy(src, 4 * info.rows, what, cut)             # biases
         wr.copy(src, info.offset + info.data_len - info.channel_offset, what)  # the rest
-    info.crc = wr.lo | (wr.hi << 16)
-    end = out.tell()
-    out.seek(at)
-    out.write(struct.pack(CRC, info.crc))
-    out.seek(end)
+    return wr.lo | (wr.hi << 16)
+
+
+def _mask_of(info, masks, mf, buf):
+    m = masks.get(info.name)
+    if m is None:
+        return None
+    tiled = TiledMask(scorers.unit(m.method), info.rows, info.cols, m.br, m.bc, len(buf))
+    tiled.attach(mf, m.offset)
+    return tiled
 
 
 def apply(path=PRUNED_PATH):
@@ -85,20 +94,18 @@ def apply(path=PRUNED_PATH):
         if not masks:
             raise errors.no_masks()
         buf = bytearray(MAX_WEIGHTS)
-        with store.Replacing(path) as out:
-            store.write_header(out, MODEL_MAGIC, 0, len(index))
-            with open(MODEL_PATH, "rb") as src, open(MASKS_PATH, "rb") as mf:
-                for info in index:
-                    m = masks.get(info.name)
-                    tiled = None
-                    if m is not None:
-                        tiled = TiledMask(scorers.unit(m.method), info.rows, info.cols,
-                                          m.br, m.bc, len(buf))
-                        tiled.attach(mf, m.offset)
-                    _copy_layer(info, src, out, buf, tiled)
+        with open(MODEL_PATH, "rb") as src, open(MASKS_PATH, "rb") as mf:
+            # Two passes, so the file is written front to back: the first works out
+            # every layer's CRC and the model id that the headers hold (on LittleFS a
+            # byte written behind a file's end costs a copy of the rest of the file;
+            # reading the layers twice costs no flash erase)
+            for info in index:
+                info.crc = _copy_layer(info, src, None, buf, _mask_of(info, masks, mf, buf))
             new_id = store.model_id(index)
-            out.seek(len(MODEL_MAGIC))  # the id leads STORE_HEAD
-            out.write(struct.pack(MODEL_ID_FMT, new_id))
+            with store.Replacing(path) as out:
+                store.write_header(out, MODEL_MAGIC, new_id, len(index))
+                for info in index:
+                    _copy_layer(info, src, out, buf, _mask_of(info, masks, mf, buf))
         print(json.dumps({"ok": True, "path": path, "model_id": new_id,
                           "layers": [i.name for i in index]}))
     except OSError as e:

@@ -156,6 +156,16 @@ def layer_count(announced, got):
     return ValueError("model announced %d layers, got %d" % (announced, got))
 
 
+def layer_crc_mismatch(name, got, announced):
+    return ValueError("layer %s arrived with CRC-32 %08x, the host announced %08x: nothing "
+                      "was saved, push it again" % (name, got, announced))
+
+
+def model_id_mismatch(got, announced):
+    return ValueError("the model's id is %08x, the host announced %08x: nothing was saved, "
+                      "push it again" % (got, announced))
+
+
 def link_closed():
     return EOFError("link closed")
 

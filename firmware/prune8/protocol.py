@@ -44,14 +44,20 @@ BAUD = const(0x55)          # U: BAUD_FMT: change the line's baud for the rest o
 REPLY = const(0x64)         # d: data
 ERROR = const(0x21)         # !: UTF-8 message; the receiver refuses the request
 
-BEGIN_FMT = "<H"            # layer count
-MAX_NAME = const(232)       # UTF-8 bytes of a layer name: what a LAYER frame holds beside
+# layer count, and the id of the model being pushed (the CRC-32 of its layers' stored
+# headers: the board checks it at END) or 0: the board works it out at END and writes it
+# into the file's header then, which LittleFS pays for with a copy of the whole file
+BEGIN_FMT = "<HI"
+MAX_NAME = const(229)       # UTF-8 bytes of a layer name: what a LAYER frame holds beside
                             # LAYER_FMT, MAX_PAYLOAD - 1 - calcsize(LAYER_FMT)
 # rows, cols, activation bytes, calibration samples, then the int8 inference parameters:
 # quantization (QUANT_*), multiplier, shift (per tensor; per channel they follow the
-# biases), input and output zero points, fused ReLU; and whether the layer comes with
-# the scale-aware score's per-row multipliers (SCALE values, after everything else)
-LAYER_FMT = "<HHIIBibbbBB"
+# biases), input and output zero points, fused ReLU; whether the layer comes with the
+# scale-aware score's per-row multipliers (SCALE values, after everything else); and
+# the CRC-32 of the bytes the board will store for it (checked when the layer is
+# complete), or 0: the board fills its record's CRC in then, a write into the file
+# behind its end, which LittleFS pays for with a copy of the layer
+LAYER_FMT = "<HHIIBibbbBBI"
 QUANT_NONE = const(0)       # no int8 inference parameters
 QUANT_TENSOR = const(1)     # one multiplier and shift for the layer
 QUANT_CHANNEL = const(2)    # one per row (output channel): rows MULT, then rows SHIFT

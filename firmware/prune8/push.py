@@ -41,9 +41,12 @@ class ModelReceiver(Receiver):
     """One push: the temporary file, the layer being written, what was written.
 
     A layer goes to the file as its bytes arrive (it may be far bigger than RAM), in
-    whole 4 KB blocks (BlockWriter), behind a record header whose CRC is filled in when
-    the layer is complete; calibration samples are folded into the per-column sums of
-    squares on the way. RAM: the block, and per layer the sums (4 * cols bytes)."""
+    whole 4 KB blocks (BlockWriter), behind a record header that carries the CRC the
+    host announced, checked when the layer is complete; calibration samples are folded
+    into the per-column sums of squares on the way. The file is only ever appended to:
+    LittleFS copies every block after a byte written behind the end (a CRC or model id
+    not announced is filled in that way, at that price). RAM: the block, and per layer
+    the sums (4 * cols bytes)."""
 
     doing = "saving the model"
 
@@ -64,18 +67,19 @@ class ModelReceiver(Receiver):
         self.lo = 0         # its running CRC-32, in halves
         self.hi = 0
         self.value = bytearray(4)   # a tail value split across frames
+        self.model_id = 0   # the id BEGIN announced (0: none)
 
     def begin(self, payload):
-        self.count = struct.unpack(BEGIN_FMT, payload)[0]
+        self.count, self.model_id = struct.unpack(BEGIN_FMT, payload)
         store.ensure_root()
         self.f = BlockWriter(open(self.tmp, "wb"))
-        store.write_header(self.f, MODEL_MAGIC, 0, self.count)
+        store.write_header(self.f, MODEL_MAGIC, self.model_id, self.count)
 
     def layer(self, payload):
         k = payload[0]
         name = bytes(payload[1:1 + k]).decode()
-        (rows, cols, act_len, calib, quant, mult, shift, in_zp, out_zp, relu,
-         scaled) = struct.unpack(LAYER_FMT, payload[1 + k:1 + k + _LAYER_FMT_SIZE])
+        (rows, cols, act_len, calib, quant, mult, shift, in_zp, out_zp, relu, scaled,
+         crc) = struct.unpack(LAYER_FMT, payload[1 + k:1 + k + _LAYER_FMT_SIZE])
         n = rows * cols
         # Same checks and messages as the host gives (prune8_host.files.records): any
         # size the filesystem holds, rows and columns within the kernels' limit.
@@ -94,7 +98,8 @@ class ModelReceiver(Receiver):
         if quant == QUANT_TENSOR:  # the same checks as building the layer's Dense would make
             dense.multiplier_limbs(mult)
             dense.check_int("shift", shift, -31, 30)
-        cur = store.LayerInfo(name, rows, cols, act_len, calib, 0, 0, quant, mult, shift,
+        # the record goes to the file with the announced CRC (0: filled in at the end)
+        cur = store.LayerInfo(name, rows, cols, act_len, calib, crc, 0, quant, mult, shift,
                               in_zp, out_zp, relu, scaled)
         self.cur = cur
         self.got = 0
@@ -148,8 +153,12 @@ class ModelReceiver(Receiver):
 
     def _end_layer(self):
         cur = self.cur
-        cur.crc = self.lo | (self.hi << 16)
-        self.f.patch(self.crc_at, struct.pack(CRC, cur.crc))
+        crc = self.lo | (self.hi << 16)
+        if cur.crc == 0:  # not announced: into the record written before the layer
+            cur.crc = crc
+            self.f.patch(self.crc_at, struct.pack(CRC, crc))
+        elif crc != cur.crc:
+            raise errors.layer_crc_mismatch(cur.name, crc, cur.crc)
         self.layers.append(cur)
         self.cur = None
 
@@ -202,8 +211,12 @@ class ModelReceiver(Receiver):
     def end(self, payload):
         if len(self.layers) != self.count:
             raise errors.layer_count(self.count, len(self.layers))
-        mid = struct.pack(MODEL_ID_FMT, store.model_id(self.layers))
-        self.f.patch(len(MODEL_MAGIC), mid)  # the id leads STORE_HEAD
+        got = store.model_id(self.layers)
+        mid = struct.pack(MODEL_ID_FMT, got)
+        if self.model_id == 0:  # not announced: the id leads STORE_HEAD
+            self.f.patch(len(MODEL_MAGIC), mid)
+        elif got != self.model_id:
+            raise errors.model_id_mismatch(got, self.model_id)
         self.f.close()
         self.f = None
         store.commit(self.tmp, MODEL_PATH)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from prune8.errors import DtypeError
+from prune8.protocol import MAX_NAME
 from prune8_eval import tflite_build
 from prune8_host.cli import main
 from prune8_host.errors import FileFormatError, ModelError
@@ -138,7 +139,7 @@ def test_names_are_made_valid_and_unique(tmp_path):
             if x.name.decode().endswith("/weights"):
                 x.name = ("model/dense.kernel\n" + "x" * 300).encode()
     names = list(tflite.read(edited(tmp_path, rename)).layers)
-    assert len(set(names)) == 2 and all(len(n.encode()) <= 232 for n in names)
+    assert len(set(names)) == 2 and all(len(n.encode()) <= MAX_NAME for n in names)
     assert all("." not in n and "\n" not in n for n in names)
 
 

@@ -21,9 +21,16 @@ from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, LAYER, SYNC
 from prune8_host import twin
 from prune8_host.device.link import HostLink, abort_sequence, frame
 from prune8_host.errors import BoardError, LinkError
-from prune8_host.files.records import layer_record
+from prune8_host.files.records import layer_record, model_id
 from prune8_host.twin.layer import Layer
-from support.board_on_cpython import PREAMBLE, PipePort, push, push_frames
+from support.board_on_cpython import (
+    PREAMBLE,
+    PipePort,
+    push,
+    push_frames,
+    watch_writes,
+    writes_behind,
+)
 
 
 @pytest.fixture
@@ -146,6 +153,89 @@ def test_a_discarded_block_writer_writes_nothing_more():
     assert f.writes == [(0, 4096)] and f.closed
 
 
+# The push with model.bin.tmp watched: writes behind the file's end are reported.
+WATCHED_PUSH = (watch_writes("push", "model.bin.tmp")
+                + "try:\n    push.push()\nfinally:\n    report_writes()\n")
+
+
+def behind_the_end(p) -> list:
+    return writes_behind(p.stderr.read().decode())
+
+
+def past_a_block(seed=7):
+    """A model of more than one 4 KB block: a block flushed before the end holds the
+    model id and fc1's CRC."""
+    rng = np.random.default_rng(seed)
+    return layers(seed) + [Layer("fc3", rng.integers(-128, 128, (80, 100)).astype(np.int8))]
+
+
+def unannounced(frames):
+    """A push's frames with no model id and no layer CRC announced (both 0)."""
+    out = []
+    for t, payload in frames:
+        if t == BEGIN:
+            payload = struct.pack(BEGIN_FMT, struct.unpack(BEGIN_FMT, payload)[0], 0)
+        elif t == LAYER:
+            payload = payload[:-4] + bytes(4)
+        out.append((t, payload))
+    return out
+
+
+def test_an_announced_push_only_appends_to_the_model_file(board):
+    """The host announces the model id and every layer's CRC: the board writes
+    model.bin front to back, never behind its end (docs/protocol.md), and answers END
+    with the id the host worked out."""
+    model = past_a_block()
+    p = board(WATCHED_PUSH)
+    link = HostLink(PipePort(p))
+    frames = push_frames(model)
+    mid = struct.unpack("<I", link.exchange(frames)[-1])[0]
+    assert p.wait(10) == 0
+    assert behind_the_end(p) == []
+    assert stored(board.root) == expected(model)
+    assert mid == model_id([layer_record(x) for x in model])
+
+
+def test_an_unannounced_push_fills_the_crcs_in_and_stores_the_same(board):
+    """Nothing announced (0s: a push that keeps stored layers sends no id): the board
+    works the CRCs and the id out and writes them behind the end, and the file is the
+    same as an announced push's."""
+    model = past_a_block()
+    p = board(WATCHED_PUSH)
+    link = HostLink(PipePort(p))
+    mid = struct.unpack("<I", link.exchange(unannounced(push_frames(model)))[-1])[0]
+    assert p.wait(10) == 0
+    assert behind_the_end(p)  # the model id at offset 4, and fc1's CRC
+    assert stored(board.root) == expected(model)
+    assert mid == model_id([layer_record(x) for x in model])
+
+
+@pytest.mark.parametrize("what", ["layer", "model"])
+def test_a_wrong_announced_crc_or_id_is_refused_and_nothing_committed(board, what):
+    p = board("push.push()")
+    push(HostLink(PipePort(p)), layers(2))
+    p.wait(10)
+    before = stored(board.root)
+    model = layers(7)
+    frames = push_frames(model)
+    records = [layer_record(x) for x in model]
+    if what == "layer":  # fc2's CRC off by one
+        i = [k for k, (t, _) in enumerate(frames) if t == LAYER][1]
+        frames[i] = (LAYER, frames[i][1][:-4] + struct.pack("<I", records[1].crc ^ 1))
+        want = str(errors.layer_crc_mismatch("fc2", records[1].crc, records[1].crc ^ 1))
+    else:
+        mid = model_id(records)
+        frames[0] = (BEGIN, struct.pack(BEGIN_FMT, len(model), mid ^ 1))
+        want = str(errors.model_id_mismatch(mid, mid ^ 1))
+    p = board("push.push()")
+    with pytest.raises(BoardError) as info:
+        HostLink(PipePort(p)).exchange(frames)
+    assert want in str(info.value)
+    assert p.wait(10) == 0
+    assert stored(board.root) == before
+    assert not os.path.exists(os.path.join(board.root, "model.bin.tmp"))
+
+
 def test_frame_crc_matches_zlib_and_the_board_fallback():
     from prune8 import link as board_link
     data = bytes(range(256)) * 2
@@ -242,7 +332,7 @@ def test_host_killed_mid_push_then_abort_and_retry(board):
 
     p = board("push.push()")
     link = HostLink(PipePort(p))
-    link.request(BEGIN, struct.pack(BEGIN_FMT, 1))
+    link.request(BEGIN, struct.pack(BEGIN_FMT, 1, 0))
     link.request(LAYER, header("fc9", 32, 64))
     p.stdin.write(frame(DATA, link.seq, bytes(256))[:100])  # the host dies mid-frame
     p.stdin.flush()
@@ -268,7 +358,7 @@ def test_board_dies_mid_push_keeps_the_old_model(board):
 
     p = board("push.push()")
     link = HostLink(PipePort(p), timeout=0.3, silence=1.0)
-    link.request(BEGIN, struct.pack(BEGIN_FMT, 2))
+    link.request(BEGIN, struct.pack(BEGIN_FMT, 2, 0))
     link.request(LAYER, header("fc1", 32, 64))
     link.request(DATA, bytes(256))
     p.kill()  # a reset: the receiver is gone mid-transfer

@@ -21,7 +21,7 @@ from prune8_host.files import packed
 from prune8_host.files.boardstore import parse_masks
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.reference import apply_layer_mask, layer_mask
-from support.board_on_cpython import PREAMBLE, PipePort, push
+from support.board_on_cpython import PREAMBLE, PipePort, push, watch_writes, writes_behind
 from support.models import big_layers
 
 
@@ -260,7 +260,8 @@ def test_streamed_sparse_formats_equal_the_held_ones(tmp_path, shape, chunk):
                                             ("blocks", {"block": (4, 8)})])
 def test_apply_writes_the_pruned_model_tile_by_tile(stored, method, kwargs):
     """apply_model.apply() writes model.bin's layers with their masks applied (a pruned
-    row's bias zeroed too): the records and bytes the twin's masked model would give."""
+    row's bias zeroed too): the records and bytes the twin's masked model would give,
+    front to back (no write behind the file's end: LittleFS would copy the rest)."""
     from prune8_host.files.records import layer_record
     from prune8_host.twin.reference import masked_model
     root, model = stored
@@ -268,10 +269,14 @@ def test_apply_writes_the_pruned_model_tile_by_tile(stored, method, kwargs):
     for name in ("odd", "kws"):
         _, more = board_prune(root, name, "magnitude", 3000)
         masks[name] = more[name]
-    out = subprocess.run([sys.executable, "-c", PREAMBLE.format(root=root)
-                          + "from prune8 import apply_model; apply_model.apply()"],
-                         capture_output=True, text=True, check=True).stdout
+    run = subprocess.run([sys.executable, "-c", PREAMBLE.format(root=root)
+                          + "from prune8 import apply_model, store\n"
+                          + watch_writes("store", "pruned.bin.tmp")
+                          + "apply_model.apply()\nreport_writes()\n"],
+                         capture_output=True, text=True, check=True)
+    out = run.stdout
     assert json.loads(out.strip().splitlines()[-1])["ok"], out
+    assert writes_behind(run.stderr) == []
     want = masked_model(model, list(masks.values()))
     mid, index = store.read_model_index(root + "/pruned.bin")
     data = open(root + "/pruned.bin", "rb").read()

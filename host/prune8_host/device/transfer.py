@@ -31,7 +31,7 @@ from prune8.protocol import (
 )
 from prune8_host.errors import UsageError
 from prune8_host.files.model import Model
-from prune8_host.files.records import check_fits, stored_size
+from prune8_host.files.records import check_fits, model_id, stored_size
 
 from . import calls
 from .progress import progress_bar
@@ -65,7 +65,12 @@ def push_model(session: BoardSession, model: Model, only: list[str] | None = Non
     else:
         order = [("send", n) for n in model]
     total = sum(len(r.data) for r in sent)
-    frames = [(BEGIN, struct.pack(BEGIN_FMT, len(order)))]
+    # The model's id and every layer's CRC go ahead of the bytes, so the board writes
+    # model.bin front to back and checks them (a value written behind the end of a file
+    # costs LittleFS a copy of the rest). A push that keeps stored layers announces no
+    # id (0): their headers are the board's, and it works the id out itself.
+    announced = 0 if only else model_id(sent)
+    frames = [(BEGIN, struct.pack(BEGIN_FMT, len(order), announced))]
     for kind, name in order:
         if kind == "keep":
             frames.append((KEEP, name.encode()))
@@ -77,8 +82,8 @@ def push_model(session: BoardSession, model: Model, only: list[str] | None = Non
     frames.append((END, b"\0"))
     with progress_bar(total, "push", quiet) as update, \
             session.link(calls.PUSH, progress=update) as link:
-        model_id = struct.unpack(MODEL_ID_FMT, link.exchange(frames)[-1])[0]
-    return model_id, link
+        got = struct.unpack(MODEL_ID_FMT, link.exchange(frames)[-1])[0]
+    return got, link
 
 
 def check_space(session: BoardSession, needed: int) -> None:

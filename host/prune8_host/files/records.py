@@ -87,7 +87,8 @@ class LayerRecord:
     """A layer serialised (`layer_record`): what push sends and what the board keeps of
     it. Made once per layer of a model (files.model.Model.record), it serves the push,
     the check that a board holds the model, and verify."""
-    header: bytes       # the payload of the layer's LAYER frame: name, shape, sizes, quant
+    header: bytes       # the payload of the layer's LAYER frame: name, shape, sizes, quant,
+                        # the CRC of `stored` (announced: the board never goes back to it)
     data: bytes         # what push sends after it: weights, activations, calibration
                         # samples, then biases, per-channel parameters, scale multipliers
     stored: bytes       # what model.bin keeps: `data` with Wanda's per-column sums of
@@ -95,6 +96,8 @@ class LayerRecord:
     stored_size: int    # bytes of its entry in model.bin: name, LAYER_RECORD, `stored`
     crc: int            # the CRC-32 of `stored` the board records (the host can tell that
                         # the board holds this very layer without reading it back)
+    stored_header: bytes  # the layer's header in model.bin: name, LAYER_RECORD (what the
+                          # model id is the CRC-32 of: model_id)
 
 
 def layer_record(layer: Layer) -> LayerRecord:
@@ -109,13 +112,24 @@ def layer_record(layer: Layer) -> LayerRecord:
     if layer.calib is not None:
         calib = layer.calib.tobytes()
         sums = wanda_sumsq(layer.calib).astype(np.dtype(SUM)).tobytes()
-    header = bytes([len(name)]) + name + struct.pack(
-        LAYER_FMT, rows, cols, len(act), 0 if layer.calib is None else layer.calib.shape[0],
-        *(q.header if q else (QUANT_NONE, 0, 0, 0, 0, 0)), 1 if scales else 0)
     stored = weights + act + sums + tail
+    crc = zlib.crc32(stored)
+    samples = 0 if layer.calib is None else layer.calib.shape[0]
+    quant = q.header if q else (QUANT_NONE, 0, 0, 0, 0, 0)
+    scaled = 1 if scales else 0
+    header = bytes([len(name)]) + name + struct.pack(
+        LAYER_FMT, rows, cols, len(act), samples, *quant, scaled, crc)
+    stored_header = bytes([len(name)]) + name + struct.pack(
+        LAYER_RECORD, rows, cols, len(act), samples, crc, *quant, scaled)
     return LayerRecord(header=header, data=weights + act + calib + tail, stored=stored,
-                       stored_size=1 + len(name) + struct.calcsize(LAYER_RECORD) + len(stored),
-                       crc=zlib.crc32(stored))
+                       stored_size=len(stored_header) + len(stored), crc=crc,
+                       stored_header=stored_header)
+
+
+def model_id(records) -> int:
+    """The id the board gives a model of these layer records, in order: the CRC-32 of
+    their stored headers (prune8.store.model_id)."""
+    return zlib.crc32(b"".join(r.stored_header for r in records))
 
 
 def check_fits(layer: Layer) -> None:

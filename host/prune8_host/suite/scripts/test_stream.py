@@ -41,10 +41,11 @@ class NoLink:
 
 def push_layer():
     r = push.ModelReceiver(NoLink())
-    r.begin(struct.pack(P.BEGIN_FMT, 1))
+    r.begin(struct.pack(P.BEGIN_FMT, 1, 0))
     name = b"conv"
+    # CRC 0, not announced: the receiver fills the record's CRC in at the layer's end
     r.layer(bytes([len(name)]) + name + struct.pack(P.LAYER_FMT, ROWS, COLS, 0, 0, 0, 0, 0,
-                                                    0, 0, 0, 0))
+                                                    0, 0, 0, 0, 0))
     chunk = bytearray(P.MAX_PAYLOAD)
     seed = 12345
     for _ in range(ROWS * COLS // P.MAX_PAYLOAD):
