@@ -28,8 +28,13 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"   # the on-board suite
 MEASURE = "measure.py"  # prepended to every script: how allocation is measured
 # A script may run in parts, each from a fresh boot (a soft reset), as the tools run a
 # push and then a prune: this line separates them; what comes before the first one is
-# a prelude that starts every part.
+# a prelude that starts every part. A part may run as several commands, one after the
+# other in the same session, as the tools import the prune's modules in a command of
+# their own and then prune: NEXT_COMMAND separates them. (The virtual board collects
+# only between commands, so a command's heap figure holds its own garbage alone; the
+# unix port collects like a board and runs a part's commands as one program.)
 SOFT_RESET = "# -- soft reset --"
+NEXT_COMMAND = "# -- next command --"
 _LINE = re.compile(r"^CASE (\S+) (PASS|FAIL)(.*)$")
 
 
@@ -74,50 +79,64 @@ def push_golden(session: BoardSession, quiet: bool = True) -> int:
     return len(cases)
 
 
-def script_parts(script: Path, args: dict) -> list[str]:
-    """What a board runs for one suite script, part by part (SOFT_RESET): ARGS,
-    measure.py, the script's prelude, the part."""
+def script_parts(script: Path, args: dict) -> list[list[str]]:
+    """What a board runs for one suite script: per part (SOFT_RESET), its commands
+    (NEXT_COMMAND); the first one starts with ARGS, measure.py and the script's
+    prelude."""
     head = f"ARGS = {args!r}\n" + (SCRIPTS / MEASURE).read_text() + "\n"
     prelude, *parts = script.read_text().split(SOFT_RESET + "\n")
-    return [head + prelude + part for part in parts] if parts else [head + prelude]
+    parts = [prelude + part for part in parts] if parts else [prelude]
+    out = []
+    for part in parts:
+        first, *rest = part.split(NEXT_COMMAND + "\n")
+        out.append([head + first, *rest])
+    return out
 
 
 def script_code(script: Path, args: dict) -> str:
-    """What a board runs for a suite script of one part."""
+    """What a board runs for a suite script of one part, as one program."""
     parts = script_parts(script, args)
     if len(parts) != 1:
         raise ValueError(f"{script.name} runs in {len(parts)} parts: use script_parts")
-    return parts[0]
+    return "".join(parts[0])
 
 
 def run_suite(session: BoardSession, script: Path, args: dict,
               timeout: float = 600) -> list[CaseResult]:
     """Run one suite script on the board, each part from a soft reset (its heap figures
-    count from boot, docs/heap.md); a crash becomes a failed case naming the error."""
+    count from boot, docs/heap.md), its commands one by one; a crash becomes a failed
+    case naming the error."""
     def run(code: str) -> str:
         session.soft_reset()
         return session.exec(code, timeout=timeout)
 
-    return run_script(run, script, args)
+    return run_script(run, script, args,
+                      then=lambda code: session.exec(code, timeout=timeout))
 
 
-def run_script(run, script: Path, args: dict) -> list[CaseResult]:
+def run_script(run, script: Path, args: dict, then=None) -> list[CaseResult]:
     """Run one suite script with run(code) -> its output, from a fresh boot for each
-    part (on a board, or on the unix port, a process per part); a part that crashes
-    becomes a failed case naming the error, and the next part still runs."""
+    part (on a board, or on the unix port, a process per part), and then(code) for each
+    further command of a part, in the same session (None: a part's commands run as one
+    program). A command that crashes becomes a failed case naming the error; the next
+    command and part still run."""
     suite = script.stem
     results = []
-    for i, code in enumerate(script_parts(script, args)):
+    for i, commands in enumerate(script_parts(script, args)):
         name = suite if i == 0 else f"{suite}-part{i + 1}"
-        try:
-            text = run(code)
-        except Exception as e:  # the board raised: report it as a case, keep going
-            out = getattr(e, "error_output", "") or str(e)
-            lines = out.strip().splitlines() or ["(no output)"]
-            results.append(CaseResult(suite, name, False, f"crashed: {lines[-1]}"))
-            continue
+        steps = [(run, "".join(commands))] if then is None else \
+            [(run, commands[0])] + [(then, c) for c in commands[1:]]
+        text, crashed = "", False
+        for fn, code in steps:
+            try:
+                text += fn(code)
+            except Exception as e:  # the board raised: report it as a case, keep going
+                out = getattr(e, "error_output", "") or str(e)
+                lines = out.strip().splitlines() or ["(no output)"]
+                results.append(CaseResult(suite, name, False, f"crashed: {lines[-1]}"))
+                crashed = True
         found = parse_report(suite, text)
-        if not found:
+        if not found and not crashed:
             found = [CaseResult(suite, name, False,
                                 f"printed no CASE lines: {text[-200:]!r}")]
         results += found
@@ -125,7 +144,7 @@ def run_script(run, script: Path, args: dict) -> list[CaseResult]:
 
 
 STREAM_SIDE = 256          # scripts/test_stream.py's layer: 256 x 256
-STREAM_METHODS = ("magnitude", "mincut")
+STREAM_METHODS = ("magnitude", "mincut")  # scripts/test_stream.py prunes with each: prune_case(0), (1)
 
 
 def stream_expectations() -> list[tuple[str, int]]:
