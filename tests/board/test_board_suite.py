@@ -70,3 +70,52 @@ def test_readme_repl_example_runs_on_the_board(board):
     out = board.exec(code + "print(list(w))\n")
     assert "Mask(n=8, pruned=4, kept=4, sparsity=50.00%)" in out
     assert "[0, 0, 50, 196, 0, 0, 70, 5]" in out
+
+
+def test_case_lines_carry_only_the_figures_measured():
+    """A CASE line's figures become the result's; one not printed stays None, so a
+    report never shows a time or a heap figure nobody measured."""
+    from prune8_host.suite.runner import parse_report
+    text = ("noise\nCASE a PASS us=12 alloc=0\nCASE b PASS heap=67296\n"
+            "CASE c FAIL mask CRC 1, the twin's 2\nCASE d PASS  (portable kernels only)\n")
+    (a, b, c, d) = parse_report("s", text)
+    assert (a.us, a.alloc, a.heap, a.passed) == (12, 0, None, True)
+    assert (b.us, b.alloc, b.heap) == (None, None, 67296)
+    assert (c.passed, c.detail, c.us) == (False, "mask CRC 1, the twin's 2", None)
+    assert (d.detail, d.us, d.alloc) == ("(portable kernels only)", None, None)
+
+
+def test_a_script_runs_in_parts_and_commands(tmp_path):
+    """Parts start from a soft reset with ARGS, measure.py and the prelude; a part's
+    further commands run in the same session, or joined where the port collects like
+    a board (then=None)."""
+    from prune8_host.suite import runner
+    script = tmp_path / "test_x.py"
+    script.write_text("P = 1\n# -- soft reset --\nprint('CASE one PASS')\n"
+                      "# -- next command --\nprint('CASE two PASS')\n"
+                      "# -- soft reset --\nprint('CASE three PASS')\n")
+    parts = runner.script_parts(script, {"k": 1})
+    assert [len(p) for p in parts] == [2, 1]
+    assert all(p[0].startswith("ARGS = {'k': 1}\n") and "P = 1\n" in p[0] for p in parts)
+    assert parts[0][1] == "print('CASE two PASS')\n"
+    log = []
+
+    def output(code):  # what the board prints: the CASE lines the code prints
+        return "".join(line[7:-2] + "\n" for line in code.splitlines()
+                       if line.startswith("print('CASE"))
+
+    def run(code):
+        log.append("soft reset")
+        return output(code)
+
+    def then(code):
+        log.append("same session")
+        return output(code)
+
+    results = runner.run_script(run, script, {}, then=then)
+    assert [r.name for r in results] == ["one", "two", "three"]
+    assert log == ["soft reset", "same session", "soft reset"]
+    log.clear()
+    results = runner.run_script(run, script, {})  # the unix port: a part is one program
+    assert [r.name for r in results] == ["one", "two", "three"]
+    assert log == ["soft reset", "soft reset"]

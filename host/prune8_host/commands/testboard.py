@@ -52,7 +52,11 @@ def run(args) -> int:
         for r in results:
             if r.passed and args.quiet:
                 continue
-            extra = "" if r.us is None else f" {r.us} us{unpaced}, {r.alloc} B allocated"
+            extra = ", ".join(
+                ([f"{r.us} us{unpaced}"] if r.us is not None else [])
+                + ([f"{r.alloc:,} B allocated"] if r.alloc is not None else [])
+                + ([f"{r.heap:,} B held from boot"] if r.heap is not None else []))
+            extra = f" {extra}" if extra else ""
             print(f"{'PASS' if r.passed else 'FAIL'} {r.suite}::{r.name}{extra}"
                   + (f"  {r.detail}" if r.detail else ""))
         print(f"{len(results) - len(failed)} passed, {len(failed)} failed on {profile.name} "

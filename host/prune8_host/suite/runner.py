@@ -44,8 +44,9 @@ class CaseResult:
     name: str
     passed: bool
     detail: str
-    us: int | None = None
-    alloc: int | None = None
+    us: int | None = None      # microseconds, when the case timed its work
+    alloc: int | None = None   # bytes its hot path allocated, when measured
+    heap: int | None = None    # bytes held from boot at its peak (docs/heap.md), when measured
 
 
 def board_test_files() -> list[Path]:
@@ -60,12 +61,9 @@ def parse_report(suite: str, text: str) -> list[CaseResult]:
         if not m:
             continue
         name, verdict, rest = m.groups()
-        us = re.search(r"us=(\d+)", rest)
-        alloc = re.search(r"alloc=(\d+)", rest)
-        detail = re.sub(r"\s*(us|alloc)=\d+", "", rest).strip()
-        results.append(CaseResult(suite, name, verdict == "PASS", detail,
-                                  int(us.group(1)) if us else None,
-                                  int(alloc.group(1)) if alloc else None))
+        figures = {k: int(v) for k, v in re.findall(r"\b(us|alloc|heap)=(\d+)", rest)}
+        detail = re.sub(r"\s*\b(us|alloc|heap)=\d+", "", rest).strip()
+        results.append(CaseResult(suite, name, verdict == "PASS", detail, **figures))
     return results
 
 

@@ -20,4 +20,4 @@ finally:
 budget = ARGS["heap_bytes"]
 verdict = "PASS" if peak <= budget else ("FAIL %d bytes from boot, over the budget of %d:"
                                          % (peak, budget))
-print("CASE heap-full-capacity-%d %s us=%d alloc=%d" % (N, verdict, dt, peak))  # noqa: F821
+print("CASE heap-full-capacity-%d %s us=%d heap=%d" % (N, verdict, dt, peak))  # noqa: F821

@@ -62,7 +62,7 @@ try:
 except OSError:
     pass
 push_layer()
-print("CASE stream-push PASS us=0 alloc=0")
+print("CASE stream-push PASS")
 # -- soft reset --
 # The prunes, from a fresh boot, each in a command of its own as `prune8 run` gives it
 # (the import is one too): the peak each reports holds only its own garbage on a board
@@ -108,7 +108,7 @@ def prune_case(i):
         print("CASE stream-%s FAIL %d bytes from boot, over the budget of %d:"
               % (method, peak, budget))
     else:
-        print("CASE stream-%s PASS us=0 alloc=%d" % (method, peak))
+        print("CASE stream-%s PASS heap=%d" % (method, peak))
 
 
 move_store(BOARD_ROOT, SCRATCH)
