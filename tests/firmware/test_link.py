@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from prune8 import errors
-from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, LAYER, SYNC
+from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, END, LAYER, SYNC
 from prune8_host import twin
 from prune8_host.device.link import HostLink, abort_sequence, frame
 from prune8_host.errors import BoardError, LinkError
@@ -455,3 +455,68 @@ def test_a_board_silent_past_the_bound_is_given_up_on(board):
     link = HostLink(PipePort(p), timeout=0.2, silence=0.8)
     with pytest.raises(LinkError, match="no answer to frame 4 .*without a word"):
         push(link, layers(13), windowed=True)
+
+
+# A board whose END takes 1.5 s: a push that announces no model id has it rewrite the
+# file's header, which LittleFS pays for with a copy of the whole file.
+SLOW_END = ("import time\n"
+            "_end = push.ModelReceiver.end\n"
+            "def _slow(self, payload):\n"
+            "    time.sleep(1.5)\n"
+            "    return _end(self, payload)\n"
+            "push.ModelReceiver.end = _slow\n"
+            "push.push()")
+
+
+@pytest.mark.parametrize("bound, fits", [(0.8, False), (4.0, True)])
+def test_an_end_is_waited_for_its_own_bound_and_not_resent(board, bound, fits):
+    """END's bound can be set per exchange (link.bounds): a copy of the file at END is
+    waited for, never answered by sending END again (it would reach the REPL)."""
+    p = board(SLOW_END)
+    link = HostLink(PipePort(p), timeout=0.3, bounds={END: bound})
+    model = layers(14)
+    if not fits:
+        with pytest.raises(LinkError, match="without a word"):
+            push(link, model, windowed=True)
+        return
+    push(link, model, windowed=True)
+    assert p.wait(10) == 0
+    assert stored(board.root) == expected(model)
+    assert link.retries == 0  # waited for, not resent
+
+
+def test_a_push_that_announces_no_id_waits_for_the_rewrite(monkeypatch):
+    """push --layer keeps stored layers and announces no model id: its END is given
+    the time to rewrite the whole new model.bin at the flash's worst-case figures."""
+    import contextlib
+
+    from prune8_host.device import patience, transfer
+    from prune8_host.files.model import Model
+
+    class FakeLink:
+        bounds: dict = {}
+
+        def exchange(self, frames):
+            self.frames = frames
+            return [None] * (len(frames) - 1) + [struct.pack("<I", 7)]
+
+    class FakeSession:
+        info = {}
+        made = FakeLink()
+
+        @contextlib.contextmanager
+        def link(self, code, progress=None):
+            self.made.bounds = {}
+            yield self.made
+
+    session = FakeSession()
+    model = Model({x.name: x for x in layers(15)})
+    transfer.push_model(session, model, only=["fc2"], board_layers=["fc1", "fc2"],
+                        quiet=True, kept_bytes=300_000)
+    new_size = transfer.stored_size([model.record("fc2")]) + 300_000
+    assert session.made.bounds == {END: patience.rewrite_seconds(new_size)}
+    assert patience.rewrite_seconds(212_992) == pytest.approx(patience.FLASH_S + 52 * 0.448)
+    transfer.push_model(session, model, quiet=True)  # every layer: the id is announced
+    assert session.made.bounds == {}
+    begin = struct.unpack(BEGIN_FMT, session.made.frames[0][1])
+    assert begin == (2, model_id([model.record(n) for n in model]))

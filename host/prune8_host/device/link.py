@@ -99,16 +99,19 @@ def abort_sequence(seq: int = 0) -> bytes:
 class HostLink:
     """Frames with acknowledgement and retransmission over `port` (read(n) with a
     timeout); `baud` is the line's (0: unknown or unpaced), `window` the frames in
-    flight, `timeout` the resend time, `silence` (tests) one bound for every type."""
+    flight, `timeout` the resend time, `silence` (tests) one bound for every type,
+    `bounds` the bound of a type where this exchange needs another than SILENCE_S's."""
 
     def __init__(self, port, timeout: float = patience.RESEND_S, progress=None,
-                 baud: int = 0, window: int | None = None, silence: float | None = None):
+                 baud: int = 0, window: int | None = None, silence: float | None = None,
+                 bounds: dict | None = None):
         self.port = port
         self.timeout = timeout
         self.progress = progress    # called with the bytes each DATA, IMAGES or READ moved
         self.baud = baud
         self.window = max(1, WINDOW if window is None else window)  # None: WINDOW, read now
         self.silence = silence
+        self.bounds = dict(bounds or {})
         self.seq = 0
         self.tx_bytes = 0           # everything written, retries and filler included
         self.rx_bytes = 0
@@ -223,7 +226,7 @@ class HostLink:
                 nxt += 1
             ftype = frames[base][0]
             bound = self.silence if self.silence is not None else \
-                SILENCE_S.get(ftype, patience.FLASH_S)
+                self.bounds.get(ftype) or SILENCE_S.get(ftype, patience.FLASH_S)
             wait = bound if ftype in LONG_TYPES else min(self.timeout, bound)
             deadline = max(self._wire_free, self._heard) + wait
             kind, s, value = self._answer(first + base, nxt - base, deadline)

@@ -33,6 +33,15 @@ IMAGES_S = 120.0            # one frame of images run through the stored model (
                             # fixed part in workflow.prune_timeout)
 RESEND_S = 2.0              # an answer not there this long after the frame's last byte
                             # reached the board: complete a damaged frame and send again
+SECTOR = 4096               # LittleFS's block on the ESP32: one flash sector
+SECTOR_MAX_S = 0.4 + 16 * 0.003  # erasing one and programming its 16 pages, at the worst
+                                 # (W25Q32JV: tSE 400 ms, tPP 3 ms)
+
+
+def rewrite_seconds(nbytes: int) -> float:
+    """The longest a board may take to rewrite `nbytes` of a file (LittleFS copies every
+    block after a byte written behind the file's end), on top of FLASH_S."""
+    return FLASH_S + -(-nbytes // SECTOR) * SECTOR_MAX_S
 
 
 def wire_seconds(nbytes: int, baud: int) -> float:

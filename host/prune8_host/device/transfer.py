@@ -33,7 +33,7 @@ from prune8_host.errors import UsageError
 from prune8_host.files.model import Model
 from prune8_host.files.records import check_fits, model_id, stored_size
 
-from . import calls
+from . import calls, patience
 from .progress import progress_bar
 from .session import BoardSession
 
@@ -58,7 +58,8 @@ def push_model(session: BoardSession, model: Model, only: list[str] | None = Non
             raise errors.CapacityError(f"layer {layer.name!r} ({rows} x {cols}) does not fit "
                                        f"the board: {e}") from None
     sent = [model.record(n) for n in model if not only or n in only]
-    check_space(session, stored_size(sent) + kept_bytes)
+    new_size = stored_size(sent) + kept_bytes   # at most: what model.bin will hold
+    check_space(session, new_size)
     if only:
         order = [("keep", n) if n not in only else ("send", n) for n in board_layers or []]
         order += [("send", n) for n in only if n not in (board_layers or [])]
@@ -82,6 +83,8 @@ def push_model(session: BoardSession, model: Model, only: list[str] | None = Non
     frames.append((END, b"\0"))
     with progress_bar(total, "push", quiet) as update, \
             session.link(calls.PUSH, progress=update) as link:
+        if not announced:  # END writes the id at offset 4: the board rewrites the file
+            link.bounds[END] = patience.rewrite_seconds(new_size)
         got = struct.unpack(MODEL_ID_FMT, link.exchange(frames)[-1])[0]
     return got, link
 
