@@ -525,7 +525,8 @@ def test_dense_alloc_on_the_micropython_vm(tmp_path):
     assert len(cases) >= 14, out
     failed = [c for c in cases if " PASS " not in c]
     assert not failed, "\n".join(failed)
-    assert all(c.endswith("alloc=0") for c in cases if "-control-" not in c)
+    measured = [c for c in cases if "alloc=" in c and "-control-" not in c]
+    assert len(measured) >= 13 and all(c.endswith("alloc=0") for c in measured)
 
 
 VM_SCRIPT = r"""
