@@ -2,11 +2,14 @@
 # answered with one JSON line:
 #
 #   info()  firmware version, capacity, MicroPython version, free heap
-#   ls()    what is stored under /prune8/: files, the model's layers, the masks
+#   ls()    what is stored under /prune8/: files, the model's layers (each with its
+#           stored header, which the model id is the CRC of: a push that keeps layers
+#           announces the id it will have), the masks
 
 import json
 import os
 import sys
+from binascii import hexlify
 
 from . import __version__, kernels, store
 from . import mask as _mask
@@ -49,8 +52,8 @@ def ls():
     try:
         mid, layers = store.read_model_index()
         out["model"] = {"id": mid, "layers": [
-            {"name": l.name, "rows": l.rows, "cols": l.cols, "act": l.act_len, "crc": l.crc}
-            for l in layers]}
+            {"name": l.name, "rows": l.rows, "cols": l.cols, "act": l.act_len, "crc": l.crc,
+             "header": hexlify(l.record_header()).decode()} for l in layers]}
     except (OSError, StoreError):
         mid = None
     try:

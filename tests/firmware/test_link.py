@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from prune8 import errors
-from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, END, LAYER, SYNC
+from prune8.protocol import BEGIN, BEGIN_FMT, CRC, DATA, END, KEEP, LAYER, SYNC
 from prune8_host import twin
 from prune8_host.device.link import HostLink, abort_sequence, frame
 from prune8_host.errors import BoardError, LinkError
@@ -193,7 +193,7 @@ def test_an_announced_push_only_appends_to_the_model_file(board):
     assert p.wait(10) == 0
     assert behind_the_end(p) == []
     assert stored(board.root) == expected(model)
-    assert mid == model_id([layer_record(x) for x in model])
+    assert mid == model_id(layer_record(x).stored_header for x in model)
 
 
 def test_an_unannounced_push_fills_the_crcs_in_and_stores_the_same(board):
@@ -207,7 +207,32 @@ def test_an_unannounced_push_fills_the_crcs_in_and_stores_the_same(board):
     assert p.wait(10) == 0
     assert behind_the_end(p)  # the model id at offset 4, and fc1's CRC
     assert stored(board.root) == expected(model)
-    assert mid == model_id([layer_record(x) for x in model])
+    assert mid == model_id(layer_record(x).stored_header for x in model)
+
+
+def test_a_push_that_keeps_layers_announces_the_id_and_only_appends(board):
+    """push --layer: the stored layers it keeps are copied by the board (KEEP), their
+    headers as the board lists them; the host announces the id those headers and the
+    sent layer's give, and the board still writes model.bin front to back."""
+    from prune8 import store
+    old = past_a_block(16)
+    p = board("push.push()")
+    push(HostLink(PipePort(p)), old)
+    assert p.wait(10) == 0
+    _, index = store.read_model_index(os.path.join(board.root, "model.bin"))
+    kept = {info.name: info.record_header() for info in index}
+    new_fc2 = Layer("fc2", np.full((10, 32), 3, np.int8))
+    record = layer_record(new_fc2)
+    mid = model_id([kept["fc1"], record.stored_header, kept["fc3"]])
+    frames = [(BEGIN, struct.pack(BEGIN_FMT, 3, mid)), (KEEP, b"fc1"), (LAYER, record.header)]
+    frames += [(DATA, record.data[i:i + 256]) for i in range(0, len(record.data), 256)]
+    frames += [(KEEP, b"fc3"), (END, b"\0")]
+    p = board(WATCHED_PUSH)
+    got = struct.unpack("<I", HostLink(PipePort(p)).exchange(frames)[-1])[0]
+    assert p.wait(10) == 0
+    assert got == mid
+    assert behind_the_end(p) == []
+    assert stored(board.root) == expected([old[0], new_fc2, old[2]])
 
 
 @pytest.mark.parametrize("what", ["layer", "model"])
@@ -224,7 +249,7 @@ def test_a_wrong_announced_crc_or_id_is_refused_and_nothing_committed(board, wha
         frames[i] = (LAYER, frames[i][1][:-4] + struct.pack("<I", records[1].crc ^ 1))
         want = str(errors.layer_crc_mismatch("fc2", records[1].crc, records[1].crc ^ 1))
     else:
-        mid = model_id(records)
+        mid = model_id(r.stored_header for r in records)
         frames[0] = (BEGIN, struct.pack(BEGIN_FMT, len(model), mid ^ 1))
         want = str(errors.model_id_mismatch(mid, mid ^ 1))
     p = board("push.push()")
@@ -486,8 +511,9 @@ def test_an_end_is_waited_for_its_own_bound_and_not_resent(board, bound, fits):
 
 
 def test_a_push_that_announces_no_id_waits_for_the_rewrite(monkeypatch):
-    """push --layer keeps stored layers and announces no model id: its END is given
-    the time to rewrite the whole new model.bin at the flash's worst-case figures."""
+    """A push that keeps stored layers without their headers announces no model id:
+    its END is given the time to rewrite the whole new model.bin at the flash's
+    worst-case figures; with them (the board's listing), the id is announced."""
     import contextlib
 
     from prune8_host.device import patience, transfer
@@ -516,7 +542,13 @@ def test_a_push_that_announces_no_id_waits_for_the_rewrite(monkeypatch):
     new_size = transfer.stored_size([model.record("fc2")]) + 300_000
     assert session.made.bounds == {END: patience.rewrite_seconds(new_size)}
     assert patience.rewrite_seconds(212_992) == pytest.approx(patience.FLASH_S + 52 * 0.448)
+    heads = {"fc1": model.record("fc1").stored_header}  # as the board lists them
+    transfer.push_model(session, model, only=["fc2"], board_layers=["fc1", "fc2"],
+                        quiet=True, kept_headers=heads)
+    assert session.made.bounds == {}
+    begin = struct.unpack(BEGIN_FMT, session.made.frames[0][1])
+    assert begin == (2, model_id(model.record(n).stored_header for n in model))
     transfer.push_model(session, model, quiet=True)  # every layer: the id is announced
     assert session.made.bounds == {}
     begin = struct.unpack(BEGIN_FMT, session.made.frames[0][1])
-    assert begin == (2, model_id([model.record(n) for n in model]))
+    assert begin == (2, model_id(model.record(n).stored_header for n in model))

@@ -84,7 +84,7 @@ def push_frames(model):
     """The frames of a push of `model`: BEGIN, per layer LAYER and its DATA, END, with
     the model id and the CRCs announced as the host announces them."""
     records = [layer_record(layer) for layer in model]
-    frames = [(BEGIN, struct.pack(BEGIN_FMT, len(model), model_id(records)))]
+    frames = [(BEGIN, struct.pack(BEGIN_FMT, len(model), model_id(r.stored_header for r in records)))]
     for record in records:
         frames.append((LAYER, record.header))
         data = record.data

@@ -40,12 +40,13 @@ from .session import BoardSession
 
 def push_model(session: BoardSession, model: Model, only: list[str] | None = None,
                board_layers: list[str] | None = None, quiet: bool = False,
-               kept_bytes: int = 0):
+               kept_bytes: int = 0, kept_headers: dict[str, bytes] | None = None):
     """Send `model` to the board as its new /prune8/model.bin; returns (model id, link).
 
     With `only`, just those layers travel: the board's other layers (`board_layers`, in
-    their order, at most `kept_bytes` of the current model.bin) are kept as they are,
-    and named layers it lacks are added. Refused before anything is sent when a layer's
+    their order, at most `kept_bytes` of the current model.bin; `kept_headers`: their
+    stored headers, as the board lists them) are kept as they are, and named layers it
+    lacks are added. Refused before anything is sent when a layer's
     shape is past the board's limits or the new model.bin would not fit its filesystem.
     """
     for layer in model.values():
@@ -68,9 +69,11 @@ def push_model(session: BoardSession, model: Model, only: list[str] | None = Non
     total = sum(len(r.data) for r in sent)
     # The model's id and every layer's CRC go ahead of the bytes, so the board writes
     # model.bin front to back and checks them (a value written behind the end of a file
-    # costs LittleFS a copy of the rest). A push that keeps stored layers announces no
-    # id (0): their headers are the board's, and it works the id out itself.
-    announced = 0 if only else model_id(sent)
+    # costs LittleFS a copy of the rest). The id covers kept layers' stored headers too:
+    # without them (kept_headers), none is announced (0) and the board works it out.
+    heads = [(kept_headers or {}).get(name) if kind == "keep"
+             else model.record(name).stored_header for kind, name in order]
+    announced = 0 if None in heads else model_id(heads)
     frames = [(BEGIN, struct.pack(BEGIN_FMT, len(order), announced))]
     for kind, name in order:
         if kind == "keep":

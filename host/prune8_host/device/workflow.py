@@ -41,13 +41,16 @@ def push(session: BoardSession, model: Model, only: list[str] | None = None,
     """Push `model` (or only the layers named in `only`); report what went on the wire."""
     board_layers = None
     kept_bytes = 0
+    kept_headers = None
     if only:
         listing = board_listing(session)
-        board_layers = [entry["name"] for entry in (listing["model"] or {}).get("layers", [])]
+        entries = (listing["model"] or {}).get("layers", [])
+        board_layers = [entry["name"] for entry in entries]
+        kept_headers = {entry["name"]: bytes.fromhex(entry["header"]) for entry in entries}
         kept_bytes = sum(size for name, size in listing["files"]
                          if name == MODEL_PATH.rsplit("/", 1)[1])
     model_id, link = push_model(session, model, only=only, board_layers=board_layers,
-                                quiet=quiet, kept_bytes=kept_bytes)
+                                quiet=quiet, kept_bytes=kept_bytes, kept_headers=kept_headers)
     sent = [n for n in model if not only or n in only]
     payload = sum(len(model.record(n).data) for n in sent)
     return {"model_id": model_id, "layers": sent, "payload_bytes": payload,

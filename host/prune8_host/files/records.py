@@ -126,10 +126,11 @@ def layer_record(layer: Layer) -> LayerRecord:
                        stored_header=stored_header)
 
 
-def model_id(records) -> int:
-    """The id the board gives a model of these layer records, in order: the CRC-32 of
-    their stored headers (prune8.store.model_id)."""
-    return zlib.crc32(b"".join(r.stored_header for r in records))
+def model_id(headers) -> int:
+    """The id the board gives a model whose layers have these stored headers, in order
+    (LayerRecord.stored_header, or a stored layer's as the board lists it): their
+    CRC-32 (prune8.store.model_id)."""
+    return zlib.crc32(b"".join(headers))
 
 
 def check_fits(layer: Layer) -> None:
