@@ -2,9 +2,9 @@
 # answered with one JSON line:
 #
 #   info()  firmware version, capacity, MicroPython version, free heap
-#   ls()    what is stored under /prune8/: files, the model's layers (each with its
-#           stored header, which the model id is the CRC of: a push that keeps layers
-#           announces the id it will have), the masks
+#   ls()    what is stored under /prune8/: files, the model's layers, the masks
+#   ls(True)  ... each layer with its stored header too (the model id is their CRC: a
+#           push that keeps layers announces the id it will have); only that push asks
 
 import json
 import os
@@ -43,8 +43,9 @@ def _count_pruned(path, info):
     return info.n - _mask.popcount(data, len(data))
 
 
-def ls():
-    """What is stored under /prune8/, as one JSON line."""
+def ls(headers=False):
+    """What is stored under /prune8/, as one JSON line; with `headers`, each layer's
+    stored header too (hex)."""
     out = {"files": [], "model": None, "masks": None}
     if store.exists(ROOT):
         for name in sorted(os.listdir(ROOT)):
@@ -52,8 +53,11 @@ def ls():
     try:
         mid, layers = store.read_model_index()
         out["model"] = {"id": mid, "layers": [
-            {"name": l.name, "rows": l.rows, "cols": l.cols, "act": l.act_len, "crc": l.crc,
-             "header": hexlify(l.record_header()).decode()} for l in layers]}
+            {"name": l.name, "rows": l.rows, "cols": l.cols, "act": l.act_len, "crc": l.crc}
+            for l in layers]}
+        if headers:
+            for entry, l in zip(out["model"]["layers"], layers):
+                entry["header"] = hexlify(l.record_header()).decode()
     except (OSError, StoreError):
         mid = None
     try:

@@ -13,6 +13,7 @@ from prune8_host.twin.layer import PruneOptions
 
 INFO = "from prune8 import status;status.info()"      # version, capacity, free heap
 LS = "from prune8 import status;status.ls()"          # what /prune8/ holds
+LS_HEADERS = "from prune8 import status;status.ls(True)"  # ... with the layers' headers
 PUSH = "from prune8 import push;push.push()"          # receive a model
 FILES = "from prune8 import files;files.files()"      # read and write files
 CALIBRATE = "from prune8 import infer;infer.calibrate()"

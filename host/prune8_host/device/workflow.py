@@ -26,9 +26,10 @@ from .transfer import pull_file, push_model, put_file, stream_images
 from .verify import check_masks
 
 
-def board_listing(session: BoardSession) -> dict:
-    """What the board stores (prune8.status.ls): files, the model's layers, the masks."""
-    return session.call_json(calls.LS, timeout=30)
+def board_listing(session: BoardSession, headers: bool = False) -> dict:
+    """What the board stores (prune8.status.ls): files, the model's layers (with
+    `headers`, each one's stored header in hex), the masks."""
+    return session.call_json(calls.LS_HEADERS if headers else calls.LS, timeout=30)
 
 
 def holds_file(listing: dict, path: str) -> bool:
@@ -43,7 +44,7 @@ def push(session: BoardSession, model: Model, only: list[str] | None = None,
     kept_bytes = 0
     kept_headers = None
     if only:
-        listing = board_listing(session)
+        listing = board_listing(session, headers=True)
         entries = (listing["model"] or {}).get("layers", [])
         board_layers = [entry["name"] for entry in entries]
         kept_headers = {entry["name"]: bytes.fromhex(entry["header"]) for entry in entries}
