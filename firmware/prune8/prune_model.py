@@ -35,18 +35,6 @@ def heap_now():
     return gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
 
 
-def copy(src, dst, n, buf):
-    """Copy n bytes from file src to file dst through buf: a kept mask of a layer of
-    65,536 weights is 8 KB, which src.read(n) would allocate at once."""
-    view = memoryview(buf)
-    while n:
-        k = n if n < len(buf) else len(buf)
-        if src.readinto(view[:k]) != k:
-            raise errors.truncated("masks file")
-        dst.write(view[:k])
-        n -= k
-
-
 def zero_pruned(w, mask, method, info, block):
     """Zero, in w, the weights a mask prunes (whole rows, columns or blocks for those)."""
     unit = scorers.unit(method)
@@ -170,7 +158,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     for m in kept:
                         f.write(m.record_header())
                         src.seek(m.offset)
-                        copy(src, f, m.nbytes, w)
+                        # a mask of 65,536 weights is 8 KB: through w, not read at once
+                        store.copy_bytes(src, f, m.nbytes, w, "masks file")
             calibrated = store.read_calib(mid) if needs & scorers.ACT else {}
             for info in chosen:
                 streamed = tile is not None or not in_ram(p, info, method, block)

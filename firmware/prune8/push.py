@@ -198,14 +198,7 @@ class ModelReceiver(Receiver):
         self.f.write(info.record_header())
         with open(MODEL_PATH, "rb") as src:
             src.seek(info.offset)
-            left = info.data_len
-            mv = memoryview(self.copy)
-            while left:
-                k = src.readinto(mv[:min(left, MAX_PAYLOAD)])
-                if not k:
-                    raise errors.truncated("layer " + name)
-                self.f.write(mv[:k])
-                left -= k
+            store.copy_bytes(src, self.f, info.data_len, self.copy, "layer " + name)
         self.layers.append(info)
 
     def end(self, payload):

@@ -112,6 +112,19 @@ def read_exact(f, n):
     return data
 
 
+def copy_bytes(src, dst, n, buf, what):
+    """Copy n bytes from file src to file dst through buf, a piece at a time (a layer or
+    a mask of a big layer is more than RAM holds at once); `what` names src's content
+    when it ends early."""
+    view = memoryview(buf)
+    while n:
+        k = n if n < len(buf) else len(buf)
+        if src.readinto(view[:k]) != k:
+            raise errors.truncated(what)
+        dst.write(view[:k])
+        n -= k
+
+
 def _name(f):
     return read_exact(f, read_exact(f, 1)[0]).decode()
 
