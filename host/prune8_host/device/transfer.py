@@ -46,8 +46,8 @@ def push_model(session: BoardSession, model: Model, only: list[str] | None = Non
     With `only`, just those layers travel: the board's other layers (`board_layers`, in
     their order, at most `kept_bytes` of the current model.bin; `kept_headers`: their
     stored headers, as the board lists them) are kept as they are, and named layers it
-    lacks are added. Refused before anything is sent when a layer's
-    shape is past the board's limits or the new model.bin would not fit its filesystem.
+    lacks are added. Refused before anything is sent when a layer's shape is past the
+    board's limits or the new model.bin would not fit its filesystem.
     """
     for layer in model.values():
         if layer.weights.ndim != 2:
