@@ -61,7 +61,7 @@ else:
             x[i] = value(i) if callable(value) else value
         return x
 
-    def h(n=N):
+    def h(n):
         return filled("h", n, 0)
 
     def i32(n, value=0):
