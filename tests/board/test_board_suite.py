@@ -86,17 +86,19 @@ def test_case_lines_carry_only_the_figures_measured():
 
 
 def test_a_script_runs_in_parts_and_commands(tmp_path):
-    """Parts start from a soft reset with ARGS, measure.py and the prelude; a part's
-    further commands run in the same session, or joined where the port collects like
-    a board (then=None)."""
+    """Parts start from a soft reset with ARGS (the arguments the script or measure.py
+    names, nothing else: ARGS is on the heap its cases count), measure.py and the
+    prelude; a part's further commands run in the same session, or joined where the
+    port collects like a board (then=None)."""
     from prune8_host.suite import runner
     script = tmp_path / "test_x.py"
-    script.write_text("P = 1\n# -- soft reset --\nprint('CASE one PASS')\n"
+    script.write_text("P = ARGS[\"k\"]\n# -- soft reset --\nprint('CASE one PASS')\n"
                       "# -- next command --\nprint('CASE two PASS')\n"
                       "# -- soft reset --\nprint('CASE three PASS')\n")
-    parts = runner.script_parts(script, {"k": 1})
+    parts = runner.script_parts(script, {"k": 1, "unnamed": "x" * 700, "kernels": "python"})
     assert [len(p) for p in parts] == [2, 1]
-    assert all(p[0].startswith("ARGS = {'k': 1}\n") and "P = 1\n" in p[0] for p in parts)
+    assert all(p[0].startswith("ARGS = {'k': 1, 'kernels': 'python'}\n")
+               and 'P = ARGS["k"]\n' in p[0] for p in parts)
     assert parts[0][1] == "print('CASE two PASS')\n"
     log = []
 

@@ -81,8 +81,12 @@ def script_parts(script: Path, args: dict) -> list[list[str]]:
     """What a board runs for one suite script: per part (SOFT_RESET), its commands
     (NEXT_COMMAND); the first one starts with ARGS, measure.py and the script's
     prelude."""
-    head = f"ARGS = {args!r}\n" + (SCRIPTS / MEASURE).read_text() + "\n"
-    prelude, *parts = script.read_text().split(SOFT_RESET + "\n")
+    measure, text = (SCRIPTS / MEASURE).read_text(), script.read_text()
+    # only the arguments the script or measure.py names: ARGS is on the heap its cases
+    # count from boot (test_heap's job alone is ~0.7 KB of source)
+    named = {k: v for k, v in args.items() if f'ARGS["{k}"]' in measure + text}
+    head = f"ARGS = {named!r}\n" + measure + "\n"
+    prelude, *parts = text.split(SOFT_RESET + "\n")
     parts = [prelude + part for part in parts] if parts else [prelude]
     out = []
     for part in parts:
@@ -142,7 +146,7 @@ def run_script(run, script: Path, args: dict, then=None) -> list[CaseResult]:
 
 
 STREAM_SIDE = 256          # scripts/test_stream.py's layer: 256 x 256
-STREAM_METHODS = ("magnitude", "mincut")  # scripts/test_stream.py prunes with each: prune_case(0), (1)
+STREAM_METHODS = ("magnitude", "mincut")  # scripts/test_stream.py prunes with each: R0, R1
 
 
 def stream_expectations() -> list[tuple[str, int]]:
