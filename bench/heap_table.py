@@ -36,6 +36,7 @@ from prune8_host.device.transfer import pull_file
 from prune8_host.device.workflow import prune, prune_groups, push
 from prune8_host.files.graph import groups_of
 from prune8_host.files.model import load_model
+from prune8_host.heap_law import GROUP_TERMS, fit_terms
 from prune8_host.suite import heap
 from prune8_host.twin.layer import PruneOptions
 from prune8_host.vboard import VirtualBoard
@@ -94,19 +95,38 @@ def capacity_figures() -> dict:
         with VirtualBoard(board=profile.name, baud=0) as vb:
             with BoardSession(vb.port, check_firmware=False) as s:
                 deploy(s, build_firmware(profile), quiet=True)
-                entries.append(heap.capacity_entry(s, weights, units,
-                                                   [b.name for b in boards]))
+                entry = heap.capacity_entry(s, weights, units, [b.name for b in boards])
+                entry["groups"] = group_laws(s, weights, units)
+                entries.append(entry)
     return {"generated_by": "bench/heap_table.py --write",
             "measured_on": "the 32-bit WebAssembly VM (virtual board), bytes from boot: "
                            "an upper bound of a board's (docs/heap.md)",
             "capacities": entries}
 
 
+def group_models(max_units: int) -> list:
+    """zoo.group_law_models, loaded as the CLI loads a .tflite."""
+    with tempfile.TemporaryDirectory() as d:
+        models = []
+        for name, data in zoo.group_law_models(max_units).items():
+            path = Path(d) / f"{name}.tflite"
+            path.write_bytes(data)
+            models.append(load_model(path))
+    return models
+
+
+def group_laws(session, max_weights: int, max_units: int) -> dict:
+    """heap.json's channel-group laws of one capacity: per scorer, the fit of every
+    model's measured peak (prune8_host.heap_law.GROUP_TERMS), and the points."""
+    points = heap.group_points(session, group_models(max_units), max_weights)
+    return {m: dict(fit_terms(pts, GROUP_TERMS), points=pts) for m, pts in points.items()}
+
+
 def dump(data: dict) -> str:
     """heap.json's text: indented, but each measured point on one line."""
     text = json.dumps(data, indent=1)
-    return re.sub(r"\[\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\s*\]", r"[\1, \2, \3, \4]",
-                  text) + "\n"
+    return re.sub(r"\[\s*(\d+(?:,\s*\d+)+)\s*\]",
+                  lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]", text) + "\n"
 
 
 def board_table(data: dict) -> str:

@@ -38,6 +38,7 @@ INPUTS = {
     "person_detection": ((1, 96, 96, 1), -1.0, 1.0),
     "mnist_cnn": ((1, 28, 28, 1), 0.0, 1.0),
     "residual_cnn": ((1, 16, 16, 3), -1.0, 1.0),
+    "channel_chain": ((1, 4, 4, 8), -1.0, 1.0),
 }
 
 
@@ -405,6 +406,43 @@ def _residual_cnn(seed: int) -> _Net:
     x = net.fully_connected(x, "logits", 10, logits=_LOGITS)
     net.output(net.softmax(x, "softmax"))
     return net
+
+
+def channel_chain(blocks: int, width: int, separable: bool = False, prefix: str = "b",
+                  seed: int = 0) -> bytes:
+    """Not a model anyone trains: the shapes bench/heap_table.py measures a group prune
+    at (docs/heap.md), with the number of stored layers, of group members, of tiles and
+    the length of the layer names set apart. 4x4x8 -> CONV 1x1 -> width ReLU, then
+    `blocks` blocks of (DEPTHWISE 3x3 ReLU when `separable`) CONV 1x1 -> width ReLU,
+    then CONV 1x1 -> 2; each conv's output channels are a group with the layers that
+    read them. Layer names are `prefix` and the layer's number."""
+    net = _Net("channel_chain", seed, 16, "prune8 zoo: channel chain (heap measurements)")
+    x = net.conv2d(net.input, f"{prefix}0", width, 1, activation=RELU)
+    for i in range(1, blocks + 1):
+        if separable:
+            x = net.depthwise(x, f"{prefix}{i}dw", 3, activation=RELU)
+        x = net.conv2d(x, f"{prefix}{i}", width, 1, activation=RELU)
+    net.output(net.conv2d(x, f"{prefix}out", 2, 1, logits=_LOGITS))
+    return net.write()
+
+
+_LONG_PREFIX = "model/sequential/block_conv2d_relu_"  # a converter's kind of layer name
+
+
+def group_law_models(max_units: int, only: tuple[str, ...] | None = None) -> dict[str, bytes]:
+    """The models a channel-group prune's heap is measured on for a board of max_units
+    (bench/heap_table.py; docs/heap.md): channel chains that set the stored layers, the
+    group members, the tiles and the name lengths apart, and the zoo's two models with
+    channel groups of the kind users prune (micro_speech's 4000-column FC,
+    person_detection's 28 layers); `only`: just those (by name)."""
+    u = max_units
+    chains = [(2, u // 4, False, "b"), (12, u // 4, False, "b"), (2, u // 4, True, "b"),
+              (12, u // 4, True, "b"), (6, u // 4, True, _LONG_PREFIX), (2, 2 * u, False, "b"),
+              (6, u, True, "b"), (4, 2 * u, True, _LONG_PREFIX)]
+    makers = {f"chain{i}": (lambda c=c: channel_chain(*c)) for i, c in enumerate(chains)}
+    makers["micro_speech"] = micro_speech
+    makers["person_detection"] = person_detection
+    return {name: make() for name, make in makers.items() if only is None or name in only}
 
 
 MODELS = {"hello_world": hello_world, "micro_speech": micro_speech,

@@ -14,7 +14,6 @@ from array import array
 from . import bp as _bp
 from . import errors
 from .mask import Mask
-from .tiles import write_from
 
 _nm_span = None  # prune8.patterns.nm_span, once an N:M pass has loaded it
 
@@ -29,6 +28,8 @@ class BitWriter:
         self.window = Mask(0, cap + 8)
         self.view = memoryview(self.window._bits)
         self.phase = 0                              # bits of window byte 0 already set
+        self._full = 0                              # the length _head was made for
+        self._head = self.view[:0]
 
     @property
     def pruned(self):
@@ -60,7 +61,10 @@ class BitWriter:
         total = self.phase + m
         full = total >> 3
         if full:
-            write_from(out, self.view, full)
+            if full != self._full:  # rows of one length complete the same bytes each time
+                self._full = full
+                self._head = self.view[:full]
+            out.write(self._head)
             if total & 7:
                 bits[0] = bits[full]
         self.phase = total & 7
@@ -105,8 +109,8 @@ def _channel(s, sf, bp, out):
     rows, cols = s.info.rows, s.info.cols
     opts = s.opts
     k = _bp.prune_count(cols, bp, opts["min_keep"])
-    ts = array("i", bytes(4 * rows))
-    ties = array("i", bytes(4 * rows))
+    ts = array("i", range(rows))  # each set below before it is read; no bytes(4 * rows)
+    ties = array("i", range(rows))  # left behind (docs/heap.md)
     for r in range(rows):
         sf.cut(r * cols, cols, k, s.strict, opts["min_score"])
         ts[r] = sf.t

@@ -31,10 +31,13 @@ class ScoreFile:
         self.t = 0                                  # cut()'s result
         self.ties = 0
         self._pos = 0
+        self._m = 0                                 # the length _view was made for
+        self._view = None
 
     def write(self, s):
         # The scores of s's layer into the scratch file.
         self.wide = s.unit != WEIGHT
+        self._view = None
         f = open(SCORES_PATH, "wb")
         try:
             s.begin()
@@ -61,11 +64,16 @@ class ScoreFile:
         self.f.close()
 
     def _chunk(self, m):
-        """Read the next m scores of the file into the Pruner's buffers."""
+        """Read the next m scores of the file into the Pruner's buffers, through a view
+        of m scores made when m changes: a per-channel prune reads every row, all of one
+        length, three times, and a slice made per read is garbage each time."""
+        if m != self._m or self._view is None:
+            self._m = m
+            self._view = (self.uv if self.wide else self.sv)[:m]
         if self.wide:
-            read_into(self.f, self.uv, m, "scores", 4)
+            read_into(self.f, self._view, m, "scores", 4)
             return self.p.units
-        read_into(self.f, self.sv, m, "scores", 2)
+        read_into(self.f, self._view, m, "scores", 2)
         return self.p.scores
 
     def _limit(self):

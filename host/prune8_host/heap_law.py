@@ -18,6 +18,12 @@ RAM, streamed), with tiles = ceil(weights / capacity). A gradual prune of S step
 the one-step law plus (S - 1) times what the second step added. The figures depend on
 a board only through its capacity (the VM runs the same bytecode for every profile),
 so they are stored per capacity; a profile of a capacity never measured has none.
+
+A channel-group prune (prune8.channels) reads the whole model's index and groups file,
+then each member a tile at a time: its need grows with the model (GROUP_TERMS: stored
+layers, their names' bytes, members, tiles, the widest group, the longest and widest
+member), one law per scorer, fitted the same way to chains made for it and to the zoo's
+models (bench/heap_table.py; docs/heap.md, "Channel groups").
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ WEIGHT_PATTERNS = ("one-shot", "channel", "nm", "steps1", "steps2", "channel-ste
                    "channel-steps2")
 UNIT_PATTERNS = ("one-shot", "steps1", "steps2")
 RAM, STREAMED = "ram", "streamed"
+# A channel-group prune (prune8.channels) reads the whole model's index and every group's
+# members before it scores them a tile at a time: its law's terms, in heap.json's order
+GROUP_TERMS = ("layers", "name_bytes", "members", "tiles", "channels", "rows", "cols")
+# the scorers a group prune of a .tflite runs with nothing but the model (gradient and
+# Wanda need activations or samples the zoo's models do not carry): those measured
+GROUP_METHODS = ("magnitude", "mincut", "l2", "random", "scaled")
 
 
 def patterns(method: str) -> tuple[str, ...]:
@@ -58,22 +70,58 @@ def law_value(law: dict, rows: int, cols: int, tiles: int) -> int:
 
 
 def fit_law(points: list[list[int]], tiles: bool) -> dict:
-    """The law over measured [rows, cols, tiles, peak] points: least-squares slopes
-    (rounded to 1/100 byte, none below zero, so it never shrinks with size), then the
-    smallest base that covers every point; `slack` is how far above a measurement the
-    law goes at most."""
+    """The law over measured [rows, cols, tiles, peak] points (fit_terms)."""
+    terms = TERMS if tiles else TERMS[:2]
+    law = fit_terms([p[:len(terms)] + [p[3]] for p in points], terms)
+    return {"base": law["base"], **{t: law.get(t, 0.0) for t in TERMS}, "slack": law["slack"]}
+
+
+def fit_terms(points: list[list[int]], terms: tuple[str, ...]) -> dict:
+    """The law over measured points (each term's value, then the peak): least-squares
+    slopes (rounded to 1/100 byte, none below zero, so it never shrinks with size), then
+    the smallest base that covers every point; `slack` is how far above a measurement
+    the law goes at most."""
     import numpy as np  # the CLI's figures need no fit: loaded only by whoever fits
 
-    terms = TERMS if tiles else TERMS[:2]
-    x = np.array([[1.0] + [p[i] for i in range(len(terms))] for p in points])
-    y = np.array([p[3] for p in points], dtype=float)
+    x = np.array([[1.0] + list(p[:len(terms)]) for p in points], dtype=float)
+    y = np.array([p[-1] for p in points], dtype=float)
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
-    law = {"base": 0, "rows": 0.0, "cols": 0.0, "tiles": 0.0}
+    law = {"base": 0}
     for name, c in zip(terms, coef[1:]):
         law[name] = max(0.0, round(float(c), 2))
-    law["base"] = max(math.ceil(p[3] - law_value(law, p[0], p[1], p[2])) for p in points)
-    law["slack"] = max(law_value(law, p[0], p[1], p[2]) - p[3] for p in points)
+    law["base"] = max(math.ceil(p[-1] - terms_value(law, terms, p)) for p in points)
+    law["slack"] = max(terms_value(law, terms, p) - p[-1] for p in points)
     return law
+
+
+def terms_value(law: dict, terms, values) -> int:
+    """What a law says for these values of its terms (rounded up)."""
+    v = law["base"]
+    for t, x in zip(terms, values):
+        v += law[t] * x
+    return math.ceil(v)
+
+
+def group_shapes(model, groups) -> tuple[list, list]:
+    """group_terms' `layers` and `groups` for the channel groups (files.graph.Group) of a
+    loaded model, all of whose layers a push stores."""
+    shape = {name: layer.weights.shape for name, layer in model.items()}
+    return ([(name, *s) for name, s in shape.items()],
+            [(g.channels, [(m.layer, *shape[m.layer]) for m in g.members]) for g in groups])
+
+
+def group_terms(layers, groups, max_weights: int) -> list[int]:
+    """GROUP_TERMS' values for a group prune: `layers` (name, rows, cols) of the stored
+    model, `groups` (channels, [(name, rows, cols) of each member]). The index holds a
+    record per layer and its name; the groups file a record per member; each member is
+    read a tile of max_weights at a time; the widest group's channels size the prune's
+    per-channel arrays, the member with the most rows and the one with the most columns
+    its per-row and per-column ones (a scorer's flows, multipliers)."""
+    members = [m for _, ms in groups for m in ms]
+    return [len(layers), sum(len(name.encode()) for name, _, _ in layers), len(members),
+            sum(-(-rows * cols // max_weights) for _, rows, cols in members),
+            max(channels for channels, _ in groups), max(rows for _, rows, _ in members),
+            max(cols for _, _, cols in members)]
 
 
 def pattern_of(options) -> str:
@@ -102,6 +150,16 @@ class HeapFigures:
     max_units: int
     at_rest: int            # import prune8; prune8.Pruner(), from boot
     laws: dict              # scorer -> pattern -> path -> law
+    groups: dict | None = None  # scorer -> the law of a channel-group prune (GROUP_TERMS)
+
+    def group_need(self, layers, groups, method: str) -> int | None:
+        """The heap from boot a channel-group prune of `groups` over the stored `layers`
+        (group_terms' arguments) with `method` takes; None when the scorer was never
+        measured for it."""
+        law = (self.groups or {}).get(method)
+        if law is None:
+            return None
+        return terms_value(law, GROUP_TERMS, group_terms(layers, groups, self.max_weights))
 
     def need(self, rows: int, cols: int, options) -> Need:
         """The heap from boot a prune of a rows x cols layer with these options takes
@@ -133,7 +191,7 @@ def figures(profile: BoardProfile, data: dict | None = None) -> HeapFigures | No
         if (entry["max_weights"], entry["max_units"]) == (profile.max_weights,
                                                           profile.max_units):
             return HeapFigures(entry["max_weights"], entry["max_units"], entry["at_rest"],
-                               entry["laws"])
+                               entry["laws"], entry.get("groups"))
     return None
 
 
@@ -154,3 +212,20 @@ def refuse_over_budget(profile: BoardProfile, layers, options) -> None:
                 f"{profile.heap_bytes:,}-byte budget (measured: docs/heap.md): prune it "
                 f"another way or on a bigger board, or pass --ignore-heap (the board will "
                 f"likely raise MemoryError)")
+
+
+def refuse_groups_over_budget(profile: BoardProfile, layers, groups, method: str) -> None:
+    """Raise HeapBudgetError when a channel-group prune of `groups` over the stored
+    `layers` (group_terms' arguments) with `method` needs more heap than the profile's
+    budget; nothing when it fits, or when the capacity or the scorer was never measured."""
+    fig = figures(profile)
+    need = fig.group_need(layers, groups, method) if fig is not None else None
+    if need is not None and need > profile.heap_bytes:
+        members = sum(len(m) for _, m in groups)
+        raise HeapBudgetError(
+            f"the {len(groups)} channel group(s) ({members} members over {len(layers)} "
+            f"stored layers) need {need:,} bytes of heap from boot to prune with {method} "
+            f"on {profile.name}, over its {profile.heap_bytes:,}-byte budget (measured: "
+            f"docs/heap.md): prune on a bigger board, or each layer's rows without "
+            f"--structured, or pass --ignore-heap (the board will likely raise "
+            f"MemoryError)")

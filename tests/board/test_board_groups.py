@@ -88,3 +88,38 @@ def test_a_refused_group_prune_changes_nothing_on_the_board(port, micro_speech, 
         assert result["ok"] is False and "truncated" in result["error"], result
         put_file(s, GROUPS_PATH, groups, quiet=True)
     assert board_file(port, MASKS_PATH) == masks
+
+
+def test_a_group_prune_over_the_budget_is_refused_before_anything_is_sent(port, micro_speech,
+                                                                         tmp_path):
+    """What the measured law says a group prune needs is checked before the push: one
+    line naming the groups, the need and the budget; the board is left as it was.
+    --ignore-heap sends it, and the board's reported peak is what the law was fitted to
+    (the law covers it, at most its slack above)."""
+    from prune8.protocol import MODEL_PATH
+    from prune8_host import heap_law
+    from prune8_host.files.graph import groups_of
+    from prune8_host.files.model import load_model
+    from support.cli import small_budget_profile
+
+    model = load_model(micro_speech)
+    groups = [g for g in groups_of(model.tflite_model) if g.prunable]
+    fig = heap_law.figures(load_board("esp32"))
+    need = fig.group_need(*heap_law.group_shapes(model, groups), "scaled")
+    slack = fig.groups["scaled"]["slack"]
+    assert need <= load_board("esp32").heap_bytes   # micro_speech's groups fit an esp32
+    tight = small_budget_profile(tmp_path, need - 1)
+    assert cli(port, "push", "examples/digits_mlp.npz")[0] == 0  # another model held
+    before = board_file(port, MODEL_PATH)
+    masks = tmp_path / "m.npz"
+    code, err = cli(port, "run", str(micro_speech), "--structured", "channels",
+                    "--sparsity", "0.3", "--board", tight, "-o", str(masks))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"need {need:,} bytes of heap from boot to prune with scaled" in err
+    assert f"over its {need - 1:,}-byte budget" in err and "--ignore-heap" in err
+    assert board_file(port, MODEL_PATH) == before and not masks.exists()  # nothing sent
+    code, report = cli(port, "run", str(micro_speech), "--structured", "channels",
+                       "--sparsity", "0.3", "--board", tight, "--ignore-heap",
+                       "-o", str(masks))
+    assert code == 0 and report["verified"] and masks.exists()
+    assert need - slack <= report["prune"]["heap_peak"] <= need

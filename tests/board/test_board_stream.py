@@ -20,6 +20,7 @@ from prune8_host.files.model import Model
 from prune8_host.twin.layer import Layer, PruneOptions
 from prune8_host.twin.reference import layer_mask
 from support.cli import board_cli as cli
+from support.cli import small_budget_profile
 from support.models import big_layers
 
 pytestmark = pytest.mark.timeout(900)
@@ -112,18 +113,6 @@ def test_peak_heap_does_not_grow_with_the_layer(port):
     assert max(peaks.values()) <= budget, peaks
     assert peaks[65536] - peaks[2048] <= 4096, peaks
     assert peaks[16000] - peaks[2048] <= 4096, peaks
-
-
-def small_budget_profile(tmp_path, heap_bytes):
-    """The esp32 profile with a smaller heap budget (the same capacity, so the same
-    measured figures)."""
-    esp32 = load_board("esp32")
-    path = tmp_path / "tight.toml"
-    path.write_text("".join(
-        f"{k} = {v!r}\n".replace("'", '"') if isinstance(v, str) else f"{k} = {v}\n"
-        for k, v in vars(esp32).items() if k not in ("name", "path", "heap_bytes"))
-        + f"heap_bytes = {heap_bytes}\n")
-    return str(path)
 
 
 def test_a_prune_over_the_budget_is_refused_before_anything_is_sent(port, tmp_path):

@@ -66,6 +66,7 @@ def test_every_shipped_profile_has_heap_figures():
     for b in all_boards():
         fig = heap_law.figures(b, DATA)
         assert fig is not None and 0 < fig.at_rest < b.heap_bytes, b.name
+        assert set(fig.groups) == set(heap_law.GROUP_METHODS), b.name
 
 
 def test_each_law_is_fitted_from_its_points_and_covers_them():
@@ -77,6 +78,13 @@ def test_each_law_is_fitted_from_its_points_and_covers_them():
                     over = [heap_law.law_value(law, r, c, t) - peak
                             for r, c, t, peak in law["points"]]
                     assert min(over) == 0 and max(over) == law["slack"]
+        for method, law in entry["groups"].items():
+            points = law["points"]
+            assert {k: v for k, v in law.items() if k != "points"} == \
+                heap_law.fit_terms(points, heap_law.GROUP_TERMS), method
+            over = [heap_law.terms_value(law, heap_law.GROUP_TERMS, p) - p[-1]
+                    for p in points]
+            assert min(over) == 0 and max(over) == law["slack"]
 
 
 def test_the_docs_law_tables_are_heap_json_s():
@@ -104,3 +112,20 @@ def test_heap_json_is_what_the_firmware_takes_now(board):
             for path, points in paths.items():
                 stored = entry["laws"][method][pattern][path]["points"]
                 assert points[0] in stored, (method, pattern, path, points[0])
+    # a group prune of the smallest chain, with the scorer of the most state
+    model = group_model("chain0", profile.max_units)
+    now = heap.group_points(board, [model], profile.max_weights, methods=("scaled",))
+    assert now["scaled"][0] in entry["groups"]["scaled"]["points"]
+
+
+def group_model(name, max_units):
+    import tempfile
+    from pathlib import Path
+
+    from prune8_eval import zoo
+    from prune8_host.files.model import load_model
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"{name}.tflite"
+        path.write_bytes(zoo.group_law_models(max_units, only=(name,))[name])
+        return load_model(path)

@@ -194,13 +194,42 @@ def test_model_info_shows_the_heap_each_layers_prune_needs(capsys):
     assert measured <= fc1["heap_need"] <= measured + law["slack"]
     assert info["heap_at_rest"] < fc1["heap_need"] <= info["heap_budget"] == 100_000
     assert fc1["heap_fits"] and info["method"] == "mincut"
-    # per-channel scope keeps per-row state when streamed: over the esp32 budget here
+    # per-channel scope keeps per-row state when streamed, per step: over the esp32
+    # budget in 8 steps
     code, out, _ = run(capsys, "model", "info", "examples/digits_wide.npz", "--method",
-                       "mincut", "--scope", "channel", "--steps", "2")
+                       "mincut", "--scope", "channel", "--steps", "8")
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("fc1"))
     assert row.endswith("(over)") and "over the budget: fc1" in out
     assert "--ignore-heap" in out
+
+
+def test_a_group_prune_over_the_budget_is_refused_before_any_board(tmp_path, capsys):
+    """person_detection's channel groups (28 stored layers, 41 members): the measured
+    group law says more than the esp32's 100,000 bytes, so `run --structured channels`
+    says so in one line before it opens any port, and `model info` shows the need; a
+    board of a bigger budget (esp32s3) takes it."""
+    from prune8_eval import zoo
+
+    path = tmp_path / "person_detection.tflite"
+    path.write_bytes(zoo.person_detection())
+    points = heap_law.load_data()["capacities"][0]["groups"]["scaled"]["points"]
+    measured = max(p[-1] for p in points)   # person_detection's is the largest measured
+    code, _, err = run(capsys, "run", str(path), "--structured", "channels", "--sparsity",
+                       "0.3", "--port", str(tmp_path / "no-such-port"), "-o",
+                       str(tmp_path / "m.npz"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    need = int(err.split(" need ")[1].split(" bytes")[0].replace(",", ""))
+    assert measured <= need and "over its 100,000-byte budget" in err
+    assert "41 members over 28 stored layers" in err and "--ignore-heap" in err
+    assert not (tmp_path / "m.npz").exists()
+    code, out, _ = run(capsys, "model", "info", str(path), "--method", "scaled", "--json")
+    assert code == 0 and json.loads(out)["channel_groups_heap_need"] == need
+    code, out, _ = run(capsys, "model", "info", str(path), "--method", "scaled")
+    assert f"{need:,} bytes from boot" in out and "prune8 run refuses it" in out
+    code, out, _ = run(capsys, "model", "info", str(path), "--method", "scaled", "--board",
+                       "esp32s3")
+    assert code == 0 and "prune8 run refuses it" not in out
 
 
 def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):

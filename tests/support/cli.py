@@ -12,3 +12,17 @@ def board_cli(port, *args, timeout=600):
                            "--quiet", "--json"], capture_output=True, text=True,
                           timeout=timeout)
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else proc.stderr
+
+
+def small_budget_profile(tmp_path, heap_bytes):
+    """The esp32 profile with a smaller heap budget (the same capacity, so the same
+    measured figures), as a file --board takes."""
+    from prune8_host.boards import load_board
+
+    esp32 = load_board("esp32")
+    path = tmp_path / "tight.toml"
+    path.write_text("".join(
+        f"{k} = {v!r}\n".replace("'", '"') if isinstance(v, str) else f"{k} = {v}\n"
+        for k, v in vars(esp32).items() if k not in ("name", "path", "heap_bytes"))
+        + f"heap_bytes = {heap_bytes}\n")
+    return str(path)

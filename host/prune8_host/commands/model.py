@@ -12,13 +12,14 @@ from prune8_host.boards import DEFAULT_BOARD, load_board
 from prune8_host.errors import FileFormatError
 from prune8_host.files import packed as packed_files
 from prune8_host.files import tflite
+from prune8_host.files.graph import groups_of
 from prune8_host.files.identify import DATA, MASKS, PACKED, identify, store_description
 from prune8_host.files.images import load_images
 from prune8_host.files.masks import read_masks
 from prune8_host.files.model import load_model, save_model
 from prune8_host.files.npzio import load_arrays
 from prune8_host.files.records import check_fits, in_ram, quant_params, stored_size
-from prune8_host.heap_law import figures
+from prune8_host.heap_law import figures, group_shapes
 from prune8_host.twin.layer import PruneOptions
 
 from . import channels
@@ -116,12 +117,14 @@ def run_info(args) -> int:
                      "activations": act, "fits": fits, **heap})
     size = stored_size(model.record(layer.name) for layer in board_layers)
     groups = channels.group_rows(model) if model.kind == "tflite" else None
+    group_need = _group_heap(fig, model, args.method) if groups is not None else None
     if args.json:
         print(json.dumps({"board": profile.name, "layers": rows, "stored_bytes": size,
                           "fs_bytes": profile.fs_bytes, "method": args.method,
                           "heap_at_rest": fig.at_rest if fig else None,
                           "heap_budget": profile.heap_bytes}
-                         | ({"channel_groups": groups} if groups is not None else {})))
+                         | ({"channel_groups": groups, "channel_groups_heap_need": group_need}
+                            if groups is not None else {})))
         return 0
     fits = f"on {profile.name} ({profile.max_weights} weights, {profile.max_units} units in RAM)"
     op = [("operator", "<", 8)] if placements else []
@@ -139,7 +142,29 @@ def run_info(args) -> int:
         print("channel groups (the channels that go together: prune8 mask --structured "
               "channels, prune8 shrink):")
         channels.print_groups(groups)
+        print(_group_heap_line(profile, args.method, group_need))
     return 0
+
+
+def _group_heap(fig, model, method: str) -> int | None:
+    """The heap a prune of the model's prunable channel groups needs on the board, from
+    boot (None: none to prune, or the capacity or the scorer never measured)."""
+    prunable = [g for g in groups_of(model.tflite_model) if g.prunable]
+    if fig is None or not prunable:
+        return None
+    return fig.group_need(*group_shapes(model, prunable), method)
+
+
+def _group_heap_line(profile, method: str, need: int | None) -> str:
+    if need is None:
+        return (f"heap of a channel-group prune with {method}: not measured for "
+                f"{profile.name} (docs/heap.md)")
+    over = need > profile.heap_bytes
+    return (f"heap of a channel-group prune with {method} (prune8 run --structured "
+            f"channels) on {profile.name}: {need:,} bytes from boot, of a "
+            f"{profile.heap_bytes:,}-byte budget"
+            + (": over it, prune8 run refuses it (--ignore-heap to try anyway)" if over
+               else ""))
 
 
 def _heap_cell(row: dict) -> str:

@@ -141,7 +141,8 @@ def add_prune_args(p) -> None:
     add_method_args(p)
     add_mask_args(p)
     p.add_argument("--ignore-heap", action="store_true",
-                   help="prune even a layer whose measured heap need is over the board "
+                   help="prune even a layer (or, with --structured channels, the "
+                        "channel groups) whose measured heap need is over the board "
                         "profile's budget (docs/heap.md): the board will likely raise "
                         "MemoryError")
 
@@ -328,6 +329,9 @@ def run_channels(args) -> int:
     channels.group_layers(model, groups, opts.method)  # the inputs its scorer needs
     plan = recovery_plan(args) if model_out else None
     profile = load_board(args.board)
+    if not args.ignore_heap:  # before any board is touched, as a layer prune's check
+        heap_law.refuse_groups_over_budget(profile, *heap_law.group_shapes(model, groups),
+                                           opts.method)
     if args.port:
         deploy_if_needed(args.port, profile, args.baud, args.quiet,
                          note=lambda text: _note(args, text))

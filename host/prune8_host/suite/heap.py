@@ -29,10 +29,18 @@ import numpy as np
 
 import prune8
 from prune8.protocol import ROOT, SCORERS
-from prune8_host.device.workflow import prune, push
+from prune8_host.device.workflow import prune, prune_groups, push
 from prune8_host.errors import BoardExecError
+from prune8_host.files.graph import groups_of
 from prune8_host.files.model import Model
-from prune8_host.heap_law import fit_law, patterns
+from prune8_host.heap_law import (
+    GROUP_METHODS,
+    GROUP_TERMS,
+    fit_law,
+    group_shapes,
+    group_terms,
+    patterns,
+)
 from prune8_host.twin.layer import Layer, PruneOptions
 
 FIRMWARE = Path(prune8.__file__).resolve().parent  # the firmware's sources, as installed
@@ -314,6 +322,22 @@ def law_points(session, max_weights: int, max_units: int, methods=None,
     return out
 
 
+def group_points(session, models, max_weights: int, methods=GROUP_METHODS) -> dict:
+    """{method: [[GROUP_TERMS' values..., peak], ...]}: the reported peak (bytes from boot)
+    of a channel-group prune of every prunable group of each model (.tflite), pushed
+    alone, as `prune8 run --structured channels` makes it (at 30 %)."""
+    out: dict = {}
+    for model in models:
+        push(session, model, quiet=True)
+        groups = [g for g in groups_of(model.tflite_model) if g.prunable]
+        terms = group_terms(*group_shapes(model, groups), max_weights)
+        for method in methods:
+            r = prune_groups(session, model, [(g.channels, g.members) for g in groups],
+                             PruneOptions(method, sparsity_bp=3000), quiet=True)
+            out.setdefault(method, []).append(terms + [r["heap_peak"]])
+    return out
+
+
 def capacity_entry(session, max_weights: int, max_units: int, boards: list[str]) -> dict:
     """heap.json's entry for one capacity: the firmware at rest, and every law's
     measurements and fit (prune8_host.heap_law)."""
@@ -359,4 +383,12 @@ def law_tables(entry: dict) -> str:
     for method in ("magnitude", "mincut"):
         for pat, paths in entry["laws"][method].items():
             rows.append(f"| {pat} | `{method}` | {cells(paths['streamed'])}")
+    if entry.get("groups"):
+        rows += ["", f"| channel groups ({entry['max_weights']} weights a tile) | base | "
+                 "per layer | per name byte | per member | per member tile | per channel "
+                 "| per row | per col | slack |", "| --- |" + " ---: |" * 9]
+        for method, law in entry["groups"].items():
+            rows.append(f"| `{method}` | {law['base']:,} | "
+                        + " | ".join(_num(law[t]) for t in GROUP_TERMS)
+                        + f" | {law['slack']:,} |")
     return "\n".join(rows)
