@@ -352,9 +352,9 @@ def prune_groups_result(method="scaled", sparsity_bp=0, tie="exact", min_keep=1,
                         continue
                     info = m.info
                     gp.load_table(g, m)
-                    out.write(store.MaskInfo(info.name, method, tie, sparsity_bp, min_keep, 0,
-                                             info.rows, info.rows, info.cols, 0, seed, 0, 0,
-                                             0, 0, 0, "group").record_header())
+                    store.write_mask_header(out, info.name, method, tie, sparsity_bp,
+                                            min_keep, 0, info.rows, info.rows, info.cols, seed,
+                                            scope="group")
                     pruned = gp.write_mask(m, out)
                     report.append({"layer": info.name, "n": info.rows, "pruned": pruned,
                                    "streamed": info.n > MAX_WEIGHTS})

@@ -13,7 +13,7 @@ from array import array
 from . import check, errors, scorers, store
 from . import mask as _mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
-from .protocol import LAYER_SCOPES, MASKS_MAGIC, MASKS_PATH, SCORERS
+from .protocol import LAYER_SCOPES, MASKS_MAGIC, MASKS_PATH, MODEL_PATH, SCORERS
 from .pruner import Pruner
 from .select import BUBBLE_MAX
 from .stream import LayerStream
@@ -92,12 +92,12 @@ def _layer_mask(p, method, info, w, a, sumsq, scale, opts):
     return running
 
 
-def _mask_info(info, n, opts, method, bp):
+def _write_mask_header(f, info, n, opts, method, bp):
     br, bc = opts["block"] or (0, 0)
     nm_n, nm_m = opts["nm"] or (0, 0)
-    return store.MaskInfo(info.name, method, opts["tie"], bp, opts["min_keep"],
-                          opts["min_score"], n, info.rows, info.cols, 0, opts["seed"], br, bc,
-                          nm_n, nm_m, opts["steps"], opts["scope"])
+    store.write_mask_header(f, info.name, method, opts["tie"], bp, opts["min_keep"],
+                            opts["min_score"], n, info.rows, info.cols, opts["seed"], br, bc,
+                            nm_n, nm_m, opts["steps"], opts["scope"])
 
 
 def prune(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, layers=None, seed=0,
@@ -151,7 +151,9 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         opts = {"bp": sparsity_bp, "tie": tie, "min_keep": min_keep, "min_score": min_score,
                 "seed": seed, "block": block, "nm": nm, "steps": steps, "scope": scope}
         report = []
-        with store.Replacing(MASKS_PATH) as f:
+        # the model file opened once for every layer held in RAM (a file object per
+        # layer was garbage a board must collect, and the VM holds to the end)
+        with store.Replacing(MASKS_PATH) as f, open(MODEL_PATH, "rb") as model:
             store.write_header(f, MASKS_MAGIC, mid, len(kept) + len(chosen))
             if kept:  # one file object for all of them
                 with open(MASKS_PATH, "rb") as src:
@@ -167,27 +169,27 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                     if streamer is None:
                         streamer = LayerStream(p, tile, w, a)
                     streamer.prepare(info, method, opts, calibrated.get(info.name))
-                    minfo = _mask_info(info, streamer.count, opts, method, sparsity_bp)
-                    f.write(minfo.record_header())
+                    n = streamer.count
+                    _write_mask_header(f, info, n, opts, method, sparsity_bp)
                     pruned = streamer.write_mask(f)
                     peak = streamer.peak
                 else:
                     if scale is not None:
                         for r in range(info.rows):
                             scale[r] = errors.MAX_SCALE  # one scale for the layer, unless stored
-                    store.load_layer(info, w, a, sumsq, scale=scale)
+                    store.load_layer(info, w, a, sumsq, scale=scale, f=model)
                     if info.name in calibrated:  # the board's own statistic wins
                         info.act_len = len(calibrated[info.name])
                         a[:info.act_len] = calibrated[info.name]
                     mask = _layer_mask(p, method, info, w, a, sumsq, scale, opts)
-                    minfo = _mask_info(info, mask.n, opts, method, sparsity_bp)
-                    f.write(minfo.record_header())
+                    n = mask.n
+                    _write_mask_header(f, info, n, opts, method, sparsity_bp)
                     f.write(memoryview(mask._bits)[:((mask.n + 31) >> 5) << 2])  # no copy
                     pruned = mask.pruned
                     peak = heap_now()
                 if peak > top:
                     top = peak
-                report.append({"layer": info.name, "n": minfo.n, "pruned": pruned,
+                report.append({"layer": info.name, "n": n, "pruned": pruned,
                                "streamed": streamed})
         if not chosen:  # no pass measured the heap: what is held now
             top = heap_now()

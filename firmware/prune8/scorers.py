@@ -42,6 +42,7 @@ from array import array
 
 from . import check, errors, scores
 from .protocol import SCALE, SUM
+from .store import read_ints
 from .tiles import BLOCK, COL, ROW, WEIGHT, read_into
 
 try:
@@ -247,7 +248,7 @@ def load(s, f, info, needs, act):
     if needs & CALIB:
         sums = _ints(s, "own_sums", cols)
         f.seek(info.sums_offset)
-        _read_ints(f, SUM, sums, cols)
+        read_ints(f, SUM, sums, cols, "layer data")
         check.sumsq(sums)
         s.norms = sums  # isqrt in place: one array
         scores.wanda_norms(sums, cols, s.norms)
@@ -255,26 +256,10 @@ def load(s, f, info, needs, act):
         s.mults = _ints(s, "own_mults", rows)
         if info.scaled:
             f.seek(info.scale_offset)
-            _read_ints(f, SCALE, s.mults, rows)
+            read_ints(f, SCALE, s.mults, rows, "layer data")
         else:
             for r in range(rows):
                 s.mults[r] = errors.MAX_SCALE
         check.scales(s.mults, rows)
     if needs & BLOCK_SIZE:
         s.band = _ints(s, "own_band", cols // s.bc, True)
-
-
-def _read_ints(f, fmt, out, count):
-    # count values of an unsigned little-endian struct format fmt (SUM, SCALE) into out,
-    # 64 at a time through an array of that type: no tuple per value, as unpack makes
-    import struct
-    size = struct.calcsize(fmt)
-    buf = array(fmt[1], range(64))  # no bytes(size * 64) left behind
-    view = memoryview(buf)
-    i = 0
-    while i < count:
-        k = count - i if count - i < 64 else 64
-        read_into(f, view, k, "layer data", size)
-        for j in range(k):
-            out[i + j] = buf[j]
-        i += k

@@ -6,6 +6,7 @@
 
 import os
 import struct
+from array import array
 
 from . import errors
 from .protocol import (
@@ -203,9 +204,9 @@ def _read_index(path, magic, what, fmt, size, make):
         records = []
         pos = 4 + _HEAD_SIZE
         for _ in range(count):
-            name = _name(f)
-            pos += 1 + len(name.encode()) + size
-            rec = make(name, struct.unpack(fmt, read_exact(f, size)), pos)
+            name = read_exact(f, read_exact(f, 1)[0])  # its length in bytes, then decoded
+            pos += 1 + len(name) + size
+            rec = make(name.decode(), struct.unpack(fmt, read_exact(f, size)), pos)
             records.append(rec)
             pos += rec.body_len
             f.seek(pos)
@@ -216,43 +217,64 @@ def read_model_index(path=None):
     """(model id, [LayerInfo]) of a model file, reading headers only."""
     return _read_index(path or MODEL_PATH, MODEL_MAGIC, "model", LAYER_RECORD, _LAYER_SIZE,
                        lambda name, v, pos: LayerInfo(name, v[0], v[1], v[2], v[3], v[4], pos,
-                                                      *v[5:]))
+                                                      v[5], v[6], v[7], v[8], v[9], v[10],
+                                                      v[11]))  # no slice of v made
 
 
-def _read_ints(f, fmt, out, count):
+def read_ints(f, fmt, out, count, what="file"):
+    """count values of a one-value little-endian struct format fmt (SUM, BIAS, SCALE,
+    MULT, SHIFT) from f into out[0:count], 64 at a time through an array of that type
+    made per call: no tuple per value, as struct.unpack makes (a layer's 64 scale
+    multipliers were ~1.5 KB of garbage), and no buffer of all of them."""
     size = struct.calcsize(fmt)
-    raw = read_exact(f, size * count)
-    for i in range(count):
-        out[i] = struct.unpack_from(fmt, raw, size * i)[0]
+    buf = array(fmt[1], range(64))  # no bytes(size * 64) left behind
+    view = memoryview(buf)
+    i = 0
+    while i < count:
+        k = count - i if count - i < 64 else 64
+        if f.readinto(view if k == 64 else view[:k]) != k * size:
+            raise errors.truncated(what)
+        for j in range(k):
+            out[i + j] = buf[j]
+        i += k
 
 
-def load_layer(info, w, a, sumsq=None, bias=None, path=None, scale=None):
+def load_layer(info, w, a, sumsq=None, bias=None, path=None, scale=None, f=None):
     """Read a layer's weights into w[:n] and, when stored and asked for (not None), its
     activations into a[:act_len], its sums of squares into sumsq[:cols], its biases into
-    bias[:rows] and its scale multipliers into scale[:rows] (arrays)."""
-    with open(path or MODEL_PATH, "rb") as f:
-        f.seek(info.offset)
-        if f.readinto(memoryview(w)[:info.n]) != info.n:
-            raise errors.truncated("layer " + info.name)
-        if info.act_len:  # the sums, when stored, follow the activations
-            if a is None:
-                f.seek(info.offset + info.n + info.act_len)
-            elif f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
-                raise errors.truncated("activations of " + info.name)
-        if info.calib and sumsq is not None:
-            _read_ints(f, SUM, sumsq, info.cols)
-        if info.quant and bias is not None:
-            f.seek(info.bias_offset)
-            _read_ints(f, BIAS, bias, info.rows)
-        if info.scaled and scale is not None:
-            f.seek(info.scale_offset)
-            _read_ints(f, SCALE, scale, info.rows)
+    bias[:rows] and its scale multipliers into scale[:rows] (arrays); f: the model file,
+    open (a prune of many layers opens it once: a file object is not small on a
+    board), else it is opened here."""
+    if f is None:
+        with open(path or MODEL_PATH, "rb") as f:
+            _load(info, w, a, sumsq, bias, scale, f)
+    else:
+        _load(info, w, a, sumsq, bias, scale, f)
+
+
+def _load(info, w, a, sumsq, bias, scale, f):
+    f.seek(info.offset)
+    if f.readinto(memoryview(w)[:info.n]) != info.n:
+        raise errors.truncated("layer " + info.name)
+    if info.act_len:  # the sums, when stored, follow the activations
+        if a is None:
+            f.seek(info.offset + info.n + info.act_len)
+        elif f.readinto(memoryview(a)[:info.act_len]) != info.act_len:
+            raise errors.truncated("activations of " + info.name)
+    if info.calib and sumsq is not None:
+        read_ints(f, SUM, sumsq, info.cols)
+    if info.quant and bias is not None:
+        f.seek(info.bias_offset)
+        read_ints(f, BIAS, bias, info.rows)
+    if info.scaled and scale is not None:
+        f.seek(info.scale_offset)
+        read_ints(f, SCALE, scale, info.rows)
 
 
 def load_bias(info, bias, f):
     """A quantized layer's biases into bias[:rows], from its open model file f."""
     f.seek(info.bias_offset)
-    _read_ints(f, BIAS, bias, info.rows)
+    read_ints(f, BIAS, bias, info.rows)
 
 
 def requant_params(info, path=None):
@@ -263,8 +285,8 @@ def requant_params(info, path=None):
     mult, shift = [0] * info.rows, [0] * info.rows
     with open(path or MODEL_PATH, "rb") as f:
         f.seek(info.channel_offset)
-        _read_ints(f, MULT, mult, info.rows)
-        _read_ints(f, SHIFT, shift, info.rows)
+        read_ints(f, MULT, mult, info.rows)
+        read_ints(f, SHIFT, shift, info.rows)
     return mult, shift
 
 
@@ -311,6 +333,18 @@ class MaskInfo:
             MASK_RECORD, SCORERS.index(self.method), TIES.index(self.tie), self.bp, self.min_keep,
             self.min_score, self.n, self.rows, self.cols, self.seed, self.br, self.bc,
             self.nm_n, self.nm_m, self.steps, SCOPES.index(self.scope))
+
+
+def write_mask_header(f, name, method, tie, bp, min_keep, min_score, n, rows, cols, seed=0,
+                      br=0, bc=0, nm_n=0, nm_m=0, steps=0, scope="layer"):
+    """Write a mask's record header (MaskInfo(...).record_header()) without the MaskInfo
+    or the joined bytes: a prune writes one per layer, and each was ~0.3 KB of garbage."""
+    name = name.encode()
+    f.write(bytes((len(name),)))
+    f.write(name)
+    f.write(struct.pack(MASK_RECORD, SCORERS.index(method), TIES.index(tie), bp, min_keep,
+                        min_score, n, rows, cols, seed, br, bc, nm_n, nm_m, steps,
+                        SCOPES.index(scope)))
 
 
 def read_masks_index(path=None):

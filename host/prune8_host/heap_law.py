@@ -6,6 +6,11 @@ included), by `bench/heap_table.py --write`, which stores them in prune8_boards'
 heap.json; tests/board/test_heap_table.py re-measures them. Nothing here is a guess:
 the laws are fitted to those measurements and cover every one of them.
 
+A model's other layers count too: the board reads the whole index, and a prune prunes
+them in the same command, so each further stored layer adds what a measured prune
+gained per small layer stored beside it, by scorer and pattern (and a little per byte
+of its name).
+
 The firmware's code fixes the law's form: a layer in RAM lives in the Pruner's fixed
 buffers, so its prune's peak is a constant plus what grows with its rows and columns
 (per-row and per-column arrays); a streamed layer adds its O(rows + cols) arrays and,
@@ -151,6 +156,8 @@ class HeapFigures:
     at_rest: int            # import prune8; prune8.Pruner(), from boot
     laws: dict              # scorer -> pattern -> path -> law
     groups: dict | None = None  # scorer -> the law of a channel-group prune (GROUP_TERMS)
+    other_layers: dict | None = None  # what each further stored layer adds (per_layer:
+                                      # scorer -> pattern -> bytes; per_name_byte)
 
     def group_need(self, layers, groups, method: str) -> int | None:
         """The heap from boot a channel-group prune of `groups` over the stored `layers`
@@ -161,9 +168,36 @@ class HeapFigures:
             return None
         return terms_value(law, GROUP_TERMS, group_terms(layers, groups, self.max_weights))
 
-    def need(self, rows: int, cols: int, options) -> Need:
+    def need(self, rows: int, cols: int, options, others: int = 0,
+             other_name_bytes: int = 0) -> Need:
         """The heap from boot a prune of a rows x cols layer with these options takes
-        (options: a PruneOptions, or anything with its method, nm, scope, steps, block)."""
+        (options: a PruneOptions, or anything with its method, nm, scope, steps, block),
+        in a model that stores `others` further layers, their names that many bytes (the
+        board reads the whole index, and prunes them in the same command)."""
+        need = self._layer_need(rows, cols, options)
+        if not self.other_layers or not (others or other_name_bytes):
+            return need
+        more = (self._per_other_layer(options) * others
+                + self.other_layers["per_name_byte"] * other_name_bytes)
+        return Need(need.bytes + math.ceil(more), need.streamed)
+
+    def _per_other_layer(self, options) -> float:
+        """What each further stored layer adds to a prune with these options: the
+        scorer's measured one-shot figure, plus what magnitude's pattern added to its
+        one shot (a gradual prune of S steps: the first step's, and S - 1 times what
+        the second added)."""
+        per = self.other_layers["per_layer"]
+        mag = per["magnitude"]
+        pattern = pattern_of(options)
+        plus = 0.0 if pattern == "one-shot" else max(0.0, mag[pattern] - mag["one-shot"])
+        if options.steps and pattern != "nm":
+            prefix = "" if pattern == "one-shot" else pattern + "-"
+            one = max(0.0, mag[prefix + "steps1"] - mag["one-shot"])
+            two = max(0.0, mag[prefix + "steps2"] - mag["one-shot"])
+            plus = one + (options.steps - 1) * max(0.0, two - one)
+        return per[options.method]["one-shot"] + plus
+
+    def _layer_need(self, rows: int, cols: int, options) -> Need:
         ram = in_ram(rows, cols, options.method, options.block, self.max_weights,
                      self.max_units)
         path = RAM if ram else STREAMED
@@ -191,27 +225,34 @@ def figures(profile: BoardProfile, data: dict | None = None) -> HeapFigures | No
         if (entry["max_weights"], entry["max_units"]) == (profile.max_weights,
                                                           profile.max_units):
             return HeapFigures(entry["max_weights"], entry["max_units"], entry["at_rest"],
-                               entry["laws"], entry.get("groups"))
+                               entry["laws"], entry.get("groups"), entry.get("other_layers"))
     return None
 
 
-def refuse_over_budget(profile: BoardProfile, layers, options) -> None:
+def refuse_over_budget(profile: BoardProfile, layers, options, stored=None) -> None:
     """Raise HeapBudgetError for the first of `layers` ((name, rows, cols) each) whose
-    prune with `options` needs more heap than the profile's budget; nothing when all fit,
-    or when the profile's capacity was never measured."""
+    prune with `options` needs more heap than the profile's budget, counting every
+    layer the model stores (`stored`: their names; default: `layers`' own); nothing when
+    all fit, or when the profile's capacity was never measured."""
     fig = figures(profile)
     if fig is None:
         return
+    names = [name for name, _, _ in layers] if stored is None else list(stored)
+    name_bytes = sum(len(n.encode()) for n in names)
     for name, rows, cols in layers:
-        need = fig.need(rows, cols, options)
+        need = fig.need(rows, cols, options, len(names) - 1,
+                        name_bytes - len(name.encode()))
         if need.bytes > profile.heap_bytes:
             where = "streamed from flash" if need.streamed else "in RAM"
+            n = len(names) - 1
+            with_others = f" (with the model's {n} other layer{'s' if n > 1 else ''})" \
+                if n else ""
             raise HeapBudgetError(
                 f"layer {name!r} ({rows}x{cols}, {where}) needs {need.bytes:,} bytes of "
-                f"heap from boot to prune with {options.method} on {profile.name}, over its "
-                f"{profile.heap_bytes:,}-byte budget (measured: docs/heap.md): prune it "
-                f"another way or on a bigger board, or pass --ignore-heap (the board will "
-                f"likely raise MemoryError)")
+                f"heap from boot{with_others} to prune with {options.method} on "
+                f"{profile.name}, over its {profile.heap_bytes:,}-byte budget (measured: "
+                f"docs/heap.md): prune it another way or on a bigger board, or pass "
+                f"--ignore-heap (the board will likely raise MemoryError)")
 
 
 def refuse_groups_over_budget(profile: BoardProfile, layers, groups, method: str) -> None:

@@ -67,6 +67,7 @@ def test_every_shipped_profile_has_heap_figures():
         fig = heap_law.figures(b, DATA)
         assert fig is not None and 0 < fig.at_rest < b.heap_bytes, b.name
         assert set(fig.groups) == set(heap_law.GROUP_METHODS), b.name
+        assert set(fig.other_layers["per_layer"]) == set(SCORERS), b.name
 
 
 def test_each_law_is_fitted_from_its_points_and_covers_them():
@@ -85,6 +86,20 @@ def test_each_law_is_fitted_from_its_points_and_covers_them():
             over = [heap_law.terms_value(law, heap_law.GROUP_TERMS, p) - p[-1]
                     for p in points]
             assert min(over) == 0 and max(over) == law["slack"]
+
+
+def test_each_further_layer_costs_what_its_runs_gained_per_layer():
+    """other_layers' per_layer is each run's slope (measured alone and with OTHER_LAYERS
+    small layers beside it): every scorer in one shot, magnitude in every pattern."""
+    for entry in DATA["capacities"]:
+        other = entry["other_layers"]
+        runs = len(SCORERS) + len(heap_law.WEIGHT_PATTERNS) - 1
+        pairs = list(zip(other["points"][:2 * runs:2], other["points"][1:2 * runs:2]))
+        assert len(pairs) == runs
+        for alone, more in pairs:
+            assert alone[:3] == [*more[:2], 0] and more[2] == heap.OTHER_LAYERS
+            assert other["per_layer"][alone[0]][alone[1]] == \
+                heap.other_slope(alone[-1], more[-1]) > 0
 
 
 def test_the_docs_law_tables_are_heap_json_s():
@@ -112,6 +127,11 @@ def test_heap_json_is_what_the_firmware_takes_now(board):
             for path, points in paths.items():
                 stored = entry["laws"][method][pattern][path]["points"]
                 assert points[0] in stored, (method, pattern, path, points[0])
+    # magnitude's layer with the small layers beside it
+    point = next(p for p in entry["other_layers"]["points"]
+                 if p[:3] == ["magnitude", "one-shot", heap.OTHER_LAYERS])
+    assert heap.other_layers_peak(board, profile.max_weights, profile.max_units,
+                                  "magnitude", "one-shot", "x", heap.OTHER_LAYERS) == point[-1]
     # a group prune of the smallest chain, with the scorer of the most state
     model = group_model("chain0", profile.max_units)
     now = heap.group_points(board, [model], profile.max_weights, methods=("scaled",))

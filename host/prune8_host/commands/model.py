@@ -72,12 +72,15 @@ def _quantization(layer) -> str:
     return kind + (", int8 inference" if quant_params(layer) else "")
 
 
-def _heap(fig, layer, options, budget: int) -> dict:
-    """The heap a prune of the layer needs on the board (None when its capacity was
-    never measured, or the layer is not one the board takes)."""
+def _heap(fig, layer, options, budget: int, model) -> dict:
+    """The heap a prune of the layer needs on the board, in the model it is stored with
+    (None when its capacity was never measured, or the layer is not one the board
+    takes)."""
     if fig is None or layer.weights.ndim != 2:
         return {"heap_need": None, "heap_fits": None}
-    need = fig.need(*layer.weights.shape, options).bytes
+    names = [n for n, l in model.items() if l.weights.ndim == 2]
+    need = fig.need(*layer.weights.shape, options, len(names) - 1,
+                    sum(len(n.encode()) for n in names) - len(layer.name.encode())).bytes
     return {"heap_need": need, "heap_fits": need <= budget}
 
 
@@ -105,10 +108,10 @@ def run_info(args) -> int:
             fits = "in RAM" if in_ram(layer, profile.max_weights, profile.max_units) \
                 else "from flash"
             board_layers.append(layer)
-            heap = _heap(fig, layer, options, profile.heap_bytes)
+            heap = _heap(fig, layer, options, profile.heap_bytes, model)
         except errors.Prune8Error as e:
             fits = f"no: {e}"
-            heap = _heap(None, layer, options, profile.heap_bytes)
+            heap = _heap(None, layer, options, profile.heap_bytes, model)
         p = placements.get(layer.name)
         rows.append({"layer": layer.name, "operator": p.op if p else None,
                      "shape": list(layer.weights.shape), "weights": layer.n,

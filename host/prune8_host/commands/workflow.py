@@ -147,11 +147,12 @@ def add_prune_args(p) -> None:
                         "MemoryError")
 
 
-def refuse_over_budget(args, profile, layers, opts) -> None:
+def refuse_over_budget(args, profile, layers, opts, stored=None) -> None:
     """Refuse, before anything is sent, a prune of a layer ((name, rows, cols) each)
-    that needs more heap than the profile's budget, unless --ignore-heap."""
+    that needs more heap than the profile's budget in a model storing `stored` (names;
+    default: the layers'), unless --ignore-heap."""
     if not args.ignore_heap:
-        heap_law.refuse_over_budget(profile, layers, opts)
+        heap_law.refuse_over_budget(profile, layers, opts, stored)
 
 
 def _note(args, text: str) -> None:
@@ -197,7 +198,8 @@ def run_prune(args) -> int:
     with open_board(**board_kwargs(args)) as s:
         stored = (board_listing(s)["model"] or {}).get("layers", [])
         refuse_over_budget(args, profile, [(e["name"], e["rows"], e["cols"]) for e in stored
-                                           if not args.layer or e["name"] in args.layer], opts)
+                                           if not args.layer or e["name"] in args.layer], opts,
+                           [e["name"] for e in stored])
         r = prune(s, opts, args.layer)
     n, pruned = sum(l["n"] for l in r["layers"]), sum(l["pruned"] for l in r["layers"])
     _emit(args, r, f"pruned {len(r['layers'])} layer(s) on the board with {args.method} at "

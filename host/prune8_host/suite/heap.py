@@ -21,6 +21,7 @@ a Pruner holds at a profile's capacity.
 from __future__ import annotations
 
 import ast
+import math
 from array import array
 from pathlib import Path
 from typing import NamedTuple
@@ -36,6 +37,8 @@ from prune8_host.files.model import Model
 from prune8_host.heap_law import (
     GROUP_METHODS,
     GROUP_TERMS,
+    RAM,
+    WEIGHT_PATTERNS,
     fit_law,
     group_shapes,
     group_terms,
@@ -279,11 +282,11 @@ _PATTERN_OPTIONS = {"one-shot": {}, "channel": {"scope": "channel"}, "nm": {"nm"
                     "channel-steps2": {"scope": "channel", "steps": 2}}
 
 
-def law_layer(rows: int, cols: int, seed: int = 20):
+def law_layer(rows: int, cols: int, seed: int = 20, name: str = "L"):
     """The layer the laws are measured on: random int8 weights with per-column
     activations and four calibration samples, so every scorer can prune it."""
     rng = np.random.default_rng(seed)
-    return Layer("L", rng.integers(-128, 128, (rows, cols)).astype(np.int8),
+    return Layer(name, rng.integers(-128, 128, (rows, cols)).astype(np.int8),
                  rng.integers(0, 128, cols).astype(np.int8),
                  calib=rng.integers(-128, 128, (4, cols)).astype(np.int8))
 
@@ -338,6 +341,57 @@ def group_points(session, models, max_weights: int, methods=GROUP_METHODS) -> di
     return out
 
 
+OTHER_LAYERS = 16      # the small layers stored beside the measured one
+OTHER_SHAPE = (8, 8)
+LONG_NAME = "model/sequential/block_conv2d_relu_"  # a converter's kind of layer name
+
+
+def other_layers_peak(session, max_weights: int, max_units: int, method: str, pattern: str,
+                      prefix: str, k: int) -> int:
+    """The reported peak of a prune of the in-RAM law's full-shape layer with k small
+    layers (OTHER_SHAPE, named prefix0, prefix1, ...) stored and pruned beside it."""
+    layers = {"L": law_layer(*law_shapes(max_weights, max_units)["ram"][1])}
+    layers.update((f"{prefix}{i}", law_layer(*OTHER_SHAPE, seed=i, name=f"{prefix}{i}"))
+                  for i in range(k))
+    push(session, Model(layers), quiet=True)
+    return prune(session, law_options(method, pattern, RAM))["heap_peak"]
+
+
+def other_layer_points(session, max_weights: int, max_units: int) -> dict:
+    """What each further stored layer adds to a prune's peak (bytes from boot): a layer
+    of the in-RAM law's full shape pruned alone, then with OTHER_LAYERS small ones stored
+    (and pruned) beside it, for every scorer in one shot and magnitude in every pattern;
+    {"per_layer": {method: {pattern: bytes per further layer}}, "per_name_byte": what
+    converter-long names add to magnitude's per byte, "points": [[method, pattern,
+    layers, name bytes, peak], ...]: a pair of points per run, then magnitude's with
+    short and with long names}."""
+    runs = [(m, "one-shot") for m in SCORERS] + [("magnitude", p) for p in WEIGHT_PATTERNS[1:]]
+    points = []
+
+    def peak(method, pattern, prefix, k):
+        names = sum(len(f"{prefix}{i}".encode()) for i in range(k))
+        points.append([method, pattern, k, names, other_layers_peak(
+            session, max_weights, max_units, method, pattern, prefix, k)])
+        return points[-1][-1], names
+
+    per_layer: dict = {}
+    for method, pattern in runs:
+        alone, _ = peak(method, pattern, "x", 0)
+        more = peak(method, pattern, "x", OTHER_LAYERS)[0]
+        per_layer.setdefault(method, {})[pattern] = other_slope(alone, more)
+    short, short_names = peak("magnitude", "one-shot", "x", OTHER_LAYERS)
+    long, long_names = peak("magnitude", "one-shot", LONG_NAME, OTHER_LAYERS)
+    return {"per_layer": per_layer,
+            "per_name_byte": max(0.0, round((long - short) / (long_names - short_names), 2)),
+            "points": points}
+
+
+def other_slope(alone: int, more: int) -> float:
+    """Bytes per further layer, from a prune alone and with OTHER_LAYERS beside it
+    (rounded up to 1/100 byte, never below zero)."""
+    return max(0.0, math.ceil((more - alone) / OTHER_LAYERS * 100) / 100)
+
+
 def capacity_entry(session, max_weights: int, max_units: int, boards: list[str]) -> dict:
     """heap.json's entry for one capacity: the firmware at rest, and every law's
     measurements and fit (prune8_host.heap_law)."""
@@ -348,7 +402,8 @@ def capacity_entry(session, max_weights: int, max_units: int, boards: list[str])
                 for pat, paths in pats.items()}
             for m, pats in points.items()}
     return {"max_weights": max_weights, "max_units": max_units, "boards": boards,
-            "at_rest": at_rest, "laws": laws}
+            "at_rest": at_rest, "laws": laws,
+            "other_layers": other_layer_points(session, max_weights, max_units)}
 
 
 def refit(entry: dict) -> dict:
@@ -383,6 +438,15 @@ def law_tables(entry: dict) -> str:
     for method in ("magnitude", "mincut"):
         for pat, paths in entry["laws"][method].items():
             rows.append(f"| {pat} | `{method}` | {cells(paths['streamed'])}")
+    other = entry.get("other_layers")
+    if other:
+        per = other["per_layer"]
+        rows += ["", f"| each further stored layer ({entry['max_weights']} weights, "
+                 f"{entry['max_units']} units) | scorer | bytes |", "| --- | --- | ---: |"]
+        rows += [f"| one-shot | `{m}` | {_num(pats['one-shot'])} |" for m, pats in per.items()]
+        rows += [f"| {p} | `magnitude` | {_num(v)} |" for p, v in per["magnitude"].items()
+                 if p != "one-shot"]
+        rows.append(f"| a byte of its name | | {_num(other['per_name_byte'])} |")
     if entry.get("groups"):
         rows += ["", f"| channel groups ({entry['max_weights']} weights a tile) | base | "
                  "per layer | per name byte | per member | per member tile | per channel "
