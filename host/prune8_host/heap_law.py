@@ -263,10 +263,14 @@ def refuse_groups_over_budget(profile: BoardProfile, layers, groups, method: str
     need = fig.group_need(layers, groups, method) if fig is not None else None
     if need is not None and need > profile.heap_bytes:
         members = sum(len(m) for _, m in groups)
+        fits = sorted(((n, m) for m in fig.groups
+                       if (n := fig.group_need(layers, groups, m)) <= profile.heap_bytes),
+                      key=lambda nm: (nm[0], GROUP_METHODS.index(nm[1])))
+        other = (f"--method {fits[0][1]} (it needs {fits[0][0]:,}), " if fits else "")
         raise HeapBudgetError(
             f"the {len(groups)} channel group(s) ({members} members over {len(layers)} "
             f"stored layers) need {need:,} bytes of heap from boot to prune with {method} "
             f"on {profile.name}, over its {profile.heap_bytes:,}-byte budget (measured: "
-            f"docs/heap.md): prune on a bigger board, or each layer's rows without "
-            f"--structured, or pass --ignore-heap (the board will likely raise "
+            f"docs/heap.md): prune with {other}on a bigger board, or each layer's rows "
+            f"without --structured, or pass --ignore-heap (the board will likely raise "
             f"MemoryError)")

@@ -229,6 +229,10 @@ def test_a_group_prune_over_the_budget_is_refused_before_any_board(tmp_path, cap
     need = int(err.split(" need ")[1].split(" bytes")[0].replace(",", ""))
     assert measured <= need and "over its 100,000-byte budget" in err
     assert "41 members over 28 stored layers" in err and "--ignore-heap" in err
+    # a scorer whose group prune fits is named, with its need
+    magnitude = next(p[-1] for p in heap_law.load_data()["capacities"][0]["groups"]
+                     ["magnitude"]["points"] if p[:3] == [28, 481, 41])
+    assert magnitude <= 100_000 and "prune with --method magnitude (it needs " in err
     assert not (tmp_path / "m.npz").exists()
     code, out, _ = run(capsys, "model", "info", str(path), "--method", "scaled", "--json")
     assert code == 0 and json.loads(out)["channel_groups_heap_need"] == need
