@@ -12,14 +12,18 @@ import sys
 
 import pytest
 
-from prune8.protocol import GROUPS_PATH, MASKS_PATH
+from prune8.protocol import GROUPS_PATH, MASKS_PATH, MODEL_PATH
 from prune8_eval import zoo
+from prune8_host import heap_law
 from prune8_host.boards import load_board
 from prune8_host.device import calls
 from prune8_host.device.session import BoardSession
 from prune8_host.device.transfer import pull_file, put_file
+from prune8_host.files.graph import groups_of
+from prune8_host.files.model import load_model
 from prune8_host.twin.layer import PruneOptions
 from support.cli import board_cli as cli
+from support.cli import small_budget_profile
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -96,12 +100,6 @@ def test_a_group_prune_over_the_budget_is_refused_before_anything_is_sent(port, 
     line naming the groups, the need and the budget; the board is left as it was.
     --ignore-heap sends it, and the board's reported peak is what the law was fitted to
     (the law covers it, at most its slack above)."""
-    from prune8.protocol import MODEL_PATH
-    from prune8_host import heap_law
-    from prune8_host.files.graph import groups_of
-    from prune8_host.files.model import load_model
-    from support.cli import small_budget_profile
-
     model = load_model(micro_speech)
     groups = [g for g in groups_of(model.tflite_model) if g.prunable]
     fig = heap_law.figures(load_board("esp32"))

@@ -5,13 +5,17 @@ esp32 budget on the 32-bit VM, counted from boot, and boards/heap.json (what the
 tells the user fits) is what the firmware takes now, fitted as docs/heap.md says."""
 
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from prune8.protocol import SCORERS
+from prune8_eval import zoo
 from prune8_host import heap_law
 from prune8_host.boards import all_boards, load_board
 from prune8_host.device.session import BoardSession
+from prune8_host.files.model import load_model
 from prune8_host.suite import heap
 from support import ROOT
 
@@ -139,12 +143,6 @@ def test_heap_json_is_what_the_firmware_takes_now(board):
 
 
 def group_model(name, max_units):
-    import tempfile
-    from pathlib import Path
-
-    from prune8_eval import zoo
-    from prune8_host.files.model import load_model
-
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"{name}.tflite"
         path.write_bytes(zoo.group_law_models(max_units, only=(name,))[name])

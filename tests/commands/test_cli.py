@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from prune8_eval import zoo
 from prune8_host import heap_law, twin
 from prune8_host.boards import load_board
 from prune8_host.cli import main
@@ -216,8 +217,6 @@ def test_a_group_prune_over_the_budget_is_refused_before_any_board(tmp_path, cap
     group law says more than the esp32's 100,000 bytes, so `run --structured channels`
     says so in one line before it opens any port, and `model info` shows the need; a
     board of a bigger budget (esp32s3) takes it."""
-    from prune8_eval import zoo
-
     path = tmp_path / "person_detection.tflite"
     path.write_bytes(zoo.person_detection())
     points = heap_law.load_data()["capacities"][0]["groups"]["scaled"]["points"]
