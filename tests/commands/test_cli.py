@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from prune8_eval import zoo
+from prune8_eval import tflite_build, zoo
 from prune8_host import heap_law, twin
 from prune8_host.boards import load_board
 from prune8_host.cli import main
@@ -16,7 +16,7 @@ from prune8_host.files.masks import load_masks
 from prune8_host.files.model import load_model
 from prune8_host.files.npzio import load_arrays
 from prune8_host.twin import reference as twin_reference
-from prune8_host.twin.layer import PruneOptions
+from prune8_host.twin.layer import Layer, PruneOptions
 
 EXAMPLE = "examples/example_model.npz"
 
@@ -240,6 +240,24 @@ def test_a_group_prune_over_the_budget_is_refused_before_any_board(tmp_path, cap
     code, out, _ = run(capsys, "model", "info", str(path), "--method", "scaled", "--board",
                        "esp32s3")
     assert code == 0 and "prune8 run refuses it" not in out
+
+
+def test_model_info_says_when_no_channel_group_can_be_pruned(tmp_path, capsys):
+    """A .tflite whose one group feeds the graph's output has nothing to prune: model
+    info says so, rather than that the figure was never measured."""
+    rng = np.random.default_rng(3)
+    fc = Layer("fc", rng.integers(-127, 128, (4, 8)).astype(np.int8),
+               quant={"bias": np.zeros(4, np.int32), "mult": np.int32(1 << 30),
+                      "shift": np.int32(-8), "relu": np.int8(0), "in_zp": np.int32(-128),
+                      "out_zp": np.int32(-128), "in_scale": np.float32(0.01),
+                      "w_scale": np.float32(0.02), "out_scale": np.float32(0.03)})
+    path = tmp_path / "one_fc.tflite"
+    path.write_bytes(tflite_build.fc_chain({"fc": fc}))
+    code, out, _ = run(capsys, "model", "info", str(path))
+    assert code == 0 and "none to prune (no group above can be removed)" in out
+    assert "not measured" not in out
+    code, out, _ = run(capsys, "model", "info", str(path), "--json")
+    assert json.loads(out)["channel_groups_heap_need"] is None
 
 
 def test_mask_with_nm_steps_blocks_random(tmp_path, capsys):

@@ -120,7 +120,10 @@ def run_info(args) -> int:
                      "activations": act, "fits": fits, **heap})
     size = stored_size(model.record(layer.name) for layer in board_layers)
     groups = channels.group_rows(model) if model.kind == "tflite" else None
-    group_need = _group_heap(fig, model, args.method) if groups is not None else None
+    prunable = [g for g in groups_of(model.tflite_model) if g.prunable] \
+        if groups is not None else []
+    group_need = fig.group_need(*group_shapes(model, prunable), args.method) \
+        if fig is not None and prunable else None
     if args.json:
         print(json.dumps({"board": profile.name, "layers": rows, "stored_bytes": size,
                           "fs_bytes": profile.fs_bytes, "method": args.method,
@@ -145,20 +148,13 @@ def run_info(args) -> int:
         print("channel groups (the channels that go together: prune8 mask --structured "
               "channels, prune8 shrink):")
         channels.print_groups(groups)
-        print(_group_heap_line(profile, args.method, group_need))
+        print(_group_heap_line(profile, args.method, group_need, bool(prunable)))
     return 0
 
 
-def _group_heap(fig, model, method: str) -> int | None:
-    """The heap a prune of the model's prunable channel groups needs on the board, from
-    boot (None: none to prune, or the capacity or the scorer never measured)."""
-    prunable = [g for g in groups_of(model.tflite_model) if g.prunable]
-    if fig is None or not prunable:
-        return None
-    return fig.group_need(*group_shapes(model, prunable), method)
-
-
-def _group_heap_line(profile, method: str, need: int | None) -> str:
+def _group_heap_line(profile, method: str, need: int | None, prunable: bool) -> str:
+    if not prunable:
+        return "heap of a channel-group prune: none to prune (no group above can be removed)"
     if need is None:
         return (f"heap of a channel-group prune with {method}: not measured for "
                 f"{profile.name} (docs/heap.md)")
