@@ -158,7 +158,7 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
             if kept:  # one file object for all of them
                 with open(MASKS_PATH, "rb") as src:
                     for m in kept:
-                        f.write(m.record_header())
+                        m.write_header(f)
                         src.seek(m.offset)
                         # a mask of 65,536 weights is 8 KB: through w, not read at once
                         store.copy_bytes(src, f, m.nbytes, w, "masks file")

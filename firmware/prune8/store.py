@@ -327,18 +327,18 @@ class MaskInfo:
 
     body_len = nbytes
 
-    def record_header(self):
-        name = self.name.encode()
-        return bytes([len(name)]) + name + struct.pack(
-            MASK_RECORD, SCORERS.index(self.method), TIES.index(self.tie), self.bp, self.min_keep,
-            self.min_score, self.n, self.rows, self.cols, self.seed, self.br, self.bc,
-            self.nm_n, self.nm_m, self.steps, SCOPES.index(self.scope))
+    def write_header(self, f):
+        """Write this mask's record header (a kept mask, copied into a new masks file)."""
+        write_mask_header(f, self.name, self.method, self.tie, self.bp, self.min_keep,
+                          self.min_score, self.n, self.rows, self.cols, self.seed, self.br,
+                          self.bc, self.nm_n, self.nm_m, self.steps, self.scope)
 
 
 def write_mask_header(f, name, method, tie, bp, min_keep, min_score, n, rows, cols, seed=0,
                       br=0, bc=0, nm_n=0, nm_m=0, steps=0, scope="layer"):
-    """Write a mask's record header (MaskInfo(...).record_header()) without the MaskInfo
-    or the joined bytes: a prune writes one per layer, and each was ~0.3 KB of garbage."""
+    """Write a mask's record header: its name, then MASK_RECORD. In pieces, and from the
+    values rather than a MaskInfo: a prune writes one per layer, and a MaskInfo and the
+    joined bytes were ~0.3 KB of garbage each."""
     name = name.encode()
     f.write(bytes((len(name),)))
     f.write(name)
