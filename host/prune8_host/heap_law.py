@@ -70,8 +70,7 @@ class Need:
 
 
 def law_value(law: dict, rows: int, cols: int, tiles: int) -> int:
-    return math.ceil(law["base"] + law["rows"] * rows + law["cols"] * cols
-                     + law["tiles"] * tiles)
+    return terms_value(law, TERMS, (rows, cols, tiles))
 
 
 def fit_law(points: list[list[int]], tiles: bool) -> dict:
@@ -181,6 +180,12 @@ class HeapFigures:
                 + self.other_layers["per_name_byte"] * other_name_bytes)
         return Need(need.bytes + math.ceil(more), need.streamed)
 
+    def need_in_model(self, name: str, rows: int, cols: int, options, stored) -> Need:
+        """need() for the layer `name` of a model that stores the layers named `stored`
+        (its own name among them)."""
+        return self.need(rows, cols, options, len(stored) - 1,
+                         sum(len(n.encode()) for n in stored) - len(name.encode()))
+
     def _per_other_layer(self, options) -> float:
         """What each further stored layer adds to a prune with these options: the
         scorer's measured one-shot figure, plus what magnitude's pattern added to its
@@ -238,10 +243,8 @@ def refuse_over_budget(profile: BoardProfile, layers, options, stored=None) -> N
     if fig is None:
         return
     names = [name for name, _, _ in layers] if stored is None else list(stored)
-    name_bytes = sum(len(n.encode()) for n in names)
     for name, rows, cols in layers:
-        need = fig.need(rows, cols, options, len(names) - 1,
-                        name_bytes - len(name.encode()))
+        need = fig.need_in_model(name, rows, cols, options, names)
         if need.bytes > profile.heap_bytes:
             where = "streamed from flash" if need.streamed else "in RAM"
             n = len(names) - 1

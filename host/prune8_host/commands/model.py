@@ -78,9 +78,8 @@ def _heap(fig, layer, options, budget: int, model) -> dict:
     takes)."""
     if fig is None or layer.weights.ndim != 2:
         return {"heap_need": None, "heap_fits": None}
-    names = [n for n, l in model.items() if l.weights.ndim == 2]
-    need = fig.need(*layer.weights.shape, options, len(names) - 1,
-                    sum(len(n.encode()) for n in names) - len(layer.name.encode())).bytes
+    stored = [n for n, l in model.items() if l.weights.ndim == 2]
+    need = fig.need_in_model(layer.name, *layer.weights.shape, options, stored).bytes
     return {"heap_need": need, "heap_fits": need <= budget}
 
 
