@@ -114,6 +114,11 @@ def test_a_script_runs_in_parts_and_commands(tmp_path):
         log.append("same session")
         return output(code)
 
+    # an empty command would be a soft reset on a board's raw REPL: refused
+    empty = tmp_path / "test_empty.py"
+    empty.write_text("# -- next command --\n\n# -- next command --\nprint('CASE x PASS')\n")
+    with pytest.raises(ValueError, match="empty command"):
+        runner.script_parts(empty, {})
     results = runner.run_script(run, script, {}, then=then)
     assert [r.name for r in results] == ["one", "two", "three"]
     assert log == ["soft reset", "same session", "soft reset"]

@@ -91,6 +91,9 @@ def script_parts(script: Path, args: dict) -> list[list[str]]:
     out = []
     for part in parts:
         first, *rest = part.split(NEXT_COMMAND + "\n")
+        if any(not c.strip() for c in rest):  # the raw REPL takes an empty input as Ctrl-D
+            raise ValueError(f"{script.name}: an empty command (nothing between two "
+                             f"{NEXT_COMMAND!r} lines) would soft-reset the board")
         out.append([head + first, *rest])
     return out
 
