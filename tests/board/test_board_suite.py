@@ -16,6 +16,7 @@ from prune8_host.boards import load_board
 from prune8_host.device.build import build_firmware
 from prune8_host.device.deploy import deploy
 from prune8_host.device.session import BoardSession
+from prune8_host.suite import heap
 from prune8_host.suite.runner import board_test_files, push_golden, run_suite, suite_args
 from support import ROOT as CHECKOUT
 
@@ -61,6 +62,11 @@ def test_board_script(board, script):
     assert results and not failed, "\n".join(failed)
     if script.stem == "test_alloc":  # every hot path measured, and none allocated
         assert all(r.alloc == 0 for r in results if "-control-" not in r.name)
+    # a case's heap figure counts from boot: within the budget (the scripts check it)
+    # and within the share of it the project targets
+    share = heap.SUITE_CASE_SHARE * PROFILE.heap_bytes
+    over = [f"{r.name}: {r.heap:,} bytes" for r in results if r.heap and r.heap > share]
+    assert not over, f"over {share:,.0f} bytes from boot: {over}"
 
 
 def test_readme_repl_example_runs_on_the_board(board):
@@ -87,19 +93,28 @@ def test_case_lines_carry_only_the_figures_measured():
 
 def test_a_script_runs_in_parts_and_commands(tmp_path):
     """Parts start from a soft reset with ARGS (the arguments the script or measure.py
-    names, nothing else: ARGS is on the heap its cases count), measure.py and the
-    prelude; a part's further commands run in the same session, or joined where the
-    port collects like a board (then=None)."""
+    names, nothing else: ARGS is on the heap its cases count), the kernels asked for,
+    measure.py where the script uses it and the prelude, each a command of its own
+    (the virtual board keeps a buffer as big as its largest command), comments cut;
+    a part's further commands run in the same session, or joined where the port
+    collects like a board (then=None)."""
     from prune8_host.suite import runner
     script = tmp_path / "test_x.py"
-    script.write_text("P = ARGS[\"k\"]\n# -- soft reset --\nprint('CASE one PASS')\n"
+    script.write_text("P = ARGS[\"k\"]  # a comment\n# -- soft reset --\n"
+                      "print('CASE one PASS')\n"
                       "# -- next command --\nprint('CASE two PASS')\n"
                       "# -- soft reset --\nprint('CASE three PASS')\n")
     parts = runner.script_parts(script, {"k": 1, "unnamed": "x" * 700, "kernels": "python"})
-    assert [len(p) for p in parts] == [2, 1]
-    assert all(p[0].startswith("ARGS = {'k': 1, 'kernels': 'python'}\n")
-               and 'P = ARGS["k"]\n' in p[0] for p in parts)
-    assert parts[0][1] == "print('CASE two PASS')\n"
+    assert [len(p) for p in parts] == [4, 3]
+    head = ["ARGS = {'k': 1}\n", "import prune8\nprune8.use_kernels('python')\n"]
+    assert all(p[:2] == head and p[2].startswith('P = ARGS["k"]\nprint(') for p in parts)
+    assert parts[0][3] == "print('CASE two PASS')\n"
+    # a script that uses measure.py's helpers gets it, and the arguments it names
+    timed = tmp_path / "test_t.py"
+    timed.write_text("a, dt, problem = measure(lambda: None)\nprint(verdict(a, problem))\n")
+    (part,) = runner.script_parts(timed, {"heap_lock": True, "k": 1})
+    assert part[0] == "ARGS = {'heap_lock': True}\n"
+    assert "def measure(fn):" in part[1] and "#" not in part[1]
     log = []
 
     def output(code):  # what the board prints: the CASE lines the code prints
@@ -121,7 +136,8 @@ def test_a_script_runs_in_parts_and_commands(tmp_path):
         runner.script_parts(empty, {})
     results = runner.run_script(run, script, {}, then=then)
     assert [r.name for r in results] == ["one", "two", "three"]
-    assert log == ["soft reset", "same session", "soft reset"]
+    assert log == ["soft reset", "same session", "same session", "soft reset",
+                   "same session"]
     log.clear()
     results = runner.run_script(run, script, {})  # the unix port: a part is one program
     assert [r.name for r in results] == ["one", "two", "three"]

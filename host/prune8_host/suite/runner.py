@@ -7,8 +7,11 @@ REPL and collects one result per case (pass/fail, microseconds, bytes allocated)
 
 from __future__ import annotations
 
+import ast
+import io
 import re
 import tempfile
+import tokenize
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,24 +80,69 @@ def push_golden(session: BoardSession, quiet: bool = True) -> int:
     return len(cases)
 
 
+def board_code(code: str) -> str:
+    """`code` as it is sent to a board: its comments cut (line numbers kept, so a
+    traceback still points at the script's line). A board's REPL holds what it is sent
+    while it compiles it, and the virtual board keeps a buffer as big as the largest
+    command it was sent to the end of the session (docs/heap.md): the suite's cases
+    count that heap from boot."""
+    lines = code.splitlines(keepends=True)
+    cuts = [tok.start for tok in tokenize.generate_tokens(io.StringIO(code).readline)
+            if tok.type == tokenize.COMMENT]
+    for row, col in cuts:
+        lines[row - 1] = lines[row - 1][:col].rstrip() + "\n"
+    return "".join(lines)
+
+
+def _names(code: str) -> set[str]:
+    return {tok.string for tok in tokenize.generate_tokens(io.StringIO(code).readline)
+            if tok.type == tokenize.NAME}
+
+
+def _helpers(measure: str) -> set[str]:
+    """The names measure.py defines for a script: its functions and assignments (at
+    its top level, or in a try or if there)."""
+    out, todo = set(), list(ast.parse(measure).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef):
+            out.add(node.name)
+        elif isinstance(node, ast.Assign):
+            out |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Try, ast.If, ast.ExceptHandler)):
+            for field in ("body", "handlers", "orelse", "finalbody"):
+                todo += getattr(node, field, [])
+    return out
+
+
 def script_parts(script: Path, args: dict) -> list[list[str]]:
     """What a board runs for one suite script: per part (SOFT_RESET), its commands
-    (NEXT_COMMAND); the first one starts with ARGS, measure.py and the script's
-    prelude."""
+    (NEXT_COMMAND), comments cut. Each part starts with ARGS (the arguments the script
+    names), the kernel set ARGS["kernels"] asks for, measure.py where the script uses
+    its helpers, then the script's prelude and the part's first command, each a
+    command of its own: the cases count the heap from boot, and the virtual board
+    keeps a buffer of its largest command's size (docs/heap.md)."""
     measure, text = (SCRIPTS / MEASURE).read_text(), script.read_text()
+    uses_measure = bool(_helpers(measure) & _names(text))
+    sent = text + (measure if uses_measure else "")
     # only the arguments the script or measure.py names: ARGS is on the heap its cases
     # count from boot (test_heap's job alone is ~0.7 KB of source)
-    named = {k: v for k, v in args.items() if f'ARGS["{k}"]' in measure + text}
-    head = f"ARGS = {named!r}\n" + measure + "\n"
+    named = {k: v for k, v in args.items() if f'ARGS["{k}"]' in sent}
+    head = [f"ARGS = {named!r}\n"]
+    if args.get("kernels"):  # default: what prune8 chose at import
+        head.append(f"import prune8\nprune8.use_kernels({args['kernels']!r})\n")
+    if uses_measure:
+        head.append(board_code(measure))
     prelude, *parts = text.split(SOFT_RESET + "\n")
     parts = [prelude + part for part in parts] if parts else [prelude]
     out = []
     for part in parts:
-        first, *rest = part.split(NEXT_COMMAND + "\n")
+        first, *rest = (board_code(c) for c in part.split(NEXT_COMMAND + "\n"))
         if any(not c.strip() for c in rest):  # the raw REPL takes an empty input as Ctrl-D
-            raise ValueError(f"{script.name}: an empty command (nothing between two "
-                             f"{NEXT_COMMAND!r} lines) would soft-reset the board")
-        out.append([head + first, *rest])
+            raise ValueError(f"{script.name}: an empty command (nothing but comments "
+                             f"between two {NEXT_COMMAND!r} lines) would soft-reset the "
+                             f"board")
+        out.append(head + ([first] if first.strip() else []) + rest)
     return out
 
 

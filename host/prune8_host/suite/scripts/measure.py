@@ -1,5 +1,6 @@
-# Prepended to every on-board test script by its runner (prune8_host.suite.runner),
-# after ARGS: how a hot path's allocation is measured, and which kernels run.
+# Prepended by the runner (prune8_host.suite.runner), after ARGS and the choice of
+# kernels the run asks for, to an on-board test script that uses its helpers: how a hot
+# path's allocation is measured.
 #
 # measure(fn) runs fn once to warm it (first calls may intern or cache), then again with
 # the collector disabled, and returns (bytes allocated, microseconds, problem). Where
@@ -24,16 +25,6 @@ except AttributeError:  # CPython
         return a - b
 
 HEAP_LOCK = ARGS.get("heap_lock", False) and hasattr(micropython, "heap_lock")  # noqa: F821
-
-
-def use_args_kernels():
-    """The kernel set ARGS["kernels"] asks for (default: what prune8 chose at import)."""
-    if ARGS.get("kernels"):  # noqa: F821
-        import prune8
-        prune8.use_kernels(ARGS["kernels"])  # noqa: F821
-
-
-use_args_kernels()
 
 
 def measure(fn):

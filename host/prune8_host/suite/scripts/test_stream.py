@@ -65,19 +65,21 @@ push_layer()
 print("CASE stream-push PASS")
 # -- soft reset --
 # The prunes, from a fresh boot as `prune8 run` gives them, each in a command of its own
-# with as little of the suite's on the heap as can be (measure.py's helper dropped,
-# the mask checks defined after both), so the peak each reports, from boot, is the
-# prune's: the import and the store's move come first, then a collection in a command
-# of its own (the virtual board collects only between commands). The first prune's
-# masks are kept aside for the check. Then the scratch store is removed, in a command
-# of its own, so a failed prune still leaves nothing behind.
+# with as little of the suite's on the heap as can be (no measure.py: the script uses
+# none of its helpers; the mask checks defined after both prunes), so the peak each
+# reports, from boot, is the prune's: the import and the store's move come first, then
+# a collection in a command of its own (the virtual board collects only between
+# commands). The first prune's masks are kept aside for the check. Then the scratch
+# store is removed, in a command of its own, so a failed prune still leaves nothing
+# behind.
+import gc  # noqa: E402
+
 from prune8 import prune_model  # noqa: E402
 
-del measure  # noqa: F821 - measure.py's, unused here
 # -- next command --
 move_store(BOARD_ROOT, SCRATCH)
 # -- next command --
-gc.collect()  # noqa: F821 - measure.py imports gc
+gc.collect()
 # -- next command --
 R0 = prune_model.prune_result(ARGS["stream_masks"][0][0], 5000)  # noqa: F821
 # -- next command --
