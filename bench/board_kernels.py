@@ -39,11 +39,12 @@ def lcg_bytes(n, seed):
 
 
 STORE = ARGS["store"]  # noqa: F821
-import prune8.protocol as P  # noqa: E402
+import prune8.formats as F  # noqa: E402
 
-for k in [k for k in dir(P) if k == "ROOT" or k.endswith("_PATH")]:
-    setattr(P, k, STORE + getattr(P, k)[len("/prune8"):])
+for k in [k for k in dir(F) if k == "ROOT" or k.endswith("_PATH")]:
+    setattr(F, k, STORE + getattr(F, k)[len("/prune8"):])
 import prune8  # noqa: E402
+import prune8.protocol as P  # noqa: E402
 from prune8 import dense, prune_model, push, sparse  # noqa: E402
 from prune8.kernels import available  # noqa: E402
 

@@ -11,11 +11,12 @@ import time
 
 ROUNDS = 31  # best of: the machine may be busy, a quiet run is the one to keep
 STORE = ARGS["store"]  # noqa: F821
-import prune8.protocol as P  # noqa: E402
+import prune8.formats as F  # noqa: E402
 
-for k in [k for k in dir(P) if k == "ROOT" or k.endswith("_PATH")]:
-    setattr(P, k, STORE + getattr(P, k)[len("/prune8"):])
+for k in [k for k in dir(F) if k == "ROOT" or k.endswith("_PATH")]:
+    setattr(F, k, STORE + getattr(F, k)[len("/prune8"):])
 import prune8  # noqa: E402
+import prune8.protocol as P  # noqa: E402
 from prune8 import check, prune_model, push, store  # noqa: E402
 from prune8.kernels import available  # noqa: E402
 from prune8.profile import MAX_UNITS, MAX_WEIGHTS  # noqa: E402
@@ -82,8 +83,8 @@ def steps(method):
 
 
 def write_masks(info, mask):
-    with store.Replacing(P.MASKS_PATH) as f:
-        store.write_header(f, P.MASKS_MAGIC, 0, 1)
+    with store.Replacing(F.MASKS_PATH) as f:
+        store.write_header(f, F.MASKS_MAGIC, 0, 1)
         f.write(prune_model._mask_info(info, mask.n, {"block": None, "nm": None, "tie": "exact",
                                                       "min_keep": 1, "min_score": 0,
                                                       "seed": 0, "steps": 0,
@@ -99,7 +100,7 @@ for s in available():
     prune8.use_kernels(s)
     # Each set's whole prune starts from the same store: masks.bin holding fc's mask
     # alone (the set before left conv's there too, whose copy would be timed as well).
-    store.discard(P.MASKS_PATH)
+    store.discard(F.MASKS_PATH)
     prune_model.prune_result("magnitude", 5000, layers=["fc"])
     report["whole"][s] = {m: best_us(lambda: prune_model.prune_result(m, 5000, layers=["fc"]))
                           for m in ("magnitude", "mincut")}

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from prune8.protocol import MODEL_PATH
+from prune8.formats import MODEL_PATH
 from prune8_host.boards import all_boards, boards_dir, load_board
 from prune8_host.device.build import build_firmware
 from prune8_host.device.deploy import deploy

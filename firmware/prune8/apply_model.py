@@ -9,9 +9,9 @@ import json
 import struct
 
 from . import errors, scorers, store
+from .formats import BIAS, MASKS_PATH, MODEL_MAGIC, MODEL_PATH, PRUNED_PATH
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
-from .protocol import BIAS, MASKS_PATH, MODEL_MAGIC, MODEL_PATH, PRUNED_PATH
 from .tiles import ROW, TiledMask, read_into
 
 

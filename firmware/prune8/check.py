@@ -19,7 +19,7 @@ def tie(name):
         return False
     if name == "strict":
         return True
-    from .protocol import TIES  # the names' table, loaded only to say what is allowed
+    from .formats import TIES  # the names' table, loaded only to say what is allowed
     raise errors.option("tie", name, TIES)
 
 

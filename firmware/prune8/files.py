@@ -9,18 +9,8 @@ import os
 import struct
 
 from . import errors, store
-from .protocol import (
-    COMMIT,
-    DATA,
-    END,
-    MAX_PAYLOAD,
-    OPEN,
-    READ,
-    READ_FMT,
-    ROOT,
-    SIZE_FMT,
-    WRITE,
-)
+from .formats import ROOT
+from .protocol import COMMIT, DATA, END, MAX_PAYLOAD, OPEN, READ, READ_FMT, SIZE_FMT, WRITE
 from .receiver import Receiver
 
 

@@ -8,8 +8,8 @@
 
 from . import mask as _mask
 from . import store
+from .formats import MASK_STEP_PATH, RUNNING_PATH, WORK_PATH
 from .mask_writer import one_shot
-from .protocol import MASK_STEP_PATH, RUNNING_PATH, WORK_PATH
 from .schedule import sparsity_at
 from .tiles import TiledMask, read_into, write_from
 

@@ -13,9 +13,10 @@
 import struct
 
 from . import dense, errors, scorers, store
+from .formats import MASKS_PATH, MODEL_PATH, PACKED_PATH
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
-from .protocol import END, EVAL_FMT, IMAGES, MASKS_PATH, MODEL_PATH, PACKED_PATH
+from .protocol import END, EVAL_FMT, IMAGES
 from .prune_model import zero_pruned
 from .receiver import Receiver
 from .tiles import ROW

@@ -1,11 +1,11 @@
-# The wire and storage formats, in one place (docs/protocol.md, docs/sparse.md;
-# what both sides agree on: docs/spec.md §9.6, §9.7).
+# The serial link's wire format, in one place (docs/protocol.md; what both sides agree
+# on: docs/spec.md §9.6, §9.7).
 #
-# Frame types and link constants of the serial link, the struct format of every frame
-# payload and of every record stored under /prune8/, the store paths, and the names
-# whose index a record holds. The board (link, the receivers, store, sparse) and the
-# host (prune8_host.device, prune8_host.files) both import this module, so the two
-# sides cannot disagree about a byte.
+# Frame types and link constants, and the struct format of every frame payload. The
+# board (link, the receivers) and the host (prune8_host.device) both import this
+# module, so the two sides cannot disagree about a byte. What is stored under /prune8/
+# and how is prune8.formats': a prune on the board reads and writes the store and
+# never loads the link's table.
 
 try:
     from micropython import const
@@ -51,16 +51,13 @@ BEGIN_FMT = "<HI"
 MAX_NAME = const(229)       # UTF-8 bytes of a layer name: what a LAYER frame holds beside
                             # LAYER_FMT, MAX_PAYLOAD - 1 - calcsize(LAYER_FMT)
 # rows, cols, activation bytes, calibration samples, then the int8 inference parameters:
-# quantization (QUANT_*), multiplier, shift (per tensor; per channel they follow the
+# quantization (formats.QUANT_*), multiplier, shift (per tensor; per channel they follow the
 # biases), input and output zero points, fused ReLU; whether the layer comes with the
 # scale-aware score's per-row multipliers (SCALE values, after everything else); and
 # the CRC-32 of the bytes the board will store for it (checked when the layer is
 # complete), or 0: the board fills its record's CRC in then, a write into the file
 # behind its end, which LittleFS pays for with a copy of the layer
 LAYER_FMT = "<HHIIBibbbBBI"
-QUANT_NONE = const(0)       # no int8 inference parameters
-QUANT_TENSOR = const(1)     # one multiplier and shift for the layer
-QUANT_CHANNEL = const(2)    # one per row (output channel): rows MULT, then rows SHIFT
 MODEL_ID_FMT = "<I"         # END's reply to a push: the committed model's id
 SIZE_FMT = "<I"             # OPEN's reply: the file's size
 READ_FMT = "<IH"            # offset, length (at most MAX_PAYLOAD)
@@ -76,72 +73,3 @@ IDLE_MS = const(4000)       # switched, a board that hears nothing for this long
                             # twice the host's resend time (RESEND_S), so never while a host
                             # still runs the transfer
 EVAL_FMT = "<IIHH"          # images, correct ones, CRC-32 of the logits (low, high half)
-
-# -- the store under /prune8/ (docs/protocol.md, "Storage on the board")
-
-ROOT = "/prune8"
-MODEL_PATH = ROOT + "/model.bin"      # the pushed model
-MASKS_PATH = ROOT + "/masks.bin"      # the masks computed for it
-CALIB_PATH = ROOT + "/calib.bin"      # the gradient proxy's activations calibrated there
-PACKED_PATH = ROOT + "/packed.bin"    # a packed (sparse) model, docs/sparse.md
-PRUNED_PATH = ROOT + "/pruned.bin"    # the model with its masks applied (apply_model)
-GOLDEN_PATH = ROOT + "/golden.bin"    # the on-board suite's golden vectors
-MANIFEST_PATH = ROOT + "/manifest.json"   # which build is deployed
-GROUPS_PATH = ROOT + "/groups.bin"    # the model's channel groups, for prune8.channels
-# scratch files of a layer pruned from flash (prune8.stream), removed when it is done
-SCORES_PATH = ROOT + "/scores.tmp"    # the layer's scores: int16 per weight, int32 per unit
-MASK_STEP_PATH = ROOT + "/step.tmp"   # a gradual prune's mask of one step
-RUNNING_PATH = ROOT + "/running.tmp"  # ... the AND of its steps so far
-WORK_PATH = ROOT + "/work.tmp"        # ... the weights as pruned so far
-TMP_SUFFIX = ".tmp"         # every file is written as NAME.tmp, then renamed over NAME
-
-MODEL_MAGIC = b"P8M1"
-MASKS_MAGIC = b"P8K1"
-CALIB_MAGIC = b"P8C1"
-PACKED_MAGIC = b"P8S1"
-GOLDEN_MAGIC = b"P8G1"
-GROUPS_MAGIC = b"P8J1"
-STORE_HEAD = "<IH"          # after the magic of model, masks and calib: id, record count
-# per stored layer, after u8 name length and name: rows, cols, activation bytes,
-# calibration samples, CRC-32 of the stored data, then LAYER_FMT's inference parameters
-# and scale flag. The layer's data: weights, activations, Wanda's sums (cols SUM, when
-# calibration samples came), biases (rows BIAS, when quantized), per-channel multipliers
-# and shifts (QUANT_CHANNEL), scale multipliers (rows SCALE, when flagged)
-LAYER_RECORD = "<HHIIIBibbbBB"
-# per stored mask, after the name: scorer, tie, bp, min_keep, min_score, n, rows, cols,
-# seed, block height and width, N and M of an N:M pattern, schedule steps, scope
-MASK_RECORD = "<BBHIIIHHIBBBBIB"
-CALIB_RECORD = "<H"         # per calibrated layer, after the name: its column count
-SUM = "<I"                  # one of Wanda's per-column sums of squares
-BIAS = "<i"                 # one int32 bias
-MULT = "<i"                 # one per-channel requantization multiplier
-SHIFT = "<b"                # one per-channel requantization shift
-SCALE = "<H"                # one row's scale multiplier for the scale-aware score
-# packed model: PACKED_MAGIC, PACKED_HEAD, then per layer a name and PACKED_RECORD:
-# format, rows, cols, nnz, block height and width, payload bytes, then the inference
-# parameters as in LAYER_FMT (rows BIAS values follow when quantized)
-PACKED_HEAD = "<H"          # layer count
-PACKED_RECORD = "<BHHIBBIBibbbB"
-COO_ENTRY = "<HHb"          # a COO layer's row, column and value (u16 indices) ...
-COO_ENTRY_WIDE = "<IIb"     # ... and with u32 indices, past 65536 weights
-# channel groups (docs/channels.md): GROUPS_MAGIC, STORE_HEAD (the id of the model they were
-# made for, group count), then per group GROUP_RECORD (channels, members) and per member
-# a name, MEMBER_RECORD (role: its index in ROLES; period P) and P TABLE_ENTRY values:
-# the group channel that unit u (row or column) of the layer makes or reads is entry
-# u % P (-1: none), P dividing the layer's rows (role "rows") or columns ("cols")
-GROUP_RECORD = "<HH"
-MEMBER_RECORD = "<BH"
-TABLE_ENTRY = "<h"
-GOLDEN_HEAD = "<I"          # golden vectors: case count; then per case a GOLDEN_CASE
-GOLDEN_CASE = "<H"          # length of the case's JSON header
-
-# Names whose index a record stores: their order is part of the format.
-SCORERS = ("magnitude", "gradient", "mincut", "rows", "cols", "l2", "random", "wanda",
-           "blocks", "scaled")
-TIES = ("exact", "strict")
-# one k for the layer, the same k in every row, or a coupled channel group's row mask
-# (prune8.channels: the k of the group's channels); a layer prune takes LAYER_SCOPES
-SCOPES = ("layer", "channel", "group")
-LAYER_SCOPES = SCOPES[:2]
-ROLES = ("rows", "cols")        # what a channel group member's units are
-PACKED_FORMATS = ("dense", "native", "csr", "coo", "block")

@@ -12,8 +12,8 @@ from array import array
 
 from . import check, errors, scorers, store
 from . import mask as _mask
+from .formats import LAYER_SCOPES, MASKS_MAGIC, MASKS_PATH, MODEL_PATH, SCORERS
 from .profile import MAX_UNITS, MAX_WEIGHTS
-from .protocol import LAYER_SCOPES, MASKS_MAGIC, MASKS_PATH, MODEL_PATH, SCORERS
 from .pruner import Pruner
 from .select import BUBBLE_MAX
 from .stream import LayerStream
@@ -127,6 +127,14 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
             raise errors.steps_value(steps, errors.MAX_STEPS)
         if scope not in LAYER_SCOPES:  # "group" is prune8.channels' scope
             raise errors.option("scope", scope, LAYER_SCOPES)
+        needs = scorers.TABLE[method][1]
+        # The buffers first, while the heap has room in one piece: a board's heap, once
+        # the index is read, may hold the bytes but not together (docs/heap.md). The
+        # Pruner sorts no more than method="auto" hands bubble sort: its copy of the
+        # scores would be 2 bytes a weight held for nothing.
+        p = Pruner(MAX_WEIGHTS, MAX_UNITS, BUBBLE_MAX)
+        w = bytearray(MAX_WEIGHTS)
+        a = bytearray(MAX_WEIGHTS) if needs & scorers.ACT else None  # only if read
         mid, index = store.read_model_index()
         names = [i.name for i in index]
         for name in layers or ():
@@ -138,13 +146,7 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
             old_id, old = store.read_masks_index()
             if old_id == mid:
                 kept = [m for m in old if m.name not in layers]
-        needs = scorers.TABLE[method][1]
-        # The Pruner sorts no more than method="auto" hands bubble sort: its copy of the
-        # scores would be 2 bytes a weight held for nothing (docs/heap.md)
-        p = Pruner(MAX_WEIGHTS, MAX_UNITS, BUBBLE_MAX)
         streamer = None
-        w = bytearray(MAX_WEIGHTS)
-        a = bytearray(MAX_WEIGHTS) if needs & scorers.ACT else None  # only if read
         # w is still zeros: no bytes(k) left as garbage; each only for a scorer that reads it
         sumsq = array("i", memoryview(w)[:MAX_UNITS]) if needs & scorers.CALIB else None
         scale = array("i", memoryview(w)[:MAX_UNITS]) if needs & scorers.SCALES else None

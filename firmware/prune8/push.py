@@ -11,6 +11,7 @@ from array import array
 from . import check, dense, errors, scores, store
 from .block_writer import BlockWriter
 from .errors import MAX_UNITS_LIMIT
+from .formats import MODEL_MAGIC, MODEL_PATH, MULT, QUANT_CHANNEL, QUANT_TENSOR, SCALE, SHIFT, SUM
 from .link import crc32_halves
 from .protocol import (
     BEGIN,
@@ -23,14 +24,6 @@ from .protocol import (
     LAYER_FMT,
     MAX_PAYLOAD,
     MODEL_ID_FMT,
-    MODEL_MAGIC,
-    MODEL_PATH,
-    MULT,
-    QUANT_CHANNEL,
-    QUANT_TENSOR,
-    SCALE,
-    SHIFT,
-    SUM,
 )
 from .receiver import Receiver
 

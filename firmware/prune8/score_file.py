@@ -13,7 +13,7 @@
 # layer.
 
 from . import select
-from .protocol import SCORES_PATH
+from .formats import SCORES_PATH
 from .tiles import WEIGHT, read_into, write_from
 
 

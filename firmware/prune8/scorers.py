@@ -1,8 +1,8 @@
 # The scorers of a board prune, in one table (docs/spec.md §2, §5.3), as TensorFlow Lite
 # Micro's operator registrations tell its interpreter how to prepare and run each op.
 # prune8.prune_model (a layer in RAM) and prune8.stream (a stored layer a tile at a time)
-# both dispatch through it; protocol.SCORERS stays the wire definition (masks.bin stores
-# a scorer's index there).
+# both dispatch through it; formats.SCORERS stays the names' definition (masks.bin
+# stores a scorer's index there).
 #
 #   TABLE[name] = (unit, needs, in_ram, streamed)
 #
@@ -31,7 +31,7 @@
 # layer without what `needs` asks for, first, on both paths; then come the Pruner's own
 # checks, which the streamed path makes itself in the same order (stream.py).
 #
-# Adding a scorer: its name at the end of protocol.SCORERS, its kernel in scores.py
+# Adding a scorer: its name at the end of formats.SCORERS, its kernel in scores.py
 # (and in viper.py when it is hot), the Pruner method that scores a layer with it (its
 # public call, which in_ram makes), an entry here, its twin in prune8_host.twin, tests.
 # The entries call the kernels as scores.NAME at run time: prune8.kernels swaps kernels
@@ -41,7 +41,7 @@
 from array import array
 
 from . import check, errors, scores
-from .protocol import SCALE, SUM
+from .formats import SCALE, SUM
 from .store import read_ints
 from .tiles import BLOCK, COL, ROW, WEIGHT, read_into
 
@@ -175,7 +175,7 @@ def _blocks_file(s, out):
         i0 += m
 
 
-# The table, one entry per name of protocol.SCORERS.
+# The table, one entry per name of formats.SCORERS.
 TABLE = {
     "magnitude": (WEIGHT, 0, _magnitude, _magnitude_tile),
     "gradient": (WEIGHT, ACT, _gradient, _gradient_tile),

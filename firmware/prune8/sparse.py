@@ -17,7 +17,7 @@ import struct
 from array import array
 
 from . import dense, errors, kernels
-from .protocol import (
+from .formats import (
     BIAS,
     COO_ENTRY,
     COO_ENTRY_WIDE,

@@ -14,8 +14,8 @@ from binascii import hexlify
 from . import __version__, kernels, store
 from . import mask as _mask
 from .errors import StoreError
+from .formats import MASKS_PATH, ROOT
 from .profile import MAX_UNITS, MAX_WEIGHTS, NAME
-from .protocol import MASKS_PATH, ROOT
 
 
 def info():

@@ -9,7 +9,7 @@ import struct
 from array import array
 
 from . import errors
-from .protocol import (
+from .formats import (
     BIAS,
     CALIB_MAGIC,
     CALIB_PATH,

@@ -19,8 +19,8 @@ import gc
 
 from . import bp as _bp
 from . import check, errors, scorers, scores, store
+from .formats import MASK_STEP_PATH, MODEL_PATH, RUNNING_PATH, SCORES_PATH, WORK_PATH
 from .mask_writer import BitWriter, n_of_m, one_shot
-from .protocol import MASK_STEP_PATH, MODEL_PATH, RUNNING_PATH, SCORES_PATH, WORK_PATH
 from .score_file import ScoreFile
 from .tiles import WEIGHT, read_into
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from prune8.protocol import GROUPS_PATH, MASKS_PATH, MODEL_PATH
+from prune8.formats import GROUPS_PATH, MASKS_PATH, MODEL_PATH
 from prune8_eval import zoo
 from prune8_host import heap_law
 from prune8_host.boards import load_board

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from prune8.protocol import GOLDEN_PATH, ROOT
+from prune8.formats import GOLDEN_PATH, ROOT
 from prune8_host.boards import load_board
 from prune8_host.device.build import build_firmware
 from prune8_host.device.deploy import deploy

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prune8.protocol import SCORERS
+from prune8.formats import SCORERS
 from prune8_eval import zoo
 from prune8_host import heap_law
 from prune8_host.boards import all_boards, load_board

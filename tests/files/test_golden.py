@@ -6,7 +6,7 @@ WebAssembly VM behind the virtual board (tests/board/test_board_suite.py). Drift
 generator and the runner fails there.
 """
 
-from prune8.protocol import SCORERS
+from prune8.formats import SCORERS
 from prune8_host.suite import golden
 
 

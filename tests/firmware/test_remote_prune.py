@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from prune8 import scorers, tiles
-from prune8.protocol import SCORERS
+from prune8.formats import SCORERS
 from prune8_host.device import calls
 from prune8_host.device.link import HostLink
 from prune8_host.device.verify import check_masks
@@ -89,7 +89,7 @@ def test_board_prune_equals_the_reference(stored_model, tmp_path, method, bp, op
 
 
 def test_the_scorer_table_covers_every_stored_scorer_with_the_twins_unit():
-    """masks.bin stores a scorer by its index in protocol.SCORERS; the board's table has
+    """masks.bin stores a scorer by its index in formats.SCORERS; the board's table has
     an entry for each, whose mask unit is the twin's."""
     names = {tiles.WEIGHT: "weight", tiles.ROW: "row", tiles.COL: "col", tiles.BLOCK: "block"}
     assert sorted(scorers.TABLE) == sorted(SCORERS)

@@ -9,9 +9,9 @@ import struct
 from prune8.protocol import BEGIN, BEGIN_FMT, DATA, END, LAYER, MAX_PAYLOAD, MODEL_ID_FMT
 from prune8_host.files.records import layer_record, model_id
 
-# The board's store rooted at {root}: every store path of prune8.protocol moved there
+# The board's store rooted at {root}: every store path of prune8.formats moved there
 # before the receivers import them.
-PREAMBLE = ("import prune8.protocol as p\n"
+PREAMBLE = ("import prune8.formats as p\n"
             "for k in [k for k in dir(p) if k == 'ROOT' or k.endswith('_PATH')]:\n"
             "    setattr(p, k, {root!r} + getattr(p, k)[len('/prune8'):])\n"
             "from prune8 import files, infer, prune_model, push, status\n")

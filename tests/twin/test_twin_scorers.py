@@ -10,7 +10,7 @@ import pytest
 
 import prune8
 from prune8 import errors
-from prune8.protocol import SCORERS
+from prune8.formats import SCORERS
 from prune8_host.errors import ModelError
 from prune8_host.twin import scorers
 from prune8_host.twin.layer import Layer

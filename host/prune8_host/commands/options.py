@@ -8,7 +8,7 @@ import sys
 
 from prune8 import errors
 from prune8.errors import SparsityError
-from prune8.protocol import LAYER_SCOPES, TIES
+from prune8.formats import LAYER_SCOPES, TIES
 from prune8_host import twin
 from prune8_host.errors import HostError, UsageError
 from prune8_host.files.masks import check_masks_fit, read_masks

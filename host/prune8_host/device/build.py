@@ -34,7 +34,7 @@ from importlib import metadata
 from pathlib import Path
 
 import prune8
-from prune8.protocol import MANIFEST_PATH
+from prune8.formats import MANIFEST_PATH
 from prune8_host.boards import BoardProfile, load_board
 from prune8_host.errors import BuildError
 

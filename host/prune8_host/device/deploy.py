@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 
-from prune8.protocol import MANIFEST_PATH, ROOT, TMP_SUFFIX
+from prune8.formats import MANIFEST_PATH, ROOT, TMP_SUFFIX
 from prune8_host.boards import load_board
 from prune8_host.errors import BoardExecError, BoardUnavailable
 

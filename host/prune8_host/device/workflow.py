@@ -10,7 +10,8 @@ import zlib
 
 import numpy as np
 
-from prune8.protocol import CALIB_PATH, EVAL_FMT, GROUPS_PATH, MASKS_PATH, MODEL_PATH
+from prune8.formats import CALIB_PATH, GROUPS_PATH, MASKS_PATH, MODEL_PATH
+from prune8.protocol import EVAL_FMT
 from prune8_host.errors import BoardError, FirmwareMissing
 from prune8_host.files.boardstore import groups_file, parse_calib, parse_masks
 from prune8_host.files.model import Model
@@ -33,7 +34,7 @@ def board_listing(session: BoardSession, headers: bool = False) -> dict:
 
 
 def holds_file(listing: dict, path: str) -> bool:
-    """Whether a board listing shows the store file `path` (e.g. protocol.CALIB_PATH)."""
+    """Whether a board listing shows the store file `path` (e.g. formats.CALIB_PATH)."""
     return any(name == path.rsplit("/", 1)[1] for name, _ in listing["files"])
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import SCOPES, SCORERS, TIES
+from prune8.formats import SCOPES, SCORERS, TIES
 from prune8_host.errors import FileFormatError, ModelError, UsageError
 from prune8_host.twin import scorers
 from prune8_host.twin.layer import (

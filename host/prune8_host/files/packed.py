@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prune8.protocol import (
+from prune8.formats import (
     BIAS,
     MULT,
     PACKED_FORMATS,

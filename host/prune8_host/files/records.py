@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import (
+from prune8.formats import (
     BIAS,
-    LAYER_FMT,
     LAYER_RECORD,
     MODEL_MAGIC,
     MULT,
@@ -29,6 +28,7 @@ from prune8.protocol import (
     STORE_HEAD,
     SUM,
 )
+from prune8.protocol import LAYER_FMT
 from prune8_host.twin.layer import Layer
 from prune8_host.twin.scores import scale_multipliers, wanda_sumsq
 
@@ -38,7 +38,7 @@ QUANT_KEYS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp")
 @dataclass(frozen=True)
 class QuantParams:
     """A quantized layer's int8 inference parameters as the board takes them."""
-    kind: int                  # protocol.QUANT_TENSOR or QUANT_CHANNEL
+    kind: int                  # formats.QUANT_TENSOR or QUANT_CHANNEL
     multiplier: int            # per tensor (0 when per channel: they are in `channels`)
     shift: int
     in_zp: int

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC
+from prune8.formats import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC
 from prune8_host import twin
 from prune8_host.twin import scorers
 from prune8_host.twin.scorers import (

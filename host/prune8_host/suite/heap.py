@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 import prune8
-from prune8.protocol import ROOT, SCORERS
+from prune8.formats import ROOT, SCORERS
 from prune8_host.device.workflow import prune, prune_groups, push
 from prune8_host.errors import BoardExecError
 from prune8_host.files.graph import groups_of
@@ -151,7 +151,7 @@ def stored_prune_job(store: str, method: str, sparsity_bp: int) -> str:
     """A board prune of the model stored under `store` (a directory holding model.bin,
     in place of /prune8), as `prune8 run` makes it: the module imported first, then the
     prune; for the unix port, where a job's smallest heap is its need."""
-    return ("import prune8.protocol as P\n"
+    return ("import prune8.formats as P\n"
             "n = len(P.ROOT)\n"
             "for k in [k for k in dir(P) if k == 'ROOT' or k.endswith('_PATH')]:\n"
             f"    setattr(P, k, {store!r} + getattr(P, k)[n:])\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prune8.protocol import GOLDEN_PATH, ROOT
+from prune8.formats import GOLDEN_PATH, ROOT
 from prune8_host.boards import BoardProfile
 from prune8_host.device.session import BoardSession
 from prune8_host.device.transfer import put_file

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from prune8 import errors
 from prune8.check import SELECTIONS
-from prune8.protocol import TIES
+from prune8.formats import TIES
 
 from .bp import resolve_bp, to_bp
 from .mask import (

@@ -7,7 +7,7 @@ import numpy as np
 
 from prune8 import errors
 from prune8.check import SELECTIONS
-from prune8.protocol import TIES
+from prune8.formats import TIES
 
 
 def is_int(x) -> bool:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from prune8.protocol import MAX_NAME, SCOPES
+from prune8.formats import SCOPES
+from prune8.protocol import MAX_NAME
 
 from . import scorers
 from .mask import mask_stats, mask_to_keep
@@ -33,7 +34,7 @@ MAX_CALIB_SAMPLES = 65536  # sums of 65536 squares of int8 still fit below 2**30
 # in_scale, w_scale and out_scale (float32, as a .tflite file stores them).
 # The scope of a coupled channel group's mask (twin.channels; on the board
 # prune8.channels), a row mask over each layer whose rows make the group's channels,
-# made from a per-weight scorer's scores summed per channel (prune8.protocol.SCOPES).
+# made from a per-weight scorer's scores summed per channel (prune8.formats.SCOPES).
 GROUP_SCOPE = SCOPES[2]
 QUANT_FIELDS = ("bias", "mult", "shift", "relu", "in_zp", "out_zp", "in_scale", "w_scale",
                 "out_scale")

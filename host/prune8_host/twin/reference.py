@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import LAYER_SCOPES
+from prune8.formats import LAYER_SCOPES
 from prune8_host.errors import ModelError
 
 from . import check, scorers

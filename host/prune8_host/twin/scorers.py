@@ -1,6 +1,6 @@
 """The scorers, one table (docs/spec.md §2).
 
-One entry per name of prune8.protocol.SCORERS, in that order (the order whose index a
+One entry per name of prune8.formats.SCORERS, in that order (the order whose index a
 masks record stores), like TensorFlow Lite Micro's operator registrations: its name,
 what it needs, its kernel (a function of scores.py), the unit its mask covers, and the
 errors for a layer that lacks what it needs. Whatever scores a layer or lists scorers on
@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from prune8 import errors
-from prune8.protocol import SCORERS
+from prune8.formats import SCORERS
 from prune8_host.errors import ModelError
 
 from . import scores

@@ -9,7 +9,7 @@ import struct
 from array import array
 
 import prune8
-from prune8.protocol import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC
+from prune8.formats import GOLDEN_CASE, GOLDEN_HEAD, GOLDEN_MAGIC
 
 PRUNERS = {}
 # gc.mem_alloc is MicroPython's: a port without it measures no allocation.

@@ -8,10 +8,10 @@
 import os
 import sys
 
-import prune8.protocol as P
+import prune8.formats as F
 
 SCRATCH = ARGS["scratch"]  # noqa: F821 - the runner's
-BOARD_ROOT = P.ROOT
+BOARD_ROOT = F.ROOT
 ROWS = COLS = 256
 
 
@@ -32,6 +32,7 @@ def move_store(old, new):
 # The push, through the receiver's handlers called directly (no frames).
 import struct  # noqa: E402
 
+import prune8.protocol as P  # noqa: E402
 from prune8 import push  # noqa: E402
 
 
@@ -84,7 +85,7 @@ gc.collect()
 R0 = prune_model.prune_result(ARGS["stream_masks"][0][0], 5000)  # noqa: F821
 # -- next command --
 if R0["ok"]:
-    os.rename(P.MASKS_PATH, P.MASKS_PATH + ".0")
+    os.rename(F.MASKS_PATH, F.MASKS_PATH + ".0")
 # -- next command --
 R1 = prune_model.prune_result(ARGS["stream_masks"][1][0], 5000)  # noqa: F821
 # -- next command --
@@ -128,8 +129,8 @@ def check_case(i, result, path):
         print("CASE stream-%s PASS heap=%d" % (method, peak))
 
 
-check_case(0, R0, P.MASKS_PATH + ".0")
-check_case(1, R1, P.MASKS_PATH)
+check_case(0, R0, F.MASKS_PATH + ".0")
+check_case(1, R1, F.MASKS_PATH)
 # -- next command --
 for name in os.listdir(SCRATCH):
     os.remove(SCRATCH + "/" + name)
