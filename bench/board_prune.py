@@ -85,12 +85,12 @@ def steps(method):
 def write_masks(info, mask):
     with store.Replacing(F.MASKS_PATH) as f:
         store.write_header(f, F.MASKS_MAGIC, 0, 1)
-        f.write(prune_model._mask_info(info, mask.n, {"block": None, "nm": None, "tie": "exact",
-                                                      "min_keep": 1, "min_score": 0,
-                                                      "seed": 0, "steps": 0,
-                                                      "scope": "layer"},
-                                       "magnitude", 5000).record_header())
-        f.write(mask.bytes())
+        prune_model._write_mask_header(f, info, mask.n, {"block": None, "nm": None,
+                                                         "tie": "exact", "min_keep": 1,
+                                                         "min_score": 0, "seed": 0,
+                                                         "steps": 0, "scope": "layer"},
+                                       "magnitude", 5000)
+        f.write(memoryview(mask._bits)[:((mask.n + 31) >> 5) << 2])  # as prune_model does
 
 
 stored_layers()

@@ -16,20 +16,6 @@ The rules are docs/spec.md's; prune8_host.twin computes the same integers on the
 # package (the link, the store, streaming, inference, the viper kernels) is imported by
 # whatever uses it.
 from .bp import to_bp
-from .errors import (
-    CapacityError,
-    DtypeError,
-    EmptyInputError,
-    LengthMismatchError,
-    MinKeepError,
-    MinScoreError,
-    OptionError,
-    PatternError,
-    Prune8Error,
-    ScheduleError,
-    SeedError,
-    SparsityError,
-)
 from .mask import Mask
 from .profile import MAX_UNITS, MAX_WEIGHTS
 from .pruner import Pruner
@@ -53,6 +39,18 @@ def sparsity_at(step, steps, final_bp, initial_bp=0):
         from .schedule import sparsity_at as f
         _sparsity_at = f
     return _sparsity_at(step, steps, final_bp, initial_bp)
+
+
+def __getattr__(name):
+    # The error classes (prune8.SparsityError, ...) load when first named: a board that
+    # never errs does not hold them (docs/heap.md). Any other name is a submodule not
+    # imported yet: `from prune8 import dense` asks the package before it imports.
+    if name.endswith("Error"):
+        from . import error_types
+        return getattr(error_types, name)
+    if name.startswith("__"):  # an import machinery probe (__path__, ...)
+        raise AttributeError(name)
+    return __import__("prune8." + name, None, None, (name,))
 
 
 def use_kernels(name):

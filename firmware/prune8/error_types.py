@@ -1,14 +1,7 @@
-# The classes of every prune8 error and the limits their messages name: errors.py
-# re-exports them all, and the builders (errors_pruner.py, errors_rest.py) import them
-# from here, so no module of the table imports another that imports it back.
-
-# Largest integer argument accepted where a threshold is compared against scores:
-# a MicroPython small int (31-bit signed), so comparisons never build a big int.
-MAX_SMALL = 0x3FFFFFFF
-MAX_BP = 10000
-MAX_STEPS = 100000  # a gradual prune's steps (prune8.schedule, prune8.prune_model)
-# The scale-aware score's per-row multiplier: 32768 for the row with the largest scale.
-MAX_SCALE = 32768
+# The classes of every prune8 error: loaded the first time one is built or named
+# (errors.__getattr__, prune8.__getattr__), so a board that never errs does not hold
+# them (docs/heap.md). The builders (errors_pruner.py, errors_rest.py) import them from
+# here and the limits their messages name from limits.py, which imports nothing.
 
 
 class Prune8Error(ValueError):
@@ -62,14 +55,6 @@ class ScheduleError(Prune8Error):
 class StoreError(Prune8Error):
     """A file of the board's store (model, masks, calibration) that is truncated or not
     in its format."""
-
-
-MAX_BLOCK = 255           # block height and width: a u8 each in a mask record
-
-# Profile sanity bounds: every intermediate value then stays a small int on the board
-# (128 * 128 * MAX_UNITS_LIMIT < 2**30).
-MAX_WEIGHTS_LIMIT = 1 << 20
-MAX_UNITS_LIMIT = 4096
 
 
 # -- int8 inference (prune8.dense and its twin prune8_host.twin.dense) ----------

@@ -4,13 +4,13 @@
 # `raise errors.capacity_weights(n, limit)`. The board raises nothing it does not build
 # here.
 #
-# Only error paths build messages, so this module holds just the classes and limits
-# (error_types.py, re-exported); the builders live in errors_pruner.py (what a Pruner
-# call raises) and errors_rest.py (the store, the link, streaming, inference, the
-# kernel switch), loaded the first time one is asked for: `import prune8` does not
-# carry ~18 KB of messages on a board's heap (docs/heap.md).
+# Only error paths build errors, so this module holds just the limits (limits.py); the classes
+# (error_types.py) and the builders, in errors_pruner.py (what a Pruner call raises)
+# and errors_rest.py (the store, the link, streaming, inference, the kernel switch),
+# load the first time one is asked for (errors.X): `import prune8` does not carry
+# ~19 KB of classes and messages on a board's heap (docs/heap.md).
 
-from .error_types import (  # noqa: F401 - re-exported: errors.X is the table
+from .limits import (  # noqa: F401 - re-exported: errors.X is the table
     MAX_BLOCK,
     MAX_BP,
     MAX_SCALE,
@@ -18,26 +18,15 @@ from .error_types import (  # noqa: F401 - re-exported: errors.X is the table
     MAX_STEPS,
     MAX_UNITS_LIMIT,
     MAX_WEIGHTS_LIMIT,
-    CapacityError,
-    DtypeError,
-    EmptyInputError,
-    LengthMismatchError,
-    MinKeepError,
-    MinScoreError,
-    OptionError,
-    PatternError,
-    Prune8Error,
-    QuantError,
-    ScheduleError,
-    SeedError,
-    SparsityError,
-    StoreError,
 )
 
 
 def __getattr__(name):
     if name.startswith("__"):  # an import machinery probe (__path__, ...), not a builder
         raise AttributeError(name)
+    if name.endswith("Error"):  # a class: errors.X is the whole table
+        from . import error_types
+        return getattr(error_types, name)
     from . import errors_pruner
     fn = getattr(errors_pruner, name, None)
     if fn is None:

@@ -4,12 +4,6 @@
 # exception instance; the twin raises the same classes with the same text.
 
 from .error_types import (
-    MAX_BLOCK,
-    MAX_BP,
-    MAX_SCALE,
-    MAX_SMALL,
-    MAX_UNITS_LIMIT,
-    MAX_WEIGHTS_LIMIT,
     CapacityError,
     DtypeError,
     EmptyInputError,
@@ -22,6 +16,7 @@ from .error_types import (
     SeedError,
     SparsityError,
 )
+from .limits import MAX_BLOCK, MAX_BP, MAX_SCALE, MAX_SMALL, MAX_UNITS_LIMIT, MAX_WEIGHTS_LIMIT
 
 
 def _type_name(x):

@@ -6,8 +6,6 @@
 # and the twin raises the same classes with the same text (docs/spec.md §6.1).
 
 from .error_types import (
-    MAX_SMALL,
-    MAX_UNITS_LIMIT,
     DtypeError,
     EmptyInputError,
     LengthMismatchError,
@@ -16,6 +14,7 @@ from .error_types import (
     ScheduleError,
     StoreError,
 )
+from .limits import MAX_SMALL, MAX_UNITS_LIMIT
 
 
 def steps_value(steps, limit):

@@ -12,7 +12,7 @@
 
 import struct
 
-from . import dense, errors, scorers, store
+from . import calib, dense, errors, scorers, store
 from .formats import MASKS_PATH, MODEL_PATH, PACKED_PATH
 from .link import crc32_halves
 from .profile import MAX_WEIGHTS
@@ -135,7 +135,7 @@ class Calibration(ImageReceiver):
         net, names = self.net, self.names
         acts = [(names[i], bytes(net.stats[i].result(bytearray(net.layers[i].cols))))
                 for i in range(len(names))]
-        store.write_calib(self.mid, acts)
+        calib.write_calib(self.mid, acts)
         return b"".join(a for _, a in acts)
 
 

@@ -1,6 +1,7 @@
 # Which kernels run the hot loops (docs/kernels.md; docs/spec.md §12): the portable Python
 # ones, written in scores.py, select.py, mask.py, patterns.py, tiles.py and dense.py, or
-# their @micropython.viper twins in viper.py, which give the same results. Each kernel is
+# their @micropython.viper twins in viper.py (pruning's) and viper_dense.py (int8
+# inference's: loaded when prune8.dense is), which give the same results. Each kernel is
 # looked up as a module attribute when it is called, so setting those attributes is the
 # switch.
 #
@@ -28,16 +29,19 @@ TABLE = {
     "prune8.tiles": ("zero_tile",),
     "prune8.dense": ("dot", "dense_acc", "requantize_rows"),
 }
+# a kernel module whose viper twins are not viper.py's -> the module that has them
+VIPER_OF = {"prune8.dense": "prune8.viper_dense"}
 NAMES = ("python", "viper")
-# prune8.viper while its kernels run, else None: prune8.sparse takes a held payload's row
-# sums from its *_sums kernels then (looked up here, so importing prune8 does not load
-# prune8.sparse)
+# prune8.viper_dense while the viper kernels run and prune8.dense is loaded, else None:
+# prune8.sparse takes a held payload's row sums from its *_sums kernels then (looked up
+# here, so importing prune8 does not load prune8.sparse)
 VIPER = None
 
 _chosen = None     # 'python' or 'viper' once chosen
 _viper = None      # the viper module, once loaded
 _tried = False     # whether loading it was tried
 _portable = {}     # module name -> its portable kernels, in TABLE's order
+_twins = {}        # VIPER_OF's module name -> the module, or None where it cannot load
 
 
 def bind(name):
@@ -52,9 +56,29 @@ def bind(name):
 
 
 def _set(name, mod):
+    global VIPER
     fns = _portable[name]
+    twins = _twins_of(name) if _chosen == "viper" else None
     for i, k in enumerate(TABLE[name]):
-        setattr(mod, k, getattr(_viper, k) if _chosen == "viper" else fns[i])
+        setattr(mod, k, fns[i] if twins is None else getattr(twins, k))
+    if name in VIPER_OF:
+        VIPER = twins
+
+
+def _twins_of(name):
+    """The module with `name`'s viper kernels: viper.py, or the VIPER_OF one, loaded
+    now (None where it cannot be: no room to compile its source; the portable ones
+    stay)."""
+    other = VIPER_OF.get(name)
+    if other is None:
+        return _viper
+    if other not in _twins:
+        try:
+            __import__(other)
+            _twins[other] = sys.modules[other]
+        except (ImportError, SyntaxError, ValueError, NotImplementedError, MemoryError):
+            _twins[other] = None
+    return _twins[other]
 
 
 def _load():
@@ -101,11 +125,10 @@ def use(name):
         raise errors.kernels_name(name, NAMES)
     if name == "viper" and _load() is None:
         raise errors.no_viper()
-    global _chosen, VIPER
+    global _chosen
     _chosen = name
     for mod_name in _portable:
         _set(mod_name, sys.modules[mod_name])
-    VIPER = _viper if name == "viper" else None
     sys.modules["prune8"].KERNELS = name
     return name
 

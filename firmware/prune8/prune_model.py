@@ -117,8 +117,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
 
     tile: stream every layer in tiles of this many weights (default: only the layers
     too big for the Pruner, in tiles of its capacity)."""
-    # No collection here: each layer's pass ends with one (its peak, which holds all
-    # that is held now), and a collection costs as much as viper's whole mask.
+    # A prune in RAM collects once, at the end of each layer's pass (its peak, which
+    # holds all that is held then): a collection costs as much as viper's whole mask.
     top = 0
     try:
         if method not in SCORERS:
@@ -128,13 +128,6 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         if scope not in LAYER_SCOPES:  # "group" is prune8.channels' scope
             raise errors.option("scope", scope, LAYER_SCOPES)
         needs = scorers.TABLE[method][1]
-        # The buffers first, while the heap has room in one piece: a board's heap, once
-        # the index is read, may hold the bytes but not together (docs/heap.md). The
-        # Pruner sorts no more than method="auto" hands bubble sort: its copy of the
-        # scores would be 2 bytes a weight held for nothing.
-        p = Pruner(MAX_WEIGHTS, MAX_UNITS, BUBBLE_MAX)
-        w = bytearray(MAX_WEIGHTS)
-        a = bytearray(MAX_WEIGHTS) if needs & scorers.ACT else None  # only if read
         mid, index = store.read_model_index()
         names = [i.name for i in index]
         for name in layers or ():
@@ -146,7 +139,24 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
             old_id, old = store.read_masks_index()
             if old_id == mid:
                 kept = [m for m in old if m.name not in layers]
+        # A layer streamed from flash allocates its arrays, tile buffers and files while
+        # the prune runs: with the garbage of the imports and the index collected first,
+        # before the buffers and again before the layers, a board's heap still has room
+        # in one piece then (docs/heap.md: on the unix port ~1 KB less heap for
+        # digits_wide's prunes). A prune in RAM skips both: the Pruner is all it needs.
+        streams = tile is not None or any(i.n > MAX_WEIGHTS or i.rows > MAX_UNITS
+                                          or i.cols > MAX_UNITS for i in chosen)
+        if streams:
+            gc.collect()
+        # The Pruner sorts no more than method="auto" hands bubble sort: its copy of the
+        # scores would be 2 bytes a weight held for nothing (docs/heap.md).
+        p = Pruner(MAX_WEIGHTS, MAX_UNITS, BUBBLE_MAX)
+        w = bytearray(MAX_WEIGHTS)
+        a = bytearray(MAX_WEIGHTS) if needs & scorers.ACT else None  # only if read
         streamer = None
+        if streams:
+            streamer = LayerStream(p, tile, w, a)
+            gc.collect()
         # w is still zeros: no bytes(k) left as garbage; each only for a scorer that reads it
         sumsq = array("i", memoryview(w)[:MAX_UNITS]) if needs & scorers.CALIB else None
         scale = array("i", memoryview(w)[:MAX_UNITS]) if needs & scorers.SCALES else None
@@ -164,7 +174,10 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
                         src.seek(m.offset)
                         # a mask of 65,536 weights is 8 KB: through w, not read at once
                         store.copy_bytes(src, f, m.nbytes, w, "masks file")
-            calibrated = store.read_calib(mid) if needs & scorers.ACT else {}
+            calibrated = {}
+            if needs & scorers.ACT:  # the gradient proxy's alone: loaded when asked for
+                from .calib import read_calib
+                calibrated = read_calib(mid)
             for info in chosen:
                 streamed = tile is not None or not in_ram(p, info, method, block)
                 if streamed:

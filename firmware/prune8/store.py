@@ -11,9 +11,6 @@ from array import array
 from . import errors
 from .formats import (
     BIAS,
-    CALIB_MAGIC,
-    CALIB_PATH,
-    CALIB_RECORD,
     LAYER_RECORD,
     MASK_RECORD,
     MASKS_MAGIC,
@@ -126,7 +123,7 @@ def copy_bytes(src, dst, n, buf, what):
         n -= k
 
 
-def _name(f):
+def read_name(f):
     return read_exact(f, read_exact(f, 1)[0]).decode()
 
 
@@ -359,43 +356,3 @@ def read_masks_index(path=None):
 def write_header(f, magic, ident, count):
     f.write(magic)
     f.write(struct.pack(STORE_HEAD, ident, count))
-
-
-# -- calib.bin ----------------------------------------------------------------------------
-# The gradient proxy's activations computed on the board by calibration (one int8 value
-# per input column of each layer): CALIB_MAGIC, STORE_HEAD (model id, layer count), then
-# per layer a name, CALIB_RECORD (cols) and the cols activations.
-
-def write_calib(model_id, acts):
-    """acts: [(layer name, bytes of cols activations)]; written atomically."""
-    ensure_root()
-    tmp = tmp_path(CALIB_PATH)
-    with open(tmp, "wb") as f:
-        write_header(f, CALIB_MAGIC, model_id, len(acts))
-        for name, a in acts:
-            raw = name.encode()
-            f.write(bytes([len(raw)]) + raw + struct.pack(CALIB_RECORD, len(a)))
-            f.write(a)
-    commit(tmp, CALIB_PATH)
-
-
-def read_calib_file(path=None):
-    """(model id, {layer name: activations (bytes)}) of a calibration file."""
-    with open(path or CALIB_PATH, "rb") as f:
-        if read_exact(f, 4) != CALIB_MAGIC:
-            raise errors.not_store_file(path or CALIB_PATH, "calibration")
-        ident, count = struct.unpack(STORE_HEAD, read_exact(f, _HEAD_SIZE))
-        out = {}
-        for _ in range(count):
-            name = _name(f)
-            cols = struct.unpack(CALIB_RECORD, read_exact(f, struct.calcsize(CALIB_RECORD)))[0]
-            out[name] = read_exact(f, cols)
-    return ident, out
-
-
-def read_calib(model_id):
-    """{layer name: activations (bytes)} when calib.bin belongs to model_id, else {}."""
-    if not exists(CALIB_PATH):
-        return {}
-    ident, out = read_calib_file()
-    return out if ident == model_id else {}

@@ -54,6 +54,15 @@ class LayerStream:
         self.bits = BitWriter(tile if tile > uchunk else uchunk)  # the mask, as written
         self.peak = 0                               # heap high-water mark, sampled
         self.x = 0                                  # the random scorer's LCG state
+        # What prepare(), scorers.load() and write_mask() set, named now: the instance's
+        # table of attributes grows to its size here, before the prune's work (grown
+        # mid-prune, its last copy, ~0.5 KB, needs room in one piece: docs/heap.md).
+        self.info = self.opts = self.what = self.what_act = self.unit = None
+        self.needs = self.streamed = self.br = self.bc = self.act_per_weight = None
+        self.count = self.strict = self.model = self.weights = self.weights_offset = None
+        self.a_cols = self.row_acc = self.col_acc = self.norms = self.mults = None
+        self.band = self.own_rows = self.own_cols = self.own_sums = None
+        self.own_mults = self.own_band = None
 
     def sample_heap(self):
         """Note the live heap (after a collection) at the end of a pass, when everything

@@ -10,7 +10,7 @@ import pytest
 
 from prune8_host.boards import load_board
 from prune8_host.suite import golden, heap
-from prune8_host.suite.runner import board_test_files, run_script, suite_args
+from prune8_host.suite.runner import board_test_files, run_script, script_parts, suite_args
 from support.unix_port import UnixPort, heap_for, unix_build
 
 
@@ -70,3 +70,26 @@ def test_the_budget_is_a_hard_limit_there(unix):
     port.heap_bytes = need - 8 * 1024
     results = run_script(port.run, script, args)
     assert [r for r in results if not r.passed and "MemoryError" in r.detail], results
+
+
+def test_a_board_prune_loads_pruning_s_modules_only(unix):
+    """A streamed prune of a stored layer on the port with viper: pruning's viper
+    kernels run, and nothing of inference (viper_dense), the serial link's frames
+    (protocol), the error classes or calibration is loaded (docs/heap.md); importing
+    prune8.dense then loads inference's viper kernels."""
+    port, profile, args = unix
+    script = next(p for p in board_test_files() if p.stem == "test_stream")
+    port.heap_bytes = 200_000
+    push_part = "".join(script_parts(script, dict(args, kernels="viper"))[0])
+    assert "CASE stream-push PASS" in port.run(push_part)
+    out = port.run(heap.stored_prune_job(args["scratch"], "mincut", 5000) +
+                   "import sys, prune8\n"
+                   "print(prune8.KERNELS, *sorted(m for m in sys.modules if m.startswith('prune8')))\n"
+                   "from prune8 import dense, kernels\n"
+                   "print(dense.dot is kernels.VIPER.dot, kernels.VIPER.__name__)\n")
+    kernels, *modules = out.splitlines()[0].split()
+    assert kernels == "viper" and "prune8.viper" in modules and "prune8.stream" in modules
+    for lazy in ("prune8.viper_dense", "prune8.protocol", "prune8.error_types",
+                 "prune8.calib", "prune8.errors_pruner", "prune8.errors_rest"):
+        assert lazy not in modules
+    assert out.splitlines()[1].split() == ["True", "prune8.viper_dense"]

@@ -16,6 +16,7 @@ import pytest
 from prune8_host.boards import board_names, load_board
 from prune8_host.device.build import (
     FIRMWARE_DIR,
+    VIPER_MODULES,
     VIPER_MPY_ARCHS,
     build_firmware,
     build_key,
@@ -32,9 +33,9 @@ ARCH_IDS = {"xtensawin": 10, "rv32imc": 11}
 def test_build_every_module_for_every_board(tmp_path, board, native):
     profile = load_board(board)
     b = build_firmware(board, native=native, out_root=tmp_path)
-    viper = "viper.mpy" if native and profile.mpy_arch in VIPER_MPY_ARCHS else "viper.py"
-    names = sorted([p.stem + ".mpy" for p in firmware_sources() if p.name != "viper.py"]
-                   + [viper])
+    shipped = ".mpy" if native and profile.mpy_arch in VIPER_MPY_ARCHS else ".py"
+    names = sorted(p.stem + (shipped if p.name in VIPER_MODULES else ".mpy")
+                   for p in firmware_sources())
     assert sorted(p.name for p in b.package_dir.iterdir()) == names
     for mpy in b.package_dir.glob("*.mpy"):
         header = mpy.read_bytes()[:4]

@@ -5,9 +5,9 @@ ROOT/<board>/prune8/*.mpy is what `prune8 deploy` copies to the board. Bytecode
 for the profile's arch (xtensawin, rv32imc), which needs MicroPython >= 1.23 (.mpy
 sub-version 6.3) and a board of that arch.
 
-The viper kernels (prune8/viper.py, docs/kernels.md) go beside the portable ones: in a
-bytecode build as source, which a board with the native emitter compiles when prune8 is
-imported (one without it, such as the WebAssembly VM, keeps the portable kernels); in a
+The viper kernels (prune8/viper.py, pruning's, and prune8/viper_dense.py, int8
+inference's; docs/kernels.md) go beside the portable ones: in a bytecode build as
+source, which a board with the native emitter compiles when they are first used (one without it, such as the WebAssembly VM, keeps the portable kernels); in a
 native build as machine code for the arch where it is known to load (xtensawin), and as
 source for rv32imc, whose loading of native .mpy files is unverified (it is compiled all
 the same, so a construct the rv32 emitter rejects fails the build).
@@ -42,7 +42,7 @@ FIRMWARE_DIR = Path(prune8.__file__).resolve().parent
 PACKAGE = "prune8"
 MANIFEST = MANIFEST_PATH.rsplit("/", 1)[1]  # the deployed build's file hashes
 PROFILE_MODULE = "profile.py"  # generated per board: its capacity is Pruner()'s default
-VIPER_MODULE = "viper.py"      # the viper kernels: compiled only with -march
+VIPER_MODULES = ("viper.py", "viper_dense.py")  # the viper kernels: compiled only with -march
 VIPER_MPY_ARCHS = ("xtensawin",)  # native builds ship viper.mpy for these, else viper.py
 
 
@@ -120,7 +120,7 @@ def _compile(profile: BoardProfile, native: bool, root: Path) -> dict:
     staging.mkdir()
     files = {}
     for src in firmware_sources():
-        if src.name == VIPER_MODULE:
+        if src.name in VIPER_MODULES:
             files.update(_viper_module(profile, native, src, pkg, staging))
             continue
         if src.name == PROFILE_MODULE:
@@ -142,9 +142,9 @@ def _compile(profile: BoardProfile, native: bool, root: Path) -> dict:
 
 def _viper_module(profile: BoardProfile, native: bool, src: Path, pkg: Path,
                   staging: Path) -> dict:
-    """The viper kernels as the build ships them: {file name: sha256}."""
+    """A viper kernels module as the build ships it: {file name: sha256}."""
     if native:  # compiled for the arch in any case: the emitter must accept every kernel
-        out = staging / "viper.mpy"
+        out = staging / (src.stem + ".mpy")
         mpy_cross("-o", str(out), "-s", f"{PACKAGE}/{src.name}",
                    f"-march={profile.mpy_arch}", str(src))
         if profile.mpy_arch in VIPER_MPY_ARCHS:

@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from prune8 import store
+from prune8 import calib, store
 from prune8.formats import GROUP_RECORD, GROUPS_MAGIC, MEMBER_RECORD, ROLES, STORE_HEAD, TABLE_ENTRY
 from prune8_host.errors import ModelError
 from prune8_host.twin.layer import LayerMask, PruneOptions
@@ -42,7 +42,7 @@ def parse_masks(data: bytes) -> tuple[int, list[LayerMask]]:
 
 def parse_calib(data: bytes) -> tuple[int, dict[str, np.ndarray]]:
     """calib.bin bytes -> (model id, {layer: int8 activations})."""
-    model_id, acts = _parsed(data, store.read_calib_file)
+    model_id, acts = _parsed(data, calib.read_calib_file)
     return model_id, {n: np.frombuffer(a, np.int8).copy() for n, a in acts.items()}
 
 

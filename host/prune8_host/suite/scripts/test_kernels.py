@@ -1,4 +1,4 @@
-# The viper kernels (prune8.viper) against the portable ones they stand in for, on the
+# The viper kernels (prune8.viper, prune8.viper_dense) against the portable ones they stand in for, on the
 # extreme inputs their integer bounds are written for (docs/kernels.md): all -128
 # weights, full capacity, the largest flows, multipliers and norms, sums at the edge of
 # saturation, the longest dot products. Every output buffer and return value must be
@@ -12,8 +12,13 @@ if "viper" not in kernels.available():
     print("CASE kernels-viper-unavailable PASS (this port runs the portable "
           "kernels only: %s)" % prune8.KERNELS)
 else:
-    from prune8 import viper
+    from prune8 import viper, viper_dense
     PORTABLE = kernels.portable()
+    VIPER = {}  # kernel name -> its viper twin, from the module kernels takes it from
+    for mod_name, names in kernels.TABLE.items():
+        twins = viper_dense if mod_name in kernels.VIPER_OF else viper
+        for k in names:
+            VIPER[k] = getattr(twins, k)
 
     # N: the longest sums (L1, squares, dot products, popcounts) run over 4096 values;
     # T: a per-weight scorer's tile, the esp32's capacity (its bounds are per value).
@@ -34,7 +39,7 @@ else:
         budget, counted from boot)."""
         a, b = make(), make()
         ra = call(PORTABLE[name], *a)
-        rb = call(getattr(viper, name), *b)
+        rb = call(VIPER[name], *b)
         if ra != rb:
             return "returned %r, portable %r" % (rb, ra)
         for i in range(len(a)):
