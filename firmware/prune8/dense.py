@@ -21,7 +21,7 @@
 
 from array import array
 
-from . import check, errors
+from . import check, errors, quant_params
 
 try:
     from micropython import const
@@ -101,15 +101,8 @@ def requantize(acc, m2, m1, m0, left, right):
 
 def multiplier_limbs(multiplier):
     """(m2, m1, m0) of a multiplier 0 or 2**30..2**31-1 (may build a big int: setup only)."""
-    if not check.is_int(multiplier) or (multiplier != 0 and not
-                                        0x40000000 <= multiplier <= 0x7FFFFFFF):
-        raise errors.quant_multiplier(multiplier)
+    quant_params.multiplier(multiplier)
     return multiplier >> 30, (multiplier >> 15) & _MASK, multiplier & _MASK
-
-
-def check_int(name, value, lo, hi):
-    if not check.is_int(value) or value < lo or value > hi:
-        raise errors.quant_int(name, value, lo, hi)
 
 
 class Requant:
@@ -137,7 +130,7 @@ class Requant:
                 multiplier[r] if per_m else multiplier)
         for r in range(rows):
             s = shift[r] if per_s else shift
-            check_int("shift", s, -31, 30)
+            quant_params.int_in("shift", s, -31, 30)
             self.left[r] = s if s > 0 else 0
             self.right[r] = -s if s < 0 else 0
 
@@ -163,8 +156,8 @@ class Dense:
                 or not (1 <= rows <= MAX_UNITS and 1 <= cols <= MAX_UNITS):
             raise errors.dense_shape(rows, cols)
         self.rq = Requant(rows, multiplier, shift)
-        check_int("in_zp", in_zp, -128, 127)
-        check_int("out_zp", out_zp, -128, 127)
+        quant_params.int_in("in_zp", in_zp, -128, 127)
+        quant_params.int_in("out_zp", out_zp, -128, 127)
         if relu is not True and relu is not False:
             raise errors.quant_relu(relu)
         self.rows = rows

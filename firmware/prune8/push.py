@@ -8,7 +8,7 @@
 import struct
 from array import array
 
-from . import check, dense, errors, scores, store
+from . import check, errors, quant_params, scores, store
 from .block_writer import BlockWriter
 from .errors import MAX_UNITS_LIMIT
 from .formats import MODEL_MAGIC, MODEL_PATH, MULT, QUANT_CHANNEL, QUANT_TENSOR, SCALE, SHIFT, SUM
@@ -89,8 +89,8 @@ class ModelReceiver(Receiver):
         if quant > QUANT_CHANNEL or scaled > 1:
             raise errors.layer_format(quant, scaled)
         if quant == QUANT_TENSOR:  # the same checks as building the layer's Dense would make
-            dense.multiplier_limbs(mult)
-            dense.check_int("shift", shift, -31, 30)
+            quant_params.multiplier(mult)
+            quant_params.int_in("shift", shift, -31, 30)
         # the record goes to the file with the announced CRC (0: filled in at the end)
         cur = store.LayerInfo(name, rows, cols, act_len, calib, crc, 0, quant, mult, shift,
                               in_zp, out_zp, relu, scaled)
@@ -170,10 +170,10 @@ class ModelReceiver(Receiver):
             if 0 <= mult_at <= t < shift_at:
                 value[(t - mult_at) & 3] = data[j]
                 if (t - mult_at) & 3 == 3:
-                    dense.multiplier_limbs(struct.unpack(MULT, value)[0])
+                    quant_params.multiplier(struct.unpack(MULT, value)[0])
             elif 0 <= mult_at and shift_at <= t < shift_at + rows:
                 value[0] = data[j]
-                dense.check_int("shift", struct.unpack(SHIFT, value[:1])[0], -31, 30)
+                quant_params.int_in("shift", struct.unpack(SHIFT, value[:1])[0], -31, 30)
             elif 0 <= scale_at <= t:
                 value[(t - scale_at) & 1] = data[j]
                 if (t - scale_at) & 1:

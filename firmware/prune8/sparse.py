@@ -16,7 +16,7 @@
 import struct
 from array import array
 
-from . import dense, errors, kernels
+from . import dense, errors, kernels, quant_params
 from .formats import (
     BIAS,
     COO_ENTRY,
@@ -51,8 +51,8 @@ class SparseDense:
         if self._dense is None:
             if not (1 <= rows <= dense.MAX_UNITS and 1 <= cols <= dense.MAX_UNITS):
                 raise errors.dense_shape(rows, cols)
-            dense.check_int("in_zp", in_zp, -128, 127)
-            dense.check_int("out_zp", out_zp, -128, 127)
+            quant_params.int_in("in_zp", in_zp, -128, 127)
+            quant_params.int_in("out_zp", out_zp, -128, 127)
         self.rq = self._dense.rq if self._dense is not None else \
             dense.Requant(rows, multiplier, shift)
         self.format = fmt

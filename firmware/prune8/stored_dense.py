@@ -8,7 +8,7 @@
 
 from array import array
 
-from . import dense, errors, scorers
+from . import dense, errors, quant_params, scorers
 from .tiles import ROW, Stream, TiledMask
 
 
@@ -24,8 +24,8 @@ class StoredDense:
         if not 1 <= rows <= dense.MAX_UNITS or not 1 <= cols <= dense.MAX_UNITS:
             raise errors.dense_shape(rows, cols)
         self.rq = dense.Requant(rows, multiplier, shift)
-        dense.check_int("in_zp", info.in_zp, -128, 127)
-        dense.check_int("out_zp", info.out_zp, -128, 127)
+        quant_params.int_in("in_zp", info.in_zp, -128, 127)
+        quant_params.int_in("out_zp", info.out_zp, -128, 127)
         self.rows, self.cols = rows, cols
         self.in_zp, self.out_zp, self.relu = info.in_zp, info.out_zp, bool(info.relu)
         self.lo = (self.out_zp if self.out_zp > -128 else -128) if self.relu else -128
