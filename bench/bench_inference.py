@@ -15,7 +15,7 @@ import argparse
 import json
 from dataclasses import replace
 
-from prune8.formats import PACKED_PATH
+from prune8.packed_format import PACKED_PATH
 from prune8_host.device.connect import port_or_fresh_vboard
 from prune8_host.device.deploy import deploy_build
 from prune8_host.device.session import BoardSession

@@ -2,7 +2,7 @@
 # (docs/channels.md), exactly as prune8_host.twin.channels.group_masks computes them,
 # the row masks saved in /prune8/masks.bin (scope "group"). Prints one JSON line.
 #
-# The groups come from the host in /prune8/groups.bin (formats.GROUP_RECORD: per
+# The groups come from the host in /prune8/groups.bin (groups_format.GROUP_RECORD: per
 # member, which group channel each row or column of a layer makes or reads, as a table
 # of P entries that repeats). A group channel's score is the sum of a per-weight
 # scorer's scores over every weight the channel owns (its rows) or is read by (its
@@ -23,17 +23,13 @@ from array import array
 from . import bp as _bp
 from . import check, errors, kernels, scorers, scores, store
 from . import select as _select
-from .formats import (
+from .formats import MASKS_MAGIC, MASKS_PATH, MODEL_PATH, SCORERS, STORE_HEAD
+from .groups_format import (
     GROUP_RECORD,
     GROUPS_MAGIC,
     GROUPS_PATH,
-    MASKS_MAGIC,
-    MASKS_PATH,
     MEMBER_RECORD,
-    MODEL_PATH,
     ROLES,
-    SCORERS,
-    STORE_HEAD,
     TABLE_ENTRY,
 )
 from .profile import MAX_WEIGHTS

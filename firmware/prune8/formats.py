@@ -2,10 +2,12 @@
 # docs/sparse.md; what both sides agree on: docs/spec.md §9.6, §9.7).
 #
 # The paths under /prune8/, the magic and struct format of every record stored there,
-# and the names whose index a record holds. The board (store, the prunes, sparse,
-# infer) and the host (prune8_host.device, prune8_host.files) both import this module,
-# so the two sides cannot disagree about a byte. The serial link's frames are
-# prune8.protocol's.
+# and the names whose index a record holds. The board (store, the prunes, infer) and
+# the host (prune8_host.device, prune8_host.files) both import this module, so the two
+# sides cannot disagree about a byte. The serial link's frames are prune8.protocol's;
+# the packed model's records are prune8.packed_format's and the channel groups'
+# prune8.groups_format's, loaded only by what reads those files (a prune holds this
+# module: docs/heap.md).
 
 try:
     from micropython import const
@@ -17,11 +19,9 @@ ROOT = "/prune8"
 MODEL_PATH = ROOT + "/model.bin"      # the pushed model
 MASKS_PATH = ROOT + "/masks.bin"      # the masks computed for it
 CALIB_PATH = ROOT + "/calib.bin"      # the gradient proxy's activations calibrated there
-PACKED_PATH = ROOT + "/packed.bin"    # a packed (sparse) model, docs/sparse.md
 PRUNED_PATH = ROOT + "/pruned.bin"    # the model with its masks applied (apply_model)
 GOLDEN_PATH = ROOT + "/golden.bin"    # the on-board suite's golden vectors
 MANIFEST_PATH = ROOT + "/manifest.json"   # which build is deployed
-GROUPS_PATH = ROOT + "/groups.bin"    # the model's channel groups, for prune8.channels
 # scratch files of a layer pruned from flash (prune8.stream), removed when it is done
 SCORES_PATH = ROOT + "/scores.tmp"    # the layer's scores: int16 per weight, int32 per unit
 MASK_STEP_PATH = ROOT + "/step.tmp"   # a gradual prune's mask of one step
@@ -32,9 +32,7 @@ TMP_SUFFIX = ".tmp"         # every file is written as NAME.tmp, then renamed ov
 MODEL_MAGIC = b"P8M1"
 MASKS_MAGIC = b"P8K1"
 CALIB_MAGIC = b"P8C1"
-PACKED_MAGIC = b"P8S1"
 GOLDEN_MAGIC = b"P8G1"
-GROUPS_MAGIC = b"P8J1"
 # a layer's int8 inference parameters (LAYER_RECORD; a LAYER frame carries the same)
 QUANT_NONE = const(0)       # no int8 inference parameters
 QUANT_TENSOR = const(1)     # one multiplier and shift for the layer
@@ -55,21 +53,6 @@ BIAS = "<i"                 # one int32 bias
 MULT = "<i"                 # one per-channel requantization multiplier
 SHIFT = "<b"                # one per-channel requantization shift
 SCALE = "<H"                # one row's scale multiplier for the scale-aware score
-# packed model: PACKED_MAGIC, PACKED_HEAD, then per layer a name and PACKED_RECORD:
-# format, rows, cols, nnz, block height and width, payload bytes, then the inference
-# parameters as in LAYER_FMT (rows BIAS values follow when quantized)
-PACKED_HEAD = "<H"          # layer count
-PACKED_RECORD = "<BHHIBBIBibbbB"
-COO_ENTRY = "<HHb"          # a COO layer's row, column and value (u16 indices) ...
-COO_ENTRY_WIDE = "<IIb"     # ... and with u32 indices, past 65536 weights
-# channel groups (docs/channels.md): GROUPS_MAGIC, STORE_HEAD (the id of the model they were
-# made for, group count), then per group GROUP_RECORD (channels, members) and per member
-# a name, MEMBER_RECORD (role: its index in ROLES; period P) and P TABLE_ENTRY values:
-# the group channel that unit u (row or column) of the layer makes or reads is entry
-# u % P (-1: none), P dividing the layer's rows (role "rows") or columns ("cols")
-GROUP_RECORD = "<HH"
-MEMBER_RECORD = "<BH"
-TABLE_ENTRY = "<h"
 GOLDEN_HEAD = "<I"          # golden vectors: case count; then per case a GOLDEN_CASE
 GOLDEN_CASE = "<H"          # length of the case's JSON header
 
@@ -81,5 +64,3 @@ TIES = ("exact", "strict")
 # (prune8.channels: the k of the group's channels); a layer prune takes LAYER_SCOPES
 SCOPES = ("layer", "channel", "group")
 LAYER_SCOPES = SCOPES[:2]
-ROLES = ("rows", "cols")        # what a channel group member's units are
-PACKED_FORMATS = ("dense", "native", "csr", "coo", "block")

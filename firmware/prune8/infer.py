@@ -13,8 +13,9 @@
 import struct
 
 from . import calib, dense, errors, scorers, store
-from .formats import MASKS_PATH, MODEL_PATH, PACKED_PATH
+from .formats import MASKS_PATH, MODEL_PATH
 from .link import crc32_halves
+from .packed_format import PACKED_PATH
 from .profile import MAX_WEIGHTS
 from .protocol import END, EVAL_FMT, IMAGES
 from .prune_model import zero_pruned

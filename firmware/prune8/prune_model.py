@@ -47,9 +47,14 @@ def zero_pruned(w, mask, method, info, block):
     tiled.zero(w, 0, info.n, 0)
 
 
+def fits(info, max_weights, max_units):
+    """Whether a layer's weights, rows and columns fit buffers of this capacity."""
+    return info.n <= max_weights and info.rows <= max_units and info.cols <= max_units
+
+
 def in_ram(p, info, method, block):
     """Whether the Pruner's buffers hold the layer (and its blocks) whole."""
-    if info.n > p.max_weights or info.rows > p.max_units or info.cols > p.max_units:
+    if not fits(info, p.max_weights, p.max_units):
         return False
     if scorers.unit(method) != BLOCK or not block or block[0] < 1 or block[1] < 1 \
             or info.rows % block[0] or info.cols % block[1]:
@@ -144,8 +149,8 @@ def prune_result(method, sparsity_bp, tie="exact", min_keep=1, min_score=0, laye
         # before the buffers and again before the layers, a board's heap still has room
         # in one piece then (docs/heap.md: on the unix port ~1 KB less heap for
         # digits_wide's prunes). A prune in RAM skips both: the Pruner is all it needs.
-        streams = tile is not None or any(i.n > MAX_WEIGHTS or i.rows > MAX_UNITS
-                                          or i.cols > MAX_UNITS for i in chosen)
+        streams = tile is not None or not all(fits(i, MAX_WEIGHTS, MAX_UNITS)
+                                              for i in chosen)
         if streams:
             gc.collect()
         # The Pruner sorts no more than method="auto" hands bubble sort: its copy of the

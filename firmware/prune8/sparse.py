@@ -17,17 +17,14 @@ import struct
 from array import array
 
 from . import dense, errors, kernels, quant_params
-from .formats import (
-    BIAS,
+from .formats import BIAS, MULT, QUANT_CHANNEL, SHIFT
+from .packed_format import (
     COO_ENTRY,
     COO_ENTRY_WIDE,
-    MULT,
     PACKED_FORMATS,
     PACKED_HEAD,
     PACKED_MAGIC,
     PACKED_RECORD,
-    QUANT_CHANNEL,
-    SHIFT,
 )
 from .tiles import Stream
 

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from prune8.formats import GROUPS_PATH, MASKS_PATH, MODEL_PATH
+from prune8.formats import MASKS_PATH, MODEL_PATH
+from prune8.groups_format import GROUPS_PATH
 from prune8_eval import zoo
 from prune8_host import heap_law
 from prune8_host.boards import load_board

@@ -100,7 +100,7 @@ def test_eval_refuses_a_model_the_board_does_not_hold(port, tmp_path):
 def test_packed_model_runs_on_the_board_with_the_dense_logits(port, fmt, tmp_path):
     """Pruned layers stored packed on the board's flash; the kernel runs straight from the
     packed form, and every logit equals the dense run of the same masked model."""
-    from prune8.formats import PACKED_PATH
+    from prune8.packed_format import PACKED_PATH
     from prune8_host.device.transfer import put_file
     from prune8_host.files import packed as sparse
     from prune8_host.files.records import quant_params

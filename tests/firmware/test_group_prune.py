@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from prune8.formats import GROUPS_MAGIC
+from prune8.groups_format import GROUPS_MAGIC
 from prune8_eval import zoo
 from prune8_host.device import calls
 from prune8_host.device.link import HostLink

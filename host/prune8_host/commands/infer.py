@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from prune8.formats import PACKED_PATH
+from prune8.packed_format import PACKED_PATH
 from prune8_host.device.connect import open_board
 from prune8_host.device.transfer import pull_file
 from prune8_host.device.workflow import (

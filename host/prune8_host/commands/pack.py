@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import replace
 
-from prune8.formats import PACKED_PATH
+from prune8.packed_format import PACKED_PATH
 from prune8_host.device.connect import open_board
 from prune8_host.device.transfer import put_file
 from prune8_host.errors import ModelError

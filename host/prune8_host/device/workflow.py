@@ -10,7 +10,8 @@ import zlib
 
 import numpy as np
 
-from prune8.formats import CALIB_PATH, GROUPS_PATH, MASKS_PATH, MODEL_PATH
+from prune8.formats import CALIB_PATH, MASKS_PATH, MODEL_PATH
+from prune8.groups_format import GROUPS_PATH
 from prune8.protocol import EVAL_FMT
 from prune8_host.errors import BoardError, FirmwareMissing
 from prune8_host.files.boardstore import groups_file, parse_calib, parse_masks

@@ -11,7 +11,8 @@ import tempfile
 import numpy as np
 
 from prune8 import calib, store
-from prune8.formats import GROUP_RECORD, GROUPS_MAGIC, MEMBER_RECORD, ROLES, STORE_HEAD, TABLE_ENTRY
+from prune8.formats import STORE_HEAD
+from prune8.groups_format import GROUP_RECORD, GROUPS_MAGIC, MEMBER_RECORD, ROLES, TABLE_ENTRY
 from prune8_host.errors import ModelError
 from prune8_host.twin.layer import LayerMask, PruneOptions
 
@@ -67,7 +68,7 @@ def member_table(member, rows: int, cols: int, channels: int) -> np.ndarray:
 
 
 def groups_file(model_id: int, groups, layers) -> bytes:
-    """The board's groups.bin (formats.GROUP_RECORD) for (channels, members) pairs of
+    """The board's groups.bin (groups_format.GROUP_RECORD) for (channels, members) pairs of
     the model `layers` (name -> twin Layer) whose id the board gave it."""
     if any(channels > 32767 for channels, _ in groups):
         raise ModelError("a channel group of more than 32767 channels is past the board's "

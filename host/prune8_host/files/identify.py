@@ -6,7 +6,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from prune8.formats import CALIB_MAGIC, GOLDEN_MAGIC, MASKS_MAGIC, MODEL_MAGIC, PACKED_MAGIC
+from prune8.formats import CALIB_MAGIC, GOLDEN_MAGIC, MASKS_MAGIC, MODEL_MAGIC
+from prune8.packed_format import PACKED_MAGIC
 
 from .masks import META_KEY
 

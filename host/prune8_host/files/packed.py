@@ -23,18 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prune8.formats import (
-    BIAS,
-    MULT,
-    PACKED_FORMATS,
-    PACKED_HEAD,
-    PACKED_MAGIC,
-    PACKED_RECORD,
-    QUANT_CHANNEL,
-    QUANT_NONE,
-    QUANT_TENSOR,
-    SHIFT,
-)
+from prune8.formats import BIAS, MULT, QUANT_CHANNEL, QUANT_NONE, QUANT_TENSOR, SHIFT
+from prune8.packed_format import PACKED_FORMATS, PACKED_HEAD, PACKED_MAGIC, PACKED_RECORD
 from prune8_host.errors import FileFormatError, UsageError
 from prune8_host.twin.bits import popcount
 from prune8_host.twin.layer import Layer

@@ -8,7 +8,7 @@ import struct
 from array import array
 
 from prune8 import dense
-from prune8.formats import COO_ENTRY
+from prune8.packed_format import COO_ENTRY
 from prune8.sparse import SparseDense
 
 ROWS, COLS = 32, 64
