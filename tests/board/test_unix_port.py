@@ -11,7 +11,7 @@ import pytest
 from prune8_host.boards import load_board
 from prune8_host.suite import golden, heap
 from prune8_host.suite.runner import board_test_files, run_script, script_parts, suite_args
-from support.unix_port import UnixPort, heap_for, unix_build
+from support.unix_port import UnixPort, unix_build
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +30,17 @@ def unix(tmp_path_factory):
 @pytest.mark.parametrize("kernels", ["viper", "python"])
 @pytest.mark.parametrize("script", board_test_files(), ids=lambda p: p.stem)
 def test_the_on_board_suite_passes_on_the_unix_port(unix, script, kernels):
-    """With the viper kernels (this port's choice at import) and the portable ones."""
+    """Every script in a heap of exactly the esp32 budget, counted from boot, modules
+    included (past it is a MemoryError, as on an ESP32; this port's objects and pointers
+    are twice an ESP32's, so the check is pessimistic); with the viper kernels and the
+    portable ones. Viper is this port's own choice (the test below), so it is not asked
+    for: asked for first, its probe and loading come before the script's imports, where
+    no tool puts them (test_stream's min-cut part then needs ~4.6 KB more here)."""
     port, profile, args = unix
-    port.heap_bytes = heap_for(script, profile)
+    port.heap_bytes = profile.heap_bytes
     # the budget a script checks its figures against is the heap it runs in
-    results = run_script(port.run, script, dict(args, kernels=kernels,
-                                                heap_bytes=port.heap_bytes))
+    results = run_script(port.run, script, dict(args, heap_bytes=port.heap_bytes,
+                                                kernels=None if kernels == "viper" else kernels))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert results and not failed, failed
 

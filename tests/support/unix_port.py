@@ -83,21 +83,3 @@ def unix_build(profile: BoardProfile, out_root: Path) -> Path:
         source.unlink()
     return build.package_dir.parent
 
-
-# Every suite script runs in a heap of exactly the budget, counted from boot, modules
-# included: past it is a MemoryError, as on an ESP32 (and this port is 64-bit: its
-# objects and pointers are twice an ESP32's, so the check is pessimistic). One
-# exception, the one target of "Fits a real ESP32" not reached on this port
-# (docs/heap.md): test_stream's two prunes of a 256 x 256 layer from flash, run here as
-# one program with the suite's checks, need about 104 KB of heap (its push part ~95 KB;
-# on the 32-bit VM the streamed prunes report ~70,000 bytes; one prune alone, as `prune8
-# run` sends it, needs 98.5-100.5 KB here), so that script gets STREAM_HEAP, and the
-# test says so by name.
-STREAM_SCRIPTS = ("test_stream",)
-STREAM_HEAP = 120_000
-
-
-def heap_for(script: Path, profile: BoardProfile) -> int:
-    if script.stem in STREAM_SCRIPTS:
-        return max(STREAM_HEAP, profile.heap_bytes)
-    return profile.heap_bytes

@@ -1,10 +1,11 @@
 # A layer bigger than RAM on the board (docs/streaming.md): 256 x 256 weights made by an
 # LCG, pushed through the real receiver into a store of its own (ARGS["scratch"], so the
-# board's own /prune8/ files are not touched), then, from a soft reset as `prune8 run`
-# prunes, pruned from flash tile by tile with magnitude and min-cut; each mask's CRC-32
-# must equal the twin's (ARGS["stream_masks"], computed by the runner from the same
-# LCG). The peak heap each prune reports counts from boot, as the tools' report does
-# (docs/heap.md).
+# board's own /prune8/ files are not touched), then, each from a soft reset as `prune8
+# run` prunes, pruned from flash tile by tile with magnitude and with min-cut; each
+# mask's CRC-32 must equal the twin's (ARGS["stream_masks"], computed by the runner from
+# the same LCG). The peak heap each prune reports counts from boot, as the tools' report
+# does (docs/heap.md). The checks run from a boot of their own, after both prunes, so
+# that what a board holds while it prunes is the prune and not the checks' code.
 import os
 import sys
 
@@ -26,6 +27,25 @@ def move_store(old, new):
             for k in list(m.__dict__):
                 if k == "ROOT" or k.endswith("_PATH"):
                     setattr(m, k, new + getattr(m, k)[len(old):])
+
+
+def report(i, result):
+    # The i-th prune's case: it ran, streamed the layer and stayed in the budget; its
+    # masks are kept for the check of their bits, which runs after both prunes
+    method = ARGS["stream_masks"][i][0]  # noqa: F821
+    if not result["ok"]:
+        print("CASE stream-%s-prune FAIL %s" % (method, result["error"]))
+        return
+    os.rename(F.MASKS_PATH, "%s.%d" % (F.MASKS_PATH, i))
+    peak = result["heap_peak"]
+    budget = ARGS["heap_bytes"]  # noqa: F821
+    if not result["layers"][0]["streamed"]:
+        print("CASE stream-%s-prune FAIL the layer was not streamed" % method)
+    elif peak > budget:
+        print("CASE stream-%s-prune FAIL %d bytes from boot, over the budget of %d"
+              % (method, peak, budget))
+    else:
+        print("CASE stream-%s-prune PASS heap=%d" % (method, peak))
 
 
 # -- soft reset --
@@ -60,19 +80,17 @@ def push_layer():
 move_store(BOARD_ROOT, SCRATCH)
 try:
     os.mkdir(SCRATCH)
-except OSError:
-    pass
+except OSError:  # left by a run that stopped midway: its masks and reports go
+    for name in os.listdir(SCRATCH):
+        os.remove(SCRATCH + "/" + name)
 push_layer()
 print("CASE stream-push PASS")
 # -- soft reset --
-# The prunes, from a fresh boot as `prune8 run` gives them, each in a command of its own
-# with as little of the suite's on the heap as can be (no measure.py: the script uses
-# none of its helpers; the mask checks defined after both prunes), so the peak each
-# reports, from boot, is the prune's: the import and the store's move come first, then
-# a collection in a command of its own (the virtual board collects only between
-# commands). The first prune's masks are kept aside for the check. Then the scratch
-# store is removed, in a command of its own, so a failed prune still leaves nothing
-# behind.
+# Each prune from a fresh boot, as `prune8 run` gives it, in commands of its own with as
+# little of the suite's on the heap as can be (no measure.py: the script uses none of its
+# helpers), so the peak it reports, from boot, is the prune's: the import and the
+# store's move come first, then a collection in a command of its own (the virtual board
+# collects only between commands).
 import gc  # noqa: E402
 
 from prune8 import prune_model  # noqa: E402
@@ -82,13 +100,22 @@ move_store(BOARD_ROOT, SCRATCH)
 # -- next command --
 gc.collect()
 # -- next command --
-R0 = prune_model.prune_result(ARGS["stream_masks"][0][0], 5000)  # noqa: F821
+report(0, prune_model.prune_result(ARGS["stream_masks"][0][0], 5000))  # noqa: F821
+# -- soft reset --
+import gc  # noqa: E402
+
+from prune8 import prune_model  # noqa: E402
+
 # -- next command --
-if R0["ok"]:
-    os.rename(F.MASKS_PATH, F.MASKS_PATH + ".0")
+move_store(BOARD_ROOT, SCRATCH)
 # -- next command --
-R1 = prune_model.prune_result(ARGS["stream_masks"][1][0], 5000)  # noqa: F821
+gc.collect()
 # -- next command --
+report(1, prune_model.prune_result(ARGS["stream_masks"][1][0], 5000))  # noqa: F821
+# -- soft reset --
+# Each mask's bits checked (from a boot of their own: the check's code is not on the heap
+# while a prune runs), then the scratch store removed, in a command of its own, so a
+# failed check still leaves nothing behind.
 from binascii import crc32  # noqa: E402 - in C on every port the suite runs on
 
 
@@ -110,27 +137,22 @@ def mask_crc(path):
     return crc
 
 
-def check_case(i, result, path):
+def check_case(i):
     method, want = ARGS["stream_masks"][i]  # noqa: F821
-    if not result["ok"]:
-        print("CASE stream-%s FAIL %s" % (method, result["error"]))
+    try:
+        got = mask_crc("%s.%d" % (F.MASKS_PATH, i))
+    except OSError:
+        print("CASE stream-%s FAIL no masks: the prune failed" % method)
         return
-    got = mask_crc(path)
-    peak = result["heap_peak"]
-    budget = ARGS["heap_bytes"]  # noqa: F821
     if got != want:
         print("CASE stream-%s FAIL mask CRC %08x, the twin's %08x" % (method, got, want))
-    elif not result["layers"][0]["streamed"]:
-        print("CASE stream-%s FAIL the layer was not streamed" % method)
-    elif peak > budget:
-        print("CASE stream-%s FAIL %d bytes from boot, over the budget of %d:"
-              % (method, peak, budget))
     else:
-        print("CASE stream-%s PASS heap=%d" % (method, peak))
+        print("CASE stream-%s PASS" % method)
 
 
-check_case(0, R0, F.MASKS_PATH + ".0")
-check_case(1, R1, F.MASKS_PATH)
+move_store(BOARD_ROOT, SCRATCH)
+check_case(0)
+check_case(1)
 # -- next command --
 for name in os.listdir(SCRATCH):
     os.remove(SCRATCH + "/" + name)
