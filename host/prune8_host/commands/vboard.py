@@ -36,10 +36,11 @@ def run(args) -> int:
 
     stop = threading.Event()
 
-    def on_sigterm(signum, frame):
+    def on_stop(signum, frame):
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_stop)
+    previous_int = None
     port_file = Path(args.port_file) if args.port_file else None
     try:
         with VirtualBoard(board=args.board, baud=args.baud, flash_dir=args.flash) as vb:
@@ -51,14 +52,17 @@ def run(args) -> int:
                 baud += ", as slow as the profile's flash and CPU"
             print(f"prune8 vboard: {vb.profile.name} on {vb.port} ({baud}), flash {vb.flash_dir}; "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
+            # Once the board is up, Ctrl-C stops it as SIGTERM does: by the event, not by
+            # a KeyboardInterrupt raised wherever the main thread happens to be
+            previous_int = signal.signal(signal.SIGINT, on_stop)
             try:
                 while not stop.wait(0.5):
                     pass
-            except KeyboardInterrupt:
-                pass
             finally:
                 if port_file:
                     port_file.unlink(missing_ok=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
     return 0
