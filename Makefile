@@ -68,6 +68,7 @@ bench: install
 	$(BIN)/python bench/run_on_board.py bench/bench_board.py $(if $(PORT),--port $(PORT))
 	$(BIN)/python bench/bench_stream.py $(if $(PORT),--port $(PORT))
 	$(BIN)/python bench/bench_kernels.py
+	$(BIN)/python bench/bench_prune.py
 	$(BIN)/python bench/heap_table.py
 
 # Accuracy vs sparsity on the digits model: docs/eval/accuracy.{csv,png}, README.md; the
