@@ -59,12 +59,6 @@ def prune_once(method, layer):
         raise RuntimeError(result["type"] + ": " + result["error"])
     return us, result["heap_peak"]
 
-
-def warm_up():
-    """One prune of fc, untimed: its code loads (the viper kernels, where they run) and
-    masks.bin holds fc's mask alone."""
-    store.discard(F.MASKS_PATH)
-    prune_once("magnitude", "fc")
 #= store
 # fc (32 x 64: in RAM) and conv (256 x 256: streamed from flash) in model.bin, pushed
 # through the receiver a frame's payload at a time (weights made by an LCG)
@@ -91,8 +85,10 @@ for name, rows, cols in ((b"fc", ROWS, COLS), (b"conv", 256, 256)):
 r.end(b"")
 report({})
 #= whole
-# fc's prune, best of ROUNDS in this process (each leaves masks.bin as it found it)
-warm_up()
+# fc's prune, best of ROUNDS in this process, after one untimed (its code loads: the
+# viper kernels, where they run); each leaves masks.bin holding fc's mask alone
+store.discard(F.MASKS_PATH)
+prune_once("magnitude", "fc")
 out = {}
 for m in ("magnitude", "mincut"):
     best = peak = None
