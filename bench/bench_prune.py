@@ -8,10 +8,11 @@ native emitter), each job in a process of its own with a heap of the esp32 profi
 budget (100,000 bytes), as a board runs one prune from boot, and the viper kernels
 compiled for the port as a native build ships them: prune_model.prune_result() of one
 stored 2,048-weight layer (32 x 64, magnitude and min-cut at 50 %; each timing starts
-from the same masks.bin, which holds that layer's mask alone), best of 31, with each
-kernel set; then each of its steps timed apart (the model index, the Pruner and buffers,
+from the same masks.bin, which holds that layer's mask alone), best of 31 in each of 5
+processes, with each kernel set; then each of its steps timed apart (the model index, the Pruner and buffers,
 loading the layer, scoring, the mask, a gc.collect(), writing and committing masks.bin);
-and the streamed prune of a stored 65,536-weight layer. Goals (issue 21): viper >= 3x
+and the streamed prune of a stored 65,536-weight layer, once per process, best of 15.
+The two kernel sets' processes take turns. Goals (issue 21): viper >= 3x
 faster than portable for the whole in-RAM prune, >= 8x streamed. Absolute figures are
 this machine's.
 """
@@ -32,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/
 from support.unix_port import UnixPort, unix_build  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("board_prune.py")
-STREAMED_RUNS = 9  # a streamed prune per process (board_prune.py), best of these
+STREAMED_RUNS = 15  # a streamed prune per process (board_prune.py), best of these
+WHOLE_RUNS = 5      # processes per kernel set for the in-RAM prune (ROUNDS each), best of
 STEPS = ("index", "buffers", "load", "score", "check of a view", "mask", "gc.collect",
          "masks file")
 # The store on a RAM filesystem where there is one: a rename over a file on a host disk
@@ -80,21 +82,31 @@ def main(argv=None) -> int:
         report = {"micropython": first["micropython"], "sets": first["sets"],
                   "heap_bytes": profile.heap_bytes, "whole": {}, "steps": {},
                   "streamed": {}, "streamed_loaded": {}, "heap_peak": {}}
-        for s in report["sets"]:
-            whole = job("whole", set=s)
-            if whole["set"] != s:
-                raise SystemExit(f"asked for the {s} kernels, the port ran {whole['set']}")
-            report["whole"][s] = {m: us for m, (us, _) in whole["out"].items()}
-            report["heap_peak"][s] = {m: peak for m, (_, peak) in whole["out"].items()}
+        sets = report["sets"]
+        # The kernel sets' processes take turns, so that a busy moment of this shared
+        # machine falls on both alike, and each figure is the best of its set's turns.
+        for _ in range(WHOLE_RUNS):
+            for s in sets:
+                whole = job("whole", set=s)
+                if whole["set"] != s:
+                    raise SystemExit(f"asked for the {s} kernels, the port ran {whole['set']}")
+                for m, (us, peak) in whole["out"].items():
+                    best = report["whole"].setdefault(s, {})
+                    best[m] = min(us, best.get(m, us))
+                    top = report["heap_peak"].setdefault(s, {})
+                    top[m] = max(peak, top.get(m, peak))
+        for s in sets:
             report["steps"][s] = job("steps", set=s)["out"]
-            report["streamed"][s] = {}
-            report["streamed_loaded"][s] = {}
-            for m in ("magnitude", "mincut"):
-                runs = [job("streamed", set=s, method=m)["out"] for _ in range(STREAMED_RUNS)]
+        for m in ("magnitude", "mincut"):
+            runs = {s: [] for s in sets}
+            for _ in range(STREAMED_RUNS):
+                for s in sets:
+                    runs[s].append(job("streamed", set=s, method=m)["out"])
+            for s in sets:
                 # from boot: the prune and the loading of its kernels
-                report["streamed"][s][m] = min(us + load for us, load, _ in runs)
-                report["streamed_loaded"][s][m] = min(us for us, _, _ in runs)
-                report["heap_peak"][s]["streamed " + m] = max(peak for _, _, peak in runs)
+                report["streamed"].setdefault(s, {})[m] = min(us + ld for us, ld, _ in runs[s])
+                report["streamed_loaded"].setdefault(s, {})[m] = min(us for us, _, _ in runs[s])
+                report["heap_peak"][s]["streamed " + m] = max(peak for _, _, peak in runs[s])
     report["host"] = f"{platform.machine()} {platform.processor() or ''}".strip()
     if args.json:
         print(json.dumps(report, indent=2))
@@ -102,7 +114,6 @@ def main(argv=None) -> int:
     print(f"whole in-RAM prune of a stored 2,048-weight layer, MicroPython "
           f"{'.'.join(map(str, report['micropython']))} unix port ({report['host']}), "
           f"heap {report['heap_bytes']:,} bytes, us")
-    sets = report["sets"]
     for method in ("magnitude", "mincut"):
         whole = {s: report["whole"][s][method] for s in sets}
         ratio = (f"  viper {whole['python'] / whole['viper']:.1f}x faster (goal >= 3x)"
