@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from prune8_host.cli import main
 from prune8_host.errors import HostError
 from prune8_host.files import tflite
+from prune8_host.files.graph import channel_groups, read_graph
 from prune8_host.files.npzio import save_npz
 from support import ROOT
 
@@ -483,3 +484,30 @@ if __name__ == "__main__":  # guarded(): the runs of JOBS.json under the cap
         jobs = json.load(f)
     resource.setrlimit(resource.RLIMIT_AS, (jobs["limit_bytes"], jobs["limit_bytes"]))
     sys.stdout.write(json.dumps(guarded_runs(jobs)))
+
+
+# -- damaged shapes in the operator graph ----------------------------------------------
+
+def _fc1_rows_prunable(groups) -> bool:
+    return any(group.prunable and any(m.layer == "fc1/weights" and m.role == "rows"
+                                      for m in group.members) for group in groups)
+
+
+@pytest.mark.parametrize("name,shape", [("input", []), ("fc1/output", []),
+                                        ("fc1/output", [1, 0]), ("fc2/output", [])])
+def test_a_damaged_activation_shape_blocks_its_channels(name, shape, inputs, tmp_path):
+    # what the deep property found: a scalar where a layer reads channels crashed the
+    # channel-group walk of `model info` (an IndexError out of main); a negative
+    # dimension the reader refuses
+    assert _fc1_rows_prunable(channel_groups(read_graph(tflite.parse(GOOD, "good"))))
+    m = make_hostile.model_object(GOOD)
+    make_hostile.tensor(m, name).shape = shape
+    data = make_hostile.pack_model(m)
+    g = read_graph(tflite.parse(data, "m.tflite"))
+    damaged = next(t for t in range(len(g.tensors)) if g.name(t) == name)
+    groups = channel_groups(g)  # the walk ends: the damaged tensor carries no channels
+    assert all(damaged not in group.tensors for group in groups)
+    if name == "fc1/output":  # what fc1's rows write is damaged: they are not pruned
+        assert not _fc1_rows_prunable(groups)
+    check_commands(data, tmp_path, inputs)
+

@@ -165,7 +165,7 @@ class _Nodes:
         self.base: dict[int, int] = {}
         n = 0
         for t in range(len(g.tensors)):
-            if not g.is_const(t) and g.shape(t):
+            if not g.is_const(t) and g.shape(t) and min(g.shape(t)) >= 1:
                 self.base[t] = n
                 n += g.shape(t)[-1]
         self.parent = np.arange(n)
@@ -232,6 +232,9 @@ class _Coupling:
         ins = [t for t in op.inputs if t >= 0 and self.act(t)]
         outs = [t for t in op.outputs if self.act(t)]
         layer = g.layer_of.get(op.index)
+        bad = self._bad_rank(op)
+        if bad:  # a damaged file, which TFLM refuses too: its channels are nobody's
+            return self._opaque(op, f"{kind} with {bad}")
         if kind in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D"):
             if layer is None:  # weights prune8 does not read (float, computed, ...)
                 return self._opaque(op, f"{kind} without int8 constant weights")
@@ -310,6 +313,38 @@ class _Coupling:
             self._concat(op)
         else:
             self._opaque(op, f"{kind}, which prune8 does not see through")
+
+    def _bad_rank(self, op: Op) -> str:
+        """What is wrong with op's tensors for the walk below, or "": an activation has
+        a channel axis (a scalar has none); a convolution's input, weights and output
+        are 4-D, a FULLY_CONNECTED's input, weights and output are there, its weights
+        2-D."""
+        g = self.g
+        rank = {"CONV_2D": 4, "DEPTHWISE_CONV_2D": 4, "FULLY_CONNECTED": 2}.get(op.kind)
+        for k, t in enumerate((*op.inputs, *op.outputs)):
+            # a constant scalar may be an operand (ADD's addend, MEAN's axis), not an
+            # activation, an output, a layer's input or a piece of a concatenation
+            if t >= 0 and not g.shape(t) and (
+                    not g.is_const(t) or k >= len(op.inputs)
+                    or op.kind == "CONCATENATION" or (k == 0 and rank is not None)):
+                return f"a scalar {g.name(t)!r} where channels go"
+            if t >= 0 and g.shape(t) and min(g.shape(t)) < 1:
+                return f"{g.name(t)!r} of shape {list(g.shape(t))}"
+        # the operands the walk reads by position (x, y; a layer's weights, an axis or
+        # padding operand) are there
+        needs = 2 if rank is not None or op.kind in REDUCERS | PADDING else 1
+        if op.kind in ELEMENTWISE | REDUCERS | PADDING or rank is not None or \
+                op.kind == "CONCATENATION":
+            if len(op.inputs) < needs or min(op.inputs[:needs]) < 0 or not op.outputs \
+                    or op.outputs[0] < 0:
+                return "an input or output missing"
+        if rank is None:
+            return ""
+        shaped = (op.inputs[1],) if rank == 2 else (op.inputs[0], op.inputs[1], op.outputs[0])
+        for t in shaped:
+            if len(g.shape(t)) != rank:
+                return f"a {len(g.shape(t))}-D {g.name(t)!r} where a {rank}-D tensor goes"
+        return ""
 
     def _opaque(self, op: Op, why: str) -> None:
         for t in (*op.inputs, *op.outputs):
