@@ -511,3 +511,39 @@ def test_a_damaged_activation_shape_blocks_its_channels(name, shape, inputs, tmp
         assert not _fc1_rows_prunable(groups)
     check_commands(data, tmp_path, inputs)
 
+
+# -- a model that crashes TFLM's C++ ---------------------------------------------------
+
+def test_a_model_that_crashes_tflm_ends_in_one_line_not_the_process(inputs, tmp_path,
+                                                                   capsys):
+    # what the deep property found: an input with a zero dimension passes the reader and
+    # TFLM's own checks, and TFLM's kernels then end the process with SIGSEGV; TFLM now
+    # runs each model first in a child process (twin.tflm._trial)
+    m = make_hostile.model_object(GOOD)
+    make_hostile.tensor(m, "input").shape = [0]
+    model = tmp_path / "zero-input.tflite"
+    model.write_bytes(make_hostile.pack_model(m))
+    for argv in (["apply", model, inputs["MASKS"], "-o", tmp_path / "out.tflite"],
+                 ["eval", model, "--test", inputs["DATA"]]):
+        capsys.readouterr()
+        assert main([str(a) for a in argv]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, err
+        assert str(model) in err and "TFLM crashed running the model (SIGSEGV)" in err, err
+    assert not (tmp_path / "out.tflite").exists()
+
+
+def test_a_model_tflm_does_not_finish_is_one_line(monkeypatch):
+    from tflite_micro.python.tflite_micro import runtime
+
+    from prune8_host.twin import tflm
+
+    def hang(data):  # runs in the forked child only: the parent's trial gives up
+        import time
+        time.sleep(30)
+    monkeypatch.setattr(runtime.Interpreter, "from_bytes", staticmethod(hang))
+    monkeypatch.setattr(tflm, "TRIAL_S", 0.5)
+    m = make_hostile.model_object(GOOD)
+    m.description = b"a model not tried before"  # another digest than GOOD's
+    with pytest.raises(HostError, match="TFLM did not finish one inference"):
+        tflm.interpreter(make_hostile.pack_model(m))

@@ -6,9 +6,13 @@ itself (conv)."""
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import hashlib
 import os
+import signal
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -51,9 +55,61 @@ def naming(path):
         raise ModelError(f"{path}: {e}") from None
 
 
-def interpreter(model: bytes):
-    """A TFLM interpreter over a .tflite file's bytes."""
+# A model TFLM has run once in a child process (by digest): it did not crash TFLM there.
+_SURVIVED: set[bytes] = set()
+TRIAL_S = 60.0  # a trial's bound: far longer than one inference of any model a board runs
+
+
+def _trial(model: bytes) -> None:
+    """Load and run the model once (zero input) in a forked child, where TFLM's C++ may
+    crash without taking prune8 with it: a damaged file that prune8's reader and TFLM's
+    own checks let through can still make its kernels read out of bounds (the deep
+    hostile-file property found one that ended the process with SIGSEGV). A crash, or no
+    end within TRIAL_S, is a ModelError; a refusal is left to the caller's own load,
+    which says why. Where there is no fork (Windows), nothing is tried."""
+    key = hashlib.sha256(model).digest()
+    if key in _SURVIVED or not hasattr(os, "fork"):
+        return
     from tflite_micro.python.tflite_micro import runtime
+    pid = os.fork()
+    if pid == 0:  # the child: runs TFLM, says nothing, never returns
+        try:
+            faulthandler.disable()  # its crash report would reach the parent's stderr
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            it = runtime.Interpreter.from_bytes(model)
+            d = it.get_input_details(0)
+            it.set_input(np.zeros([int(n) for n in d["shape"]], d["dtype"]), 0)
+            it.invoke()
+        except BaseException:  # noqa: BLE001 - a refusal: the caller's load reports it
+            pass
+        os._exit(0)
+    deadline = time.monotonic() + TRIAL_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise ModelError(f"TFLM did not finish one inference of the model in "
+                             f"{TRIAL_S:.0f} s: the file is damaged or the model far too "
+                             f"big for a microcontroller")
+        time.sleep(0.002)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else f"signal {sig}"
+        raise ModelError(f"TFLM crashed running the model ({name}): the file is damaged in "
+                         f"a way neither prune8's reader nor TFLM's checks catch")
+    _SURVIVED.add(key)
+
+
+def interpreter(model: bytes):
+    """A TFLM interpreter over a .tflite file's bytes (tried first in a child process:
+    _trial)."""
+    from tflite_micro.python.tflite_micro import runtime
+    _trial(bytes(model))
     with _native_messages() as said:
         try:
             return runtime.Interpreter.from_bytes(bytes(model))
