@@ -295,6 +295,23 @@ def test_model_info_names_prune8s_own_files(tmp_path, capsys, fc_masks):
     assert [r["layer"] for r in report["layers"]] == ["fc1/weights", "fc2/weights"]
 
 
+
+@pytest.mark.parametrize("magic,says", [(b"P8M1", "the board's stored model"),
+                                        (b"P8K1", "the board's masks"),
+                                        (b"P8C1", "the board's calibrated activations"),
+                                        (b"P8G1", "the twin's golden vectors")])
+def test_model_info_on_a_board_store_file_says_what_it_starts_as(tmp_path, capsys, magic,
+                                                                  says):
+    # only the magic is read: the line names it as the start of such a file, and the
+    # command fails (it is no model); the deep property met a 4-byte "P8G1" that had
+    # been described as golden vectors with status 0
+    for data in (magic, magic + bytes(64)):
+        path = tmp_path / "store.bin"
+        path.write_bytes(data)
+        code, stdout, err = run(capsys, "model", "info", path)
+        assert code == 2 and stdout == "" and err.count("\n") == 1, err
+        assert str(path) in err and f"not a model file: it starts as {says}" in err, err
+
 def test_the_help_says_which_output_is_deployable(capsys):
     pack = " ".join(run(capsys, "pack", "--help")[1].split())
     assert "not by TFLM" in pack and "OUT.p8s" in pack

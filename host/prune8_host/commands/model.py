@@ -86,8 +86,15 @@ def _heap(fig, layer, options, budget: int, model) -> dict:
 def run_info(args) -> int:
     profile = load_board(args.board)
     kind = identify(args.file)
-    if kind is not None:
+    if kind in (PACKED, MASKS, DATA):
         return _not_a_model(args, kind)
+    if kind is not None:
+        # a board's store file, known by its first four bytes alone: nothing here reads
+        # the rest, so the line says what it starts as, not what it is
+        raise FileFormatError(f"{args.file}: not a model file: it starts as "
+                              f"{store_description(kind)} does; prune8 model info reads "
+                              f".tflite, .npz and .npy models and prune8's packed, masks "
+                              f"and data files")
     model = load_model(args.file)
     fig = figures(profile)
     options = PruneOptions(args.method, block=args.block, nm=args.nm, steps=args.steps,
@@ -217,16 +224,13 @@ def _not_a_model(args, kind: str) -> int:
         rows = [[r["layer"], r["method"], f"{r['pruned']}/{r['n']} {r['unit']}s"]
                 for r in report["layers"]]
         cols = [("layer", "<", 12), ("method", "<", 9), ("pruned", ">", 0)]
-    elif kind == DATA:
+    else:  # DATA
         labelled = "labels" in load_arrays(path)
         images, _ = load_images(path, with_labels=labelled)
         report["images"], report["labels"] = list(images.shape), labelled
         what = (f"{path}: int8 inputs for inference, not a model: 'images' {images.shape[0]} "
                 f"x {images.shape[1]}" + (", with 'labels'" if labelled else "")
                 + " (prune8 eval --data, prune8 calibrate --images, run/apply --data)")
-        rows, cols = [], []
-    else:
-        what = f"{path}: {store_description(kind)}: not a model file"
         rows, cols = [], []
     if args.json:
         print(json.dumps(report))
