@@ -547,3 +547,20 @@ def test_a_model_tflm_does_not_finish_is_one_line(monkeypatch):
     m.description = b"a model not tried before"  # another digest than GOOD's
     with pytest.raises(HostError, match="TFLM did not finish one inference"):
         tflm.interpreter(make_hostile.pack_model(m))
+
+
+def test_a_model_whose_output_has_no_values_is_one_line(inputs, tmp_path, capsys):
+    # the deep property's find: an output of shape [0] ran, and the drift's largest
+    # difference over no values raised ValueError out of main
+    m = make_hostile.model_object(GOOD)
+    make_hostile.tensor(m, "fc2/output").shape = [0]
+    model = tmp_path / "empty-output.tflite"
+    model.write_bytes(make_hostile.pack_model(m))
+    for argv in (["apply", model, inputs["MASKS"], "-o", tmp_path / "out.tflite"],
+                 ["eval", model, "--test", inputs["DATA"]]):
+        capsys.readouterr()
+        assert main([str(a) for a in argv]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, err
+        assert str(model) in err and "output has no values" in err, err
+    assert not (tmp_path / "out.tflite").exists()

@@ -201,8 +201,7 @@ def _eval_tflite(args) -> int:
 def _task(path, model: bytes, labels) -> bool:
     """Whether the model's outputs are classes: more than one output value per input, and
     integer labels naming one of them; one output is a regression, scored by RMSE."""
-    values = int(np.prod([int(d) for d in
-                          tflm.interpreter(model).get_output_details(0)["shape"]]))
+    values = tflm.output_values(model)
     if values == 1:
         if labels.dtype.kind not in "iuf":
             raise FileFormatError(f"{path}: 'labels' must be numbers (the expected output "

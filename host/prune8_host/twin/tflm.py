@@ -118,6 +118,21 @@ def interpreter(model: bytes):
     raise _refused("TFLM cannot load the model", failure, said) from None
 
 
+def _values(it) -> int:
+    """How many values the interpreter's model outputs per input (a ModelError for
+    none: a damaged file's output may have a dimension of 0, which TFLM runs)."""
+    n = int(np.prod([int(d) for d in it.get_output_details(0)["shape"]]))
+    if n == 0:
+        raise ModelError("the model's output has no values (a dimension of 0): there is "
+                         "nothing to compare or score")
+    return n
+
+
+def output_values(model: bytes) -> int:
+    """How many values the model outputs per input (at least one)."""
+    return _values(interpreter(model))
+
+
 def outputs(model: bytes, images: np.ndarray) -> np.ndarray:
     """The model's int8 output for every image (images: (n, ...) int8, each image as many
     values as the model's input, in its order)."""
@@ -132,6 +147,7 @@ def outputs(model: bytes, images: np.ndarray) -> np.ndarray:
     if x.ndim < 2 or x[0].size != per_image:
         raise ModelError(f"images of {x[0].size if x.ndim else 0} values for a model input "
                          f"of shape {list(shape)} ({per_image} values)")
+    _values(it)
     out = []
     with _native_messages() as said:
         try:
