@@ -158,6 +158,14 @@ class Group:
         return [m for m in self.members if m.role == "rows"]
 
 
+# Bounds of the walk, which a damaged file's shapes would otherwise set (one bit flip
+# gave an input 16,777,232 values wide, and model info ran for minutes): a tensor wider
+# than this carries no channels prune8 maps (a flattened activation of a microcontroller
+# model is thousands wide), and a graph with more positions in all is refused.
+MAX_TENSOR_POSITIONS = 1 << 20
+MAX_POSITIONS = 1 << 21
+
+
 class _Nodes:
     """Union-find over (tensor, last-dimension position)."""
 
@@ -165,9 +173,15 @@ class _Nodes:
         self.base: dict[int, int] = {}
         n = 0
         for t in range(len(g.tensors)):
-            if not g.is_const(t) and g.shape(t) and min(g.shape(t)) >= 1:
+            shape = g.shape(t)
+            if not g.is_const(t) and shape and min(shape) >= 1 and \
+                    shape[-1] <= MAX_TENSOR_POSITIONS:
                 self.base[t] = n
-                n += g.shape(t)[-1]
+                n += shape[-1]
+        if n > MAX_POSITIONS:
+            raise ModelError(f"{g.tm.path}: the model's activations have {n:,} positions "
+                             f"in their last dimensions, more than prune8 maps into "
+                             f"channel groups ({MAX_POSITIONS:,})")
         self.parent = np.arange(n)
 
     def id(self, t: int, p) -> np.ndarray:
@@ -330,6 +344,10 @@ class _Coupling:
                 return f"a scalar {g.name(t)!r} where channels go"
             if t >= 0 and g.shape(t) and min(g.shape(t)) < 1:
                 return f"{g.name(t)!r} of shape {list(g.shape(t))}"
+            if t >= 0 and not g.is_const(t) and g.shape(t) and \
+                    g.shape(t)[-1] > MAX_TENSOR_POSITIONS:
+                return (f"{g.name(t)!r} {g.shape(t)[-1]:,} wide (prune8 maps at most "
+                        f"{MAX_TENSOR_POSITIONS:,})")
         # the operands the walk reads by position (x, y; a layer's weights, an axis or
         # padding operand) are there
         needs = 2 if rank is not None or op.kind in REDUCERS | PADDING else 1
