@@ -316,12 +316,18 @@ def check_commands(data: bytes, d, names) -> None:
         if out and os.path.exists(out):
             os.unlink(out)
         stdout, stderr = io.StringIO(), io.StringIO()
+        # a hang fails the example (the alarm's default action ended the whole worker
+        # without a word)
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
         signal.alarm(20)
         try:
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
                 code = main(argv)
+        except Hang:
+            raise AssertionError(f"{argv} did not end within 20 s") from None
         finally:
             signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
         lines = stderr.getvalue().splitlines()
         if code == 0:
             assert readable, (argv, stdout.getvalue())
@@ -511,6 +517,35 @@ def test_a_damaged_activation_shape_blocks_its_channels(name, shape, inputs, tmp
         assert not _fc1_rows_prunable(groups)
     check_commands(data, tmp_path, inputs)
 
+
+
+def test_a_damaged_width_bounds_the_channel_walk(tmp_path, capsys):
+    # the deep property's find: one bit flip made the input 16,777,232 wide, and the
+    # walk of model info built a node per position (past the 20 s alarm); now a tensor
+    # that wide carries no channels, and a graph of more positions in all is refused
+    from prune8_host.files import graph
+    m = make_hostile.model_object(GOOD)
+    make_hostile.tensor(m, "input").shape = [1, 16777232]
+    wide = tmp_path / "wide.tflite"
+    wide.write_bytes(make_hostile.pack_model(m))
+    code, out, err = main_of(capsys, "model", "info", wide)
+    assert code == 0 and "16,777,232 wide" in out, err
+    n = graph.MAX_TENSOR_POSITIONS
+    for name in ("input", "fc1/output", "fc2/output"):  # each at the bound, too many
+        make_hostile.tensor(m, name).shape = [1, n]
+    assert 3 * n > graph.MAX_POSITIONS
+    many = tmp_path / "many.tflite"
+    many.write_bytes(make_hostile.pack_model(m))
+    code, out, err = main_of(capsys, "model", "info", many)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert str(many) in err and "more than prune8 maps into channel groups" in err, err
+
+
+def main_of(capsys, *argv):
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 # -- a model that crashes TFLM's C++ ---------------------------------------------------
 

@@ -86,17 +86,22 @@ def _trial(model: bytes) -> None:
             pass
         os._exit(0)
     deadline = time.monotonic() + TRIAL_S
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
+    status = None
+    try:
+        while status is None:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+            elif time.monotonic() > deadline:
+                raise ModelError(f"TFLM did not finish one inference of the model in "
+                                 f"{TRIAL_S:.0f} s: the file is damaged or the model far "
+                                 f"too big for a microcontroller")
+            else:
+                time.sleep(0.002)
+    finally:
+        if status is None:  # given up, or interrupted (Ctrl-C): the child goes too
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            raise ModelError(f"TFLM did not finish one inference of the model in "
-                             f"{TRIAL_S:.0f} s: the file is damaged or the model far too "
-                             f"big for a microcontroller")
-        time.sleep(0.002)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.valid_signals() else f"signal {sig}"
