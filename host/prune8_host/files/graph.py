@@ -246,8 +246,8 @@ class _Coupling:
         ins = [t for t in op.inputs if t >= 0 and self.act(t)]
         outs = [t for t in op.outputs if self.act(t)]
         layer = g.layer_of.get(op.index)
-        bad = self._bad_rank(op)
-        if bad:  # a damaged file, which TFLM refuses too: its channels are nobody's
+        bad = self._damaged(op)
+        if bad:  # a damaged file: the channels of this operator are nobody's
             return self._opaque(op, f"{kind} with {bad}")
         if kind in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D"):
             if layer is None:  # weights prune8 does not read (float, computed, ...)
@@ -328,7 +328,7 @@ class _Coupling:
         else:
             self._opaque(op, f"{kind}, which prune8 does not see through")
 
-    def _bad_rank(self, op: Op) -> str:
+    def _damaged(self, op: Op) -> str:
         """What is wrong with op's tensors for the walk below, or "": an activation has
         a channel axis (a scalar has none); a convolution's input, weights and output
         are 4-D, a FULLY_CONNECTED's input, weights and output are there, its weights
