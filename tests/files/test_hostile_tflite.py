@@ -494,6 +494,24 @@ if __name__ == "__main__":  # guarded(): the runs of JOBS.json under the cap
 
 # -- damaged shapes in the operator graph ----------------------------------------------
 
+def main_of(capsys, *argv):
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refused_by_apply_and_eval(model, inputs, tmp_path, capsys, says: str) -> None:
+    """apply and eval of `model` each end in one line naming it and saying `says`, and
+    apply writes nothing."""
+    for argv in (["apply", model, inputs["MASKS"], "-o", tmp_path / "out.tflite"],
+                 ["eval", model, "--test", inputs["DATA"]]):
+        code, out, err = main_of(capsys, *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert str(model) in err and says in err, err
+    assert not (tmp_path / "out.tflite").exists()
+
+
 def _fc1_rows_prunable(groups) -> bool:
     return any(group.prunable and any(m.layer == "fc1/weights" and m.role == "rows"
                                       for m in group.members) for group in groups)
@@ -541,12 +559,6 @@ def test_a_damaged_width_bounds_the_channel_walk(tmp_path, capsys):
     assert str(many) in err and "more than prune8 maps into channel groups" in err, err
 
 
-def main_of(capsys, *argv):
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 # -- a model that crashes TFLM's C++ ---------------------------------------------------
 
 def test_a_model_that_crashes_tflm_ends_in_one_line_not_the_process(inputs, tmp_path,
@@ -558,14 +570,8 @@ def test_a_model_that_crashes_tflm_ends_in_one_line_not_the_process(inputs, tmp_
     make_hostile.tensor(m, "input").shape = [0]
     model = tmp_path / "zero-input.tflite"
     model.write_bytes(make_hostile.pack_model(m))
-    for argv in (["apply", model, inputs["MASKS"], "-o", tmp_path / "out.tflite"],
-                 ["eval", model, "--test", inputs["DATA"]]):
-        capsys.readouterr()
-        assert main([str(a) for a in argv]) == 2
-        out, err = capsys.readouterr()
-        assert out == "" and err.count("\n") == 1, err
-        assert str(model) in err and "TFLM crashed running the model (SIGSEGV)" in err, err
-    assert not (tmp_path / "out.tflite").exists()
+    refused_by_apply_and_eval(model, inputs, tmp_path, capsys,
+                              "TFLM crashed running the model (SIGSEGV)")
 
 
 def test_a_model_tflm_does_not_finish_is_one_line(monkeypatch):
@@ -591,11 +597,4 @@ def test_a_model_whose_output_has_no_values_is_one_line(inputs, tmp_path, capsys
     make_hostile.tensor(m, "fc2/output").shape = [0]
     model = tmp_path / "empty-output.tflite"
     model.write_bytes(make_hostile.pack_model(m))
-    for argv in (["apply", model, inputs["MASKS"], "-o", tmp_path / "out.tflite"],
-                 ["eval", model, "--test", inputs["DATA"]]):
-        capsys.readouterr()
-        assert main([str(a) for a in argv]) == 2
-        out, err = capsys.readouterr()
-        assert out == "" and err.count("\n") == 1, err
-        assert str(model) in err and "output has no values" in err, err
-    assert not (tmp_path / "out.tflite").exists()
+    refused_by_apply_and_eval(model, inputs, tmp_path, capsys, "output has no values")
