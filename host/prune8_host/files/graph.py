@@ -166,6 +166,17 @@ MAX_TENSOR_POSITIONS = 1 << 20
 MAX_POSITIONS = 1 << 21
 
 
+def _unmapped(shape: tuple) -> str:
+    """Why an activation of this shape carries no channels the walk maps, or ""."""
+    if not shape:
+        return "scalar"
+    if min(shape) < 1:
+        return f"of shape {list(shape)}"
+    if shape[-1] > MAX_TENSOR_POSITIONS:
+        return f"{shape[-1]:,} wide (prune8 maps at most {MAX_TENSOR_POSITIONS:,})"
+    return ""
+
+
 class _Nodes:
     """Union-find over (tensor, last-dimension position)."""
 
@@ -173,11 +184,9 @@ class _Nodes:
         self.base: dict[int, int] = {}
         n = 0
         for t in range(len(g.tensors)):
-            shape = g.shape(t)
-            if not g.is_const(t) and shape and min(shape) >= 1 and \
-                    shape[-1] <= MAX_TENSOR_POSITIONS:
+            if not g.is_const(t) and not _unmapped(g.shape(t)):
                 self.base[t] = n
-                n += shape[-1]
+                n += g.shape(t)[-1]
         if n > MAX_POSITIONS:
             raise ModelError(f"{g.tm.path}: the model's activations have {n:,} positions "
                              f"in their last dimensions, more than prune8 maps into "
@@ -336,18 +345,22 @@ class _Coupling:
         g = self.g
         rank = {"CONV_2D": 4, "DEPTHWISE_CONV_2D": 4, "FULLY_CONNECTED": 2}.get(op.kind)
         for k, t in enumerate((*op.inputs, *op.outputs)):
-            # a constant scalar may be an operand (ADD's addend, MEAN's axis), not an
-            # activation, an output, a layer's input or a piece of a concatenation
-            if t >= 0 and not g.shape(t) and (
-                    not g.is_const(t) or k >= len(op.inputs)
-                    or op.kind == "CONCATENATION" or (k == 0 and rank is not None)):
+            if t < 0:
+                continue
+            shape = g.shape(t)
+            if not g.is_const(t):
+                why = _unmapped(shape)  # an activation: what _Nodes left out
+            elif not shape:
+                # a constant scalar may be an operand (ADD's addend, MEAN's axis), not an
+                # output, a layer's input or a piece of a concatenation
+                why = "scalar" if (k >= len(op.inputs) or op.kind == "CONCATENATION"
+                                   or (k == 0 and rank is not None)) else ""
+            else:
+                why = f"of shape {list(shape)}" if min(shape) < 1 else ""
+            if why == "scalar":
                 return f"a scalar {g.name(t)!r} where channels go"
-            if t >= 0 and g.shape(t) and min(g.shape(t)) < 1:
-                return f"{g.name(t)!r} of shape {list(g.shape(t))}"
-            if t >= 0 and not g.is_const(t) and g.shape(t) and \
-                    g.shape(t)[-1] > MAX_TENSOR_POSITIONS:
-                return (f"{g.name(t)!r} {g.shape(t)[-1]:,} wide (prune8 maps at most "
-                        f"{MAX_TENSOR_POSITIONS:,})")
+            if why:
+                return f"{g.name(t)!r} {why}"
         # the operands the walk reads by position (x, y; a layer's weights, an axis or
         # padding operand) are there
         needs = 2 if rank is not None or op.kind in REDUCERS | PADDING else 1
