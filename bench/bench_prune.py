@@ -9,12 +9,12 @@ budget (100,000 bytes), as a board runs one prune from boot, and the viper kerne
 compiled for the port as a native build ships them: prune_model.prune_result() of one
 stored 2,048-weight layer (32 x 64, magnitude and min-cut at 50 %; each timing starts
 from the same masks.bin, which holds that layer's mask alone), best of 31 in each of 5
-processes, with each kernel set; then each of its steps timed apart (the model index, the Pruner and buffers,
-loading the layer, scoring, the mask, a gc.collect(), writing and committing masks.bin);
-and the streamed prune of a stored 65,536-weight layer, once per process, best of 15.
-The two kernel sets' processes take turns. Goals (issue 21): viper >= 3x
-faster than portable for the whole in-RAM prune, >= 8x streamed. Absolute figures are
-this machine's.
+processes, with each kernel set; then each of its steps timed apart (the model index,
+the Pruner and buffers, loading the layer, scoring, the mask, a gc.collect(), writing
+and committing masks.bin); and the streamed prune of a stored 65,536-weight layer, once
+per process, best of 15. The two kernel sets' processes take turns. Goals (issue 21):
+viper >= 3x faster than portable for the whole in-RAM prune, >= 8x streamed. Absolute
+figures are this machine's.
 """
 
 from __future__ import annotations

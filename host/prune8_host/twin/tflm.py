@@ -114,10 +114,11 @@ def interpreter(model: bytes):
     """A TFLM interpreter over a .tflite file's bytes (tried first in a child process:
     _trial)."""
     from tflite_micro.python.tflite_micro import runtime
-    _trial(bytes(model))
+    data = bytes(model)
+    _trial(data)
     with _native_messages() as said:
         try:
-            return runtime.Interpreter.from_bytes(bytes(model))
+            return runtime.Interpreter.from_bytes(data)
         except (RuntimeError, ValueError) as e:
             failure = e
     raise _refused("TFLM cannot load the model", failure, said) from None
